@@ -1,0 +1,101 @@
+"""Axis keys: validation, and conversion to and from cascade's internal order.
+
+cascade, like ilastik's Pixel Classification, computes in one internal order: the
+non-singleton axes of ``t z y x`` in that order, followed by ``c`` (so ``yxc``, ``zyxc``,
+``tyxc`` or ``tzyxc``). Axes are always named explicitly; nothing here guesses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from .errors import AxesError
+
+__all__ = ["INTERNAL_ORDER", "from_internal", "internal_axes", "parse_axes", "to_internal"]
+
+INTERNAL_ORDER = "tzyxc"
+
+ArrayT = TypeVar("ArrayT", bound=Any)
+
+
+def parse_axes(axes: str, ndim: int | None = None) -> str:
+    """Validate axis keys such as ``"zyx"`` or ``"tczyx"``.
+
+    Parameters
+    ----------
+    axes : str
+        Axis keys, case-insensitive, each one of ``t z y x c``.
+    ndim : int, optional
+        The number of dimensions the axes must describe.
+
+    Returns
+    -------
+    str
+        The lower-cased keys.
+
+    Raises
+    ------
+    AxesError
+        If a key is unknown or repeated, x or y is missing, or the count is not ``ndim``.
+    """
+    keys = axes.strip().lower()
+    unknown = sorted(set(keys) - set(INTERNAL_ORDER))
+    if unknown:
+        raise AxesError(f"axes {axes!r}: unknown key(s) {', '.join(unknown)}; allowed are t, z, y, x, c")
+    if len(set(keys)) != len(keys):
+        raise AxesError(f"axes {axes!r}: a key is repeated")
+    if "x" not in keys or "y" not in keys:
+        raise AxesError(f"axes {axes!r}: both x and y are required")
+    if ndim is not None and len(keys) != ndim:
+        raise AxesError(f"axes {axes!r} name {len(keys)} dimensions but the data has {ndim}")
+    return keys
+
+
+def internal_axes(axes: str, shape: tuple[int, ...]) -> str:
+    """Return the internal axis order for data with ``axes`` and ``shape``.
+
+    Singleton ``t`` and ``z`` axes are dropped; ``c`` is always present.
+    """
+    keys = parse_axes(axes, len(shape))
+    sizes = dict(zip(keys, shape))
+    return "".join(k for k in INTERNAL_ORDER if k == "c" or sizes.get(k, 1) > 1)
+
+
+def to_internal(array: ArrayT, axes: str) -> tuple[ArrayT, str]:
+    """Reorder ``array`` (numpy or dask) from ``axes`` to the internal order.
+
+    Returns
+    -------
+    array, str
+        The reordered array (singleton t/z dropped, c added if absent) and its axes.
+    """
+    keys = parse_axes(axes, array.ndim)
+    target = internal_axes(keys, tuple(array.shape))
+    index = tuple(0 if (k in "tz" and k not in target) else slice(None) for k in keys)
+    array = array[index]
+    kept = "".join(k for k in keys if k in target)
+    if "c" not in kept:
+        array = array[..., None]
+        kept += "c"
+    array = array.transpose([kept.index(k) for k in target])
+    return array, target
+
+
+def from_internal(array: ArrayT, axes: str, target: str) -> ArrayT:
+    """Reorder ``array`` from internal ``axes`` to the ``target`` order.
+
+    Axes of ``target`` that ``array`` lacks are inserted with length 1. Axes of
+    ``array`` that ``target`` lacks must have length 1 and are dropped.
+    """
+    target = parse_axes(target)
+    for k, n in zip(axes, array.shape):
+        if k not in target and n != 1:
+            raise AxesError(f"axis {k!r} has length {n} and cannot be dropped for output axes {target!r}")
+    index = tuple(slice(None) if k in target else 0 for k in axes)
+    array = array[index]
+    kept = "".join(k for k in axes if k in target)
+    for k in target:
+        if k not in kept:
+            array = array[..., None]
+            kept += k
+    return array.transpose([kept.index(k) for k in target])
