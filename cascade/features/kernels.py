@@ -15,17 +15,16 @@ import numpy as np
 __all__ = ["gaussian_half_kernel", "kernel_radius"]
 
 
-def kernel_radius(sigma: float, window: float) -> int:
+def kernel_radius(sigma: float, window: float, order: int = 0) -> int:
     """Kernel radius ``floor(window * sigma + 0.5)`` (fastfilters' rule; 0 for sigma < 1e-6).
 
-    A ``window`` of 0 or less gives fastfilters' default ``ceil(3 * sigma)``, the order-0 case
-    of ``ceil((3 + 0.5 * order) * sigma)``.
+    A ``window`` of 0 or less gives fastfilters' default ``ceil((3 + 0.5 * order) * sigma)``.
     """
     if abs(sigma) < 1e-6:
         return 0
     if window > 0:
         return int(math.floor(window * sigma + 0.5))
-    return int(math.ceil(3.0 * sigma))
+    return int(math.ceil((3.0 + 0.5 * order) * sigma))
 
 
 @lru_cache(maxsize=256)
@@ -52,7 +51,7 @@ def gaussian_half_kernel(sigma: float, order: int, window: float, radius: int | 
     """
     if order not in (0, 1, 2):
         raise ValueError(f"order must be 0, 1 or 2, got {order}")
-    r = kernel_radius(sigma, window) if radius is None else radius
+    r = kernel_radius(sigma, window, order) if radius is None else radius
     x = np.arange(-r, r + 1, dtype=np.float64)
     if r == 0:
         full = np.array([1.0 if order == 0 else 0.0])
