@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._filters import eigenvalues_2d, eigenvalues_3d, pass_along
+from ._filters import eigenvalues_2d, eigenvalues_3d, interleave, pass_along
 from .kernels import gaussian_half_kernel
 from .selection import FEATURE_WINDOW, PRESMOOTH_WINDOW, FeatureSelection
 
@@ -211,21 +211,24 @@ def block_features(
     stacked = np.moveaxis(block.reshape(n_t, *spatial, n_c), -1, 1).reshape(n_t * n_c, *spatial)
     base = _Frame(np.ascontiguousarray(stacked, dtype=np.float32), lo, full)
     core_shape = tuple(b - a for a, b in zip(core_lo, core_hi))
-    out = np.empty((n_t, *core_shape, selection.n_channels(n_c, z_size)), np.float32)
+    planes = np.empty((selection.n_channels(n_c, z_size), n_t, *core_shape), np.float32)
 
-    per_column: dict[int, dict[str, np.ndarray]] = {}
-    for j in selection.columns():
-        wanted = [f for f, row in zip(selection.feature_ids, selection.matrix) if row[j]]
-        per_column[j] = _column(base, selection, j, wanted, core_lo, core_hi, z_size)
-
+    offsets: dict[tuple[str, int], int] = {}
     channel = 0
     for fid, j in selection.selected():
-        res = per_column[j][fid]  # (n_ev, n_t * n_c, *core)
-        n_ev = res.shape[0]
-        res = res.reshape(n_ev, n_t, n_c, *core_shape)
-        res = np.moveaxis(res, (0, 1, 2), (-1, 0, -2)).reshape(n_t, *core_shape, n_c * n_ev)
-        out[..., channel : channel + n_c * n_ev] = res
-        channel += n_c * n_ev
+        offsets[fid, j] = channel
+        channel += n_c * selection.channels_per_input(fid, j, z_size)
+
+    for j in selection.columns():
+        wanted = [f for f, row in zip(selection.feature_ids, selection.matrix) if row[j]]
+        for fid, res in _column(base, selection, j, wanted, core_lo, core_hi, z_size).items():
+            n_ev = res.shape[0]  # res: (n_ev, n_t * n_c, *core)
+            res = res.reshape(n_ev, n_t, n_c, *core_shape)
+            first = offsets[fid, j]
+            for c in range(n_c):
+                for k in range(n_ev):
+                    planes[first + c * n_ev + k] = res[k, :, c]
+    out = interleave(planes)  # (t, *core, C)
     return out if has_t else out[0]
 
 

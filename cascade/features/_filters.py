@@ -21,7 +21,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["eigenvalues_2d", "eigenvalues_3d", "pass_along"]
+__all__ = ["eigenvalues_2d", "eigenvalues_3d", "interleave", "pass_along"]
 
 
 @intrinsic
@@ -50,29 +50,41 @@ def _mirror(m: int, n: int) -> int:
 
 @njit(nogil=True, cache=True)
 def _pass_last(src, taps, odd, off, dst):  # type: ignore[no-untyped-def]
-    """Correlate along the last axis. src (R, n_in), dst (R, n_out); output i is centred at i+off."""
+    """Correlate along the last axis. src (R, n_in), dst (R, n_out); output i is centred at i+off.
+
+    Each row is copied into a mirror-padded line buffer; the tap loop runs outside the pixel
+    loop so that the pixel loop vectorises.
+    """
     rows, n_in = src.shape
     n_out = dst.shape[1]
     r = taps.shape[0] - 1
-    buf = np.empty(n_out + 2 * r, np.float32)
+    n_buf = n_out + 2 * r
+    buf = np.empty(n_buf, np.float32)
+    acc = np.empty(n_out, np.float32)
     c0 = taps[0]
+    j0 = max(0, r - off)
+    j1 = min(n_buf, r - off + n_in)
     for row in range(rows):
-        for j in range(n_out + 2 * r):
-            m = j - r + off
-            if m < 0 or m >= n_in:
-                m = _mirror(m, n_in)
-            buf[j] = src[row, m]
-        out = dst[row]
+        line = src[row]
+        buf[j0:j1] = line[j0 - r + off : j1 - r + off]
+        for j in range(j0):
+            buf[j] = line[_mirror(j - r + off, n_in)]
+        for j in range(j1, n_buf):
+            buf[j] = line[_mirror(j - r + off, n_in)]
+        centre = buf[r : r + n_out]
         for i in range(n_out):
-            out[i] = c0 * buf[i + r]
+            acc[i] = c0 * centre[i]
         for k in range(1, r + 1):
             ck = taps[k]
+            lo = buf[r - k : r - k + n_out]
+            hi = buf[r + k : r + k + n_out]
             if odd:
                 for i in range(n_out):
-                    out[i] = _fma32(buf[i + r + k] - buf[i + r - k], ck, out[i])
+                    acc[i] = _fma32(hi[i] - lo[i], ck, acc[i])
             else:
                 for i in range(n_out):
-                    out[i] = _fma32(buf[i + r + k] + buf[i + r - k], ck, out[i])
+                    acc[i] = _fma32(hi[i] + lo[i], ck, acc[i])
+        dst[row, :] = acc
 
 
 @njit(nogil=True, cache=True)
@@ -232,4 +244,23 @@ def eigenvalues_3d(
     out = np.empty((3, *a00.shape), np.float32)
     flat = [a.reshape(-1) for a in (a00, a01, a02, a11, a12, a22)]
     _ev3d(*flat, out[0].reshape(-1), out[1].reshape(-1), out[2].reshape(-1))
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _interleave(planes, out):  # type: ignore[no-untyped-def]
+    n_c, n_p = planes.shape
+    tile = 512
+    for start in range(0, n_p, tile):
+        stop = min(start + tile, n_p)
+        for c in range(n_c):
+            plane = planes[c]
+            for p in range(start, stop):
+                out[p, c] = plane[p]
+
+
+def interleave(planes: np.ndarray) -> np.ndarray:
+    """Channel-first ``(C, *shape)`` to channel-last ``(*shape, C)``, transposed tile by tile."""
+    out = np.empty((*planes.shape[1:], planes.shape[0]), np.float32)
+    _interleave(planes.reshape(planes.shape[0], -1), out.reshape(-1, planes.shape[0]))
     return out
