@@ -26,7 +26,12 @@ L2, L3 = ("Label 1", "Label 2"), ("Label 1", "Label 2", "Label 3")
 NUCLEI = ("Nuclei", "Membrane", "Background")
 # file -> (workflow, class names per stage, lane count, label blocks per stage), from INVENTORY.md
 EXPECTED: dict[str, tuple[str, tuple[tuple[str, ...], ...], int, tuple[int, ...]]] = {
-    "fractal-analytics-platform__fractal-ilastik-tasks/tests/data/pixel_classifier_2D.ilp": (PC, (L2,), 4, (45,)),
+    "fractal-analytics-platform__fractal-ilastik-tasks/tests/data/pixel_classifier_2D.ilp": (
+        PC,
+        (L2,),
+        4,
+        (45,),
+    ),
     "ilastik__ilastik/api_projects/2464_PixelClassification_xy_input.ilp": (PC, (L2,), 1, (1,)),
     "ilastik__ilastik/api_projects/Autocontext_2D.ilp": (AC2, (L2, L2), 1, (1, 1)),
     "ilastik__ilastik/api_projects/Autocontext_3D.ilp": (AC2, (L3, L2), 1, (4, 4)),
@@ -51,7 +56,12 @@ EXPECTED: dict[str, tuple[str, tuple[tuple[str, ...], ...], int, tuple[int, ...]
     "ilastik__ilastik/test_projects/PixelClassification3d1c.ilp": (PC, (L2,), 1, (2,)),
     "ilastik__ilastik/test_projects/PixelClassification3d2c.ilp": (PC, (L2,), 1, (1,)),
     "ilastik__ilastik/test_projects/PixelClassification5t2d1c.ilp": (PC, (L2,), 1, (1,)),
-    "ilastik__ilastik/tests/test_ilastik/data/inputdata/mitocheckPixelClassification.ilp": (PC, (L2,), 1, (2,)),
+    "ilastik__ilastik/tests/test_ilastik/data/inputdata/mitocheckPixelClassification.ilp": (
+        PC,
+        (L2,),
+        1,
+        (2,),
+    ),
     "ilastik__ilastik4ij/src/test/resources/pixel_class_2d_cells_apoptotic.ilp": (
         PC,
         (("foreground", "background"),),
@@ -96,7 +106,9 @@ def raw_trees(group: h5py.Group) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
     return trees
 
 
-def raw_proba(trees: list[tuple[np.ndarray, np.ndarray, np.ndarray]], x: np.ndarray, n_out: int) -> np.ndarray:
+def raw_proba(
+    trees: list[tuple[np.ndarray, np.ndarray, np.ndarray]], x: np.ndarray, n_out: int
+) -> np.ndarray:
     """Reference: walk vigra's raw topology arrays, comparing in float64 as vigra does."""
     out = np.zeros((len(x), n_out))
     for topo, params, labels in trees:
@@ -164,27 +176,32 @@ def test_read_every_project(rel: str) -> None:
 def _check_lanes(project: IlpProject) -> None:
     for lane in project.lanes:
         assert lane.axes is not None
-        assert lane.shape is not None and len(lane.shape) == len(lane.axes)
+        assert lane.shape is not None
+        assert len(lane.shape) == len(lane.axes)
         if lane.location == "ProjectInternal":
-            assert lane.resolved_path is None and lane.exists
+            assert lane.resolved_path is None
+            assert lane.exists
         else:
-            assert lane.resolved_path is not None and Path(lane.resolved_path).is_absolute()
+            assert lane.resolved_path is not None
+            assert Path(lane.resolved_path).is_absolute()
             assert lane.exists == Path(lane.resolved_path).exists()
 
 
 def _check_label_blocks(project: IlpProject, k: int) -> None:
     stage = project.stages[k]
     assert len(stage.label_blocks) >= len(project.lanes)
-    for lane, blocks in zip(project.lanes, stage.label_blocks):
+    for lane, blocks in zip(project.lanes, stage.label_blocks, strict=False):
         for block in blocks:
             assert block.data.dtype == np.uint8
             assert block.data.shape == tuple(s.stop - s.start for s in block.slices)
-            assert len(block.axes) == block.data.ndim and "c" in block.axes
+            assert len(block.axes) == block.data.ndim
+            assert "c" in block.axes
             assert block.slices[block.axes.index("c")] == slice(0, 1)
             assert int(block.data.max()) <= stage.n_classes
-            for key, sl in zip(block.axes, block.slices):
+            for key, sl in zip(block.axes, block.slices, strict=True):
                 size = lane.size(key)
-                assert size is not None and 0 <= sl.start < sl.stop <= size, (key, sl, lane.axes, lane.shape)
+                assert size is not None
+                assert 0 <= sl.start < sl.stop <= size, (key, sl, lane.axes, lane.shape)
     if any(stage.label_blocks):
         assert stage.label_counts().sum() > 0
 
@@ -192,10 +209,13 @@ def _check_label_blocks(project: IlpProject, k: int) -> None:
 def _check_forest_matches_features(project: IlpProject, k: int) -> None:
     stage = project.stages[k]
     forest = stage.forest
-    assert forest is not None and stage.selection is not None and stage.feature_names is not None
+    assert forest is not None
+    assert stage.selection is not None
+    assert stage.feature_names is not None
     n_in = project.input_channels(k)
     z = project.z_size()
-    assert n_in is not None and z is not None
+    assert n_in is not None
+    assert z is not None
     z_arg = z if z > 1 else None
     selection = stage.selection_for(z)
     assert selection is not None
@@ -207,7 +227,8 @@ def _check_forest_matches_features(project: IlpProject, k: int) -> None:
     leaves = forest.feature < 0
     np.testing.assert_array_equal(forest.value[leaves].sum(axis=1), 1.0)
     assert ((forest.left[~leaves] > 0) & (forest.right[~leaves] > 0)).all()
-    assert forest.threshold.dtype == np.float32 and forest.roots.dtype == np.int64
+    assert forest.threshold.dtype == np.float32
+    assert forest.roots.dtype == np.int64
 
 
 @needs_data
@@ -221,8 +242,11 @@ def test_object_classification_is_rejected() -> None:
 def test_project_without_data_or_features() -> None:
     project = read_ilp(ILP_DIR / "ilastik__ilastik/api_projects/PixelClassNoData.ilp")
     (stage,) = project.stages
-    assert stage.selection is None and stage.selection_for(1) is None
-    assert stage.forest is None and project.lanes == () and not project.usable_features
+    assert stage.selection is None
+    assert stage.selection_for(1) is None
+    assert stage.forest is None
+    assert project.lanes == ()
+    assert not project.usable_features
     assert any("no feature selection" in issue for issue in project.issues)
     assert "none usable" in describe_ilp(project)
 
@@ -233,9 +257,11 @@ def test_autocontext_stage_inputs_and_internal_lane() -> None:
     assert [project.input_channels(k) for k in range(2)] == [1, 4]
     assert [s.forest.n_features for s in project.stages if s.forest] == [49, 196]
     lane = project.lanes[0]
-    assert lane.location == "ProjectInternal" and lane.axes == "yxc"
+    assert lane.location == "ProjectInternal"
+    assert lane.axes == "yxc"
     image = read_lane_data(project, 0)
-    assert image.shape == lane.shape == (1024, 1344, 1) and image.dtype == np.uint8
+    assert image.shape == lane.shape == (1024, 1344, 1)
+    assert image.dtype == np.uint8
     assert project.export["OutputFormat"] == "compressed hdf5"
 
 
@@ -243,10 +269,13 @@ def test_autocontext_stage_inputs_and_internal_lane() -> None:
 def test_relative_h5_lane_and_old_label_axes() -> None:
     project = read_ilp(ILP_DIR / "ilastik__ilastik/test_projects/PixelClassification3d.ilp")
     lane = project.lanes[0]
-    assert lane.file_path == "inputdata/3d.h5/data" and lane.internal_path == "/data"
+    assert lane.file_path == "inputdata/3d.h5/data"
+    assert lane.internal_path == "/data"
     assert lane.resolved_path is not None
     assert Path(lane.resolved_path).samefile(ILP_DIR / "ilastik__ilastik/test_projects/inputdata/3d.h5")
-    assert lane.exists and lane.shape == (50, 60, 55) and lane.axes == "zyx"
+    assert lane.exists
+    assert lane.shape == (50, 60, 55)
+    assert lane.axes == "zyx"
     assert project.stages[0].label_blocks[0][0].axes == "zyxc"  # stored without axistags
     assert not project.stages[0].compute_in_2d_stored
     assert project.stages[0].selection_for(50).compute_in_2d == (False,) * 7  # type: ignore[union-attr]
@@ -304,7 +333,9 @@ def test_split_internal_path() -> None:
 
 # synthetic projects -----------------------------------------------------------------------------------
 def _axistags(keys: str) -> str:
-    return json.dumps({"axes": [{"key": k, "typeFlags": 2, "resolution": 0, "description": ""} for k in keys]})
+    return json.dumps(
+        {"axes": [{"key": k, "typeFlags": 2, "resolution": 0, "description": ""} for k in keys]}
+    )
 
 
 def _write_tree(forest: h5py.Group, name: str, topology: list[int], parameters: list[float]) -> None:
@@ -337,7 +368,9 @@ def _make_project(path: Path, workflow: str = "PixelClassificationWorkflow", lea
         info["axistags"] = _axistags("yxc").encode()
         pc = f.create_group("PixelClassification")
         pc["LabelNames"] = np.array([b"a", b"b", b"c"])
-        block = pc.create_dataset("LabelSets/labels000/block0000", data=np.array([[[1], [3]], [[0], [1]]], np.uint8))
+        block = pc.create_dataset(
+            "LabelSets/labels000/block0000", data=np.array([[[1], [3]], [[0], [1]]], np.uint8)
+        )
         block.attrs["blockSlice"] = "[1:3,2:4,0:1]"
         pc.create_group("LabelSets/labels001")
         cf = pc.create_group("ClassifierForests")
@@ -346,7 +379,9 @@ def _make_project(path: Path, workflow: str = "PixelClassificationWorkflow", lea
         forest = cf.create_group("Forest0000")
         forest["_ext_param/labels"] = np.array([1, 3], dtype=np.uint32)
         # x[1] < 0.7 -> leaf (3, 0) = label 1, else leaf (0, 2) = label 3; weights 5 and 7 must be ignored
-        _write_tree(forest, "Tree_0", [2, 2, 0, 0, 7, 9, 1, leaf_type, 2, LEAF, 5], [1, 0.7, 5, 3, 0, 7, 0, 2])
+        _write_tree(
+            forest, "Tree_0", [2, 2, 0, 0, 7, 9, 1, leaf_type, 2, LEAF, 5], [1, 0.7, 5, 3, 0, 7, 0, 2]
+        )
         _write_tree(forest, "Tree_1", [2, 2, LEAF, 0], [4, 0, 1])
         ex = f.create_group("Prediction Export")
         ex["RegionStart"] = np.array([-1, 2, 0])
@@ -364,12 +399,18 @@ def test_synthetic_project(tmp_path: Path) -> None:
     assert stage.selection_for(1).compute_in_2d == (True, True)  # type: ignore[union-attr]
     assert stage.selection_for(9).compute_in_2d == (False, False)  # type: ignore[union-attr]
     internal, external = project.lanes
-    assert internal.shape == (5, 6, 1) and internal.dtype == "uint8" and internal.exists
+    assert internal.shape == (5, 6, 1)
+    assert internal.dtype == "uint8"
+    assert internal.exists
     np.testing.assert_array_equal(read_lane_data(project, 0)[..., 0], np.arange(30).reshape(5, 6))
-    assert external.resolved_path == str(tmp_path / "sub" / "img.h5") and external.internal_path == "/vol"
-    assert external.exists and external.shape == (4, 7, 2) and external.nickname == "img"
+    assert external.resolved_path == str(tmp_path / "sub" / "img.h5")
+    assert external.internal_path == "/vol"
+    assert external.exists
+    assert external.shape == (4, 7, 2)
+    assert external.nickname == "img"
     (block,) = stage.label_blocks[0]
-    assert block.axes == "yxc" and block.slices == (slice(1, 3), slice(2, 4), slice(0, 1))
+    assert block.axes == "yxc"
+    assert block.slices == (slice(1, 3), slice(2, 4), slice(0, 1))
     assert stage.label_blocks[1] == ()
     np.testing.assert_array_equal(stage.label_counts(), [2, 0, 1])
     assert project.export == {
@@ -379,14 +420,20 @@ def test_synthetic_project(tmp_path: Path) -> None:
         "ExportDtype": "uint8",
     }
     forest = stage.forest
-    assert forest is not None and forest.n_trees == 2 and forest.n_outputs == 3 and forest.n_features == 2
+    assert forest is not None
+    assert forest.n_trees == 2
+    assert forest.n_outputs == 3
+    assert forest.n_features == 2
     t = np.float32(0.7)  # 0.699999988 < 0.7: must go left although it rounds to the threshold
-    x = np.array([[5, np.nextafter(t, np.float32(0))], [5, t], [5, np.nextafter(t, np.float32(1))]], np.float32)
+    x = np.array(
+        [[5, np.nextafter(t, np.float32(0))], [5, t], [5, np.nextafter(t, np.float32(1))]], np.float32
+    )
     np.testing.assert_array_equal(packed_proba(forest, x), [[0.5, 0, 0.5], [0.5, 0, 0.5], [0, 0, 1]])
 
 
 @pytest.mark.parametrize(
-    ("name", "stages"), [("AutocontextTwoStage", 2), ("Autocontext (3-stage)", 3), ("Pixel Classification", 1)]
+    ("name", "stages"),
+    [("AutocontextTwoStage", 2), ("Autocontext (3-stage)", 3), ("Pixel Classification", 1)],
 )
 def test_workflow_names_need_their_stage_groups(tmp_path: Path, name: str, stages: int) -> None:
     _make_project(tmp_path / "p.ilp", workflow=name)
@@ -402,7 +449,8 @@ def _one_line_error(path: Path, match: str) -> None:
     with pytest.raises(ProjectError, match=match) as info:
         read_ilp(path)
     message = str(info.value)
-    assert "\n" not in message and str(path.name) in message
+    assert "\n" not in message
+    assert str(path.name) in message
 
 
 def test_missing_file(tmp_path: Path) -> None:
