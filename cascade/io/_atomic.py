@@ -1,0 +1,87 @@
+"""Atomic outputs: write under a hidden temporary sibling name, rename into place when done.
+
+A failed export never leaves anything that looks complete: the partial output is removed
+and the exception re-raised (``OSError`` as :class:`ExportError` naming the output).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+
+from ..errors import CascadeError, ExportError
+from ._sources import one_line
+
+__all__ = ["atomic_dir", "atomic_files", "check_parent", "partial_name", "remove"]
+
+
+def partial_name(final: str, tag: str = "partial") -> str:
+    """The hidden temporary sibling of ``final``: ``dir/.<name>.<tag>-<pid>``."""
+    parent, name = os.path.split(os.path.abspath(final))
+    return os.path.join(parent, f".{name}.{tag}-{os.getpid()}")
+
+
+def check_parent(final: str) -> None:
+    """Raise :class:`ExportError` unless the directory that will hold ``final`` is writable."""
+    parent = os.path.dirname(os.path.abspath(final))
+    if not os.path.isdir(parent):
+        raise ExportError(f"cannot write {final}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write {final}: the directory {parent} is not writable")
+
+
+def remove(path: str) -> None:
+    """Remove a file or directory tree; missing paths are fine."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def _replace_dir(temp: str, final: str) -> None:
+    old = None
+    if os.path.lexists(final):
+        old = partial_name(final, "old")
+        os.replace(final, old)
+    os.replace(temp, final)
+    if old is not None:
+        remove(old)
+
+
+@contextlib.contextmanager
+def _cleanup_on_error(temps: Sequence[str], final: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException as err:
+        for temp in temps:
+            remove(temp)
+        if isinstance(err, OSError) and not isinstance(err, CascadeError):
+            raise ExportError(f"cannot write {final}: {one_line(err)}") from err
+        raise
+
+
+@contextlib.contextmanager
+def atomic_files(finals: Sequence[str]) -> Iterator[list[str]]:
+    """Yield temporary paths for ``finals``; move each into place when the block succeeds.
+
+    On an exception every temporary file is removed and the exception re-raised.
+    """
+    temps = [partial_name(final) for final in finals]
+    with _cleanup_on_error(temps, finals[0] if finals else ""):
+        yield temps
+        for temp, final in zip(temps, finals, strict=True):
+            if os.path.isdir(final):
+                raise ExportError(f"cannot write {final}: a directory of that name exists")
+            os.replace(temp, final)
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str) -> Iterator[str]:
+    """Yield a temporary directory path (not created) that replaces ``final`` on success."""
+    temp = partial_name(final)
+    with _cleanup_on_error([temp], final):
+        yield temp
+        _replace_dir(temp, final)

@@ -1,0 +1,69 @@
+"""2D image files through imageio (png, jpeg, bmp, gif, pgm, ppm, pnm).
+
+These hold one ``yx`` or ``yxc`` image each; a reader opens the header only and reads the
+pixels when dask asks for them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dask.array as da
+import imageio.v3 as iio
+import numpy as np
+
+from ..errors import ExportError
+from ._sources import FunctionSource, to_dask
+
+__all__ = ["FLAT_FORMATS", "check_flat", "read_flat", "write_flat"]
+
+#: format -> {dtype name: allowed channel counts}
+FLAT_FORMATS: dict[str, dict[str, frozenset[int]]] = {
+    "png": {"uint8": frozenset({1, 2, 3, 4}), "uint16": frozenset({1})},
+    "jpg": {"uint8": frozenset({1, 3})},
+    "jpeg": {"uint8": frozenset({1, 3})},
+    "bmp": {"uint8": frozenset({1, 3})},
+    "gif": {"uint8": frozenset({1, 3})},
+    "pgm": {"uint8": frozenset({1})},
+    "ppm": {"uint8": frozenset({3})},
+    "pnm": {"uint8": frozenset({1, 3})},
+}
+
+
+def _imread(path: str) -> np.ndarray:
+    # an open file and one plugin: imageio leaks handles when it tries every plugin on a bad file
+    with open(path, "rb") as fh:
+        return np.asarray(iio.imread(fh, index=0, extension=os.path.splitext(path)[1], plugin="pillow"))
+
+
+def read_flat(path: str) -> tuple[da.Array, str]:
+    """Open a 2D image file lazily as one dask chunk; axes ``yx`` or ``yxc``."""
+    with open(path, "rb") as fh:
+        props = iio.improps(fh, index=0, extension=os.path.splitext(path)[1], plugin="pillow")
+    shape = tuple(int(n) for n in props.shape)
+    source = FunctionSource(path, _imread, shape, props.dtype)
+    return to_dask(source, shape), "yx" if len(shape) == 2 else "yxc"
+
+
+def check_flat(fmt: str, dtype: np.dtype, channels: int, path: str) -> None:
+    """Raise :class:`ExportError` if ``fmt`` cannot store ``channels`` channels of ``dtype``."""
+    allowed = FLAT_FORMATS[fmt]
+    if dtype.name not in allowed:
+        kinds = " or ".join(allowed)
+        raise ExportError(
+            f"cannot write {path}: {fmt} stores {kinds}, not {dtype.name}; choose an export dtype or use tiff"
+        )
+    if channels not in allowed[dtype.name]:
+        counts = ", ".join(str(n) for n in sorted(allowed[dtype.name]))
+        raise ExportError(
+            f"cannot write {path}: {fmt} ({dtype.name}) stores {counts} channel(s), not {channels}"
+        )
+
+
+def write_flat(image: np.ndarray, path: str, fmt: str) -> None:
+    """Write a ``yx`` or ``yxc`` image with imageio (the format is given, not taken from ``path``)."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    iio.imwrite(path, image, extension="." + fmt)
+    if not os.path.isfile(path):
+        raise ExportError(f"cannot write {path}: imageio wrote nothing")

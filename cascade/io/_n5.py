@@ -1,0 +1,284 @@
+"""A minimal N5 reader and writer (zarr 3 has no N5 store).
+
+An N5 dataset is a directory with ``attributes.json`` (``dimensions``, ``blockSize``,
+``dataType``, ``compression``) and one file per block at ``<i0>/<i1>/...``. N5 lists
+dimensions fastest-first (Java/Fortran order), so cascade reverses them to C order; a
+block file holds a big-endian header (mode, ndim, block dims) and big-endian data in that
+order, which read as C order with reversed dims is the C-order block. Missing blocks read
+as 0.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import itertools
+import json
+import lzma
+import os
+import struct
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from ..errors import DataError, ExportError
+from ._atomic import atomic_dir
+from ._meta import axistags_json, block_shape
+from ._sources import LazySource, rechunk, store
+
+__all__ = [
+    "N5Source",
+    "N5Target",
+    "check_n5_target",
+    "create_n5_dataset",
+    "list_n5_datasets",
+    "n5_attributes",
+    "write_n5",
+    "write_n5_group",
+]
+
+N5_VERSION = "4.0.0"
+N5_BLOCK_BYTES = 512_000
+_DTYPES = ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64")
+
+
+def n5_attributes(directory: str) -> dict[str, Any]:
+    """The ``attributes.json`` of an N5 group or dataset (empty if there is none)."""
+    path = os.path.join(directory, "attributes.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        attrs = json.load(fh)
+    if not isinstance(attrs, dict):
+        raise DataError(f"cannot read {path}: attributes are not a JSON object")
+    return attrs
+
+
+def _is_dataset(attrs: Mapping[str, Any]) -> bool:
+    return "dimensions" in attrs and "dataType" in attrs
+
+
+def list_n5_datasets(root: str) -> list[str]:
+    """Internal paths of all N5 datasets below ``root``, sorted."""
+    found = []
+    for directory, subdirs, _ in os.walk(root):
+        if _is_dataset(n5_attributes(directory)):
+            found.append(os.path.relpath(directory, root).replace(os.sep, "/"))
+            subdirs.clear()
+        else:
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+    return sorted(f for f in found if f != ".")
+
+
+def _compression(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    if "compression" in attrs:
+        return dict(attrs["compression"])
+    return {"type": attrs.get("compressionType", "raw")}
+
+
+def _decompress(payload: bytes, compression: Mapping[str, Any]) -> bytes:
+    kind = compression.get("type", "raw")
+    if kind == "raw":
+        return payload
+    if kind == "gzip":
+        return zlib.decompress(payload) if compression.get("useZlib") else gzip.decompress(payload)
+    if kind == "bzip2":
+        return bz2.decompress(payload)
+    if kind == "xz":
+        return lzma.decompress(payload)
+    if kind in ("blosc", "zstd"):
+        import numcodecs
+
+        codec = numcodecs.Blosc() if kind == "blosc" else numcodecs.Zstd()
+        return bytes(codec.decode(payload))
+    raise DataError(f"unsupported N5 compression {kind!r}; supported are raw, gzip, bzip2, xz, blosc, zstd")
+
+
+def decode_block(raw: bytes, dtype: np.dtype, compression: Mapping[str, Any]) -> np.ndarray:
+    """Decode one N5 block file into a C-order array of the big-endian ``dtype``."""
+    mode, ndim = struct.unpack(">HH", raw[:4])
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    offset = 4 + 4 * ndim + (4 if mode == 1 else 0)
+    if mode not in (0, 1):
+        raise DataError(f"unsupported N5 block mode {mode} (object blocks cannot be read)")
+    count = int(np.prod(dims))
+    data = np.frombuffer(_decompress(raw[offset:], compression), dtype=dtype, count=count)
+    return data.reshape(dims[::-1])
+
+
+class N5Source(LazySource):
+    """Lazy reader of one N5 dataset directory, in C axis order."""
+
+    def __init__(self, root: str, internal: str | None, attrs: Mapping[str, Any]) -> None:
+        if attrs["dataType"] not in _DTYPES:
+            raise DataError(f"unsupported N5 dataType {attrs['dataType']!r}")
+        shape = tuple(int(n) for n in reversed(attrs["dimensions"]))
+        super().__init__(root, internal, shape, np.dtype(attrs["dataType"]))
+        self.directory = os.path.join(root, internal) if internal else root
+        self.block = tuple(int(n) for n in reversed(attrs["blockSize"]))
+        self.compression = _compression(attrs)
+        self.big_endian = self.dtype.newbyteorder(">")
+
+    def _open(self) -> Any:
+        return True
+
+    def _close(self, handle: Any) -> None:
+        return None
+
+    def _block(self, grid: tuple[int, ...]) -> np.ndarray | None:
+        path = os.path.join(self.directory, *(str(i) for i in reversed(grid)))
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        except FileNotFoundError:
+            return None
+        return decode_block(raw, self.big_endian, self.compression)
+
+    def _read(self, handle: Any, index: tuple[slice, ...]) -> np.ndarray:
+        bounds = [s.indices(n)[:2] for s, n in zip(index, self.shape, strict=True)]
+        out = np.zeros([b - a for a, b in bounds], dtype=self.dtype)
+        ranges = [
+            range(a // bs, (b - 1) // bs + 1) for (a, b), bs in zip(bounds, self.block, strict=True) if b > a
+        ]
+        if len(ranges) < len(bounds):
+            return out
+        for grid in itertools.product(*ranges):
+            block = self._block(grid)
+            if block is None:
+                continue
+            origin = [g * bs for g, bs in zip(grid, self.block, strict=True)]
+            src, dst = [], []
+            for (a, b), o, n in zip(bounds, origin, block.shape, strict=True):
+                lo, hi = max(a, o), min(b, o + n)
+                src.append(slice(lo - o, hi - o))
+                dst.append(slice(lo - a, hi - a))
+            out[tuple(dst)] = block[tuple(src)]
+        return out
+
+
+def write_n5_group(directory: str, *, root: bool = False) -> None:
+    """Create an N5 group directory with its ``attributes.json`` (the root also gets the version)."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "attributes.json")
+    attrs = n5_attributes(directory)
+    if root:
+        attrs.setdefault("n5", N5_VERSION)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(attrs, fh)
+
+
+class N5Target:
+    """A ``__setitem__`` target for ``dask.array.store`` writing whole N5 blocks."""
+
+    def __init__(
+        self,
+        directory: str,
+        shape: tuple[int, ...],
+        block: tuple[int, ...],
+        dtype: Any,
+        gzip_level: int | None,
+    ):
+        self.directory = directory
+        self.shape = shape
+        self.block = block
+        self.dtype = np.dtype(dtype).newbyteorder(">")
+        self.gzip_level = gzip_level
+
+    def __setitem__(self, index: tuple[slice, ...], value: np.ndarray) -> None:
+        starts = [s.indices(n)[0] for s, n in zip(index, self.shape, strict=True)]
+        if any(a % bs for a, bs in zip(starts, self.block, strict=True)):
+            raise ExportError(f"cannot write {self.directory}: a write is not aligned to the N5 blocks")
+        grid = [a // bs for a, bs in zip(starts, self.block, strict=True)]
+        dims = value.shape[::-1]
+        header = struct.pack(f">HH{len(dims)}I", 0, len(dims), *dims)
+        payload = np.ascontiguousarray(value, dtype=self.dtype).tobytes()
+        if self.gzip_level is not None:
+            payload = gzip.compress(payload, compresslevel=self.gzip_level, mtime=0)
+        path = os.path.join(self.directory, *(str(i) for i in reversed(grid)))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(header + payload)
+
+
+def create_n5_dataset(
+    directory: str,
+    shape: tuple[int, ...],
+    block: tuple[int, ...],
+    dtype: Any,
+    axes: str,
+    *,
+    gzip_level: int | None,
+    attrs: Mapping[str, Any] | None = None,
+) -> N5Target:
+    """Create an N5 dataset directory (C-order ``shape`` and ``block``) and return its target.
+
+    ``axes`` is stored reversed in the ``axes`` attribute (N5's Java convention) and as
+    vigra ``axistags`` in C order, as ilastik does.
+    """
+    name = np.dtype(dtype).name
+    if name not in _DTYPES:
+        raise ExportError(
+            f"cannot write {directory}: N5 cannot store dtype {name}; supported are {', '.join(_DTYPES)}"
+        )
+    compression: dict[str, Any] = {"type": "raw"}
+    if gzip_level is not None:
+        compression = {"type": "gzip", "level": gzip_level, "useZlib": False}
+    meta: dict[str, Any] = dict(attrs or {})
+    meta.update(
+        dimensions=list(shape[::-1]),
+        blockSize=list(block[::-1]),
+        dataType=name,
+        compression=compression,
+        axes=list(axes[::-1]),
+        axistags=axistags_json(axes),
+    )
+    os.makedirs(directory)
+    with open(os.path.join(directory, "attributes.json"), "w", encoding="utf-8") as fh:
+        json.dump(meta, fh)
+    return N5Target(directory, tuple(shape), tuple(block), dtype, gzip_level)
+
+
+def _is_n5_container(path: str) -> bool:
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "attributes.json"))
+
+
+def check_n5_target(path: str) -> None:
+    """Raise :class:`ExportError` if ``path`` exists but is not an N5 container to add a dataset to."""
+    if os.path.lexists(path) and not _is_n5_container(path):
+        raise ExportError(f"cannot write {path}: it exists and is not an N5 container")
+
+
+def write_n5(
+    data: da.Array, path: str, internal: str, axes: str, *, gzip_level: int | None, attrs: Mapping[str, Any]
+) -> list[str]:
+    """Write ``data`` as dataset ``internal`` of the N5 container ``path`` (created if missing).
+
+    Blocks are about 512 KB with ``t = c = 1``, as ilastik's writer chooses them; each dask
+    chunk is one N5 block, so blocks are written in parallel.
+    """
+    internal = internal.strip("/")
+    if not internal:
+        raise ExportError(f"cannot write {path}: N5 output needs an internal path")
+    block = block_shape(data.shape, axes, N5_BLOCK_BYTES, data.dtype.itemsize)
+    data = rechunk(data, block)
+    parents = internal.split("/")[:-1]
+
+    def write(root: str, directory: str) -> None:
+        for depth in range(1, len(parents) + 1):
+            write_n5_group(os.path.join(root, *parents[:depth]))
+        target = create_n5_dataset(
+            directory, data.shape, block, data.dtype, axes, gzip_level=gzip_level, attrs=attrs
+        )
+        store(data, target, lock=False)
+
+    if _is_n5_container(path):
+        with atomic_dir(os.path.join(path, *internal.split("/"))) as temp:
+            write(path, temp)
+    else:
+        with atomic_dir(path) as temp:
+            write_n5_group(temp, root=True)
+            write(temp, os.path.join(temp, *internal.split("/")))
+    return [path]

@@ -1,0 +1,245 @@
+"""``write_image``: stream a dask array into any of ilastik's export formats.
+
+Nothing is computed before the format, the axes, the output directory and the format's
+constraints (2D-ness, dtype, ``{slice_index}``) are checked. Chunked formats (hdf5, n5,
+zarr, OME-Zarr, numpy, sequences) are written block by block with ``dask.array.store``,
+so the whole array is never in memory; every output appears under its final name only
+once it is complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import h5py
+
+from ..axes import parse_axes
+from ..errors import ExportError
+from ._atomic import atomic_files, check_parent
+from ._flat import FLAT_FORMATS
+from ._hdf5 import write_hdf5
+from ._n5 import check_n5_target, write_n5
+from ._numpy import store_npy
+from ._omezarr import check_ome_target, write_ome_zarr
+from ._sequence import SLICE_INDEX, write_image_2d, write_multipage, write_sequence
+from ._zarr import check_zarr_target, write_zarr
+
+__all__ = ["FORMATS", "output_path", "write_image"]
+
+
+@dataclass(frozen=True)
+class _Job:
+    data: da.Array
+    path: str
+    axes: str
+    internal_path: str
+    compression: bool | None
+    attrs: Mapping[str, Any]
+    zarr_format: int | None
+    slice_offset: int
+
+
+@dataclass(frozen=True)
+class _Format:
+    name: str
+    extension: str
+    kind: str
+    compressed: bool = False
+
+
+def _formats() -> dict[str, _Format]:
+    table = [
+        _Format("hdf5", "h5", "hdf5"),
+        _Format("compressed hdf5", "h5", "hdf5", True),
+        _Format("n5", "n5", "n5"),
+        _Format("compressed n5", "n5", "n5", True),
+        _Format("zarr", "zarr", "zarr"),
+        _Format("single-scale OME-Zarr", "zarr", "ome"),
+        _Format("multi-scale OME-Zarr", "zarr", "ome-multi"),
+        _Format("numpy", "npy", "numpy"),
+        _Format("multipage tiff", "tiff", "multipage"),
+        _Format("multipage tiff sequence", "tiff", "multipage-seq"),
+    ]
+    for ext in ("tif", "tiff", *FLAT_FORMATS):
+        table += [_Format(ext, ext, "2d"), _Format(f"{ext} sequence", ext, "2d-seq")]
+    return {f.name.lower(): f for f in table}
+
+
+_FORMATS = _formats()
+#: The output format names, spelled as ilastik's ``--output_format`` spells them.
+FORMATS: tuple[str, ...] = tuple(f.name for f in _FORMATS.values())
+
+
+def _lookup(name: str) -> _Format:
+    spec = _FORMATS.get(str(name).strip().lower())
+    if spec is None:
+        raise ExportError(f"unknown output format {name!r}; supported: {', '.join(FORMATS)}")
+    return spec
+
+
+def output_path(path: str, format: str) -> str:
+    """The file ``write_image`` writes: ``path`` with its extension replaced by the format's.
+
+    Examples
+    --------
+    >>> output_path("/d/img_Probabilities.png", "compressed hdf5")
+    '/d/img_Probabilities.h5'
+    """
+    return os.path.splitext(path.rstrip("/"))[0] + "." + _lookup(format).extension
+
+
+def _hdf5(job: _Job, spec: _Format) -> list[str]:
+    if os.path.lexists(job.path) and not h5py.is_hdf5(job.path):
+        raise ExportError(f"cannot write {job.path}: it exists and is not an HDF5 file")
+    gzip = spec.compressed if job.compression is None else bool(job.compression)
+    return write_hdf5(job.data, job.path, job.internal_path, job.axes, gzip=gzip, attrs=job.attrs)
+
+
+def _n5(job: _Job, spec: _Format) -> list[str]:
+    check_n5_target(job.path)
+    gzip = spec.compressed if job.compression is None else bool(job.compression)
+    level = 1 if gzip else None
+    return write_n5(job.data, job.path, job.internal_path, job.axes, gzip_level=level, attrs=job.attrs)
+
+
+def _zarr_format(job: _Job, default: int) -> int:
+    fmt = default if job.zarr_format is None else job.zarr_format
+    if fmt not in (2, 3):
+        raise ExportError(f"zarr_format {job.zarr_format!r}: must be 2 or 3")
+    return fmt
+
+
+def _zarr(job: _Job, spec: _Format) -> list[str]:
+    check_zarr_target(job.path)
+    fmt = _zarr_format(job, 3)
+    return write_zarr(
+        job.data,
+        job.path,
+        job.internal_path,
+        job.axes,
+        zarr_format=fmt,
+        compression=job.compression,
+        attrs=job.attrs,
+    )
+
+
+def _ome(job: _Job, spec: _Format) -> list[str]:
+    fmt = _zarr_format(job, 2)
+    check_ome_target(job.path)
+    return write_ome_zarr(
+        job.data,
+        job.path,
+        job.axes,
+        multiscale=spec.kind == "ome-multi",
+        zarr_format=fmt,
+        compression=job.compression,
+        attrs=job.attrs,
+    )
+
+
+def _numpy(job: _Job, spec: _Format) -> list[str]:
+    with atomic_files([job.path]) as (temp,):
+        store_npy(job.data, temp)
+    return [job.path]
+
+
+def _image_2d(job: _Job, spec: _Format) -> list[str]:
+    return write_image_2d(job.data, job.path, job.axes, spec.extension, compression=job.compression)
+
+
+def _sequence_2d(job: _Job, spec: _Format) -> list[str]:
+    return write_sequence(
+        job.data, job.path, job.axes, spec.extension, compression=job.compression, offset=job.slice_offset
+    )
+
+
+def _multipage(job: _Job, spec: _Format) -> list[str]:
+    sequence = spec.kind == "multipage-seq"
+    if sequence and not SLICE_INDEX.search(job.path):
+        raise ExportError(f"cannot write {job.path}: a sequence file name must contain {{slice_index}}")
+    return write_multipage(
+        job.data, job.path, job.axes, compression=job.compression, sequence=sequence, offset=job.slice_offset
+    )
+
+
+_WRITERS: dict[str, Callable[[_Job, _Format], list[str]]] = {
+    "hdf5": _hdf5,
+    "n5": _n5,
+    "zarr": _zarr,
+    "ome": _ome,
+    "ome-multi": _ome,
+    "numpy": _numpy,
+    "2d": _image_2d,
+    "2d-seq": _sequence_2d,
+    "multipage": _multipage,
+    "multipage-seq": _multipage,
+}
+
+
+def write_image(
+    data: Any,
+    path: str,
+    *,
+    format: str,
+    axes: str,
+    internal_path: str = "exported_data",
+    compression: bool | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    zarr_format: int | None = None,
+    slice_offset: int = 0,
+) -> list[str]:
+    """Write ``data`` to ``path`` in an ilastik export format, chunk by chunk.
+
+    Parameters
+    ----------
+    data : dask.array.Array or array_like
+        The image; its dask chunks are the unit of computation and of writing.
+    path : str
+        Output file name; its extension is replaced by the format's (``.h5``, ``.n5``,
+        ``.zarr``, ``.npy``, ``.tiff``, ``.png`` ...). For sequences it must contain
+        ``{slice_index}``. The directory must exist.
+    format : str
+        One of :data:`FORMATS`, e.g. ``"compressed hdf5"``, ``"multi-scale OME-Zarr"``,
+        ``"png sequence"`` (case-insensitive).
+    axes : str
+        Axis keys of ``data``; stored as ``axistags`` (hdf5, n5, zarr), reversed as the N5
+        ``axes`` attribute, as zarr dimension names; images are transposed to ``yx(c)``,
+        multipage TIFF and OME-Zarr to ``tzcyx`` as ilastik does.
+    internal_path : str
+        Dataset path inside hdf5, n5 and zarr outputs (other datasets there are kept).
+    compression : bool, optional
+        None: the format's default (gzip level 1 for the "compressed" formats, zarr's
+        default codec for zarr, none otherwise). True or False forces it on or off.
+    attrs : mapping, optional
+        Extra dataset attributes (e.g. ``drange``, ``display_mode``) for hdf5, n5 and zarr.
+    zarr_format : {2, 3}, optional
+        Zarr format: default 3 for ``zarr``; for OME-Zarr 2 writes v0.4 (the default), 3
+        writes v0.5.
+    slice_offset : int
+        Added to the slice index in sequence file names (the cutout start).
+
+    Returns
+    -------
+    list of str
+        The files (or directories for n5/zarr) written.
+
+    Raises
+    ------
+    ExportError
+        If the format is unknown, cannot hold the data, or the output cannot be written.
+    AxesError
+        If ``axes`` does not fit ``data``.
+    """
+    spec = _lookup(format)
+    data = da.asarray(data)  # type: ignore[no-untyped-call]
+    keys = parse_axes(axes, data.ndim)
+    final = output_path(path, format)
+    check_parent(final)
+    job = _Job(
+        data, final, keys, internal_path, compression, dict(attrs or {}), zarr_format, int(slice_offset)
+    )
+    return _WRITERS[spec.kind](job, spec)

@@ -1,0 +1,251 @@
+"""Zarr (v2 and v3) and OME-Zarr (v0.4 and v0.5) input, and plain zarr output.
+
+Axes of a zarr array come from, in this order: the OME ``multiscales`` metadata of its
+parent group, its v3 ``dimension_names``, the v2 ``_ARRAY_DIMENSIONS`` attribute, or a vigra
+``axistags`` attribute.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Mapping
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import zarr
+
+from ..errors import DataError, ExportError
+from ._atomic import atomic_dir
+from ._hdf5 import pick_single
+from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
+from ._sources import LazySource, rechunk, store, to_dask
+
+__all__ = [
+    "ZarrSource",
+    "check_zarr_target",
+    "create_zarr_array",
+    "multiscales_of",
+    "read_zarr",
+    "write_zarr",
+]
+
+ZARR_BLOCK_BYTES = 512_000
+
+
+class ZarrSource(LazySource):
+    """Lazy reader of one zarr array (the array object itself holds no file handle)."""
+
+    def _open(self) -> Any:
+        return zarr.open_array(store=self.path, path=self.key or "", mode="r")
+
+    def _read(self, handle: Any, index: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(handle[index])
+
+    def _close(self, handle: Any) -> None:
+        return None
+
+
+def multiscales_of(attrs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The OME ``multiscales`` list of group attributes (v0.4 top level, v0.5 under ``ome``)."""
+    ome = attrs.get("ome")
+    found = ome.get("multiscales") if isinstance(ome, Mapping) else attrs.get("multiscales")
+    return [m for m in found or [] if isinstance(m, Mapping)]
+
+
+def _ome_axes(multiscale: Mapping[str, Any]) -> list[str]:
+    return [
+        str(a.get("name", "") if isinstance(a, Mapping) else a).lower() for a in multiscale.get("axes", [])
+    ]
+
+
+def _parent_ome_axes(external: str, internal: str | None) -> list[str] | None:
+    location = os.path.join(external, internal) if internal else external
+    parent, name = os.path.split(os.path.normpath(location))
+    try:
+        group = zarr.open_group(store=parent, mode="r")
+    except Exception:  # not a zarr group: no OME metadata
+        return None
+    for multiscale in multiscales_of(group.attrs.asdict()):
+        if any(str(d.get("path", "")).strip("/") == name for d in multiscale.get("datasets", [])):
+            return _ome_axes(multiscale)
+    return None
+
+
+def _array_axes(array: Any) -> str | None:
+    attrs = array.attrs.asdict()
+    candidates = [
+        getattr(array.metadata, "dimension_names", None),
+        attrs.get("_ARRAY_DIMENSIONS"),
+        keys_from_axistags(attrs.get("axistags")),
+    ]
+    for keys in candidates:
+        if keys is not None and all(isinstance(k, str) for k in keys):
+            axes = valid_axes([k.lower() for k in keys], array.ndim)
+            if axes is not None:
+                return axes
+    return None
+
+
+def _pick_scale(group: Any, multiscale: Mapping[str, Any], scale: str | int | None, where: str) -> str:
+    paths = [str(d.get("path", "")).strip("/") for d in multiscale.get("datasets", [])]
+    if not paths:
+        raise DataError(f"{where}: the OME-Zarr multiscales metadata lists no datasets")
+    if scale is None:
+        return paths[0]
+    if isinstance(scale, int) and not isinstance(scale, bool):
+        if not -len(paths) <= scale < len(paths):
+            raise DataError(
+                f"{where}: scale {scale} out of range; it has {len(paths)} scales: {', '.join(paths)}"
+            )
+        return paths[scale]
+    if str(scale) in paths:
+        return str(scale)
+    if str(scale).isdigit() and int(scale) < len(paths):
+        return paths[int(scale)]
+    raise DataError(f"{where}: no scale {scale!r}; scales are {', '.join(paths)}")
+
+
+def read_zarr(
+    external: str, internal: str | None, scale: str | int | None
+) -> tuple[da.Array, str | None, str | None]:
+    """Open a zarr array, a group holding one array, or an OME-Zarr image (one of its scales).
+
+    Returns
+    -------
+    data, axes, internal
+        The dask array (chunked by zarr shards or chunks), its axes or None, and the
+        internal path of the array used.
+    """
+    where = external + ("/" + internal if internal else "")
+    node = zarr.open(store=external, mode="r", path=internal or "")
+    axes: str | None = None
+    if isinstance(node, zarr.Group):
+        multiscales = multiscales_of(node.attrs.asdict())
+        if multiscales:
+            name = _pick_scale(node, multiscales[0], scale, where)
+            array = node[name]
+            axes = valid_axes(_ome_axes(multiscales[0]), getattr(array, "ndim", 0))
+        else:
+            if scale is not None:
+                raise DataError(
+                    f"{where}: scale={scale!r} needs an OME-Zarr image, this group has no multiscales"
+                )
+            arrays = [
+                n for n, m in node.members(max_depth=None) if isinstance(m, zarr.Array) and 2 <= m.ndim <= 5
+            ]
+            name = pick_single(sorted(arrays), where)
+            array = node[name]
+        internal = posixpath.join(internal, name) if internal else name
+    else:
+        if scale is not None:
+            raise DataError(f"{where}: scale={scale!r} needs an OME-Zarr image root, this is one array")
+        array = node
+        axes = valid_axes(_parent_ome_axes(external, internal), array.ndim)
+    if not isinstance(array, zarr.Array):
+        raise DataError(f"{where}: {internal!r} is not a zarr array")
+    if axes is None:
+        axes = _array_axes(array)
+    source = ZarrSource(external, internal, array.shape, array.dtype)
+    return to_dask(source, array.shards or array.chunks), axes, internal
+
+
+def create_zarr_array(
+    parent: Any,
+    name: str | None,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    dtype: Any,
+    axes: str,
+    *,
+    zarr_format: int,
+    compression: bool | None,
+    attrs: Mapping[str, Any] | None = None,
+) -> Any:
+    """Create an empty zarr array with axis metadata (``dimension_names`` or ``_ARRAY_DIMENSIONS``).
+
+    ``parent`` is a zarr group (the array is created as its member ``name``) or a directory
+    path (the array is the root of a new store there).
+    """
+    attributes: dict[str, Any] = {"axistags": axistags_json(axes), **(attrs or {})}
+    options: dict[str, Any] = {}
+    if zarr_format == 2:
+        attributes["_ARRAY_DIMENSIONS"] = list(axes)
+        options["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+    else:
+        options["dimension_names"] = list(axes)
+    if compression is False:
+        options["compressors"] = None
+    options.update(
+        shape=shape,
+        chunks=tuple(min(c, max(1, n)) for c, n in zip(chunks, shape, strict=True)),
+        dtype=dtype,
+        fill_value=0,
+        attributes=attributes,
+    )
+    if isinstance(parent, zarr.Group):
+        return parent.create_array(name or "", **options)
+    return zarr.create_array(parent, zarr_format=zarr_format, **options)  # type: ignore[arg-type]
+
+
+def _zarr_group_format(path: str) -> int | None:
+    if os.path.isfile(os.path.join(path, ".zgroup")):
+        return 2
+    if os.path.isfile(os.path.join(path, "zarr.json")):
+        group = zarr.open(store=path, mode="r")
+        return 3 if isinstance(group, zarr.Group) else None
+    return None
+
+
+def check_zarr_target(path: str) -> None:
+    """Raise :class:`ExportError` if ``path`` exists but is not a zarr group to add a dataset to."""
+    if os.path.lexists(path) and _zarr_group_format(path) is None:
+        raise ExportError(f"cannot write {path}: it exists and is not a zarr group")
+
+
+def write_zarr(
+    data: da.Array,
+    path: str,
+    internal: str,
+    axes: str,
+    *,
+    zarr_format: int,
+    compression: bool | None,
+    attrs: Mapping[str, Any],
+) -> list[str]:
+    """Write ``data`` as the array ``internal`` of the zarr group ``path`` (created if missing)."""
+    internal = internal.strip("/")
+    if not internal:
+        raise ExportError(f"cannot write {path}: zarr output needs an internal path")
+    chunks = block_shape(data.shape, axes, ZARR_BLOCK_BYTES, data.dtype.itemsize)
+    existing = _zarr_group_format(path)
+
+    def create(parent: Any, name: str | None, fmt: int) -> Any:
+        return create_zarr_array(
+            parent,
+            name,
+            data.shape,
+            chunks,
+            data.dtype,
+            axes,
+            zarr_format=fmt,
+            compression=compression,
+            attrs=attrs,
+        )
+
+    if existing is None:
+        with atomic_dir(path) as temp:
+            group = zarr.open_group(store=temp, mode="w", zarr_format=zarr_format)  # type: ignore[arg-type]
+            parent, name = posixpath.split(internal)
+            target = create(group.require_group(parent) if parent else group, name, zarr_format)
+            store(rechunk(data, target.chunks), target, lock=False)
+        return [path]
+    parent, name = posixpath.split(internal)
+    if parent:
+        zarr.open_group(store=path, mode="r+").require_group(parent)
+    final = os.path.join(path, *internal.split("/"))
+    with atomic_dir(final) as temp:
+        target = create(temp, None, existing)
+        store(rechunk(data, target.chunks), target, lock=False)
+    return [path]

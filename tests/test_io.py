@@ -1,0 +1,656 @@
+"""cascade.io: readers, writers, path conventions, atomic outputs and failures."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import pickle
+import struct
+import zlib
+from pathlib import Path
+
+import dask.array as da
+import h5py
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from cascade.errors import AxesError, CascadeError, DataError, ExportError
+from cascade.io import FORMATS, Image, make_nickname, open_image, output_path, split_path, write_image
+from cascade.io._meta import block_shape, guess_axes
+from cascade.io._tiff import TiffSource
+
+RNG = np.random.default_rng(42)
+
+
+def _volume(shape: tuple[int, ...] = (3, 20, 30, 2), dtype: str = "float32") -> np.ndarray:
+    if np.dtype(dtype).kind == "f":
+        return RNG.random(shape).astype(dtype)
+    return RNG.integers(0, 200, shape).astype(dtype)
+
+
+def _listing(directory: Path) -> set[str]:
+    return {str(p.relative_to(directory)) for p in directory.rglob("*")}
+
+
+def _failing(array: np.ndarray, chunks: tuple[int, ...]) -> da.Array:
+    """A dask array whose last chunk raises when computed."""
+    data = da.from_array(array, chunks=chunks)
+    last = tuple(len(c) - 1 for c in data.chunks)
+
+    def boom(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        if block_info is not None and tuple(block_info[0]["chunk-location"]) == last:
+            raise RuntimeError("boom")
+        return block
+
+    return data.map_blocks(boom, dtype=data.dtype)
+
+
+# --- path conventions -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/d/file.h5/volume/data", ("/d/file.h5", "volume/data")),
+        ("/d/file.h5", ("/d/file.h5", None)),
+        ("/d/file.hdf5/data/", ("/d/file.hdf5", "data")),
+        ("/d/project.ilp/Input Data/local/x", ("/d/project.ilp", "Input Data/local/x")),
+        ("/d/vol.n5/s0", ("/d/vol.n5", "s0")),
+        ("/d/a.npz/arr", ("/d/a.npz", "arr")),
+        ("/d/img.ome.zarr/0", ("/d/img.ome.zarr", "0")),
+        ("/d/x.h5dir/b.h5/c", ("/d/x.h5dir/b.h5", "c")),
+        ("/d/image.png", ("/d/image.png", None)),
+        ("C:\\d\\f.h5\\data", ("C:/d/f.h5", "data")),
+    ],
+)
+def test_split_path(path: str, expected: tuple[str, str | None]) -> None:
+    assert split_path(path) == expected
+
+
+def test_nickname_rules() -> None:
+    assert make_nickname([("/d/file.h5", "volume/data")]) == "file-volume-data"
+    assert make_nickname([("/d/file.h5", None)]) == "file"
+    assert make_nickname([("/d/img.ome.zarr", "s0")]) == "img.ome-s0"
+    assert make_nickname([("/d/img_001.png", None), ("/d/img_002.png", None)]) == "img_00"
+    # ilastik: the common prefix "/d/" names the directory
+    assert make_nickname([("/d/a.tif", None), ("/d/b.tif", None)]) == "d"
+    assert make_nickname([("/a.png", None), ("/b.png", None)]) == "stack_at-a"
+
+
+def test_output_path_replaces_extension() -> None:
+    assert output_path("/d/img_Probabilities.png", "compressed hdf5") == "/d/img_Probabilities.h5"
+    assert output_path("/d/out", "multi-scale OME-Zarr") == "/d/out.zarr"
+    assert output_path("/d/out.ome.zarr", "single-scale OME-Zarr") == "/d/out.ome.zarr"
+    assert output_path("/d/out.h5", "multipage tiff") == "/d/out.tiff"
+    assert output_path("/d/s_{slice_index}.h5", "png sequence") == "/d/s_{slice_index}.png"
+    assert output_path("/d/x", "NumPy") == "/d/x.npy"
+
+
+def test_guess_axes_and_block_shape() -> None:
+    assert guess_axes((5, 6)) == "yx"
+    assert guess_axes((50, 60, 3)) == "yxc"
+    assert guess_axes((50, 60, 10)) == "zyx"
+    assert guess_axes((5, 50, 60, 2)) == "zyxc"
+    assert guess_axes((2, 5, 50, 60, 2)) == "tzyxc"
+    with pytest.raises(DataError, match="2 to 5"):
+        guess_axes((5,))
+    assert block_shape((1000, 1000), "yx", 512_000, 4) == (358, 358)
+    assert block_shape((4, 10, 1000, 1000, 3), "tzyxc", 512_000, 1) == (1, 10, 226, 226, 1)
+
+
+# --- hdf5 --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "compressed hdf5"])
+def test_hdf5_round_trip(tmp_path: Path, fmt: str) -> None:
+    a = _volume()
+    files = write_image(
+        da.from_array(a, chunks=(2, 10, 15, 2)), str(tmp_path / "out.png"), format=fmt, axes="zyxc"
+    )
+    assert files == [str(tmp_path / "out.h5")]
+    with h5py.File(files[0], "r") as f:
+        ds = f["exported_data"]
+        assert json.loads(ds.attrs["axistags"])["axes"][3] == {
+            "key": "c",
+            "typeFlags": 1,
+            "resolution": 0,
+            "description": "",
+        }
+        assert [d.label for d in ds.dims] == list("zyxc")
+        assert ds.chunks[-1] == 1
+        assert ds.compression == ("gzip" if fmt == "compressed hdf5" else None)
+        if fmt == "compressed hdf5":
+            assert ds.compression_opts == 1
+    img = open_image(files[0] + "/exported_data")
+    assert isinstance(img, Image)
+    assert (img.axes, img.axes_guessed, img.dtype, img.shape) == ("zyxc", False, np.float32, a.shape)
+    assert img.nickname == "out-exported_data"
+    assert img.dataset_dir == str(tmp_path)
+    assert img.data.chunks[0][0] == ds_chunks(files[0])[0]
+    np.testing.assert_array_equal(img.data.compute(), a)
+
+
+def ds_chunks(path: str) -> tuple[int, ...]:
+    with h5py.File(path, "r") as f:
+        return tuple(f["exported_data"].chunks)
+
+
+def test_hdf5_single_dataset_auto_pick_and_listing(tmp_path: Path) -> None:
+    a = _volume((10, 12), "uint16")
+    with h5py.File(tmp_path / "one.h5", "w") as f:
+        f.create_dataset("group/raw", data=a, chunks=(5, 6))
+        f.create_dataset("meta", data=np.arange(3))  # 1D: not an image candidate
+    img = open_image(str(tmp_path / "one.h5"))
+    assert (img.axes, img.axes_guessed, img.nickname) == ("yx", True, "one")
+    assert img.data.chunks == ((5, 5), (6, 6))
+    np.testing.assert_array_equal(img.data.compute(), a)
+    with h5py.File(tmp_path / "two.h5", "w") as f:
+        f["a"] = a
+        f["b/c"] = a
+    with pytest.raises(DataError, match=r"2 datasets.*a, b/c"):
+        open_image(str(tmp_path / "two.h5"))
+    with pytest.raises(DataError, match="no dataset 'nope'"):
+        open_image(str(tmp_path / "two.h5/nope"))
+
+
+def test_hdf5_dimension_labels_and_user_axes(tmp_path: Path) -> None:
+    with h5py.File(tmp_path / "l.h5", "w") as f:
+        ds = f.create_dataset("d", data=np.zeros((2, 4, 5)))
+        for dim, key in zip(ds.dims, "cyx", strict=True):
+            dim.label = key
+    assert open_image(str(tmp_path / "l.h5/d")).axes == "cyx"
+    assert open_image(str(tmp_path / "l.h5/d"), axes="TYX").axes == "tyx"
+    with pytest.raises(AxesError):
+        open_image(str(tmp_path / "l.h5/d"), axes="yx")
+
+
+def test_hdf5_existing_file_keeps_other_datasets(tmp_path: Path) -> None:
+    a = _volume((6, 7), "uint8")
+    path = str(tmp_path / "out.h5")
+    write_image(a, path, format="hdf5", axes="yx", internal_path="first")
+    write_image(a + 1, path, format="hdf5", axes="yx", internal_path="grp/second")
+    write_image(a + 2, path, format="hdf5", axes="yx", internal_path="first")
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["first"][...], a + 2)
+        np.testing.assert_array_equal(f["grp/second"][...], a + 1)
+        assert sorted(f) == ["first", "grp"]
+
+
+def test_hdf5_data_pickles_for_distributed(tmp_path: Path) -> None:
+    a = _volume((8, 9), "int16")
+    write_image(a, str(tmp_path / "p.h5"), format="hdf5", axes="yx")
+    img = open_image(str(tmp_path / "p.h5"))
+    np.testing.assert_array_equal(img.data.compute(), a)  # opens the file in this process
+    clone = pickle.loads(pickle.dumps(img.data))
+    np.testing.assert_array_equal(clone.compute(), a)
+
+
+# --- n5 ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["n5", "compressed n5"])
+def test_n5_round_trip(tmp_path: Path, fmt: str) -> None:
+    a = _volume((2, 30, 40), "uint16")
+    files = write_image(da.from_array(a, chunks=(1, 16, 16)), str(tmp_path / "out"), format=fmt, axes="tyx")
+    assert files == [str(tmp_path / "out.n5")]
+    root = json.loads((tmp_path / "out.n5" / "attributes.json").read_text())
+    assert "n5" in root
+    attrs = json.loads((tmp_path / "out.n5" / "exported_data" / "attributes.json").read_text())
+    assert attrs["dimensions"] == [40, 30, 2]
+    assert attrs["axes"] == ["x", "y", "t"]
+    assert attrs["dataType"] == "uint16"
+    assert attrs["compression"]["type"] == ("gzip" if fmt == "compressed n5" else "raw")
+    img = open_image(files[0])
+    assert (img.axes, img.axes_guessed, img.nickname) == ("tyx", False, "out")
+    assert img.data.chunks[0] == (1, 1)
+    np.testing.assert_array_equal(img.data.compute(), a)
+    np.testing.assert_array_equal(
+        open_image(files[0] + "/exported_data").data[1, 5:25, 3:33].compute(), a[1, 5:25, 3:33]
+    )
+
+
+def _n5_block(data: np.ndarray, *, mode: int = 0, compress: str = "gzip") -> bytes:
+    dims = data.shape[::-1]
+    header = struct.pack(f">HH{len(dims)}I", mode, len(dims), *dims)
+    if mode == 1:
+        header += struct.pack(">I", data.size)
+    payload = data.astype(data.dtype.newbyteorder(">")).tobytes()
+    if compress == "gzip":
+        payload = gzip.compress(payload)
+    elif compress == "zlib":
+        payload = zlib.compress(payload)
+    return header + payload
+
+
+@pytest.mark.parametrize("compress", ["gzip", "zlib", "raw"])
+def test_n5_reader_on_hand_made_fixture(tmp_path: Path, compress: str) -> None:
+    """A 5 x 7 int32 dataset (C order, y x) in blocks of 3 x 4 with one block missing."""
+    a = np.arange(35, dtype=np.int32).reshape(5, 7) - 10
+    root = tmp_path / "hand.n5"
+    ds = root / "volume" / "raw"
+    ds.mkdir(parents=True)
+    (root / "attributes.json").write_text(json.dumps({"n5": "2.5.0"}))
+    compression = {"type": "raw"}
+    if compress != "raw":
+        compression = {"type": "gzip", "level": 6, "useZlib": compress == "zlib"}
+    attrs = {"dimensions": [7, 5], "blockSize": [4, 3], "dataType": "int32", "compression": compression}
+    attrs["axes"] = ["x", "y"]
+    (ds / "attributes.json").write_text(json.dumps(attrs))
+    expected = a.copy()
+    for by in range(2):
+        for bx in range(2):
+            block = a[by * 3 : by * 3 + 3, bx * 4 : bx * 4 + 4]
+            if (by, bx) == (1, 1):
+                expected[3:, 4:] = 0  # missing block reads as 0
+                continue
+            (ds / str(bx)).mkdir(exist_ok=True)
+            (ds / str(bx) / str(by)).write_bytes(_n5_block(block, mode=by, compress=compress))
+    img = open_image(str(root))  # the only dataset
+    assert (img.axes, img.nickname, img.data.chunks) == ("yx", "hand", ((3, 2), (4, 3)))
+    np.testing.assert_array_equal(img.data.compute(), expected)
+    np.testing.assert_array_equal(
+        open_image(str(root / "volume" / "raw")).data[1:4, 2:6].compute(), expected[1:4, 2:6]
+    )
+    assert open_image(str(root) + "/volume/raw").nickname == "hand-volume-raw"
+
+
+# --- zarr and OME-Zarr ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_zarr_round_trip(tmp_path: Path, zarr_format: int) -> None:
+    a = _volume((4, 30, 20), "float64")
+    path = str(tmp_path / "out.zarr")
+    write_image(
+        da.from_array(a, chunks=(2, 15, 20)), path, format="zarr", axes="cyx", zarr_format=zarr_format
+    )
+    array = zarr.open_array(path + "/exported_data", mode="r")
+    assert array.metadata.zarr_format == zarr_format
+    img = open_image(path)
+    assert (img.axes, img.axes_guessed, img.nickname) == ("cyx", False, "out")
+    assert img.data.chunks[1][0] == array.chunks[1]
+    np.testing.assert_array_equal(img.data.compute(), a)
+    write_image(a[:1], path, format="zarr", axes="cyx", internal_path="second")
+    with pytest.raises(DataError, match="2 datasets"):
+        open_image(path)
+    np.testing.assert_array_equal(open_image(path + "/second").data.compute(), a[:1])
+    np.testing.assert_array_equal(open_image(path + "/exported_data").data.compute(), a)
+
+
+def _hand_ome(path: Path, version: str) -> list[np.ndarray]:
+    levels = [_volume((2, 16, 24), "uint8"), _volume((2, 8, 12), "uint8")]
+    fmt = 2 if version == "0.4" else 3
+    group = zarr.open_group(str(path), mode="w", zarr_format=fmt)
+    axes = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    scales = [("full", [1, 1, 1]), ("half", [1, 2, 2])]
+    datasets = [{"path": p, "coordinateTransformations": [{"type": "scale", "scale": s}]} for p, s in scales]
+    multiscale = {"axes": axes, "datasets": datasets, "name": "hand"}
+    if version == "0.4":
+        group.attrs["multiscales"] = [{"version": "0.4", **multiscale}]
+    else:
+        group.attrs["ome"] = {"version": "0.5", "multiscales": [multiscale]}
+    for name, level in zip(["full", "half"], levels, strict=True):
+        group.create_array(name, data=level, chunks=(1, 8, 8))
+    return levels
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_ome_zarr_read_root_and_scale(tmp_path: Path, version: str) -> None:
+    path = tmp_path / "hand.ome.zarr"
+    levels = _hand_ome(path, version)
+    root = open_image(str(path))
+    assert (root.axes, root.axes_guessed, root.nickname, root.shape) == (
+        "cyx",
+        False,
+        "hand.ome",
+        (2, 16, 24),
+    )
+    assert root.data.chunks == ((1, 1), (8, 8), (8, 8, 8))
+    np.testing.assert_array_equal(root.data.compute(), levels[0])
+    for scale in (1, "half", "1"):
+        np.testing.assert_array_equal(open_image(str(path), scale=scale).data.compute(), levels[1])
+    one = open_image(str(path / "half"))  # a path to one scale: axes from the parent's metadata
+    assert (one.axes, one.axes_guessed, one.nickname) == ("cyx", False, "hand.ome-half")
+    np.testing.assert_array_equal(one.data.compute(), levels[1])
+    with pytest.raises(DataError, match="no scale 'quarter'"):
+        open_image(str(path), scale="quarter")
+    with pytest.raises(DataError, match="out of range"):
+        open_image(str(path), scale=5)
+    with pytest.raises(DataError, match="OME-Zarr image root"):
+        open_image(str(path / "half"), scale=0)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_ome_zarr_multiscale_round_trip(tmp_path: Path, zarr_format: int) -> None:
+    a = _volume((600, 520, 2), "float32")  # 1.2 MB per channel: more than one 1 MB chunk
+    files = write_image(
+        da.from_array(a, chunks=(256, 256, 2)),
+        str(tmp_path / "pyr.h5"),
+        format="multi-scale OME-Zarr",
+        axes="yxc",
+        zarr_format=zarr_format,
+    )
+    assert files == [str(tmp_path / "pyr.zarr")]
+    group = zarr.open_group(files[0], mode="r")
+    attrs = group.attrs.asdict()
+    multiscales = attrs["multiscales"] if zarr_format == 2 else attrs["ome"]["multiscales"]
+    assert (attrs.get("multiscales", [{}])[0].get("version") == "0.4") == (zarr_format == 2)
+    assert [d["path"] for d in multiscales[0]["datasets"]] == ["s0", "s1"]
+    assert multiscales[0]["datasets"][1]["coordinateTransformations"][0]["scale"] == [1, 1, 1, 2, 2]
+    img = open_image(files[0])
+    assert (img.axes, img.shape) == ("tczyx", (1, 2, 1, 600, 520))
+    np.testing.assert_array_equal(img.data[0, :, 0].compute(), a.transpose(2, 0, 1))
+    half = open_image(files[0], scale=1).data[0, :, 0].compute()
+    expected = a.reshape(300, 2, 260, 2, 2).mean(axis=(1, 3)).transpose(2, 0, 1)
+    np.testing.assert_allclose(half, expected, rtol=1e-6)
+
+
+def test_ome_zarr_single_scale_and_nearest(tmp_path: Path) -> None:
+    a = _volume((3, 1100, 1000), "uint8")
+    write_image(a, str(tmp_path / "lab"), format="multi-scale OME-Zarr", axes="zyx")
+    half = open_image(str(tmp_path / "lab.zarr"), scale="s1").data.compute()
+    np.testing.assert_array_equal(half[0, 0], a[::2, ::2, ::2][:1])
+    write_image(a[:1, :10, :10], str(tmp_path / "single"), format="single-scale OME-Zarr", axes="zyx")
+    assert sorted(zarr.open_group(str(tmp_path / "single.zarr"), mode="r").array_keys()) == ["s0"]
+    with pytest.raises(ExportError, match="exists"):
+        write_image(a, str(tmp_path / "single"), format="single-scale OME-Zarr", axes="zyx")
+
+
+# --- tiff ----------------------------------------------------------------------------------
+
+
+def test_tiff_lazy_one_chunk_per_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = _volume((7, 20, 30), "uint16")
+    tifffile.imwrite(tmp_path / "stack.tif", a)  # no axes metadata: tifffile reports Q
+    img = open_image(str(tmp_path / "stack.tif"))
+    assert (img.axes, img.axes_guessed, img.nickname) == ("zyx", True, "stack")
+    assert img.data.chunks == ((1,) * 7, (20,), (30,))
+    reads: list[tuple[slice, ...]] = []
+    original = TiffSource._read
+
+    def counting(self: TiffSource, handle: object, index: tuple[slice, ...]) -> np.ndarray:
+        reads.append(index)
+        return original(self, handle, index)
+
+    monkeypatch.setattr(TiffSource, "_read", counting)
+    np.testing.assert_array_equal(img.data[3].compute(), a[3])
+    assert [r[0] for r in reads] == [slice(3, 4)]  # one page read, not the file
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(img.data)).compute(), a)
+
+
+def test_tiff_axes_from_metadata(tmp_path: Path) -> None:
+    a = _volume((2, 3, 2, 8, 9), "uint8")
+    tifffile.imwrite(tmp_path / "ij.tif", a, imagej=True, metadata={"axes": "TZCYX"})
+    img = open_image(str(tmp_path / "ij.tif"))
+    assert (img.axes, img.axes_guessed) == ("tzcyx", False)
+    np.testing.assert_array_equal(img.data.compute(), a)
+    rgb = _volume((8, 9, 3), "uint8")
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    assert open_image(str(tmp_path / "rgb.tif")).axes == "yxc"
+
+
+def test_multipage_tiff_round_trip(tmp_path: Path) -> None:
+    a = _volume((4, 20, 30, 2), "float32")
+    files = write_image(
+        da.from_array(a, chunks=(3, 10, 30, 1)), str(tmp_path / "mp"), format="multipage tiff", axes="zyxc"
+    )
+    assert files == [str(tmp_path / "mp.tiff")]
+    assert _listing(tmp_path) == {"mp.tiff"}
+    with tifffile.TiffFile(files[0]) as tif:
+        assert tif.is_ome
+        assert len(tif.pages) == 8
+    img = open_image(files[0])
+    assert img.axes == "zcyx"
+    assert img.data.chunks[0] == (1,) * 4
+    np.testing.assert_array_equal(img.data.compute(), a.transpose(0, 3, 1, 2))
+
+
+def test_multipage_tiff_sequence(tmp_path: Path) -> None:
+    a = _volume((3, 4, 10, 12), "uint8")
+    files = write_image(a, str(tmp_path / "t{slice_index}.h5"), format="multipage tiff sequence", axes="tzyx")
+    assert files == [str(tmp_path / f"t{i}.tiff") for i in range(3)]
+    for i, f in enumerate(files):
+        np.testing.assert_array_equal(open_image(f).data.compute(), a[i])
+
+
+# --- 2D images, numpy, sequences ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "shape", "dtype"),
+    [
+        ("png", (12, 14), "uint8"),
+        ("png", (12, 14, 3), "uint8"),
+        ("png", (12, 14), "uint16"),
+        ("bmp", (12, 14, 3), "uint8"),
+        ("pgm", (12, 14), "uint8"),
+        ("ppm", (12, 14, 3), "uint8"),
+        ("tif", (12, 14, 5), "float32"),
+        ("tiff", (12, 14), "int16"),
+    ],
+)
+def test_2d_round_trip(tmp_path: Path, fmt: str, shape: tuple[int, ...], dtype: str) -> None:
+    a = _volume(shape, dtype)
+    axes = "yx" if len(shape) == 2 else "yxc"
+    (path,) = write_image(a, str(tmp_path / "img.h5"), format=fmt, axes=axes)
+    assert path == str(tmp_path / f"img.{fmt}")
+    img = open_image(path)
+    assert (img.axes, img.axes_guessed, img.dtype, img.nickname) == (axes, False, np.dtype(dtype), "img")
+    np.testing.assert_array_equal(img.data.compute(), a)
+
+
+def test_2d_lossy_and_transposed(tmp_path: Path) -> None:
+    a = np.tile(np.arange(16, dtype=np.uint8) * 16, (10, 1))
+    (path,) = write_image(a.T[None], str(tmp_path / "j"), format="jpg", axes="zxy")  # transposed to yx
+    img = open_image(path)
+    assert img.shape == (10, 16)
+    assert np.abs(img.data.compute().astype(int) - a).max() < 8
+    (gif,) = write_image(a, str(tmp_path / "g"), format="gif", axes="yx")
+    np.testing.assert_array_equal(open_image(gif).data.compute()[..., 0], a)
+
+
+def test_2d_format_refuses_nd_and_bad_dtype(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="png sequence"):
+        write_image(np.zeros((3, 4, 5), np.uint8), str(tmp_path / "x"), format="png", axes="zyx")
+    with pytest.raises(ExportError, match="float32"):
+        write_image(np.zeros((4, 5), np.float32), str(tmp_path / "x"), format="png", axes="yx")
+    with pytest.raises(ExportError, match="channel"):
+        write_image(np.zeros((4, 5, 2), np.uint8), str(tmp_path / "x"), format="jpg", axes="yxc")
+    write_image(np.zeros((1, 4, 5, 1), np.uint8), str(tmp_path / "ok"), format="png", axes="zyxc")
+    assert _listing(tmp_path) == {"ok.png"}
+
+
+def test_sequences_names_and_values(tmp_path: Path) -> None:
+    a = _volume((11, 6, 7), "uint8")
+    files = write_image(
+        da.from_array(a, chunks=(4, 6, 7)),
+        str(tmp_path / "s_{slice_index}"),
+        format="png sequence",
+        axes="zyx",
+    )
+    assert [os.path.basename(f) for f in files] == [f"s_{i:02d}.png" for i in range(11)]
+    stack = open_image(str(tmp_path / "s_*.png"))
+    assert (stack.axes, stack.nickname, stack.shape) == ("zyx", "s_", a.shape)
+    np.testing.assert_array_equal(stack.data.compute(), a)
+    files = write_image(
+        a[:3], str(tmp_path / "o_{slice_index:03d}"), format="tiff sequence", axes="cyx", slice_offset=7
+    )
+    assert [os.path.basename(f) for f in files] == ["o_007.tiff", "o_008.tiff", "o_009.tiff"]
+    with pytest.raises(ExportError, match="slice_index"):
+        write_image(a, str(tmp_path / "nope"), format="png sequence", axes="zyx")
+
+
+def test_numpy_round_trip(tmp_path: Path) -> None:
+    a = _volume((5, 6, 7), "int32")
+    (path,) = write_image(
+        da.from_array(a, chunks=(2, 3, 7)), str(tmp_path / "a.tif"), format="numpy", axes="zyx"
+    )
+    assert path == str(tmp_path / "a.npy")
+    img = open_image(path)
+    assert (img.axes, img.axes_guessed) == ("zyx", True)
+    np.testing.assert_array_equal(img.data.compute(), a)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(img.data)).compute(), a)
+    np.savez(tmp_path / "b.npz", raw=a[0])
+    img = open_image(str(tmp_path / "b.npz"))
+    assert (img.axes, img.nickname) == ("yx", "b")
+    np.testing.assert_array_equal(open_image(str(tmp_path / "b.npz/raw")).data.compute(), a[0])
+
+
+# --- stacks ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("along", ["z", "t", "c"])
+def test_glob_stack_of_gray_images(tmp_path: Path, along: str) -> None:
+    images = [_volume((6, 8), "uint8") for _ in range(3)]
+    for i, image in enumerate(images):
+        iio.imwrite(tmp_path / f"img_{i:03d}.png", image)
+    img = open_image(str(tmp_path / "img_*.png"), stack_along=along)
+    assert (img.axes, img.shape, img.nickname, img.dataset_dir) == (
+        along + "yx",
+        (3, 6, 8),
+        "img_00",
+        str(tmp_path),
+    )
+    assert img.data.chunks[0] == (1, 1, 1)
+    assert len(img.files) == 3
+    np.testing.assert_array_equal(img.data.compute(), np.stack(images))
+
+
+def test_glob_stack_concatenates_existing_axis_and_checks_shapes(tmp_path: Path) -> None:
+    images = [_volume((6, 8, 3), "uint8") for _ in range(2)]
+    for i, image in enumerate(images):
+        iio.imwrite(tmp_path / f"rgb_{i}.png", image)
+    img = open_image(str(tmp_path / "rgb_*.png"), stack_along="c")
+    assert (img.axes, img.shape) == ("yxc", (6, 8, 6))
+    np.testing.assert_array_equal(img.data.compute(), np.concatenate(images, axis=2))
+    iio.imwrite(tmp_path / "rgb_2.png", _volume((5, 8, 3), "uint8"))
+    with pytest.raises(DataError, match="cannot stack"):
+        open_image(str(tmp_path / "rgb_*.png"))
+    with pytest.raises(AxesError, match="stack_along"):
+        open_image(str(tmp_path / "rgb_*.png"), stack_along="x")
+
+
+def test_glob_stack_of_h5_datasets(tmp_path: Path) -> None:
+    parts = [_volume((4, 5), "float32") for _ in range(2)]
+    for i, part in enumerate(parts):
+        with h5py.File(tmp_path / f"vol{i}.h5", "w") as f:
+            f["data"] = part
+    img = open_image(str(tmp_path / "vol*.h5/data"))
+    assert (img.axes, img.nickname) == ("zyx", "vol-data")
+    np.testing.assert_array_equal(img.data.compute(), np.stack(parts))
+    with h5py.File(tmp_path / "many.h5", "w") as f:
+        f["s1"], f["s2"] = parts
+    np.testing.assert_array_equal(open_image(str(tmp_path / "many.h5/s*")).data.compute(), np.stack(parts))
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+
+def test_read_failures(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"input not found: .*missing.h5"):
+        open_image(str(tmp_path / "missing.h5/data"))
+    with pytest.raises(DataError, match="no file matches"):
+        open_image(str(tmp_path / "none_*.png"))
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(DataError, match=r"cannot read .*bad.h5"):
+        open_image(str(tmp_path / "bad.h5"))
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG garbage")
+    with pytest.raises(DataError, match=r"cannot read .*bad.png"):
+        open_image(str(tmp_path / "bad.png"))
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(DataError, match=r"bad.tif"):
+        open_image(str(tmp_path / "bad.tif"))
+    (tmp_path / "x.xyz").write_bytes(b"")
+    with pytest.raises(DataError, match=r"unsupported format '\.xyz'.*\.h5"):
+        open_image(str(tmp_path / "x.xyz"))
+    iio.imwrite(tmp_path / "ok.png", np.zeros((4, 5), np.uint8))
+    with pytest.raises(DataError, match="scale=1 applies only to OME-Zarr"):
+        open_image(str(tmp_path / "ok.png"), scale=1)
+    messages = []
+    for path in ("missing.h5", "bad.h5", "x.xyz"):
+        with pytest.raises(CascadeError) as info:
+            open_image(str(tmp_path / path))
+        messages.append(str(info.value))
+    assert all("\n" not in m for m in messages)
+
+
+def test_corrupt_chunk_raises_data_error_at_compute(tmp_path: Path) -> None:
+    write_image(np.ones((4, 4), np.uint8), str(tmp_path / "c"), format="n5", axes="yx")
+    block = tmp_path / "c.n5" / "exported_data" / "0" / "0"
+    block.write_bytes(b"\x00")
+    img = open_image(str(tmp_path / "c.n5"))
+    with pytest.raises(DataError, match="cannot read"):
+        img.data.compute()
+
+
+def test_write_failures_before_computing(tmp_path: Path) -> None:
+    a = np.zeros((4, 5), np.uint8)
+    with pytest.raises(ExportError, match=r"unknown output format 'hdf6'.*compressed hdf5"):
+        write_image(a, str(tmp_path / "x"), format="hdf6", axes="yx")
+    with pytest.raises(ExportError, match="does not exist"):
+        write_image(a, str(tmp_path / "no" / "such" / "x"), format="hdf5", axes="yx")
+    with pytest.raises(AxesError):
+        write_image(a, str(tmp_path / "x"), format="hdf5", axes="zyx")
+    (tmp_path / "x.h5").write_text("not hdf5")
+    with pytest.raises(ExportError, match="not an HDF5 file"):
+        write_image(a, str(tmp_path / "x"), format="hdf5", axes="yx")
+    assert _listing(tmp_path) == {"x.h5"}
+    assert len(FORMATS) == len(set(FORMATS))
+
+
+def test_unwritable_directory_is_refused_before_computing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "access", lambda *_: False)
+    with pytest.raises(ExportError, match="is not writable"):
+        write_image(_failing(np.zeros((4, 5), np.uint8), (2, 5)), str(tmp_path / "x"), format="n5", axes="yx")
+    assert _listing(tmp_path) == set()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only directories")
+def test_unwritable_directory(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(ExportError, match="not writable"):
+            write_image(np.zeros((4, 5), np.uint8), str(locked / "x"), format="hdf5", axes="yx")
+    finally:
+        locked.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "axes"),
+    [
+        ("hdf5", "zyx"),
+        ("compressed n5", "zyx"),
+        ("zarr", "zyx"),
+        ("multi-scale OME-Zarr", "zyx"),
+        ("numpy", "zyx"),
+        ("multipage tiff", "zyx"),
+        ("png sequence", "zyx"),
+        ("multipage tiff sequence", "tyx"),
+    ],
+)
+def test_failing_chunk_leaves_no_output(tmp_path: Path, fmt: str, axes: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    data = _failing(_volume((4, 6, 8), "uint8"), (2, 3, 8))
+    with pytest.raises(RuntimeError, match="boom"):
+        write_image(data, str(out / "r_{slice_index}"), format=fmt, axes=axes)
+    assert _listing(out) == set()
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "n5", "zarr"])
+def test_failing_chunk_keeps_existing_container(tmp_path: Path, fmt: str) -> None:
+    a = _volume((4, 6, 8), "uint8")
+    (path,) = write_image(a, str(tmp_path / "c"), format=fmt, axes="zyx")
+    before = _listing(tmp_path)
+    with pytest.raises(RuntimeError, match="boom"):
+        write_image(_failing(a + 1, (2, 3, 8)), str(tmp_path / "c"), format=fmt, axes="zyx")
+    assert _listing(tmp_path) == before
+    np.testing.assert_array_equal(open_image(path).data.compute(), a)
