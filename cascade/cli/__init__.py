@@ -1,0 +1,43 @@
+"""The ``cascade`` command line: a thin typer shell over the library.
+
+Every command parses its options, calls one library function and maps a
+:class:`~cascade.errors.CascadeError` to a one-line message and exit code 2. Heavy
+libraries are imported inside the commands so that ``cascade --help`` starts fast.
+
+``cascade --headless --project=P ...`` is ilastik's headless spelling of ``cascade predict``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from ._app import app
+
+__all__ = ["app", "main", "normalize_argv"]
+
+_PREDICT_ALIASES = {"--headless"}
+
+
+def normalize_argv(argv: Sequence[str]) -> list[str]:
+    """Rewrite ilastik-style argument lists into cascade's.
+
+    - ``--headless`` anywhere (with no command) means ``predict``;
+    - ``--readonly`` without a value means ``--readonly=true`` (ilastik's optional flag).
+    """
+    args = list(argv)
+    if any(a in _PREDICT_ALIASES for a in args):
+        args = [a for a in args if a not in _PREDICT_ALIASES]
+        if not args or args[0].startswith("-") or args[0] not in _commands():
+            args.insert(0, "predict")
+    return ["--readonly=true" if a == "--readonly" else a for a in args]
+
+
+def _commands() -> set[str]:
+    return {c.name or c.callback.__name__ for c in app.registered_commands if c.callback is not None}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``cascade`` console script."""
+    args = normalize_argv(sys.argv[1:] if argv is None else argv)
+    app(args=args, prog_name="cascade")

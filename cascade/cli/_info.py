@@ -1,0 +1,24 @@
+"""``cascade info``: what a project holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._app import app, handle_errors
+
+
+@app.command()
+@handle_errors
+def info(project: Annotated[Path, typer.Argument(help="A .cascade or ilastik .ilp project.")]) -> None:
+    """Print a project's workflow, stages, classes, features, labels, forests and training data."""
+    if project.suffix.lower() == ".ilp":
+        from ..project.ilp import describe_ilp, read_ilp
+
+        typer.echo(describe_ilp(read_ilp(project)))
+    else:
+        from ..project.native import describe_cascade, load_cascade
+
+        typer.echo(describe_cascade(load_cascade(project), project))

@@ -1,0 +1,65 @@
+"""``cascade predict`` (also ``cascade --headless``): ilastik's headless batch export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._app import app, handle_errors
+
+_Opt = typer.Option
+
+
+@app.command(context_settings={"allow_interspersed_args": True})
+@handle_errors
+def predict(
+    files: Annotated[Optional[list[str]], typer.Argument(help="Input images (ilastik path conventions).")] = None,
+    project: Annotated[Path, _Opt("--project", help="A .cascade or ilastik .ilp project.")] = Path(),
+    raw_data: Annotated[Optional[list[str]], _Opt("--raw_data", "--raw-data", help="Input images.")] = None,
+    export_source: Annotated[
+        Optional[list[str]],
+        _Opt("--export_source", "--export-source", help="Result to export; repeat for several."),
+    ] = None,
+    output_format: Annotated[str, _Opt("--output_format", "--output-format")] = "compressed hdf5",
+    output_filename_format: Annotated[
+        str, _Opt("--output_filename_format", "--output-filename-format")
+    ] = "{dataset_dir}/{nickname}_{result_type}",
+    output_internal_path: Annotated[str, _Opt("--output_internal_path", "--output-internal-path")] = "exported_data",
+    cutout_subregion: Annotated[Optional[str], _Opt("--cutout_subregion", "--cutout-subregion")] = None,
+    export_dtype: Annotated[Optional[str], _Opt("--export_dtype", "--export-dtype")] = None,
+    output_axis_order: Annotated[Optional[str], _Opt("--output_axis_order", "--output-axis-order")] = None,
+    pipeline_result_drange: Annotated[
+        Optional[str], _Opt("--pipeline_result_drange", "--pipeline-result-drange")
+    ] = None,
+    export_drange: Annotated[Optional[str], _Opt("--export_drange", "--export-drange")] = None,
+    input_axes: Annotated[Optional[str], _Opt("--input_axes", "--input-axes")] = None,
+    stack_along: Annotated[str, _Opt("--stack_along", "--stack-along")] = "z",
+    readonly: Annotated[str, _Opt("--readonly", help="Accepted for ilastik compatibility; always read-only.")] = (
+        "true"
+    ),
+) -> None:
+    """Predict every input with a project and export the chosen results, chunk by chunk."""
+    from ..batch import BatchOptions, run_batch
+    from ..errors import CascadeError
+
+    if project == Path():
+        raise CascadeError("--project is required")
+    if files and raw_data:
+        raise CascadeError("give input files either as arguments or with --raw_data, not both")
+    sources = tuple(s.strip() for value in export_source or [] for s in value.split(",") if s.strip())
+    options = BatchOptions(
+        export_sources=sources,
+        output_format=output_format,
+        output_filename_format=output_filename_format,
+        output_internal_path=output_internal_path,
+        cutout_subregion=cutout_subregion,
+        export_dtype=export_dtype,
+        output_axis_order=output_axis_order,
+        pipeline_result_drange=pipeline_result_drange,
+        export_drange=export_drange,
+        input_axes=input_axes,
+        stack_along=stack_along,
+    )
+    run_batch(project, list(files or raw_data or []), options, echo=typer.echo)

@@ -1,0 +1,272 @@
+"""ilastik's export step: sources, cutout, normalisation, dtype, axis order and file names.
+
+Sources are named as in ilastik: for a one-stage project ``Probabilities``, ``Simple
+Segmentation``, ``Uncertainty``, ``Features``, ``Labels``, ``Input``; for an N-stage
+Autocontext the same names with `` Stage k`` for k = N..1 (last stage first), then
+``Probabilities All Stages``. Names match case-insensitively; the misspelling
+``Propabilities All Stages`` that ilastik's documentation shows is accepted too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from .axes import from_internal, parse_axes
+from .errors import ExportError
+from .pipeline import StageResult
+
+__all__ = [
+    "EXPORT_DTYPES",
+    "ExportSource",
+    "apply_cutout",
+    "format_filename",
+    "normalize",
+    "parse_cutout",
+    "parse_range",
+    "prepare_export",
+    "resolve_sources",
+    "source_names",
+]
+
+_KINDS = ("Probabilities", "Simple Segmentation", "Uncertainty", "Features", "Labels", "Input")
+EXPORT_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class ExportSource:
+    """One exportable result: ``kind`` (e.g. ``"Probabilities"``) of ``stage`` (1-based; 0 = all)."""
+
+    name: str
+    kind: str
+    stage: int
+
+
+def source_names(n_stages: int) -> list[str]:
+    """ilastik's export source names in its own order (index 0 is the default)."""
+    return [s.name for s in _sources(n_stages)]
+
+
+def _sources(n_stages: int) -> list[ExportSource]:
+    if n_stages == 1:
+        return [ExportSource(kind, kind, 1) for kind in _KINDS]
+    out = [
+        ExportSource(f"{kind} Stage {k}", kind, k) for k in range(n_stages, 0, -1) for kind in _KINDS
+    ]
+    out.append(ExportSource("Probabilities All Stages", "Probabilities", 0))
+    return out
+
+
+def resolve_sources(names: Sequence[str] | None, n_stages: int) -> list[ExportSource]:
+    """Match ``--export_source`` values (case-insensitive) to sources; default: index 0.
+
+    Raises
+    ------
+    ExportError
+        For an unknown name, listing the valid ones.
+    """
+    available = _sources(n_stages)
+    if not names:
+        return [available[0]]
+    lookup = {s.name.lower(): s for s in available}
+    if n_stages > 1:
+        lookup["propabilities all stages"] = lookup["probabilities all stages"]
+    chosen = []
+    for name in names:
+        key = " ".join(name.split()).lower()
+        if key not in lookup:
+            raise ExportError(
+                f"unknown export source {name!r}; this project offers: {', '.join(s.name for s in available)}"
+            )
+        if lookup[key] not in chosen:
+            chosen.append(lookup[key])
+    return chosen
+
+
+def source_array(source: ExportSource, results: Sequence[StageResult], labels: da.Array | None = None) -> da.Array:
+    """The dask array of one source, in internal axis order."""
+    if source.stage == 0:
+        return da.concatenate([r.probabilities for r in results], axis=-1)
+    result = results[source.stage - 1]
+    if source.kind == "Probabilities":
+        return result.probabilities
+    if source.kind == "Simple Segmentation":
+        return result.segmentation
+    if source.kind == "Uncertainty":
+        return result.uncertainty
+    if source.kind == "Features":
+        return result.features
+    if source.kind == "Input":
+        # since ilastik 1.4.1b21 "Input Stage k" is the raw image for every stage
+        return results[0].stage_input
+    # batch inputs carry no labels (as in ilastik): an all-zero uint8 image
+    shape = result.probabilities.shape[:-1] + (1,)
+    chunks = result.probabilities.chunks[:-1] + ((1,),)
+    return labels if labels is not None else da.zeros(shape, dtype=np.uint8, chunks=chunks)
+
+
+def _literal(text: str, what: str) -> Any:
+    cleaned = text.replace("(", "[").replace(")", "]").replace("None", "null")
+    try:
+        return json.loads(cleaned)
+    except json.JSONDecodeError as err:
+        raise ExportError(f"{what} {text!r} is not a valid value ({err.msg})") from err
+
+
+def parse_cutout(text: str) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+    """``--cutout_subregion`` text like ``"[(0,0,None),(100,200,None)]"`` -> (starts, stops)."""
+    value = _literal(text, "cutout subregion")
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, list) for v in value)
+        or len(value[0]) != len(value[1])
+        or not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in value[0] + value[1])
+    ):
+        raise ExportError(
+            f"cutout subregion {text!r} must be two equally long lists of integers or None: [(start...), (stop...)]"
+        )
+    return tuple(value[0]), tuple(value[1])
+
+
+def parse_range(text: str, what: str) -> tuple[float, float]:
+    """A ``(low, high)`` data range such as ``"(0.0, 1.0)"``."""
+    value = _literal(text, what)
+    if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, (int, float)) for v in value):
+        raise ExportError(f"{what} {text!r} must be a pair of numbers like (0, 255)")
+    return float(value[0]), float(value[1])
+
+
+def apply_cutout(
+    array: da.Array, axes: str, cutout: tuple[tuple[int | None, ...], tuple[int | None, ...]] | None
+) -> tuple[da.Array, tuple[int, ...], tuple[int, ...]]:
+    """Crop to ilastik's cutout (axes of the export source, including c).
+
+    ``None`` start means 0; ``None`` or 0 stop means the full extent; values are clipped.
+    Returns the cropped array and the absolute start and stop per axis.
+    """
+    if cutout is None:
+        return array, (0,) * array.ndim, tuple(array.shape)
+    starts, stops = cutout
+    if len(starts) != array.ndim:
+        raise ExportError(
+            f"cutout subregion has {len(starts)} entries per corner but the export source has axes "
+            f"{axes!r} ({array.ndim} entries needed)"
+        )
+    lo = tuple(min(max(s or 0, 0), n) for s, n in zip(starts, array.shape))
+    hi = tuple(min(max(e or n, 0), n) for e, n in zip(stops, array.shape))
+    if any(b <= a for a, b in zip(lo, hi)):
+        raise ExportError(f"cutout subregion {list(starts)}..{list(stops)} is empty for shape {array.shape}")
+    return array[tuple(slice(a, b) for a, b in zip(lo, hi))], lo, hi
+
+
+def normalize(
+    array: da.Array,
+    dtype: str | None,
+    pipeline_range: tuple[float, float] | None,
+    export_range: tuple[float, float] | None,
+) -> da.Array:
+    """ilastik's normalisation and dtype conversion.
+
+    Normalisation happens only when both ranges are given:
+    ``out = min_out + (a - min_in) * float32((max_out - min_out) / (max_in - min_in))``, then
+    ``rint`` when converting float to int, no clipping. Otherwise a plain (truncating) cast.
+    """
+    if export_range is not None and pipeline_range is None:
+        raise ExportError("--export_drange needs --pipeline_result_drange (ilastik normalises only with both)")
+    target = np.dtype(dtype) if dtype else array.dtype
+    if pipeline_range is None or export_range is None:
+        return array.astype(target)
+    (min_in, max_in), (min_out, max_out) = pipeline_range, export_range
+    span = max_in - min_in
+    ratio = np.float32((max_out - min_out) / span) if abs(span) > 1e-12 else np.float32(0)
+    scaled = np.float32(min_out) + (array.astype(np.float32) - np.float32(min_in)) * ratio
+    if np.issubdtype(target, np.integer):
+        scaled = da.rint(scaled)
+    return scaled.astype(target)
+
+
+class _KeepUnknown(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def format_filename(template: str, values: Mapping[str, Any]) -> str:
+    """Fill ilastik's placeholders; unknown ``{keys}`` stay as they are (like ilastik)."""
+    template = os.path.expanduser(template)
+    try:
+        return string.Formatter().vformat(template, (), _KeepUnknown(values))
+    except (ValueError, IndexError) as err:
+        raise ExportError(f"output file name format {template!r} is malformed: {err}") from err
+
+
+def placeholders(
+    *, dataset_dir: str, nickname: str, result_type: str, axes: str, lo: Sequence[int], hi: Sequence[int]
+) -> dict[str, Any]:
+    """Values of ``{dataset_dir}``, ``{nickname}``, ``{result_type}``, ``{roi}``, ``{x_start}``..."""
+    values: dict[str, Any] = {
+        "dataset_dir": dataset_dir,
+        "nickname": nickname,
+        "result_type": result_type,
+        "roi": str([tuple(lo), tuple(hi)]),
+    }
+    for key, a, b in zip(axes, lo, hi):
+        values[f"{key}_start"] = a
+        values[f"{key}_stop"] = b
+    return values
+
+
+@dataclass(frozen=True)
+class PreparedExport:
+    """An export ready to write: the final array, its axes and the cutout it covers."""
+
+    data: da.Array
+    axes: str
+    lo: tuple[int, ...]
+    hi: tuple[int, ...]
+    source_axes: str
+
+
+def prepare_export(
+    array: da.Array,
+    internal_axes: str,
+    *,
+    original_axes: str,
+    cutout: tuple[tuple[int | None, ...], tuple[int | None, ...]] | None = None,
+    dtype: str | None = None,
+    pipeline_range: tuple[float, float] | None = None,
+    export_range: tuple[float, float] | None = None,
+    axis_order: str | None = None,
+) -> PreparedExport:
+    """Cutout (in the source's internal axes), normalisation/dtype, then the output axis order.
+
+    The output axis order defaults to the input's original order with ``c`` appended if it
+    was absent, as ilastik exports.
+    """
+    if dtype is not None and dtype not in EXPORT_DTYPES:
+        raise ExportError(f"export dtype {dtype!r} is not one of {', '.join(EXPORT_DTYPES)}")
+    cropped, lo, hi = apply_cutout(array, internal_axes, cutout)
+    converted = normalize(cropped, dtype, pipeline_range, export_range)
+    if axis_order:
+        target = _parse_order(axis_order)
+    else:
+        target = original_axes if "c" in original_axes else original_axes + "c"
+    missing = [k for k, n in zip(internal_axes, converted.shape) if k not in target and n != 1]
+    if missing:
+        raise ExportError(f"output axis order {target!r} lacks axis {missing[0]!r} of the export source")
+    return PreparedExport(from_internal(converted, internal_axes, target), target, lo, hi, internal_axes)
+
+
+def _parse_order(text: str) -> str:
+    order = text.strip().lower()
+    if not re.fullmatch(r"[txyzc]+", order):
+        raise ExportError(f"output axis order {text!r} may only use the letters t, x, y, z, c")
+    return parse_axes(order)

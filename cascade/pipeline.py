@@ -1,0 +1,233 @@
+"""Stages and cascades: ilastik's Autocontext as dask graphs.
+
+A :class:`Stage` is a feature selection, class names and a trained forest. A
+:class:`Cascade` chains stages: stage 1 sees the raw channels, stage k+1 sees the raw
+channels followed by stage k's probabilities converted to the raw dtype (ilastik's rule:
+``floor(255 * p)`` for uint8 raw, ``p`` itself for float raw). One stage is plain pixel
+classification.
+
+Everything here is lazy: :func:`predict` returns dask arrays, one set per stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from .errors import CascadeError, DataError
+from .features import FeatureSelection, compute_features
+from .forest import PackedForest, predict_proba
+
+__all__ = [
+    "Cascade",
+    "Stage",
+    "StageResult",
+    "convert_probabilities",
+    "predict",
+    "segmentation",
+    "uncertainty",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Stage:
+    """One pixel classification stage.
+
+    Attributes
+    ----------
+    selection : FeatureSelection
+        Features computed on every input channel of this stage.
+    class_names : tuple of str
+        One name per class; class k (label value k) is output channel k-1.
+    forest : PackedForest or None
+        The trained forest (None until trained).
+    """
+
+    selection: FeatureSelection
+    class_names: tuple[str, ...]
+    forest: PackedForest | None = None
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (output channels)."""
+        return len(self.class_names)
+
+
+@dataclass(frozen=True, eq=False)
+class Cascade:
+    """A trained (or to-be-trained) chain of stages and what its raw input looks like.
+
+    Attributes
+    ----------
+    stages : tuple of Stage
+        Stage 1 first.
+    raw_channels : int
+        Channel count of the raw data.
+    raw_dtype : str
+        dtype of the raw data (probabilities fed to the next stage are converted to it).
+    spatial_axes : str
+        ``"yx"`` or ``"zyx"``: the spatial axes of the training data.
+    provenance : dict
+        Free-form record of how the cascade was made (inputs, versions, seed).
+    """
+
+    stages: tuple[Stage, ...]
+    raw_channels: int
+    raw_dtype: str
+    spatial_axes: str
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def input_channels(self, stage_index: int) -> int:
+        """Input channels of a stage: raw, plus the previous stage's classes."""
+        if stage_index == 0:
+            return self.raw_channels
+        return self.raw_channels + self.stages[stage_index - 1].n_classes
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """Lazy outputs of one stage, all in internal axis order (``...yxc``)."""
+
+    features: da.Array
+    probabilities: da.Array
+    stage_input: da.Array
+
+    @property
+    def segmentation(self) -> da.Array:
+        """ilastik's Simple Segmentation: uint8 argmax + 1, one channel."""
+        return segmentation(self.probabilities)
+
+    @property
+    def uncertainty(self) -> da.Array:
+        """ilastik's Uncertainty: 1 - (p_first - p_second), float32, one channel."""
+        return uncertainty(self.probabilities)
+
+
+def convert_probabilities(probabilities: da.Array, dtype: np.dtype[Any] | str) -> da.Array:
+    """Probabilities converted to the raw dtype, as ilastik stacks them for the next stage.
+
+    Unsigned integers: ``floor((max - min) * p) + min`` (uint8: ``floor(255 p)``). Signed
+    integers map [0, 1] onto the type's full range the same way (ilastik's own formula
+    overflows there). Floats: ``p`` cast to that float type.
+    """
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return probabilities.astype(dtype)
+    if not np.issubdtype(dtype, np.integer):
+        raise DataError(f"raw dtype {dtype} is neither integer nor float")
+    info = np.iinfo(dtype)
+    span = np.float32(float(info.max) - float(info.min))
+    scaled = probabilities * span
+    if info.min != 0:
+        scaled = scaled + np.float32(info.min)
+    return scaled.astype(dtype)
+
+
+def segmentation(probabilities: da.Array) -> da.Array:
+    """uint8 argmax + 1 over the channel axis (ties go to the first class), keeping a c axis of 1."""
+    return (da.argmax(probabilities, axis=-1)[..., None] + 1).astype(np.uint8)
+
+
+def uncertainty(probabilities: da.Array) -> da.Array:
+    """1 - (largest - second largest probability), float32, with a c axis of 1."""
+
+    def margin(block: np.ndarray) -> np.ndarray:
+        if block.shape[-1] < 2:
+            return np.zeros(block.shape[:-1] + (1,), np.float32)
+        top = np.partition(block, block.shape[-1] - 2, axis=-1)[..., -2:]
+        return (np.float32(1) - (top[..., 1:] - top[..., :1])).astype(np.float32)
+
+    return probabilities.map_blocks(margin, chunks=probabilities.chunks[:-1] + ((1,),), dtype=np.float32)
+
+
+def _predict_block(block: np.ndarray, forest: PackedForest) -> np.ndarray:
+    flat = block.reshape(-1, block.shape[-1])
+    return predict_proba(forest, flat).reshape(*block.shape[:-1], forest.n_outputs)
+
+
+def stage_probabilities(features: da.Array, forest: PackedForest) -> da.Array:
+    """Blockwise forest prediction over a feature stack (one block in, one block out)."""
+    if features.shape[-1] != forest.n_features:
+        raise DataError(
+            f"the forest expects {forest.n_features} feature channels but the stack has {features.shape[-1]}"
+        )
+    return features.map_blocks(
+        _predict_block,
+        forest=forest,
+        chunks=features.chunks[:-1] + ((forest.n_outputs,),),
+        dtype=np.float32,
+        name="forest",
+    )
+
+
+def predict(
+    cascade: Cascade,
+    raw: da.Array | np.ndarray,
+    *,
+    axes: str,
+    chunks: tuple[int, ...] | None = None,
+    stages: int | None = None,
+) -> list[StageResult]:
+    """Lazy outputs of every stage for one image.
+
+    Parameters
+    ----------
+    cascade : Cascade
+        A trained cascade.
+    raw : dask or numpy array
+        The image in internal axis order (see :mod:`cascade.axes`).
+    axes : str
+        Axes of ``raw`` (``yxc``, ``zyxc``, ``tyxc`` or ``tzyxc``).
+    chunks : tuple of int, optional
+        Block shape for the features and everything after them.
+    stages : int, optional
+        Compute only the first ``stages`` stages (default: all).
+
+    Returns
+    -------
+    list of StageResult
+        One per computed stage, stage 1 first.
+    """
+    check_compatible(cascade, raw.shape, axes, raw.dtype)
+    if not isinstance(raw, da.Array):
+        raw = da.from_array(raw, chunks=chunks or raw.shape)
+    results: list[StageResult] = []
+    stage_input = raw
+    for k, stage in enumerate(cascade.stages[: stages or len(cascade.stages)]):
+        if stage.forest is None:
+            raise CascadeError(f"stage {k + 1} has no trained forest; train the project first")
+        features = compute_features(stage_input, stage.selection, axes=axes, chunks=chunks)
+        probabilities = stage_probabilities(features, stage.forest)
+        results.append(StageResult(features, probabilities, stage_input))
+        converted = convert_probabilities(probabilities, cascade.raw_dtype)
+        aligned_raw = raw.rechunk(converted.chunks[:-1] + ((raw.shape[-1],),))
+        stage_input = da.concatenate([aligned_raw, converted], axis=-1).rechunk({raw.ndim - 1: -1})
+    return results
+
+
+def check_compatible(cascade: Cascade, shape: tuple[int, ...], axes: str, dtype: Any) -> None:
+    """Reject images the cascade cannot classify: channel count, 2D/3D mismatch, dtype.
+
+    Raises
+    ------
+    DataError
+        Naming the expected and actual channels or spatial axes.
+    """
+    spatial = "".join(k for k in axes if k in "zyx")
+    if spatial != cascade.spatial_axes:
+        raise DataError(
+            f"the project was trained on {cascade.spatial_axes!r} data but the input has spatial axes "
+            f"{spatial!r} (shape {tuple(shape)}, axes {axes!r})"
+        )
+    channels = shape[axes.index("c")]
+    if channels != cascade.raw_channels:
+        raise DataError(
+            f"the project expects {cascade.raw_channels} channel(s) but the input has {channels} "
+            f"(shape {tuple(shape)}, axes {axes!r})"
+        )
+    if not np.can_cast(np.dtype(dtype), np.float64) and np.dtype(dtype).kind not in "iuf":
+        raise DataError(f"input dtype {np.dtype(dtype)} is not a numeric image type")

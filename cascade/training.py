@@ -1,0 +1,273 @@
+"""Training a cascade from sparse label images.
+
+Features are computed only around labelled pixels: the label image is cut into tiles,
+and for each tile holding labels the features are computed over the bounding box of
+its labels (plus the halo the features need), never over whole images. Stage k+1's
+training features need stage k's probabilities around its labels; those are computed
+the same way, recursively, over the box grown by stage k+1's halo.
+
+Two ways to feed stage k's predictions to stage k+1 during training:
+
+- ``"in-sample"``: what ilastik does. At stage k's own training pixels the forest
+  predicts its training data, nearly perfectly, so stage k+1 learns to over-trust it.
+- ``"oob"`` (default): at stage k's training pixels, use each tree-ensemble's
+  out-of-bag prediction instead, i.e. what stage k predicts for pixels it did not see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import dask
+import dask.array as da
+import numpy as np
+
+from .errors import CascadeError, DataError
+from .features._block import block_features
+from .forest import predict_proba, train_forest
+from .pipeline import Cascade, Stage, convert_probabilities
+
+__all__ = ["TrainingImage", "fit"]
+
+TrainingMode = Literal["oob", "in-sample"]
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingImage:
+    """One raw image and its label images, in internal axis order.
+
+    Attributes
+    ----------
+    raw : numpy or dask array, axes ``[t,] [z,] y, x, c``
+        The raw image.
+    axes : str
+        Internal axes of ``raw`` (``yxc``, ``zyxc``, ``tyxc``, ``tzyxc``).
+    labels : tuple
+        One label array per stage (or None: no labels for that stage in this image), with
+        the raw image's axes and a channel axis of length 1 (or no channel axis);
+        0 = unlabelled, k = class k.
+    """
+
+    raw: Any
+    axes: str
+    labels: tuple[Any, ...]
+
+
+@dataclass
+class _Context:
+    """Everything the recursive region computations share during one fit."""
+
+    raws: list[Any]
+    stages: list[Stage]
+    raw_dtype: np.dtype[Any]
+    mode: TrainingMode
+    oob: list[dict[int, tuple[np.ndarray, np.ndarray]]] = field(default_factory=list)
+
+    def halo(self, k: int, ndim: int) -> tuple[int, ...]:
+        sel = self.stages[k].selection
+        columns = sel.columns()
+        xy = max(sel.column_halo(j) for j in columns)
+        if ndim == 2:
+            return (xy, xy)
+        z = max((sel.column_halo(j) for j in columns if not sel.compute_in_2d[j]), default=0)
+        return (z, xy, xy)
+
+
+def _split_time(images: Sequence[TrainingImage], n_stages: int) -> list[tuple[Any, list[Any]]]:
+    """(raw, labels per stage) pairs with no t axis and labels without a c axis."""
+    out = []
+    for image in images:
+        if len(image.labels) != n_stages:
+            raise DataError(f"each image needs one label entry per stage ({n_stages}), got {len(image.labels)}")
+        labels = []
+        for lab in image.labels:
+            if lab is not None:
+                if lab.ndim == image.raw.ndim:
+                    lab = lab[..., 0]
+                if tuple(lab.shape) != tuple(image.raw.shape[:-1]):
+                    raise DataError(
+                        f"label image shape {tuple(lab.shape)} does not match the raw image "
+                        f"{tuple(image.raw.shape[:-1])} (axes {image.axes!r} without c)"
+                    )
+            labels.append(lab)
+        if image.axes.startswith("t"):
+            for t in range(image.raw.shape[0]):
+                out.append((image.raw[t], [None if lab is None else lab[t] for lab in labels]))
+        else:
+            out.append((image.raw, labels))
+    return out
+
+
+def _tile_shape(ndim: int) -> tuple[int, ...]:
+    return (256, 256) if ndim == 2 else (64, 64, 64)
+
+
+def _label_tiles(labels: Any) -> list[tuple[tuple[int, ...], np.ndarray, np.ndarray]]:
+    """Labelled pixels grouped by tile: (tile start, coordinates (n, ndim), values (n,))."""
+    arr = da.asarray(labels).rechunk(_tile_shape(labels.ndim))
+    starts = [np.cumsum((0, *c))[:-1] for c in arr.chunks]
+
+    def find(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        coords = np.argwhere(block > 0)
+        return coords, block[tuple(coords.T)].astype(np.int64)
+
+    keys = list(np.ndindex(*arr.numblocks))
+    found = dask.compute(*[dask.delayed(find)(arr.blocks[key]) for key in keys])
+    tiles = []
+    for key, (coords, values) in zip(keys, found):
+        if len(values):
+            offset = tuple(int(starts[d][i]) for d, i in enumerate(key))
+            tiles.append((offset, coords + np.asarray(offset), values))
+    return tiles
+
+
+def _region_input(ctx: _Context, image: int, k: int, lo: tuple[int, ...], hi: tuple[int, ...]) -> np.ndarray:
+    """Input of stage ``k`` (0-based) over ``[lo, hi)`` of one image, as numpy."""
+    raw = ctx.raws[image]
+    region = tuple(slice(a, b) for a, b in zip(lo, hi))
+    raw_part = np.asarray(raw[region])
+    if k == 0:
+        return raw_part
+    probabilities = _region_probabilities(ctx, image, k - 1, lo, hi)
+    return np.concatenate([raw_part, convert_probabilities(probabilities, ctx.raw_dtype)], axis=-1)
+
+
+def _region_probabilities(
+    ctx: _Context, image: int, k: int, lo: tuple[int, ...], hi: tuple[int, ...]
+) -> np.ndarray:
+    """Stage ``k``'s probabilities over ``[lo, hi)``, with out-of-bag values at its training pixels."""
+    full = tuple(ctx.raws[image].shape[:-1])
+    halo = ctx.halo(k, len(full))
+    outer_lo = tuple(max(a - h, 0) for a, h in zip(lo, halo))
+    outer_hi = tuple(min(b + h, n) for b, h, n in zip(hi, halo, full))
+    stage_input = _region_input(ctx, image, k, outer_lo, outer_hi)
+    stage = ctx.stages[k]
+    feats = block_features(
+        stage_input, stage.selection, has_t=False, lo=outer_lo, full=full, core_lo=lo, core_hi=hi
+    )
+    assert stage.forest is not None
+    probs = predict_proba(stage.forest, feats.reshape(-1, feats.shape[-1])).reshape(*feats.shape[:-1], -1)
+    if ctx.mode == "oob" and image in ctx.oob[k]:
+        coords, values = ctx.oob[k][image]
+        inside = np.all((coords >= np.asarray(lo)) & (coords < np.asarray(hi)), axis=1)
+        local = tuple((coords[inside] - np.asarray(lo)).T)
+        probs[local] = values[inside]
+    return probs
+
+
+def _tile_samples(
+    ctx: _Context, image: int, k: int, coords: np.ndarray
+) -> np.ndarray:
+    """Stage ``k`` features at labelled pixels ``coords`` (computed over their bounding box)."""
+    lo = tuple(int(v) for v in coords.min(axis=0))
+    hi = tuple(int(v) + 1 for v in coords.max(axis=0))
+    full = tuple(ctx.raws[image].shape[:-1])
+    halo = ctx.halo(k, len(full))
+    outer_lo = tuple(max(a - h, 0) for a, h in zip(lo, halo))
+    outer_hi = tuple(min(b + h, n) for b, h, n in zip(hi, halo, full))
+    stage_input = _region_input(ctx, image, k, outer_lo, outer_hi)
+    feats = block_features(
+        stage_input, ctx.stages[k].selection, has_t=False, lo=outer_lo, full=full, core_lo=lo, core_hi=hi
+    )
+    return feats[tuple((coords - np.asarray(lo)).T)]
+
+
+def fit(
+    images: Sequence[TrainingImage],
+    stages: Sequence[Stage],
+    *,
+    trees: int = 100,
+    seed: int = 0,
+    mode: TrainingMode = "oob",
+    n_jobs: int | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> Cascade:
+    """Train every stage of a cascade from sparse labels.
+
+    Parameters
+    ----------
+    images : sequence of TrainingImage
+        Training images (same spatial dimensionality, channel count and dtype).
+    stages : sequence of Stage
+        Untrained stages: feature selection and class names each.
+    trees : int
+        Trees per forest.
+    seed : int
+        Random seed; the same inputs and seed give the same forests.
+    mode : {"oob", "in-sample"}
+        How stage k's predictions at its own training pixels reach stage k+1 (module docs).
+    n_jobs : int, optional
+        Threads for forest training (default: all cores).
+    provenance : dict, optional
+        Stored in the cascade as is.
+
+    Returns
+    -------
+    Cascade
+        The trained cascade.
+
+    Raises
+    ------
+    CascadeError
+        If a stage has no labels in any image, or the images disagree.
+    """
+    if not images:
+        raise CascadeError("no training images given")
+    if mode not in ("oob", "in-sample"):
+        raise CascadeError(f"training mode must be 'oob' or 'in-sample', got {mode!r}")
+    first = images[0]
+    spatial = "".join(k for k in first.axes if k in "zyx")
+    for im in images:
+        if "".join(k for k in im.axes if k in "zyx") != spatial:
+            raise DataError(f"training images mix spatial axes {spatial!r} and {im.axes!r}")
+        if im.raw.shape[-1] != first.raw.shape[-1] or np.dtype(im.raw.dtype) != np.dtype(first.raw.dtype):
+            raise DataError("training images must share channel count and dtype")
+    pairs = _split_time(images, len(stages))
+    ctx = _Context([raw for raw, _ in pairs], list(stages), np.dtype(first.raw.dtype), mode)
+    for k, stage in enumerate(stages):
+        trained, oob = _fit_stage(ctx, k, [labels[k] for _, labels in pairs], trees, seed + k, n_jobs)
+        ctx.stages[k] = trained
+        ctx.oob.append(oob)
+    return Cascade(
+        stages=tuple(ctx.stages),
+        raw_channels=int(first.raw.shape[-1]),
+        raw_dtype=str(np.dtype(first.raw.dtype)),
+        spatial_axes=spatial,
+        provenance=dict(provenance or {}),
+    )
+
+
+def _fit_stage(
+    ctx: _Context, k: int, labels: list[Any], trees: int, seed: int, n_jobs: int | None
+) -> tuple[Stage, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    stage = ctx.stages[k]
+    tasks, owners = [], []
+    for image, lab in enumerate(labels):
+        if lab is None:
+            continue
+        for _, coords, values in _label_tiles(lab):
+            if values.max() > stage.n_classes:
+                raise DataError(
+                    f"stage {k + 1} labels contain class {int(values.max())} but the stage has "
+                    f"{stage.n_classes} classes ({', '.join(stage.class_names)})"
+                )
+            tasks.append(dask.delayed(_tile_samples)(ctx, image, k, coords))
+            owners.append((image, coords, values))
+    if not tasks:
+        raise CascadeError(f"stage {k + 1} has no labels in any image; label at least one pixel per class")
+    features = dask.compute(*tasks)
+    x = np.concatenate(features).astype(np.float32)
+    y = np.concatenate([v for _, _, v in owners])
+    result = train_forest(x, y, n_outputs=stage.n_classes, n_trees=trees, seed=seed, n_jobs=n_jobs, oob=True)
+    oob: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    row = 0
+    for image, coords, values in owners:
+        part = result.oob_proba[row : row + len(values)]
+        row += len(values)
+        if image in oob:
+            oob[image] = (np.concatenate([oob[image][0], coords]), np.concatenate([oob[image][1], part]))
+        else:
+            oob[image] = (coords, part)
+    return replace(stage, forest=result.forest), oob

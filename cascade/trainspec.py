@@ -1,0 +1,176 @@
+"""Training specifications: the YAML that ``cascade train`` reads, validated into plain objects.
+
+Example (see ``configs/train-example.yaml``)::
+
+    images:
+      - raw: data/volume.h5/raw        # ilastik path conventions
+        input_axes: zyx                # optional; default: the file's own axes
+        labels: [stage1.tif, stage2.tif]   # one per stage (or one for every stage)
+    stages:
+      - classes: [membrane, cytoplasm, mitochondria]
+        features: ilastik-default      # a named set or an explicit selection mapping
+      - classes: [membrane, cytoplasm]
+        features: configs/features/em-membranes.yaml
+    forest: {trees: 100, seed: 0}
+    training: oob                      # or in-sample (ilastik's behaviour)
+
+Relative paths are taken relative to the spec file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .axes import parse_axes, to_internal
+from .errors import CascadeError
+from .features import FeatureSelection, parse_feature_selection
+from .io import open_image
+from .pipeline import Stage
+from .project.native import SparseLabels
+from .training import TrainingImage
+
+__all__ = ["TrainingSpec", "load_spec", "load_training_images", "parse_spec"]
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One training image: raw path, optional axes, one label path per stage."""
+
+    raw: str
+    input_axes: str | None
+    labels: tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """A validated training specification."""
+
+    images: tuple[ImageSpec, ...]
+    stages: tuple[Stage, ...]
+    trees: int = 100
+    seed: int = 0
+    training: str = "oob"
+
+
+def _selection(value: Any, base: Path) -> FeatureSelection:
+    if isinstance(value, str) and value.endswith((".yaml", ".yml")):
+        import yaml
+
+        path = (base / value) if not Path(value).is_absolute() else Path(value)
+        if not path.is_file():
+            raise CascadeError(f"feature set file not found: {path}")
+        return parse_feature_selection(yaml.safe_load(path.read_text()))
+    return parse_feature_selection(value if value is not None else "ilastik-default")
+
+
+def _resolve(path: str, base: Path) -> str:
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
+def parse_spec(spec: Mapping[str, Any], base: Path) -> TrainingSpec:
+    """Validate a training spec mapping; paths are resolved against ``base``."""
+    if not isinstance(spec, Mapping):
+        raise CascadeError("a training spec must be a mapping with 'images' and 'stages'")
+    stages_in = spec.get("stages")
+    if not isinstance(stages_in, Sequence) or not stages_in:
+        raise CascadeError("the training spec needs a non-empty 'stages' list")
+    stages = []
+    for k, entry in enumerate(stages_in):
+        classes = entry.get("classes") if isinstance(entry, Mapping) else None
+        if not isinstance(classes, Sequence) or isinstance(classes, str) or len(classes) < 1:
+            raise CascadeError(f"stage {k + 1} needs a 'classes' list of class names")
+        stages.append(Stage(_selection(entry.get("features"), base), tuple(str(c) for c in classes)))
+    images_in = spec.get("images")
+    if not isinstance(images_in, Sequence) or not images_in:
+        raise CascadeError("the training spec needs a non-empty 'images' list")
+    images = []
+    for i, entry in enumerate(images_in):
+        if not isinstance(entry, Mapping) or "raw" not in entry:
+            raise CascadeError(f"image {i + 1} needs a 'raw' path")
+        labels = entry.get("labels")
+        labels = [labels] if isinstance(labels, str) else list(labels or [])
+        if len(labels) == 1:
+            labels = labels * len(stages)
+        if len(labels) != len(stages):
+            raise CascadeError(
+                f"image {i + 1} lists {len(labels)} label images but there are {len(stages)} stages"
+            )
+        axes = entry.get("input_axes")
+        images.append(
+            ImageSpec(
+                _resolve(str(entry["raw"]), base),
+                parse_axes(axes) if axes else None,
+                tuple(None if lab is None else _resolve(str(lab), base) for lab in labels),
+            )
+        )
+    forest = spec.get("forest") or {}
+    training = str(spec.get("training", "oob"))
+    if training not in ("oob", "in-sample"):
+        raise CascadeError(f"training must be 'oob' or 'in-sample', got {training!r}")
+    try:
+        trees, seed = int(forest.get("trees", 100)), int(forest.get("seed", 0))
+    except (TypeError, ValueError) as err:
+        raise CascadeError(f"forest trees and seed must be integers: {err}") from err
+    if trees < 1:
+        raise CascadeError(f"forest trees must be at least 1, got {trees}")
+    return TrainingSpec(tuple(images), tuple(stages), trees, seed, training)
+
+
+def load_spec(path: str | Path) -> TrainingSpec:
+    """Read and validate a training spec YAML file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise CascadeError(f"training spec not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise CascadeError(f"training spec {path} is not valid YAML: {' '.join(str(err).split())}") from err
+    return parse_spec(data, path.parent)
+
+
+def load_training_images(
+    spec: TrainingSpec,
+) -> tuple[list[TrainingImage], list[list[SparseLabels | None]]]:
+    """Open every raw and label image (lazily) in internal axis order.
+
+    Returns the training images and, per stage and image, the sparse labels to store.
+    """
+    images: list[TrainingImage] = []
+    sparse: list[list[SparseLabels | None]] = [[] for _ in spec.stages]
+    for entry in spec.images:
+        raw_image = open_image(entry.raw, axes=entry.input_axes)
+        raw, axes = to_internal(raw_image.data, raw_image.axes)
+        labels = []
+        for k, label_path in enumerate(entry.labels):
+            if label_path is None:
+                labels.append(None)
+                sparse[k].append(None)
+                continue
+            label_axes = raw_image.axes if raw_image.axes else None
+            lab_image = open_image(label_path)
+            if lab_image.ndim == len(raw_image.axes):
+                label_axes = raw_image.axes
+            elif lab_image.ndim == len(raw_image.axes.replace("c", "")):
+                label_axes = raw_image.axes.replace("c", "")
+            else:
+                label_axes = lab_image.axes
+            lab, lab_axes = to_internal(open_image(label_path, axes=label_axes).data, label_axes)
+            if lab_axes != axes or lab.shape[:-1] != raw.shape[:-1]:
+                raise CascadeError(
+                    f"labels {label_path} (shape {tuple(lab.shape)}, axes {lab_axes}) do not match raw "
+                    f"{entry.raw} (shape {tuple(raw.shape)}, axes {axes})"
+                )
+            lab = np.asarray(lab[..., 0])
+            coords = np.argwhere(lab > 0)
+            sparse[k].append((coords, lab[tuple(coords.T)], tuple(lab.shape), label_path))
+            labels.append(lab)
+        images.append(TrainingImage(raw=raw, axes=axes, labels=tuple(labels)))
+    return images, sparse
