@@ -94,6 +94,10 @@ RUNNERS = {"cascade": run_cascade, "fastfilters2": run_fastfilters2, "scikit-ima
 
 
 def child(impl: str, shape: tuple[int, ...], threads: int) -> None:
+    if impl == "cascade":
+        from cascade._malloc import tune_malloc
+
+        tune_malloc()
     seconds, channels = RUNNERS[impl](shape, threads)
     print(json.dumps({"seconds": seconds, "channels": channels}))
 

@@ -160,7 +160,7 @@ def stage_probabilities(features: da.Array, forest: PackedForest) -> da.Array:
         forest=forest,
         chunks=features.chunks[:-1] + ((forest.n_outputs,),),
         dtype=np.float32,
-        name="forest",
+        token="forest",
     )
 
 

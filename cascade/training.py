@@ -260,6 +260,9 @@ def _fit_stage(
     features = dask.compute(*tasks)
     x = np.concatenate(features).astype(np.float32)
     y = np.concatenate([v for _, _, v in owners])
+    if ctx.mode != "oob":
+        forest = train_forest(x, y, n_outputs=stage.n_classes, n_trees=trees, seed=seed, n_jobs=n_jobs)
+        return replace(stage, forest=forest), {}
     result = train_forest(x, y, n_outputs=stage.n_classes, n_trees=trees, seed=seed, n_jobs=n_jobs, oob=True)
     oob: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     row = 0

@@ -111,7 +111,7 @@ def test_stage_without_labels_is_an_error() -> None:
     with pytest.raises(CascadeError, match="stage 2 has no labels in any image"):
         fit([TrainingImage(raw[..., None], "yxc", (sparse(truth, 1), None))], stages, trees=5)
     with pytest.raises(DataError, match="class 3"):
-        fit([TrainingImage(raw[..., None], "yxc", (np.full_like(truth, 3), None))], stages[:1], trees=5)
+        fit([TrainingImage(raw[..., None], "yxc", (np.full_like(truth, 3),))], stages[:1], trees=5)
 
 
 def test_3d_cascade_blockwise() -> None:

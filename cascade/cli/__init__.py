@@ -39,5 +39,8 @@ def _commands() -> set[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``cascade`` console script."""
+    from .._malloc import tune_malloc
+
+    tune_malloc()
     args = normalize_argv(sys.argv[1:] if argv is None else argv)
     app(args=args, prog_name="cascade")

@@ -155,5 +155,5 @@ def compute_features(
         dtype=np.float32,
         chunks=out_chunks,
         meta=np.empty((0,) * image.ndim, np.float32),
-        name="features",
+        token="features",
     )
