@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .axes import to_internal
@@ -50,7 +50,7 @@ class BatchOptions:
     input_axes: str | None = None
     stack_along: str = "z"
     chunks: tuple[int, ...] | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    retrain: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def run_batch(
     """
     if not inputs:
         raise DataError("no input files given")
-    cascade = open_project(project)
+    cascade = open_project(project, retrain=options.retrain)
     parsed = _parse(options, cascade)
     jobs = [_plan(cascade, path, options, parsed) for path in inputs]
     written: list[str] = []

@@ -68,7 +68,8 @@ class Cascade:
     raw_channels : int
         Channel count of the raw data.
     raw_dtype : str
-        dtype of the raw data (probabilities fed to the next stage are converted to it).
+        dtype of the training data (informative: at prediction time the probabilities fed to
+        the next stage are converted to the dtype of the image being predicted, as in ilastik).
     spatial_axes : str
         ``"yx"`` or ``"zyx"``: the spatial axes of the training data.
     provenance : dict
@@ -203,7 +204,8 @@ def predict(
         features = compute_features(stage_input, stage.selection, axes=axes, chunks=chunks)
         probabilities = stage_probabilities(features, stage.forest)
         results.append(StageResult(features, probabilities, stage_input))
-        converted = convert_probabilities(probabilities, cascade.raw_dtype)
+        # ilastik converts to the dtype of the image being processed (the lane's raw data)
+        converted = convert_probabilities(probabilities, raw.dtype)
         aligned_raw = raw.rechunk(converted.chunks[:-1] + ((raw.shape[-1],),))
         stage_input = da.concatenate([aligned_raw, converted], axis=-1).rechunk({raw.ndim - 1: -1})
     return results

@@ -39,6 +39,7 @@ def predict(
     readonly: Annotated[str, _Opt("--readonly", help="Accepted for ilastik compatibility; always read-only.")] = (
         "true"
     ),
+    retrain: Annotated[bool, _Opt("--retrain", help="Train an .ilp project from its stored labels first.")] = False,
 ) -> None:
     """Predict every input with a project and export the chosen results, chunk by chunk."""
     from ..batch import BatchOptions, run_batch
@@ -61,5 +62,6 @@ def predict(
         export_drange=export_drange,
         input_axes=input_axes,
         stack_along=stack_along,
+        retrain=retrain,
     )
     run_batch(project, list(files or raw_data or []), options, echo=typer.echo)

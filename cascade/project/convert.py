@@ -9,22 +9,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ProjectError
+from ..errors import CascadeError, ProjectError
 from ..pipeline import Cascade, Stage
-from .ilp import IlpProject, read_ilp
+from .ilp import IlpLane, IlpProject, read_ilp
 from .native import load_cascade
 
 __all__ = ["cascade_from_ilp", "open_project"]
 
 
+def _lane_dtype(lane: IlpLane) -> str | None:
+    if lane.dtype is not None:
+        return lane.dtype
+    if lane.exists and lane.resolved_path is not None:
+        from ..io import open_image
+
+        path = lane.resolved_path + (lane.internal_path or "")
+        try:
+            return str(open_image(path).dtype)
+        except CascadeError:
+            return None
+    return None
+
+
 def _training_geometry(project: IlpProject) -> tuple[str, str, int]:
-    """(spatial axes, raw dtype, raw channels) of the project's training data."""
+    """(spatial axes, raw dtype or "unknown", raw channels) of the project's training data."""
     for lane in project.lanes:
-        if lane.axes is None or lane.shape is None or lane.dtype is None:
+        if lane.axes is None or lane.shape is None:
             continue
         z = lane.size("z")
         spatial = "zyx" if z is not None and z > 1 else "yx"
-        return spatial, lane.dtype, lane.size("c") or 1
+        return spatial, _lane_dtype(lane) or "unknown", lane.size("c") or 1
     raise ProjectError(
         f"{project.path}: the project records no training image shape, so its input cannot be checked"
     )
@@ -61,13 +75,21 @@ def cascade_from_ilp(project: IlpProject) -> Cascade:
     )
 
 
-def open_project(path: str | Path) -> Cascade:
+def open_project(path: str | Path, *, retrain: bool = False) -> Cascade:
     """Open a ``.cascade`` or ``.ilp`` project as a :class:`Cascade`.
 
     ``.ilp`` files are recognised by their extension; anything else is read as a cascade
-    project. Forests absent from an ``.ilp`` stay None (train them with :mod:`cascade.retrain`).
+    project. An ilastik project without stored forests (or with ``retrain=True``) is trained
+    from its stored labels and training images first, as ilastik's headless mode does.
     """
     path = Path(path)
     if path.suffix.lower() == ".ilp":
-        return cascade_from_ilp(read_ilp(path))
+        project = read_ilp(path)
+        if retrain or any(stage.forest is None for stage in project.stages):
+            from .retrain import retrain_ilp
+
+            return retrain_ilp(project)
+        return cascade_from_ilp(project)
+    if retrain:
+        raise ProjectError(f"{path}: --retrain applies to ilastik projects; retrain cascade projects with cascade train")
     return load_cascade(path)

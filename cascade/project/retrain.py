@@ -1,0 +1,87 @@
+"""Train an ilastik project's stages from the labels stored in it, as ilastik does headless.
+
+Used when a project holds no trained forest (or when asked to retrain). The training
+images are the project's lanes (files next to the project, or data stored inside it);
+the labels are its stored label blocks. Training uses ilastik's in-sample mode, so the
+result follows ilastik's recipe; it cannot reproduce ilastik's own unseeded vigra forests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..axes import to_internal
+from ..errors import ProjectError
+from ..pipeline import Cascade
+from ..training import TrainingImage, fit
+from .convert import cascade_from_ilp
+from .ilp import IlpLane, IlpProject, LabelBlock, read_lane_data
+
+__all__ = ["ilp_training_images", "retrain_ilp"]
+
+
+def _lane_data(project: IlpProject, lane: IlpLane) -> tuple[object, str]:
+    if lane.axes is None:
+        raise ProjectError(f"{project.path}: lane {lane.index} records no axes")
+    if lane.location == "ProjectInternal":
+        return read_lane_data(project, lane.index), lane.axes
+    if not lane.exists or lane.resolved_path is None:
+        raise ProjectError(
+            f"{project.path}: training image {lane.file_path!r} not found (needed to train the project)"
+        )
+    from ..io import open_image
+
+    image = open_image(lane.resolved_path + (lane.internal_path or ""), axes=lane.axes)
+    return image.data, lane.axes
+
+
+def _place(dense: np.ndarray, internal: str, block: LabelBlock) -> None:
+    """Write one stored label block into a dense label image in internal axes (without c)."""
+    keys = [k for k in internal if k != "c"]
+    index, data = [], block.data
+    order = []
+    for k in keys:
+        if k not in block.axes:
+            raise ProjectError(f"a label block with axes {block.axes!r} lacks axis {k!r}")
+        order.append(block.axes.index(k))
+        index.append(block.slices[block.axes.index(k)])
+    # drop the block's axes that the lane does not have (singletons, c)
+    drop = tuple(i for i, k in enumerate(block.axes) if k not in keys)
+    data = data.transpose(order + list(drop)).reshape([data.shape[i] for i in order])
+    target = dense[tuple(index)]
+    np.copyto(target, data, where=data > 0)
+
+
+def ilp_training_images(project: IlpProject) -> list[TrainingImage]:
+    """One :class:`TrainingImage` per lane that holds labels in any stage."""
+    images = []
+    for lane in project.lanes:
+        blocks = [stage.label_blocks[lane.index] if lane.index < len(stage.label_blocks) else () for stage in project.stages]
+        if not any(blocks):
+            continue
+        data, axes = _lane_data(project, lane)
+        raw, internal = to_internal(data, axes)
+        labels = []
+        for stage_blocks in blocks:
+            if not stage_blocks:
+                labels.append(None)
+                continue
+            dense = np.zeros(raw.shape[:-1], np.uint8)
+            for block in stage_blocks:
+                _place(dense, internal, block)
+            labels.append(dense)
+        images.append(TrainingImage(raw=raw, axes=internal, labels=tuple(labels)))
+    if not images:
+        raise ProjectError(f"{project.path}: the project stores no labels to train from")
+    return images
+
+
+def retrain_ilp(project: IlpProject, *, trees: int = 100, seed: int = 0) -> Cascade:
+    """Train every stage of an ilastik project from its stored labels (in-sample, like ilastik)."""
+    template = cascade_from_ilp(project)
+    stages = [dataclasses.replace(stage, forest=None) for stage in template.stages]
+    images = ilp_training_images(project)
+    trained = fit(images, stages, trees=trees, seed=seed, mode="in-sample", provenance=dict(template.provenance))
+    return dataclasses.replace(trained, provenance={**template.provenance, "retrained": True})
