@@ -50,6 +50,8 @@ class BatchOptions:
     input_axes: str | None = None
     stack_along: str = "z"
     chunks: tuple[int, ...] | None = None
+    block_shape: str | None = None
+    memory_per_task: int | None = None
     retrain: bool = False
 
 
@@ -114,7 +116,10 @@ def _plan(cascade: Cascade, path: str, options: BatchOptions, parsed: _Parsed) -
             f"but the input has shape {image.shape} with axes {image.axes!r}"
             + (" (axes guessed; set --input_axes)" if image.axes_guessed else "")
         )
-    results = predict(cascade, raw, axes=axes, chunks=options.chunks)
+    chunks = options.chunks or block_chunks(
+        axes, raw.shape, options.block_shape, _widest_stage(cascade, raw.shape, axes), options.memory_per_task
+    )
+    results = predict(cascade, raw, axes=axes, chunks=chunks)
     exports = []
     for source in parsed.sources:
         prepared = prepare_export(
@@ -156,3 +161,53 @@ def _plan(cascade: Cascade, path: str, options: BatchOptions, parsed: _Parsed) -
         return written
 
     return write
+
+
+def _widest_stage(cascade: Cascade, shape: tuple[int, ...], axes: str) -> int:
+    """The largest feature channel count of any stage for this input."""
+    z = shape[axes.index("z")] if "z" in axes else None
+    return max(stage.selection.n_channels(cascade.input_channels(k), z) for k, stage in enumerate(cascade.stages))
+
+
+def parse_block_shape(text: str) -> dict[str, int | None]:
+    """ilastik's ``--distributed_block_roi``: an integer (x = y = z) or a dict like ``{'x': 256, 'z': 32}``."""
+    import ast
+
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError) as err:
+        raise ExportError(f"block shape {text!r} must be an integer or a dict like {{'x': 256, 'y': 256}}") from err
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return {"x": value, "y": value, "z": value}
+    if isinstance(value, dict) and all(k in "xyztc" and len(k) == 1 for k in value) and all(
+        v is None or (isinstance(v, int) and v > 0) for v in value.values()
+    ):
+        return dict(value)
+    raise ExportError(f"block shape {text!r} must be a positive integer or a dict with keys from x, y, z, t, c")
+
+
+def block_chunks(
+    axes: str,
+    shape: tuple[int, ...],
+    block_shape: str | None,
+    n_features: int,
+    memory_per_task: int | None,
+) -> tuple[int, ...]:
+    """Block shape for one input: ilastik's block roi if given, else sized from the memory per task.
+
+    A task holds its feature block and about as much again in temporaries, so the block has
+    ``memory_per_task / (8 * n_features)`` pixels, capped at 512^2 in 2D and 64^3 in 3D (larger
+    blocks measured slower: the halo is cropped per scale, and smaller blocks stay in cache).
+    """
+    sizes = dict(zip(axes, shape))
+    spatial = [k for k in axes if k in "zyx"]
+    if block_shape:
+        wanted = parse_block_shape(block_shape)
+        edge = {k: (wanted.get(k) or sizes[k]) for k in spatial}
+    else:
+        budget = memory_per_task or 512 * 2**20
+        pixels = max(budget // (8 * max(n_features, 1)), 32 ** len(spatial))
+        cap = 512 if len(spatial) == 2 else 64
+        side = max(32, min(cap, int(pixels ** (1.0 / len(spatial)))))
+        edge = {k: side for k in spatial}
+    return tuple(1 if k == "t" else sizes[k] if k == "c" else min(edge[k], sizes[k]) for k in axes)

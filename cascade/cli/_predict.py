@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ._app import app, handle_errors
+from ._run import ClusterOpt, MemoryOpt, ProfileOpt, SchedulerOpt, ThreadsOpt, computing
 
 _Opt = typer.Option
 
@@ -40,6 +42,19 @@ def predict(
         "true"
     ),
     retrain: Annotated[bool, _Opt("--retrain", help="Train an .ilp project from its stored labels first.")] = False,
+    scheduler: SchedulerOpt = None,
+    profile: ProfileOpt = None,
+    threads: ThreadsOpt = None,
+    memory: MemoryOpt = None,
+    cluster_option: ClusterOpt = None,
+    distributed: Annotated[
+        bool, _Opt("--distributed", help="ilastik's cluster mode: run on --scheduler (default local), n5 output.")
+    ] = False,
+    distributed_block_roi: Annotated[
+        Optional[str],
+        _Opt("--distributed_block_roi", "--distributed-block-roi", help="Block shape: an int or {'x': 256, ...}."),
+    ] = None,
+    block_shape: Annotated[Optional[str], _Opt("--block-shape", help="Block shape, as --distributed_block_roi.")] = None,
 ) -> None:
     """Predict every input with a project and export the chosen results, chunk by chunk."""
     from ..batch import BatchOptions, run_batch
@@ -63,5 +78,13 @@ def predict(
         input_axes=input_axes,
         stack_along=stack_along,
         retrain=retrain,
+        block_shape=block_shape or distributed_block_roi,
     )
-    run_batch(project, list(files or raw_data or []), options, echo=typer.echo)
+    if distributed:
+        scheduler = scheduler or "local"
+        if output_format == "compressed hdf5":  # ilastik's --distributed always writes n5
+            options = dataclasses.replace(options, output_format="n5")
+    with computing(scheduler, profile, threads, memory, cluster_option) as resources:
+        per_task = resources["memory"] // max(2 * resources["threads"], 1)
+        options = dataclasses.replace(options, memory_per_task=per_task)
+        run_batch(project, list(files or raw_data or []), options, echo=typer.echo)
