@@ -106,7 +106,7 @@ def run_demo(output: str | Path = "cascade-demo", *, seed: int = 0, trees: int =
     picture = _panel(
         [raw[2]]
         + [(p[..., 0] * 255).astype(np.uint8) for p in probabilities]
-        + [np.where(truth[2] == 1, 0, 255).astype(np.uint8)]
+        + [np.where(truth[2] == 1, 255, 0).astype(np.uint8)]
     )
     png = out / "demo.png"
     imwrite(png, picture)

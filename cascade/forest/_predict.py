@@ -1,0 +1,122 @@
+"""Forest probabilities for a matrix of feature vectors: the chunk kernel of every prediction."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import DataError
+from . import _kernels
+from ._layout import CompactForest, compact_layout
+from .packed import PackedForest
+
+__all__ = ["block_rows", "predict_proba"]
+
+_BLOCK_BYTES = 512 * 1024  # feature rows walked tree by tree: about the L2 cache of one core
+_MIN_BLOCK, _MAX_BLOCK = 256, 4096
+
+
+def block_rows(n_features: int) -> int:
+    """Pixels per block so that a block's float32 feature rows take about 512 KiB."""
+    return max(_MIN_BLOCK, min(_MAX_BLOCK, _BLOCK_BYTES // (4 * max(n_features, 1))))
+
+
+def _parse_features(X: npt.ArrayLike, n_features: int) -> npt.NDArray[np.float32]:
+    x = np.asarray(X)
+    if x.ndim != 2:
+        raise DataError(f"X must be 2-D (n_pixels, n_features), got shape {x.shape}")
+    if x.dtype.kind not in "fiub":
+        raise DataError(f"X must hold numbers, got dtype {x.dtype}")
+    if x.shape[1] != n_features:
+        raise DataError(f"X has {x.shape[1]} feature columns, the forest expects {n_features}")
+    return x if x.dtype == np.float32 else x.astype(np.float32)
+
+
+def _parse_out(out: np.ndarray | None, shape: tuple[int, int]) -> npt.NDArray[np.float32]:
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != shape:
+        raise DataError(
+            f"out must be a float32 array of shape {shape}, got "
+            f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
+        )
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise DataError("out must be a writeable C-contiguous array")
+    return out
+
+
+def _parse_threads(n_threads: int) -> int:
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
+        raise DataError(f"n_threads must be an int >= 1, got {n_threads!r}")
+    return int(n_threads)
+
+
+def predict_proba(
+    forest: PackedForest,
+    X: npt.ArrayLike,
+    *,
+    n_threads: int = 1,
+    out: np.ndarray | None = None,
+) -> npt.NDArray[np.float32]:
+    """Class probabilities: the mean over trees of the leaf distribution each pixel reaches.
+
+    Parameters
+    ----------
+    forest : PackedForest
+        The forest. Its compact evaluation layout is built on the first call and cached for
+        the lifetime of the object, so do not modify its arrays afterwards.
+    X : array_like, shape (n_pixels, n_features)
+        Feature vectors, one row per pixel. float32 is used as is (C- or Fortran-ordered,
+        C-ordered is fastest); other numeric dtypes are converted to float32 first, as
+        scikit-learn does.
+    n_threads : int, default 1
+        Threads to split the pixels over. The kernel releases the GIL; under dask leave it
+        at 1 and let dask run chunks in parallel.
+    out : ndarray of float32, shape (n_pixels, n_outputs), optional
+        C-contiguous array to write the result to (saves allocating one per chunk).
+
+    Returns
+    -------
+    ndarray of float32, shape (n_pixels, n_outputs)
+        Channel ``k`` is the probability of class ``k + 1``; every row sums to 1 up to rounding.
+
+    Raises
+    ------
+    DataError
+        If ``X`` is not a 2-D numeric array with ``forest.n_features`` columns, or ``out``
+        or ``n_threads`` is invalid.
+    ProjectError
+        If the forest's arrays are inconsistent.
+
+    Notes
+    -----
+    The first call in a process compiles the numba kernels (a few seconds) or loads them
+    from numba's on-disk cache. A NaN feature value fails every ``x < threshold`` test and
+    goes right.
+    """
+    compact = compact_layout(forest)
+    x = _parse_features(X, compact.n_features)
+    n_threads = _parse_threads(n_threads)
+    result = _parse_out(out, (x.shape[0], compact.n_outputs))
+    parts = np.linspace(0, x.shape[0], min(n_threads, max(x.shape[0], 1)) + 1).astype(np.int64)
+    if parts.shape[0] <= 2:
+        _predict_part(compact, x, result)
+        return result
+    with ThreadPoolExecutor(max_workers=parts.shape[0] - 1) as pool:
+        jobs = [
+            pool.submit(_predict_part, compact, x[a:b], result[a:b])
+            for a, b in zip(parts[:-1], parts[1:])
+        ]
+        for job in jobs:
+            job.result()
+    return result
+
+
+def _predict_part(compact: CompactForest, x: npt.NDArray[np.float32], out: npt.NDArray[np.float32]) -> None:
+    """Run the kernel on one range of pixels (C-contiguous rows take the copy-free kernel)."""
+    if x.shape[0] == 0:
+        return
+    kernel = _kernels.forest_sum_contiguous if x.flags.c_contiguous else _kernels.forest_sum_strided
+    kernel(x, compact.nodes, compact.nodes_f, compact.roots, compact.leaves, out, block_rows(x.shape[1]))
