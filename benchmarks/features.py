@@ -117,7 +117,9 @@ def measure(impl: str, shape: tuple[int, ...], threads: int, env: dict[str, str]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--child", nargs=3, metavar=("IMPL", "SHAPE", "THREADS"))
     args = parser.parse_args()
@@ -144,14 +146,20 @@ def main() -> None:
             rows.append((shape, label, threads, r["channels"], r["seconds"], mpx, r["peak_mb"]))
             print(f"  measured {label} {shape} x{threads}: {r['seconds']:.2f} s", file=sys.stderr)
     base = {(shape, threads): mpx for shape, label, threads, _, _, mpx, _ in rows if label == "cascade"}
-    print(f"{'workload':>16} {'implementation':>28} {'thr':>3} {'ch':>4} {'time s':>8} "
-          f"{'Mpx/s':>7} {'cascade/x':>9} {'peak MB':>8}")
+    print(
+        f"{'workload':>16} {'implementation':>28} {'thr':>3} {'ch':>4} {'time s':>8} "
+        f"{'Mpx/s':>7} {'cascade/x':>9} {'peak MB':>8}"
+    )
     for shape, label, threads, channels, seconds, mpx, peak in rows:
         ratio = base[(shape, threads)] / mpx
-        print(f"{'x'.join(map(str, shape)):>16} {label:>28} {threads:>3} {channels:>4} {seconds:8.2f} "
-              f"{mpx:7.2f} {ratio:9.2f} {peak:8.0f}")
-    print("cascade/x > 1 means cascade is faster. fastfilters2 with 2 threads runs as 2 processes "
-          "(it is not thread-safe); its peak MB is the parent's only.")
+        print(
+            f"{'x'.join(map(str, shape)):>16} {label:>28} {threads:>3} {channels:>4} {seconds:8.2f} "
+            f"{mpx:7.2f} {ratio:9.2f} {peak:8.0f}"
+        )
+    print(
+        "cascade/x > 1 means cascade is faster. fastfilters2 with 2 threads runs as 2 processes "
+        "(it is not thread-safe); its peak MB is the parent's only."
+    )
 
 
 if __name__ == "__main__":

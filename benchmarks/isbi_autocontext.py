@@ -29,7 +29,9 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "isbi201
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--train", type=int, nargs="+", default=[0, 10, 20], help="training slices")
     parser.add_argument("--test", type=int, default=27, help="number of test slices (the others)")
@@ -48,14 +50,21 @@ def main() -> None:
         labels = scribble_labels(truth[i], fraction=args.fraction, seed=args.seed + i)
         images.append(TrainingImage(raw[i][..., None], "yxc", (labels, labels)))
     labelled = sum(int((im.labels[0] > 0).sum()) for im in images)
-    print(f"training slices {args.train}: {labelled} labelled pixels "
-          f"({100 * labelled / (len(args.train) * raw[0].size):.1f} %), test slices: {len(test)}")
+    print(
+        f"training slices {args.train}: {labelled} labelled pixels "
+        f"({100 * labelled / (len(args.train) * raw[0].size):.1f} %), test slices: {len(test)}"
+    )
     rows = []
     for mode in ("in-sample", "oob"):
         start = time.perf_counter()
         with dask.config.set(scheduler="threads"):
-            model = fit(images, [Stage(selection, names), Stage(selection, names)],
-                        trees=args.trees, seed=args.seed, mode=mode)
+            model = fit(
+                images,
+                [Stage(selection, names), Stage(selection, names)],
+                trees=args.trees,
+                seed=args.seed,
+                mode=mode,
+            )
             volume = raw[test][..., None]
             results = predict(model, volume, axes="tyxc", chunks=(1, 512, 512, 1))
             segmentations = dask.compute(*[r.segmentation[..., 0] for r in results])

@@ -65,7 +65,9 @@ class _Parsed:
 
 def _parse(options: BatchOptions, cascade: Cascade) -> _Parsed:
     if options.output_format.lower() not in {f.lower() for f in FORMATS}:
-        raise ExportError(f"unknown output format {options.output_format!r}; choose from: {', '.join(FORMATS)}")
+        raise ExportError(
+            f"unknown output format {options.output_format!r}; choose from: {', '.join(FORMATS)}"
+        )
     return _Parsed(
         sources=resolve_sources(options.export_sources, len(cascade.stages)),
         cutout=parse_cutout(options.cutout_subregion) if options.cutout_subregion else None,
@@ -108,9 +110,10 @@ def _plan(cascade: Cascade, path: str, options: BatchOptions, parsed: _Parsed) -
     """Open and check one input and prepare its exports; return the function that writes them."""
     image = open_image(path, axes=options.input_axes, stack_along=options.stack_along)
     raw, axes = to_internal(image.data, image.axes)
-    if raw.shape[axes.index("c")] != cascade.raw_channels or "".join(
-        k for k in axes if k in "zyx"
-    ) != cascade.spatial_axes:
+    if (
+        raw.shape[axes.index("c")] != cascade.raw_channels
+        or "".join(k for k in axes if k in "zyx") != cascade.spatial_axes
+    ):
         raise DataError(
             f"{path}: the project expects {cascade.raw_channels} channel(s) of {cascade.spatial_axes!r} data "
             f"but the input has shape {image.shape} with axes {image.axes!r}"
@@ -166,24 +169,32 @@ def _plan(cascade: Cascade, path: str, options: BatchOptions, parsed: _Parsed) -
 def _widest_stage(cascade: Cascade, shape: tuple[int, ...], axes: str) -> int:
     """The largest feature channel count of any stage for this input."""
     z = shape[axes.index("z")] if "z" in axes else None
-    return max(stage.selection.n_channels(cascade.input_channels(k), z) for k, stage in enumerate(cascade.stages))
+    return max(
+        stage.selection.n_channels(cascade.input_channels(k), z) for k, stage in enumerate(cascade.stages)
+    )
 
 
 def parse_block_shape(text: str) -> dict[str, int | None]:
-    """ilastik's ``--distributed_block_roi``: an integer (x = y = z) or a dict like ``{'x': 256, 'z': 32}``."""
+    """ilastik's ``--distributed_block_roi``: an integer (x = y = z) or a dict ``{'x': 256, 'z': 32}``."""
     import ast
 
     try:
         value = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError) as err:
-        raise ExportError(f"block shape {text!r} must be an integer or a dict like {{'x': 256, 'y': 256}}") from err
+        raise ExportError(
+            f"block shape {text!r} must be an integer or a dict like {{'x': 256, 'y': 256}}"
+        ) from err
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return {"x": value, "y": value, "z": value}
-    if isinstance(value, dict) and all(k in "xyztc" and len(k) == 1 for k in value) and all(
-        v is None or (isinstance(v, int) and v > 0) for v in value.values()
+    if (
+        isinstance(value, dict)
+        and all(k in "xyztc" and len(k) == 1 for k in value)
+        and all(v is None or (isinstance(v, int) and v > 0) for v in value.values())
     ):
         return dict(value)
-    raise ExportError(f"block shape {text!r} must be a positive integer or a dict with keys from x, y, z, t, c")
+    raise ExportError(
+        f"block shape {text!r} must be a positive integer or a dict with keys from x, y, z, t, c"
+    )
 
 
 def block_chunks(
@@ -209,5 +220,5 @@ def block_chunks(
         pixels = max(budget // (8 * max(n_features, 1)), 32 ** len(spatial))
         cap = 512 if len(spatial) == 2 else 64
         side = max(32, min(cap, int(pixels ** (1.0 / len(spatial)))))
-        edge = {k: side for k in spatial}
+        edge = dict.fromkeys(spatial, side)
     return tuple(1 if k == "t" else sizes[k] if k == "c" else min(edge[k], sizes[k]) for k in axes)

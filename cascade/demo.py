@@ -51,7 +51,10 @@ class DemoReport:
     def table(self) -> str:
         """The scores as a small text table."""
         rows = ["stage  accuracy  membrane F1"]
-        rows += [f"{k + 1:>5}  {a:8.3f}  {f:11.3f}" for k, (a, f) in enumerate(zip(self.accuracy, self.membrane_f1))]
+        rows += [
+            f"{k + 1:>5}  {a:8.3f}  {f:11.3f}"
+            for k, (a, f) in enumerate(zip(self.accuracy, self.membrane_f1))
+        ]
         return "\n".join(rows)
 
 
@@ -100,7 +103,9 @@ def run_demo(output: str | Path = "cascade-demo", *, seed: int = 0, trees: int =
     scores = [membrane_scores(np.argmax(p, axis=-1) + 1, truth[2]) for p in probabilities]
     written = [str(project)]
     for k, p in enumerate(probabilities):
-        written += write_image(p, str(out / f"test-slice_Probabilities Stage {k + 1}.h5"), format="compressed hdf5", axes="yxc")
+        written += write_image(
+            p, str(out / f"test-slice_Probabilities Stage {k + 1}.h5"), format="compressed hdf5", axes="yxc"
+        )
     from imageio.v3 import imwrite
 
     picture = _panel(

@@ -58,9 +58,7 @@ def source_names(n_stages: int) -> list[str]:
 def _sources(n_stages: int) -> list[ExportSource]:
     if n_stages == 1:
         return [ExportSource(kind, kind, 1) for kind in _KINDS]
-    out = [
-        ExportSource(f"{kind} Stage {k}", kind, k) for k in range(n_stages, 0, -1) for kind in _KINDS
-    ]
+    out = [ExportSource(f"{kind} Stage {k}", kind, k) for k in range(n_stages, 0, -1) for kind in _KINDS]
     out.append(ExportSource("Probabilities All Stages", "Probabilities", 0))
     return out
 
@@ -91,7 +89,9 @@ def resolve_sources(names: Sequence[str] | None, n_stages: int) -> list[ExportSo
     return chosen
 
 
-def source_array(source: ExportSource, results: Sequence[StageResult], labels: da.Array | None = None) -> da.Array:
+def source_array(
+    source: ExportSource, results: Sequence[StageResult], labels: da.Array | None = None
+) -> da.Array:
     """The dask array of one source, in internal axis order."""
     if source.stage == 0:
         return da.concatenate([r.probabilities for r in results], axis=-1)
@@ -132,7 +132,8 @@ def parse_cutout(text: str) -> tuple[tuple[int | None, ...], tuple[int | None, .
         or not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in value[0] + value[1])
     ):
         raise ExportError(
-            f"cutout subregion {text!r} must be two equally long lists of integers or None: [(start...), (stop...)]"
+            f"cutout subregion {text!r} must be two equally long lists of integers or None: "
+            "[(start...), (stop...)]"
         )
     return tuple(value[0]), tuple(value[1])
 
@@ -181,7 +182,9 @@ def normalize(
     ``rint`` when converting float to int, no clipping. Otherwise a plain (truncating) cast.
     """
     if export_range is not None and pipeline_range is None:
-        raise ExportError("--export_drange needs --pipeline_result_drange (ilastik normalises only with both)")
+        raise ExportError(
+            "--export_drange needs --pipeline_result_drange (ilastik normalises only with both)"
+        )
     target = np.dtype(dtype) if dtype else array.dtype
     if pipeline_range is None or export_range is None:
         return array.astype(target)

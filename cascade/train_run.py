@@ -9,10 +9,10 @@ import numpy as np
 
 from . import __version__
 from .errors import CascadeError
+from .pipeline import Stage
 from .project.native import save_cascade
 from .training import fit
 from .trainspec import ImageSpec, TrainingSpec, _selection, load_training_images
-from .pipeline import Stage
 
 __all__ = ["run_training", "simple_spec"]
 
@@ -30,7 +30,9 @@ def simple_spec(
 ) -> TrainingSpec:
     """The spec of ``cascade train --raw_data ... --labels ...``: same labels for every stage."""
     if len(raw_data) != len(labels):
-        raise CascadeError(f"{len(raw_data)} raw image(s) but {len(labels)} label image(s); give one per image")
+        raise CascadeError(
+            f"{len(raw_data)} raw image(s) but {len(labels)} label image(s); give one per image"
+        )
     from .io import open_image
 
     if classes:

@@ -80,7 +80,9 @@ def _split_time(images: Sequence[TrainingImage], n_stages: int) -> list[tuple[An
     out = []
     for image in images:
         if len(image.labels) != n_stages:
-            raise DataError(f"each image needs one label entry per stage ({n_stages}), got {len(image.labels)}")
+            raise DataError(
+                f"each image needs one label entry per stage ({n_stages}), got {len(image.labels)}"
+            )
         labels = []
         for lab in image.labels:
             if lab is not None:
@@ -157,9 +159,7 @@ def _region_probabilities(
     return probs
 
 
-def _tile_samples(
-    ctx: _Context, image: int, k: int, coords: np.ndarray
-) -> np.ndarray:
+def _tile_samples(ctx: _Context, image: int, k: int, coords: np.ndarray) -> np.ndarray:
     """Stage ``k`` features at labelled pixels ``coords`` (computed over their bounding box)."""
     lo = tuple(int(v) for v in coords.min(axis=0))
     hi = tuple(int(v) + 1 for v in coords.max(axis=0))
@@ -226,7 +226,7 @@ def fit(
             raise DataError("training images must share channel count and dtype")
     pairs = _split_time(images, len(stages))
     ctx = _Context([raw for raw, _ in pairs], list(stages), np.dtype(first.raw.dtype), mode)
-    for k, stage in enumerate(stages):
+    for k in range(len(stages)):
         trained, oob = _fit_stage(ctx, k, [labels[k] for _, labels in pairs], trees, seed + k, n_jobs)
         ctx.stages[k] = trained
         ctx.oob.append(oob)

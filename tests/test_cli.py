@@ -10,7 +10,6 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
-
 from test_pipeline import blobs, sparse
 
 SMALL_FEATURES = """
@@ -23,7 +22,11 @@ features:
 
 def cascade(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cascade", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "cascade", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -37,9 +40,21 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tifffile.imwrite(root / "new.tif", blobs(5, size=96)[0])
     (root / "features.yaml").write_text(SMALL_FEATURES)
     done = cascade(
-        "train", "--project", root / "p.cascade", "--raw_data", root / "train.tif",
-        "--labels", root / "train_labels.tif", "--stages", "2", "--features", root / "features.yaml",
-        "--classes", "disk,background", "--trees", "10",
+        "train",
+        "--project",
+        root / "p.cascade",
+        "--raw_data",
+        root / "train.tif",
+        "--labels",
+        root / "train_labels.tif",
+        "--stages",
+        "2",
+        "--features",
+        root / "features.yaml",
+        "--classes",
+        "disk,background",
+        "--trees",
+        "10",
     )
     assert done.returncode == 0, done.stderr
     assert "trained 2 stage(s)" in done.stdout
@@ -57,9 +72,16 @@ def test_predict_several_sources_and_headless_spelling(workspace: Path) -> None:
     out = workspace / "out"
     out.mkdir()
     done = cascade(
-        "predict", "--project", workspace / "p.cascade",
-        "--export_source", "Probabilities Stage 2", "--export-source", "simple segmentation stage 1",
-        "--output_format", "hdf5", f"--output_filename_format={out}/{{nickname}}_{{result_type}}",
+        "predict",
+        "--project",
+        workspace / "p.cascade",
+        "--export_source",
+        "Probabilities Stage 2",
+        "--export-source",
+        "simple segmentation stage 1",
+        "--output_format",
+        "hdf5",
+        f"--output_filename_format={out}/{{nickname}}_{{result_type}}",
         workspace / "new.tif",
     )
     assert done.returncode == 0, done.stderr
@@ -71,7 +93,9 @@ def test_predict_several_sources_and_headless_spelling(workspace: Path) -> None:
         seg = f["exported_data"][()]
     assert seg.dtype == np.uint8 and set(np.unique(seg)) <= {1, 2}
     # ilastik's spelling: --headless, --opt=value, default source and default file name
-    done = cascade("--headless", f"--project={workspace / 'p.cascade'}", "--output_format=numpy", workspace / "new.tif")
+    done = cascade(
+        "--headless", f"--project={workspace / 'p.cascade'}", "--output_format=numpy", workspace / "new.tif"
+    )
     assert done.returncode == 0, done.stderr
     default = np.load(workspace / "new_Probabilities Stage 2.npy")
     assert np.array_equal(default, probs)

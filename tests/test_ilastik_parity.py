@@ -16,24 +16,49 @@ import pytest
 CASES = [
     # project, input, input axes, export source, reference output
     ("PixelClass.ilp", "Data_1channel.png", None, "Probabilities", "res-Data_1channel_pc1xyc.npy"),
-    ("2464_PixelClassification_xy_input.ilp", "Data_1channel.png", None, "Probabilities", "res-Data_1channel_pc1xy.npy"),
-    ("Autocontext_2D.ilp", "Data_1channel.png", None, "Probabilities Stage 1", "res-Data_1channel_ac2ds1.npy"),
-    ("Autocontext_2D.ilp", "Data_1channel.png", None, "Probabilities Stage 2", "res-Data_1channel_ac2ds2.npy"),
+    (
+        "2464_PixelClassification_xy_input.ilp",
+        "Data_1channel.png",
+        None,
+        "Probabilities",
+        "res-Data_1channel_pc1xy.npy",
+    ),
+    (
+        "Autocontext_2D.ilp",
+        "Data_1channel.png",
+        None,
+        "Probabilities Stage 1",
+        "res-Data_1channel_ac2ds1.npy",
+    ),
+    (
+        "Autocontext_2D.ilp",
+        "Data_1channel.png",
+        None,
+        "Probabilities Stage 2",
+        "res-Data_1channel_ac2ds2.npy",
+    ),
     ("PixelClass3D.ilp", "Data_3D.npy", "zyxc", "Probabilities", "res-Data_3D_pc3d.npy"),
 ]
 
 
 def run(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cascade", *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "cascade", *args], capture_output=True, text=True, timeout=600
+    )
 
 
-@pytest.mark.parametrize(("project", "image", "axes", "source", "reference"), CASES, ids=[c[0] + ":" + c[3] for c in CASES])
+@pytest.mark.parametrize(
+    ("project", "image", "axes", "source", "reference"), CASES, ids=[c[0] + ":" + c[3] for c in CASES]
+)
 def test_reference_outputs(
     data_dir: Path, tmp_path: Path, project: str, image: str, axes: str | None, source: str, reference: str
 ) -> None:
     folder = data_dir / "ilp" / "ilastik__ilastik" / "api_projects"
     args = [
-        "predict", f"--project={folder / project}", f"--export_source={source}", "--output_format=numpy",
+        "predict",
+        f"--project={folder / project}",
+        f"--export_source={source}",
+        "--output_format=numpy",
         f"--output_filename_format={tmp_path}/out",
     ]
     if axes:
@@ -44,8 +69,10 @@ def test_reference_outputs(
     ref = np.load(folder / reference)
     assert ours.shape == ref.shape
     diff = np.abs(ours.astype(np.float64) - ref)
-    print(f"{project} {source}: exact={np.array_equal(ours, ref)} max={diff.max():.4f} "
-          f"p99.9={np.percentile(diff, 99.9):.4f} share>=0.015={np.mean(diff >= 0.015):.5f}")
+    print(
+        f"{project} {source}: exact={np.array_equal(ours, ref)} max={diff.max():.4f} "
+        f"p99.9={np.percentile(diff, 99.9):.4f} share>=0.015={np.mean(diff >= 0.015):.5f}"
+    )
     assert np.mean(diff >= 0.015) <= 0.001
     assert diff.max() < 0.15
 
@@ -54,10 +81,19 @@ def test_channel_and_dimension_mismatch_is_rejected(data_dir: Path, tmp_path: Pa
     folder = data_dir / "ilp" / "ilastik__ilastik" / "api_projects"
     three = run(["predict", f"--project={folder / 'Autocontext_2D.ilp'}", str(folder / "Data_3channel.png")])
     assert three.returncode == 2 and "expects 1 channel" in three.stderr
-    volume = run(["predict", f"--project={folder / 'Autocontext_2D.ilp'}", "--input_axes=zyxc", str(folder / "Data_3D.npy")])
+    volume = run(
+        [
+            "predict",
+            f"--project={folder / 'Autocontext_2D.ilp'}",
+            "--input_axes=zyxc",
+            str(folder / "Data_3D.npy"),
+        ]
+    )
     assert volume.returncode == 2 and "'yx'" in volume.stderr
     flat = run(["predict", f"--project={folder / 'PixelClass3D.ilp'}", str(folder / "Data_1channel.png")])
     assert flat.returncode == 2 and "'zyx'" in flat.stderr
-    rgb = run(["predict", f"--project={folder / 'PixelClass3Channel.ilp'}", str(folder / "Data_1channel.png")])
+    rgb = run(
+        ["predict", f"--project={folder / 'PixelClass3Channel.ilp'}", str(folder / "Data_1channel.png")]
+    )
     assert rgb.returncode == 2 and "expects 3 channel" in rgb.stderr
     assert not list(tmp_path.iterdir())

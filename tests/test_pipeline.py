@@ -15,7 +15,13 @@ from cascade.project.native import load_cascade, save_cascade
 from cascade.training import TrainingImage, fit
 
 SELECTION = parse_feature_selection(
-    {"features": {"GaussianSmoothing": [0.7, 1.6], "GaussianGradientMagnitude": [1.0], "HessianOfGaussianEigenvalues": [1.6]}}
+    {
+        "features": {
+            "GaussianSmoothing": [0.7, 1.6],
+            "GaussianGradientMagnitude": [1.0],
+            "HessianOfGaussianEigenvalues": [1.6],
+        }
+    }
 )
 
 
@@ -62,7 +68,7 @@ def test_two_stages_learn_the_blobs(trained: tuple) -> None:
 
 
 def test_project_round_trip_and_determinism(trained: tuple, tmp_path: Path) -> None:
-    cascade, raw, truth, labels = trained
+    cascade, raw, _, labels = trained
     path = save_cascade(cascade, tmp_path / "p.cascade")
     loaded = load_cascade(path)
     assert [s.class_names for s in loaded.stages] == [s.class_names for s in cascade.stages]
@@ -141,7 +147,7 @@ def test_probability_conversion_matches_ilastik() -> None:
 def test_corrupt_and_foreign_projects(tmp_path: Path) -> None:
     bad = tmp_path / "bad.cascade"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
-    with pytest.raises(ProjectError, match="bad.cascade"):
+    with pytest.raises(ProjectError, match=r"bad\.cascade"):
         load_cascade(bad)
     import h5py
 

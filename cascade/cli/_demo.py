@@ -13,7 +13,9 @@ from ._app import app, handle_errors
 @app.command()
 @handle_errors
 def demo(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs.")] = Path("cascade-demo"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs.")] = Path(
+        "cascade-demo"
+    ),
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Train a 2-stage cascade on a bundled ISBI 2012 crop, predict a held-out slice, score it."""

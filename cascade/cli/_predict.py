@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,44 +17,57 @@ _Opt = typer.Option
 @app.command(context_settings={"allow_interspersed_args": True})
 @handle_errors
 def predict(
-    files: Annotated[Optional[list[str]], typer.Argument(help="Input images (ilastik path conventions).")] = None,
+    files: Annotated[
+        list[str] | None, typer.Argument(help="Input images (ilastik path conventions).")
+    ] = None,
     project: Annotated[Path, _Opt("--project", help="A .cascade or ilastik .ilp project.")] = Path(),
-    raw_data: Annotated[Optional[list[str]], _Opt("--raw_data", "--raw-data", help="Input images.")] = None,
+    raw_data: Annotated[list[str] | None, _Opt("--raw_data", "--raw-data", help="Input images.")] = None,
     export_source: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         _Opt("--export_source", "--export-source", help="Result to export; repeat for several."),
     ] = None,
     output_format: Annotated[str, _Opt("--output_format", "--output-format")] = "compressed hdf5",
     output_filename_format: Annotated[
         str, _Opt("--output_filename_format", "--output-filename-format")
     ] = "{dataset_dir}/{nickname}_{result_type}",
-    output_internal_path: Annotated[str, _Opt("--output_internal_path", "--output-internal-path")] = "exported_data",
-    cutout_subregion: Annotated[Optional[str], _Opt("--cutout_subregion", "--cutout-subregion")] = None,
-    export_dtype: Annotated[Optional[str], _Opt("--export_dtype", "--export-dtype")] = None,
-    output_axis_order: Annotated[Optional[str], _Opt("--output_axis_order", "--output-axis-order")] = None,
+    output_internal_path: Annotated[
+        str, _Opt("--output_internal_path", "--output-internal-path")
+    ] = "exported_data",
+    cutout_subregion: Annotated[str | None, _Opt("--cutout_subregion", "--cutout-subregion")] = None,
+    export_dtype: Annotated[str | None, _Opt("--export_dtype", "--export-dtype")] = None,
+    output_axis_order: Annotated[str | None, _Opt("--output_axis_order", "--output-axis-order")] = None,
     pipeline_result_drange: Annotated[
-        Optional[str], _Opt("--pipeline_result_drange", "--pipeline-result-drange")
+        str | None, _Opt("--pipeline_result_drange", "--pipeline-result-drange")
     ] = None,
-    export_drange: Annotated[Optional[str], _Opt("--export_drange", "--export-drange")] = None,
-    input_axes: Annotated[Optional[str], _Opt("--input_axes", "--input-axes")] = None,
+    export_drange: Annotated[str | None, _Opt("--export_drange", "--export-drange")] = None,
+    input_axes: Annotated[str | None, _Opt("--input_axes", "--input-axes")] = None,
     stack_along: Annotated[str, _Opt("--stack_along", "--stack-along")] = "z",
-    readonly: Annotated[str, _Opt("--readonly", help="Accepted for ilastik compatibility; always read-only.")] = (
-        "true"
-    ),
-    retrain: Annotated[bool, _Opt("--retrain", help="Train an .ilp project from its stored labels first.")] = False,
+    readonly: Annotated[
+        str, _Opt("--readonly", help="Accepted for ilastik compatibility; always read-only.")
+    ] = ("true"),
+    retrain: Annotated[
+        bool, _Opt("--retrain", help="Train an .ilp project from its stored labels first.")
+    ] = False,
     scheduler: SchedulerOpt = None,
     profile: ProfileOpt = None,
     threads: ThreadsOpt = None,
     memory: MemoryOpt = None,
     cluster_option: ClusterOpt = None,
     distributed: Annotated[
-        bool, _Opt("--distributed", help="ilastik's cluster mode: run on --scheduler (default local), n5 output.")
+        bool,
+        _Opt("--distributed", help="ilastik's cluster mode: run on --scheduler (default local), n5 output."),
     ] = False,
     distributed_block_roi: Annotated[
-        Optional[str],
-        _Opt("--distributed_block_roi", "--distributed-block-roi", help="Block shape: an int or {'x': 256, ...}."),
+        str | None,
+        _Opt(
+            "--distributed_block_roi",
+            "--distributed-block-roi",
+            help="Block shape: an int or {'x': 256, ...}.",
+        ),
     ] = None,
-    block_shape: Annotated[Optional[str], _Opt("--block-shape", help="Block shape, as --distributed_block_roi.")] = None,
+    block_shape: Annotated[
+        str | None, _Opt("--block-shape", help="Block shape, as --distributed_block_roi.")
+    ] = None,
 ) -> None:
     """Predict every input with a project and export the chosen results, chunk by chunk."""
     from ..batch import BatchOptions, run_batch

@@ -6,28 +6,34 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 SchedulerOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--scheduler",
         help="threads (default), processes, local (a local Dask cluster with dashboard), slurm, "
         "or a scheduler address tcp://host:port.",
     ),
 ]
-ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="Cluster profile name or YAML (configs/cluster).")]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", help="Cluster profile name or YAML (configs/cluster).")
+]
 ThreadsOpt = Annotated[
-    Optional[int], typer.Option("--threads", min=1, help="Threads (default: cores allowed; env LAZYFLOW_THREADS).")
+    int | None,
+    typer.Option("--threads", min=1, help="Threads (default: cores allowed; env LAZYFLOW_THREADS)."),
 ]
 MemoryOpt = Annotated[
-    Optional[str],
-    typer.Option("--memory", help="Memory budget, e.g. 8GB (default: memory allowed; env LAZYFLOW_TOTAL_RAM_MB)."),
+    str | None,
+    typer.Option(
+        "--memory", help="Memory budget, e.g. 8GB (default: memory allowed; env LAZYFLOW_TOTAL_RAM_MB)."
+    ),
 ]
 ClusterOpt = Annotated[
-    Optional[list[str]], typer.Option("--cluster-option", help="Override a cluster setting: key=value (repeatable).")
+    list[str] | None,
+    typer.Option("--cluster-option", help="Override a cluster setting: key=value (repeatable)."),
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,27 +13,32 @@ from ._app import app, handle_errors
 @app.command()
 @handle_errors
 def train(
-    spec: Annotated[Optional[Path], typer.Argument(help="Training spec YAML (see configs/train-example.yaml).")] = None,
+    spec: Annotated[
+        Path | None, typer.Argument(help="Training spec YAML (see configs/train-example.yaml).")
+    ] = None,
     project: Annotated[Path, typer.Option("--project", help="Output project file (.cascade).")] = Path(
         "project.cascade"
     ),
     raw_data: Annotated[
-        Optional[list[str]], typer.Option("--raw_data", "--raw-data", help="Raw image(s) (simple form).")
+        list[str] | None, typer.Option("--raw_data", "--raw-data", help="Raw image(s) (simple form).")
     ] = None,
     labels: Annotated[
-        Optional[list[str]], typer.Option("--labels", help="Label image(s), one per raw image, used by every stage.")
+        list[str] | None,
+        typer.Option("--labels", help="Label image(s), one per raw image, used by every stage."),
     ] = None,
     stages: Annotated[int, typer.Option("--stages", min=1, help="Number of stages (simple form).")] = 2,
     features: Annotated[str, typer.Option("--features", help="Feature set name or YAML (simple form).")] = (
         "ilastik-default"
     ),
     classes: Annotated[
-        Optional[str], typer.Option("--classes", help="Comma-separated class names (default: Label 1..N).")
+        str | None, typer.Option("--classes", help="Comma-separated class names (default: Label 1..N).")
     ] = None,
-    input_axes: Annotated[Optional[str], typer.Option("--input_axes", "--input-axes")] = None,
+    input_axes: Annotated[str | None, typer.Option("--input_axes", "--input-axes")] = None,
     trees: Annotated[int, typer.Option("--trees", min=1)] = 100,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    training: Annotated[str, typer.Option("--training", help="oob (default) or in-sample (ilastik's).")] = "oob",
+    training: Annotated[
+        str, typer.Option("--training", help="oob (default) or in-sample (ilastik's).")
+    ] = "oob",
 ) -> None:
     """Train every stage from sparse labels and write a project file."""
     from ..errors import CascadeError

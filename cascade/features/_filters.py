@@ -191,8 +191,9 @@ def _ev3d(a00, a01, a02, a11, a12, a22, e0, e1, e2):  # type: ignore[no-untyped-
     half = np.float32(0.5)
     zero = np.float32(0.0)
     for i in range(a00.shape[0]):
-        m = max(max(max(abs(a00[i]), abs(a01[i])), max(abs(a02[i]), abs(a11[i]))),
-                max(abs(a12[i]), abs(a22[i])))
+        m = max(
+            max(max(abs(a00[i]), abs(a01[i])), max(abs(a02[i]), abs(a11[i]))), max(abs(a12[i]), abs(a22[i]))
+        )
         if m == zero:
             e0[i] = zero
             e1[i] = zero
@@ -204,8 +205,7 @@ def _ev3d(a00, a01, a02, a11, a12, a22, e0, e1, e2):  # type: ignore[no-untyped-
         b11 = a11[i] / m
         b12 = a12[i] / m
         b22 = a22[i] / m
-        c0 = (b00 * b11 * b22 + two * b01 * b02 * b12 - b00 * b12 * b12
-              - b11 * b02 * b02 - b22 * b01 * b01)
+        c0 = b00 * b11 * b22 + two * b01 * b02 * b12 - b00 * b12 * b12 - b11 * b02 * b02 - b22 * b01 * b01
         c1 = b00 * b11 - b01 * b01 + b00 * b22 - b02 * b02 + b11 * b22 - b12 * b12
         c2 = b00 + b11 + b22
         c2_3 = c2 * inv3

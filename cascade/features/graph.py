@@ -115,7 +115,8 @@ def compute_features(
         image = image.rechunk(chunks)
     depth = _depths(selection, axes, image.shape)
     new_chunks = tuple(
-        (sizes["c"],) if k == "c" else _fit_chunks(c, depth[i]) for i, (k, c) in enumerate(zip(axes, image.chunks))
+        (sizes["c"],) if k == "c" else _fit_chunks(c, depth[i])
+        for i, (k, c) in enumerate(zip(axes, image.chunks))
     )
     image = image.rechunk(new_chunks)
     depth = {i: (d if len(image.chunks[i]) > 1 else 0) for i, d in depth.items()}

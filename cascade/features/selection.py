@@ -81,7 +81,8 @@ class FeatureSelection:
             raise FeatureSelectionError(f"scales must be numbers >= 0.3, got {bad}")
         if len(self.matrix) != len(self.feature_ids) or any(len(r) != len(self.scales) for r in self.matrix):
             raise FeatureSelectionError(
-                f"selection matrix must be {len(self.feature_ids)} x {len(self.scales)} (feature ids x scales)"
+                f"selection matrix must be {len(self.feature_ids)} x {len(self.scales)} "
+                "(feature ids x scales)"
             )
         if len(self.compute_in_2d) != len(self.scales):
             raise FeatureSelectionError(
@@ -125,12 +126,7 @@ class FeatureSelection:
     # queries -------------------------------------------------------------------------------------
     def selected(self) -> list[tuple[str, int]]:
         """(feature id, scale column) pairs in output order: feature row major, then scale."""
-        return [
-            (fid, j)
-            for fid, row in zip(self.feature_ids, self.matrix)
-            for j, on in enumerate(row)
-            if on
-        ]
+        return [(fid, j) for fid, row in zip(self.feature_ids, self.matrix) for j, on in enumerate(row) if on]
 
     def columns(self) -> list[int]:
         """Scale columns with at least one selected feature."""
@@ -187,7 +183,9 @@ class FeatureSelection:
         chain = 0
         for fid in fids:
             if fid == "StructureTensorEigenvalues":
-                chain = max(chain, kernel_radius(0.5 * s_eff, FEATURE_WINDOW) + kernel_radius(s_eff, FEATURE_WINDOW))
+                chain = max(
+                    chain, kernel_radius(0.5 * s_eff, FEATURE_WINDOW) + kernel_radius(s_eff, FEATURE_WINDOW)
+                )
             else:
                 chain = max(chain, kernel_radius(s_eff, FEATURE_WINDOW))
         return kernel_radius(s_pre, PRESMOOTH_WINDOW) + chain
@@ -268,8 +266,10 @@ def parse_feature_selection(spec: Mapping[str, Any] | str) -> FeatureSelection:
     in2d_spec = spec.get("compute_in_2d", False)
     if isinstance(in2d_spec, bool):
         in2d: list[bool] | bool = in2d_spec
-    elif isinstance(in2d_spec, Sequence) and len(in2d_spec) == len(scales) and all(
-        isinstance(v, bool) for v in in2d_spec
+    elif (
+        isinstance(in2d_spec, Sequence)
+        and len(in2d_spec) == len(scales)
+        and all(isinstance(v, bool) for v in in2d_spec)
     ):
         in2d = list(in2d_spec)
     elif isinstance(in2d_spec, Sequence):

@@ -91,5 +91,7 @@ def open_project(path: str | Path, *, retrain: bool = False) -> Cascade:
             return retrain_ilp(project)
         return cascade_from_ilp(project)
     if retrain:
-        raise ProjectError(f"{path}: --retrain applies to ilastik projects; retrain cascade projects with cascade train")
+        raise ProjectError(
+            f"{path}: --retrain applies to ilastik projects; retrain cascade projects with cascade train"
+        )
     return load_cascade(path)

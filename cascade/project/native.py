@@ -113,7 +113,9 @@ def _write_stage(group: h5py.Group, stage: Stage) -> None:
         forest = group.create_group("forest")
         forest.attrs["n_features"] = stage.forest.n_features
         for name, dtype in _FOREST_ARRAYS.items():
-            forest.create_dataset(name, data=np.asarray(getattr(stage.forest, name), dtype), compression="gzip")
+            forest.create_dataset(
+                name, data=np.asarray(getattr(stage.forest, name), dtype), compression="gzip"
+            )
 
 
 def _write_labels(group: h5py.Group, entry: SparseLabels) -> None:
@@ -238,7 +240,8 @@ def describe_cascade(cascade: Cascade, path: str | Path | None = None) -> str:
     n = len(cascade.stages)
     lines.append(f"workflow: {'Pixel Classification' if n == 1 else f'Autocontext ({n} stages)'}")
     lines.append(
-        f"raw data: {cascade.raw_channels} channel(s), {cascade.raw_dtype}, spatial axes {cascade.spatial_axes}"
+        f"raw data: {cascade.raw_channels} channel(s), {cascade.raw_dtype}, "
+        f"spatial axes {cascade.spatial_axes}"
     )
     z = 2 if cascade.spatial_axes == "zyx" else None
     labels = read_labels(path) if path is not None and Path(path).suffix != ".ilp" else []
@@ -246,7 +249,11 @@ def describe_cascade(cascade: Cascade, path: str | Path | None = None) -> str:
         sel = stage.selection
         lines.append(f"stage {k + 1}: classes {', '.join(stage.class_names)}")
         for fid, row in zip(sel.feature_ids, sel.matrix):
-            scales = [f"{s}{' (2D)' if sel.compute_in_2d[j] else ''}" for j, (s, on) in enumerate(zip(sel.scales, row)) if on]
+            scales = [
+                f"{s}{' (2D)' if sel.compute_in_2d[j] else ''}"
+                for j, (s, on) in enumerate(zip(sel.scales, row))
+                if on
+            ]
             if scales:
                 lines.append(f"  {fid}: {', '.join(scales)}")
         lines.append(f"  feature channels: {sel.n_channels(cascade.input_channels(k), 64 if z else None)}")

@@ -58,7 +58,10 @@ def ilp_training_images(project: IlpProject) -> list[TrainingImage]:
     """One :class:`TrainingImage` per lane that holds labels in any stage."""
     images = []
     for lane in project.lanes:
-        blocks = [stage.label_blocks[lane.index] if lane.index < len(stage.label_blocks) else () for stage in project.stages]
+        blocks = [
+            stage.label_blocks[lane.index] if lane.index < len(stage.label_blocks) else ()
+            for stage in project.stages
+        ]
         if not any(blocks):
             continue
         data, axes = _lane_data(project, lane)
@@ -83,5 +86,7 @@ def retrain_ilp(project: IlpProject, *, trees: int = 100, seed: int = 0) -> Casc
     template = cascade_from_ilp(project)
     stages = [dataclasses.replace(stage, forest=None) for stage in template.stages]
     images = ilp_training_images(project)
-    trained = fit(images, stages, trees=trees, seed=seed, mode="in-sample", provenance=dict(template.provenance))
+    trained = fit(
+        images, stages, trees=trees, seed=seed, mode="in-sample", provenance=dict(template.provenance)
+    )
     return dataclasses.replace(trained, provenance={**template.provenance, "retrained": True})
