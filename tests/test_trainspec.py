@@ -1,0 +1,40 @@
+"""The training spec YAML: the commented example parses, bad specs give clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cascade.errors import CascadeError
+from cascade.trainspec import load_spec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_example_spec_parses() -> None:
+    spec = load_spec(ROOT / "configs" / "train-example.yaml")
+    assert len(spec.stages) == 2 and len(spec.images) == 2
+    assert spec.stages[0].class_names == ("membrane", "cytoplasm", "mitochondria")
+    assert spec.stages[0].selection.n_channels(1) == 49
+    assert spec.images[1].labels[0] == spec.images[1].labels[1]
+    assert spec.images[0].input_axes == "zyx"
+    assert spec.trees == 100 and spec.training == "oob"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("images: []\nstages: [{classes: [a, b]}]", "non-empty 'images'"),
+        ("images: [{raw: a.tif}]\nstages: []", "non-empty 'stages'"),
+        ("images: [{raw: a.tif, labels: [x, y, z]}]\nstages: [{classes: [a]}, {classes: [b]}]", "3 label images"),
+        ("images: [{raw: a.tif}]\nstages: [{features: ilastik-default}]", "'classes'"),
+        ("images: [{raw: a.tif}]\nstages: [{classes: [a], features: nope}]", "unknown feature set"),
+        ("images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a]}]\ntraining: cross", "'oob' or 'in-sample'"),
+        ("images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a]}]\nforest: {trees: 0}", "at least 1"),
+    ],
+)
+def test_bad_specs(text: str, message: str) -> None:
+    with pytest.raises(CascadeError, match=message):
+        parse_spec(yaml.safe_load(text), Path("."))
