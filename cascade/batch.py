@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from .axes import to_internal
 from .errors import DataError, ExportError
 from .export import (
     ExportSource,
+    PreparedExport,
     format_filename,
     parse_cutout,
     parse_range,
@@ -26,7 +28,7 @@ from .export import (
     source_array,
 )
 from .io import FORMATS, open_image, output_path, write_image
-from .pipeline import Cascade, predict
+from .pipeline import Cascade, StageResult, predict
 from .project.convert import open_project
 
 __all__ = ["BatchOptions", "run_batch"]
@@ -39,9 +41,9 @@ class BatchOptions:
     """ilastik's headless export options (text values as given on the command line)."""
 
     export_sources: tuple[str, ...] = ()
-    output_format: str = "compressed hdf5"
-    output_filename_format: str = DEFAULT_FILENAME_FORMAT
-    output_internal_path: str = "exported_data"
+    output_format: str | None = None
+    output_filename_format: str | None = None
+    output_internal_path: str | None = None
     cutout_subregion: str | None = None
     export_dtype: str | None = None
     output_axis_order: str | None = None
@@ -49,6 +51,7 @@ class BatchOptions:
     export_drange: str | None = None
     input_axes: str | None = None
     stack_along: str = "z"
+    prediction_masks: tuple[str, ...] = ()
     chunks: tuple[int, ...] | None = None
     block_shape: str | None = None
     memory_per_task: int | None = None
@@ -63,11 +66,47 @@ class _Parsed:
     export_range: tuple[float, float] | None
 
 
+def with_project_settings(options: BatchOptions, cascade: Cascade) -> BatchOptions:
+    """Fill options not given on the command line from the project's stored export settings,
+    then from ilastik's defaults (compressed hdf5, ``{dataset_dir}/{nickname}_{result_type}``)."""
+    stored = cascade.export_settings
+
+    def pick(value: Any, key: str, default: Any = None) -> Any:
+        return value if value is not None else stored.get(key, default)
+
+    cutout = options.cutout_subregion
+    if cutout is None and ("RegionStart" in stored or "RegionStop" in stored):
+        starts, stops = stored.get("RegionStart"), stored.get("RegionStop")
+        if starts and stops:
+            cutout = str([tuple(starts), tuple(stops)])
+    pipeline_range, export_range = options.pipeline_result_drange, options.export_drange
+    if pipeline_range is None and "InputMin" in stored and "InputMax" in stored:
+        pipeline_range = f"({stored['InputMin']}, {stored['InputMax']})"
+    if export_range is None and "ExportMin" in stored and "ExportMax" in stored:
+        export_range = f"({stored['ExportMin']}, {stored['ExportMax']})"
+    return replace(
+        options,
+        output_format=pick(options.output_format, "OutputFormat", "compressed hdf5"),
+        output_filename_format=pick(
+            options.output_filename_format, "OutputFilenameFormat", DEFAULT_FILENAME_FORMAT
+        ),
+        output_internal_path=pick(options.output_internal_path, "OutputInternalPath", "exported_data"),
+        export_dtype=pick(options.export_dtype, "ExportDtype"),
+        output_axis_order=pick(options.output_axis_order, "OutputAxisOrder"),
+        cutout_subregion=cutout,
+        pipeline_result_drange=pipeline_range,
+        export_drange=export_range,
+    )
+
+
 def _parse(options: BatchOptions, cascade: Cascade) -> _Parsed:
+    assert options.output_format is not None
     if options.output_format.lower() not in {f.lower() for f in FORMATS}:
         raise ExportError(
             f"unknown output format {options.output_format!r}; choose from: {', '.join(FORMATS)}"
         )
+    if options.prediction_masks and len(cascade.stages) > 1:
+        raise ExportError("prediction masks apply to Pixel Classification projects only (as in ilastik)")
     return _Parsed(
         sources=resolve_sources(options.export_sources, len(cascade.stages)),
         cutout=parse_cutout(options.cutout_subregion) if options.cutout_subregion else None,
@@ -95,8 +134,12 @@ def run_batch(
     if not inputs:
         raise DataError("no input files given")
     cascade = open_project(project, retrain=options.retrain)
+    options = with_project_settings(options, cascade)
     parsed = _parse(options, cascade)
-    jobs = [_plan(cascade, path, options, parsed) for path in inputs]
+    if options.prediction_masks and len(options.prediction_masks) != len(inputs):
+        raise DataError(f"{len(inputs)} input(s) but {len(options.prediction_masks)} prediction mask(s)")
+    masks = list(options.prediction_masks) or [None] * len(inputs)
+    jobs = [_plan(cascade, path, mask, options, parsed) for path, mask in zip(inputs, masks)]
     written: list[str] = []
     for job in jobs:
         start = time.perf_counter()
@@ -106,7 +149,9 @@ def run_batch(
     return written
 
 
-def _plan(cascade: Cascade, path: str, options: BatchOptions, parsed: _Parsed) -> Callable[[], list[str]]:
+def _plan(
+    cascade: Cascade, path: str, mask_path: str | None, options: BatchOptions, parsed: _Parsed
+) -> Callable[[], list[str]]:
     """Open and check one input and prepare its exports; return the function that writes them."""
     image = open_image(path, axes=options.input_axes, stack_along=options.stack_along)
     raw, axes = to_internal(image.data, image.axes)
@@ -123,6 +168,8 @@ def _plan(cascade: Cascade, path: str, options: BatchOptions, parsed: _Parsed) -
         axes, raw.shape, options.block_shape, _widest_stage(cascade, raw.shape, axes), options.memory_per_task
     )
     results = predict(cascade, raw, axes=axes, chunks=chunks)
+    if mask_path is not None:
+        results = [_masked(results[0], mask_path, options, raw.shape, axes)]
     exports = []
     for source in parsed.sources:
         prepared = prepare_export(
@@ -143,22 +190,24 @@ def _plan(cascade: Cascade, path: str, options: BatchOptions, parsed: _Parsed) -
             lo=prepared.lo,
             hi=prepared.hi,
         )
+        assert options.output_filename_format is not None and options.output_format is not None
         target = format_filename(options.output_filename_format, values)
         final = output_path(target, options.output_format)
         if not Path(final).parent.is_dir():
             raise ExportError(f"output directory does not exist: {Path(final).parent}")
-        exports.append((prepared, target))
+        exports.append((prepared, target, _slice_offset(prepared)))
 
     def write() -> list[str]:
         written = []
-        for prepared, target in exports:
+        for prepared, target, offset in exports:
             written.extend(
                 write_image(
                     prepared.data,
                     target,
-                    format=options.output_format,
+                    format=str(options.output_format),
                     axes=prepared.axes,
-                    internal_path=options.output_internal_path,
+                    internal_path=str(options.output_internal_path),
+                    slice_offset=offset,
                 )
             )
         return written
@@ -222,3 +271,27 @@ def block_chunks(
         side = max(32, min(cap, int(pixels ** (1.0 / len(spatial)))))
         edge = dict.fromkeys(spatial, side)
     return tuple(1 if k == "t" else sizes[k] if k == "c" else min(edge[k], sizes[k]) for k in axes)
+
+
+def _slice_offset(prepared: PreparedExport) -> int:
+    """Cutout start along the axis a sequence format steps over (first non-y/x/c axis longer than 1)."""
+    for key, size in zip(prepared.axes, prepared.data.shape):
+        if key not in "yxc" and size > 1:
+            return prepared.lo[prepared.source_axes.index(key)] if key in prepared.source_axes else 0
+    return 0
+
+
+def _masked(
+    result: StageResult, mask_path: str, options: BatchOptions, shape: tuple[int, ...], axes: str
+) -> StageResult:
+    """ilastik's prediction mask: probabilities are zero wherever every mask channel is 0."""
+    mask_image = open_image(mask_path, axes=options.input_axes, stack_along=options.stack_along)
+    mask, mask_axes = to_internal(mask_image.data, mask_image.axes)
+    if mask_axes != axes or mask.shape[:-1] != shape[:-1]:
+        raise DataError(
+            f"prediction mask {mask_path} has shape {mask_image.shape} (axes {mask_image.axes!r}) "
+            f"but the input has shape {shape} (axes {axes!r})"
+        )
+    keep = (mask > 0).any(axis=-1, keepdims=True).rechunk(result.probabilities.chunks[:-1] + ((1,),))
+    probabilities = (result.probabilities * keep).astype("float32")
+    return replace(result, probabilities=probabilities)

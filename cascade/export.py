@@ -27,6 +27,7 @@ from .pipeline import StageResult
 __all__ = [
     "EXPORT_DTYPES",
     "ExportSource",
+    "PreparedExport",
     "apply_cutout",
     "format_filename",
     "normalize",

@@ -74,6 +74,9 @@ class Cascade:
         ``"yx"`` or ``"zyx"``: the spatial axes of the training data.
     provenance : dict
         Free-form record of how the cascade was made (inputs, versions, seed).
+    export_settings : dict
+        Export settings a project stores (ilastik's ``Prediction Export`` group: ``OutputFormat``,
+        ``OutputFilenameFormat``, ``ExportDtype``, ``RegionStart``...); command-line options win.
     """
 
     stages: tuple[Stage, ...]
@@ -81,6 +84,7 @@ class Cascade:
     raw_dtype: str
     spatial_axes: str
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    export_settings: Mapping[str, Any] = field(default_factory=dict)
 
     def input_channels(self, stage_index: int) -> int:
         """Input channels of a stage: raw, plus the previous stage's classes."""

@@ -26,13 +26,20 @@ def predict(
         list[str] | None,
         _Opt("--export_source", "--export-source", help="Result to export; repeat for several."),
     ] = None,
-    output_format: Annotated[str, _Opt("--output_format", "--output-format")] = "compressed hdf5",
+    output_format: Annotated[
+        str | None, _Opt("--output_format", "--output-format", help="Default: compressed hdf5.")
+    ] = None,
     output_filename_format: Annotated[
-        str, _Opt("--output_filename_format", "--output-filename-format")
-    ] = "{dataset_dir}/{nickname}_{result_type}",
+        str | None,
+        _Opt(
+            "--output_filename_format",
+            "--output-filename-format",
+            help="Default: {dataset_dir}/{nickname}_{result_type}.",
+        ),
+    ] = None,
     output_internal_path: Annotated[
-        str, _Opt("--output_internal_path", "--output-internal-path")
-    ] = "exported_data",
+        str | None, _Opt("--output_internal_path", "--output-internal-path", help="Default: exported_data.")
+    ] = None,
     cutout_subregion: Annotated[str | None, _Opt("--cutout_subregion", "--cutout-subregion")] = None,
     export_dtype: Annotated[str | None, _Opt("--export_dtype", "--export-dtype")] = None,
     output_axis_order: Annotated[str | None, _Opt("--output_axis_order", "--output-axis-order")] = None,
@@ -45,6 +52,10 @@ def predict(
     readonly: Annotated[
         str, _Opt("--readonly", help="Accepted for ilastik compatibility; always read-only.")
     ] = ("true"),
+    prediction_mask: Annotated[
+        list[str] | None,
+        _Opt("--prediction_mask", "--prediction-mask", help="Mask per input (Pixel Classification only)."),
+    ] = None,
     retrain: Annotated[
         bool, _Opt("--retrain", help="Train an .ilp project from its stored labels first.")
     ] = False,
@@ -91,11 +102,12 @@ def predict(
         input_axes=input_axes,
         stack_along=stack_along,
         retrain=retrain,
+        prediction_masks=tuple(prediction_mask or ()),
         block_shape=block_shape or distributed_block_roi,
     )
     if distributed:
         scheduler = scheduler or "local"
-        if output_format == "compressed hdf5":  # ilastik's --distributed always writes n5
+        if output_format is None:  # ilastik's --distributed writes n5
             options = dataclasses.replace(options, output_format="n5")
     with computing(scheduler, profile, threads, memory, cluster_option) as resources:
         per_task = resources["memory"] // max(2 * resources["threads"], 1)

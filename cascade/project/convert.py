@@ -67,6 +67,7 @@ def cascade_from_ilp(project: IlpProject) -> Cascade:
         raw_channels=channels,
         raw_dtype=dtype,
         spatial_axes=spatial,
+        export_settings=dict(project.export),
         provenance={
             "source": str(project.path),
             "workflow": project.workflow,
