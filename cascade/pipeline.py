@@ -77,6 +77,9 @@ class Cascade:
     export_settings : dict
         Export settings a project stores (ilastik's ``Prediction Export`` group: ``OutputFormat``,
         ``OutputFilenameFormat``, ``ExportDtype``, ``RegionStart``...); command-line options win.
+    input_axes : str or None
+        Axes of the (last) training image as its file names them; batch inputs without
+        ``--input_axes`` use them when they fit, as ilastik reuses its last training lane's axes.
     """
 
     stages: tuple[Stage, ...]
@@ -85,6 +88,7 @@ class Cascade:
     spatial_axes: str
     provenance: Mapping[str, Any] = field(default_factory=dict)
     export_settings: Mapping[str, Any] = field(default_factory=dict)
+    input_axes: str | None = None
 
     def input_channels(self, stage_index: int) -> int:
         """Input channels of a stage: raw, plus the previous stage's classes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -71,6 +72,10 @@ def run_training(spec: TrainingSpec, project: str | Path) -> str:
             "training": spec.training,
         },
     )
+    from .io import open_image
+
+    last = spec.images[-1]
+    cascade = dataclasses.replace(cascade, input_axes=open_image(last.raw, axes=last.input_axes).axes)
     save_cascade(cascade, project, labels=sparse)
     counts = [sum(len(e[1]) for e in stage if e is not None) for stage in sparse]
     return (

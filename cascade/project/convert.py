@@ -68,6 +68,7 @@ def cascade_from_ilp(project: IlpProject) -> Cascade:
         raw_dtype=dtype,
         spatial_axes=spatial,
         export_settings=dict(project.export),
+        input_axes=next((lane.axes for lane in reversed(project.lanes) if lane.axes), None),
         provenance={
             "source": str(project.path),
             "workflow": project.workflow,

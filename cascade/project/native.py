@@ -86,6 +86,7 @@ def save_cascade(
                 raw_dtype=cascade.raw_dtype,
                 spatial_axes=cascade.spatial_axes,
                 provenance=json.dumps(dict(cascade.provenance), sort_keys=True, default=str),
+                input_axes=cascade.input_axes or "",
             )
             for k, stage in enumerate(cascade.stages):
                 group = f.create_group(f"stages/stage{k:02d}")
@@ -172,6 +173,7 @@ def _read(f: h5py.File, path: Path) -> Cascade:
         raw_dtype=str(np.dtype(str(f.attrs["raw_dtype"]))),
         spatial_axes=str(f.attrs["spatial_axes"]),
         provenance=json.loads(str(f.attrs["provenance"])),
+        input_axes=str(f.attrs.get("input_axes", "")) or None,
     )
 
 
