@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from .errors import AxesError
 
-__all__ = ["INTERNAL_ORDER", "from_internal", "internal_axes", "parse_axes", "to_internal"]
+__all__ = ["INTERNAL_ORDER", "fitting_axes", "from_internal", "internal_axes", "parse_axes", "to_internal"]
 
 INTERNAL_ORDER = "tzyxc"
 
@@ -99,3 +99,16 @@ def from_internal(array: ArrayT, axes: str, target: str) -> ArrayT:
             array = array[..., None]
             kept += k
     return array.transpose([kept.index(k) for k in target])
+
+
+def fitting_axes(axes: str, ndim: int) -> str | None:
+    """``axes`` adapted to data of ``ndim`` dimensions, or None if they cannot fit.
+
+    Used to reuse a training image's axes for another file (ilastik's rule): equal length
+    fits; one more key fits by dropping ``c`` (a single-channel image stored without one).
+    """
+    if len(axes) == ndim:
+        return axes
+    if len(axes) == ndim + 1 and "c" in axes:
+        return axes.replace("c", "")
+    return None

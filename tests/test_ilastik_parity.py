@@ -97,3 +97,29 @@ def test_channel_and_dimension_mismatch_is_rejected(data_dir: Path, tmp_path: Pa
     )
     assert rgb.returncode == 2 and "expects 3 channel" in rgb.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_retrain_from_stored_labels(data_dir: Path, tmp_path: Path) -> None:
+    """--retrain trains from the project's own labels and images; the result agrees with ilastik's."""
+    folder = data_dir / "ilp" / "ilastik__ilastik" / "api_projects"
+    done = run(
+        [
+            "predict", f"--project={folder / 'Autocontext_2D.ilp'}", "--retrain", "--output_format=numpy",
+            "--export_source=Probabilities Stage 2", f"--output_filename_format={tmp_path}/out",
+            str(folder / "Data_1channel.png"),
+        ]
+    )
+    assert done.returncode == 0, done.stderr
+    ours = np.argmax(np.load(tmp_path / "out.npy"), axis=-1)
+    ref = np.argmax(np.load(folder / "res-Data_1channel_ac2ds2.npy"), axis=-1)
+    assert np.mean(ours == ref) > 0.9
+
+
+def test_projects_that_cannot_run_say_why(data_dir: Path) -> None:
+    folder = data_dir / "ilp" / "ilastik__ilastik"
+    no_labels = run(["predict", f"--project={folder / 'api_projects' / 'PixelClassNoClassifier.ilp'}", "x.png"])
+    assert no_labels.returncode == 2 and "stores no labels to train from" in no_labels.stderr
+    objects = run(["info", str(folder / "tests" / "test_ilastik" / "data" / "inputdata" / "pc-oc-133.ilp")])
+    assert objects.returncode == 2 and "is not supported" in objects.stderr
+    info = run(["info", str(folder / "api_projects" / "Autocontext_3D.ilp")])
+    assert info.returncode == 0 and "AutocontextTwoStage" in info.stdout

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from ..axes import to_internal
+from ..axes import fitting_axes, to_internal
 from ..errors import ProjectError
 from ..pipeline import Cascade
 from ..training import TrainingImage, fit
@@ -33,8 +33,10 @@ def _lane_data(project: IlpProject, lane: IlpLane) -> tuple[object, str]:
         )
     from ..io import open_image
 
-    image = open_image(lane.resolved_path + (lane.internal_path or ""), axes=lane.axes)
-    return image.data, lane.axes
+    path = lane.resolved_path + (lane.internal_path or "")
+    image = open_image(path)
+    axes = fitting_axes(lane.axes, image.ndim) or image.axes
+    return open_image(path, axes=axes).data, axes
 
 
 def _place(dense: np.ndarray, internal: str, block: LabelBlock) -> None:
