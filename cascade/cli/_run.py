@@ -51,9 +51,16 @@ def computing(
     """
     from ..cluster import available_cores, available_memory, execution, parse_overrides
 
+    import dask
+
     overrides = parse_overrides(cluster_options or [])
     local = scheduler in (None, "threads", "processes", "local")
-    with execution(
+    if scheduler in (None, "threads", "processes"):
+        # plain task rechunking: dask would otherwise import distributed just to rule out P2P
+        stack_config = dask.config.set({"array.rechunk.method": "tasks"})
+    else:
+        stack_config = nullcontext()
+    with stack_config, execution(
         scheduler,
         profile=profile,
         threads=threads if local else None,
