@@ -1,0 +1,125 @@
+"""Resumable chunk-wise writes: an interrupted export picks up where it stopped.
+
+A resumable output is written into a stable hidden sibling ``.<name>.resume`` holding a
+``.cascade-resume`` folder with the job's fingerprint and one marker file per finished
+block. Run the same export again and only the blocks without a marker are computed and
+written; when all are there the state folder is removed and the output renamed into place.
+An interrupted or failed run leaves only the hidden folder, never anything under the final
+name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from ..errors import CascadeError, ExportError
+from ._atomic import partial_name, remove
+from ._sources import one_line
+
+__all__ = ["ResumeState", "resumable_dir", "store_resumable"]
+
+_STATE = ".cascade-resume"
+
+
+class ResumeState:
+    """The markers of one resumable output directory."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.done_dir = os.path.join(directory, _STATE, "done")
+        os.makedirs(self.done_dir, exist_ok=True)
+
+    def done(self) -> set[str]:
+        """Names of the finished blocks."""
+        return set(os.listdir(self.done_dir))
+
+    def mark(self, name: str) -> None:
+        """Record a finished block (after its data is on disk)."""
+        with open(os.path.join(self.done_dir, name), "w", encoding="utf-8"):
+            pass
+
+
+def _matches(directory: str, fingerprint: str) -> bool:
+    try:
+        with open(os.path.join(directory, _STATE, "job.json"), encoding="utf-8") as fh:
+            return bool(json.load(fh).get("fingerprint") == fingerprint)
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def resumable_dir(final: str, fingerprint: str) -> Iterator[tuple[str, bool]]:
+    """Yield (working directory, resuming?) for a directory output such as zarr or n5.
+
+    The working directory is reused when it was left by an interrupted run with the same
+    fingerprint; otherwise it is created afresh. On success the resume state is removed and
+    the directory renamed to ``final`` (replacing an older output of that name).
+    """
+    parent, name = os.path.split(os.path.abspath(final))
+    work = os.path.join(parent, f".{name}.resume")
+    resuming = os.path.isdir(work) and _matches(work, fingerprint)
+    if not resuming:
+        remove(work)
+        os.makedirs(os.path.join(work, _STATE), exist_ok=True)
+        with open(os.path.join(work, _STATE, "job.json"), "w", encoding="utf-8") as fh:
+            json.dump({"fingerprint": fingerprint}, fh)
+    try:
+        yield work, resuming
+    except OSError as err:
+        if isinstance(err, CascadeError):
+            raise
+        raise ExportError(f"cannot write {final}: {one_line(err)}") from err
+    remove(os.path.join(work, _STATE))
+    if os.path.lexists(final):
+        old = partial_name(final, "old")
+        os.replace(final, old)
+        os.replace(work, final)
+        remove(old)
+    else:
+        os.replace(work, final)
+
+
+class _Marking:
+    """A store target that records each finished block after writing it."""
+
+    def __init__(self, target: Any, state: ResumeState, chunks: tuple[int, ...]) -> None:
+        self.target = target
+        self.state = state
+        self.chunks = chunks
+
+    def __setitem__(self, index: tuple[slice, ...], value: np.ndarray) -> None:
+        self.target[index] = value
+        self.state.mark(_block_name(tuple(s.start // c for s, c in zip(index, self.chunks, strict=True))))
+
+
+def _block_name(key: tuple[int, ...]) -> str:
+    return ".".join(map(str, key)) or "0"
+
+
+def store_resumable(source: da.Array, target: Any, state: ResumeState) -> tuple[int, int]:
+    """Store the blocks of ``source`` that ``state`` has no marker for; return (written, total).
+
+    ``source`` must be chunked exactly like the target's blocks (every chunk but the last
+    of an axis a multiple of the block), so that every store writes whole blocks.
+    """
+    regular = tuple(c[0] for c in source.chunks)
+    done = state.done()
+    keys = list(np.ndindex(*source.numblocks))
+    todo = [k for k in keys if _block_name(k) not in done]
+    if not todo:
+        return 0, len(keys)
+    marking = _Marking(target, state, regular)
+    if len(todo) == len(keys):
+        da.store(source, marking, lock=False)
+        return len(todo), len(keys)
+    starts = [np.cumsum((0, *c)) for c in source.chunks]
+    regions = [tuple(slice(int(starts[d][i]), int(starts[d][i + 1])) for d, i in enumerate(k)) for k in todo]
+    da.store([source.blocks[k] for k in todo], [marking] * len(todo), regions=regions, lock=False)
+    return len(todo), len(keys)
