@@ -86,7 +86,7 @@ def run_skimage(shape: tuple[int, ...], threads: int) -> tuple[float, int]:
 
     image = _image(shape).astype(np.float32)
     start = time.perf_counter()
-    out = multiscale_basic_features(image, num_workers=threads)
+    out = multiscale_basic_features(image, workers=threads)
     return time.perf_counter() - start, out.shape[-1]
 
 

@@ -2,24 +2,27 @@
 
 For every input: open it lazily, put it in internal axis order, check it against the
 project, build the lazy stage graph, and stream each requested export source to its
-file chunk by chunk. Several export sources share one graph, so shared stages are
-computed once (ilastik needs one run per source).
+file chunk by chunk. Several export sources can be written in one run (ilastik needs one
+run per source); each is streamed on its own, so stages they share are computed again.
+Every input and every output is checked before the first one is computed.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .axes import to_internal
+from .axes import fitting_axes, to_internal
 from .errors import DataError, ExportError
 from .export import (
     ExportSource,
     PreparedExport,
     format_filename,
+    format_placeholders,
     parse_cutout,
     parse_range,
     placeholders,
@@ -27,7 +30,7 @@ from .export import (
     resolve_sources,
     source_array,
 )
-from .io import FORMATS, open_image, output_path, write_image
+from .io import FORMATS, check_target, open_image, write_image
 from .pipeline import Cascade, StageResult, predict
 from .project.convert import open_project
 
@@ -100,8 +103,7 @@ def with_project_settings(options: BatchOptions, cascade: Cascade) -> BatchOptio
 
 
 def _parse(options: BatchOptions, cascade: Cascade) -> _Parsed:
-    assert options.output_format is not None
-    if options.output_format.lower() not in {f.lower() for f in FORMATS}:
+    if str(options.output_format).lower() not in {f.lower() for f in FORMATS}:
         raise ExportError(
             f"unknown output format {options.output_format!r}; choose from: {', '.join(FORMATS)}"
         )
@@ -138,22 +140,74 @@ def run_batch(
     parsed = _parse(options, cascade)
     if options.prediction_masks and len(options.prediction_masks) != len(inputs):
         raise DataError(f"{len(inputs)} input(s) but {len(options.prediction_masks)} prediction mask(s)")
-    masks = list(options.prediction_masks) or [None] * len(inputs)
+    masks: list[str | None] = list(options.prediction_masks) or [None] * len(inputs)
     jobs = [_plan(cascade, path, mask, options, parsed) for path, mask in zip(inputs, masks)]
+    _check_distinct(jobs)
     written: list[str] = []
     for job in jobs:
         start = time.perf_counter()
-        paths = job()
+        paths = job.write()
         written.extend(paths)
-        echo(f"{paths[0] if len(paths) == 1 else ', '.join(paths)}  ({time.perf_counter() - start:.1f} s)")
+        shown = ", ".join(dict.fromkeys(paths))  # several datasets of one file: name it once
+        echo(f"{shown}  ({time.perf_counter() - start:.1f} s)")
     return written
 
 
-def _plan(
-    cascade: Cascade, path: str, mask_path: str | None, options: BatchOptions, parsed: _Parsed
-) -> Callable[[], list[str]]:
-    """Open and check one input and prepare its exports; return the function that writes them."""
+@dataclass(frozen=True)
+class _Export:
+    source: str
+    prepared: PreparedExport
+    target: str
+    internal_path: str
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """The checked exports of one input, ready to write."""
+
+    path: str
+    exports: tuple[_Export, ...]
+    output_format: str
+
+    def write(self) -> list[str]:
+        written = []
+        for export in self.exports:
+            written.extend(
+                write_image(
+                    export.prepared.data,
+                    export.target,
+                    format=self.output_format,
+                    axes=export.prepared.axes,
+                    internal_path=export.internal_path,
+                    slice_offset=_slice_offset(export.prepared),
+                )
+            )
+        return written
+
+
+def _check_distinct(jobs: Sequence[_Job]) -> None:
+    """Refuse to run when two exports would write the same output (the second would replace the first)."""
+    seen: dict[str, str] = {}
+    for job in jobs:
+        for export in job.exports:
+            what = f"{export.source!r} of {job.path}"
+            for output in map(os.path.abspath, export.outputs):
+                if output in seen:
+                    raise ExportError(
+                        f"{what} and {seen[output]} would both be written to {output}; put {{nickname}} "
+                        "and {result_type} in --output_filename_format"
+                    )
+                seen[output] = what
+
+
+def _plan(cascade: Cascade, path: str, mask_path: str | None, options: BatchOptions, parsed: _Parsed) -> _Job:
+    """Open and check one input and prepare and check its exports (nothing is computed or written)."""
     image = open_image(path, axes=options.input_axes, stack_along=options.stack_along)
+    if options.input_axes is None and cascade.input_axes and image.axes != cascade.input_axes:
+        trained = fitting_axes(cascade.input_axes, image.ndim)
+        if trained is not None:
+            image = open_image(path, axes=trained, stack_along=options.stack_along)
     raw, axes = to_internal(image.data, image.axes)
     if (
         raw.shape[axes.index("c")] != cascade.raw_channels
@@ -170,6 +224,7 @@ def _plan(
     results = predict(cascade, raw, axes=axes, chunks=chunks)
     if mask_path is not None:
         results = [_masked(results[0], mask_path, options, raw.shape, axes)]
+    output_format = str(options.output_format)
     exports = []
     for source in parsed.sources:
         prepared = prepare_export(
@@ -190,29 +245,18 @@ def _plan(
             lo=prepared.lo,
             hi=prepared.hi,
         )
-        assert options.output_filename_format is not None and options.output_format is not None
-        target = format_filename(options.output_filename_format, values)
-        final = output_path(target, options.output_format)
-        if not Path(final).parent.is_dir():
-            raise ExportError(f"output directory does not exist: {Path(final).parent}")
-        exports.append((prepared, target, _slice_offset(prepared)))
-
-    def write() -> list[str]:
-        written = []
-        for prepared, target, offset in exports:
-            written.extend(
-                write_image(
-                    prepared.data,
-                    target,
-                    format=str(options.output_format),
-                    axes=prepared.axes,
-                    internal_path=str(options.output_internal_path),
-                    slice_offset=offset,
-                )
-            )
-        return written
-
-    return write
+        target = format_filename(str(options.output_filename_format), values)
+        internal = format_placeholders(str(options.output_internal_path), values)
+        outputs = check_target(
+            prepared.data,
+            target,
+            format=output_format,
+            axes=prepared.axes,
+            internal_path=internal,
+            slice_offset=_slice_offset(prepared),
+        )
+        exports.append(_Export(source.name, prepared, target, internal, tuple(outputs)))
+    return _Job(path, tuple(exports), output_format)
 
 
 def _widest_stage(cascade: Cascade, shape: tuple[int, ...], axes: str) -> int:

@@ -30,6 +30,7 @@ __all__ = [
     "PreparedExport",
     "apply_cutout",
     "format_filename",
+    "format_placeholders",
     "normalize",
     "parse_cutout",
     "parse_range",
@@ -203,13 +204,17 @@ class _KeepUnknown(dict[str, Any]):
         return "{" + key + "}"
 
 
-def format_filename(template: str, values: Mapping[str, Any]) -> str:
+def format_placeholders(template: str, values: Mapping[str, Any]) -> str:
     """Fill ilastik's placeholders; unknown ``{keys}`` stay as they are (like ilastik)."""
-    template = os.path.expanduser(template)
     try:
         return string.Formatter().vformat(template, (), _KeepUnknown(values))
-    except (ValueError, IndexError) as err:
-        raise ExportError(f"output file name format {template!r} is malformed: {err}") from err
+    except (ValueError, IndexError, AttributeError, TypeError) as err:
+        raise ExportError(f"output name format {template!r} is malformed: {err}") from err
+
+
+def format_filename(template: str, values: Mapping[str, Any]) -> str:
+    """Fill ilastik's placeholders in an output file name (``~`` expanded)."""
+    return format_placeholders(os.path.expanduser(template), values)
 
 
 def placeholders(

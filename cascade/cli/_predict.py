@@ -12,6 +12,8 @@ from ._app import app, handle_errors
 from ._run import ClusterOpt, MemoryOpt, ProfileOpt, SchedulerOpt, ThreadsOpt, computing
 
 _Opt = typer.Option
+# the values configparser (and so ilastik's --readonly) accepts as booleans
+_BOOLEANS = frozenset({"1", "yes", "true", "on", "0", "no", "false", "off"})
 
 
 @app.command(context_settings={"allow_interspersed_args": True})
@@ -86,6 +88,10 @@ def predict(
 
     if project == Path():
         raise CascadeError("--project is required")
+    if readonly.strip().lower() not in _BOOLEANS:
+        raise CascadeError(
+            f"--readonly {readonly!r} is not a boolean; use true or false (or 1/0, yes/no, on/off)"
+        )
     if files and raw_data:
         raise CascadeError("give input files either as arguments or with --raw_data, not both")
     sources = tuple(s.strip() for value in export_source or [] for s in value.split(",") if s.strip())

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from ._paths import expand_path, make_nickname, split_path
 from ._read import READ_FORMATS, Image, open_image
-from ._write import FORMATS, output_path, write_image
+from ._write import FORMATS, check_target, output_path, write_image
 
 __all__ = [
     "FORMATS",
     "READ_FORMATS",
     "Image",
+    "check_target",
     "expand_path",
     "make_nickname",
     "open_image",

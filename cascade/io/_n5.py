@@ -30,6 +30,7 @@ from ._meta import axistags_json, block_shape
 from ._sources import LazySource, rechunk, store
 
 __all__ = [
+    "N5_DTYPES",
     "N5Source",
     "N5Target",
     "check_n5_target",
@@ -42,7 +43,8 @@ __all__ = [
 
 N5_VERSION = "4.0.0"
 N5_BLOCK_BYTES = 512_000
-_DTYPES = ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64")
+#: The element types N5 stores.
+N5_DTYPES = ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64")
 
 
 def n5_attributes(directory: str) -> dict[str, Any]:
@@ -113,7 +115,7 @@ class N5Source(LazySource):
     """Lazy reader of one N5 dataset directory, in C axis order."""
 
     def __init__(self, root: str, internal: str | None, attrs: Mapping[str, Any]) -> None:
-        if attrs["dataType"] not in _DTYPES:
+        if attrs["dataType"] not in N5_DTYPES:
             raise DataError(f"unsupported N5 dataType {attrs['dataType']!r}")
         shape = tuple(int(n) for n in reversed(attrs["dimensions"]))
         super().__init__(root, internal, shape, np.dtype(attrs["dataType"]))
@@ -219,9 +221,9 @@ def create_n5_dataset(
     vigra ``axistags`` in C order, as ilastik does.
     """
     name = np.dtype(dtype).name
-    if name not in _DTYPES:
+    if name not in N5_DTYPES:
         raise ExportError(
-            f"cannot write {directory}: N5 cannot store dtype {name}; supported are {', '.join(_DTYPES)}"
+            f"cannot write {directory}: N5 cannot store dtype {name}; supported are {', '.join(N5_DTYPES)}"
         )
     compression: dict[str, Any] = {"type": "raw"}
     if gzip_level is not None:

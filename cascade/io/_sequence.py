@@ -9,6 +9,7 @@ computed once, in parallel) and then copied into the TIFF one page at a time.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +25,16 @@ from ._numpy import store_npy
 from ._sources import rechunk, store
 from ._tiff import write_tiff_2d, write_tiff_pages
 
-__all__ = ["SLICE_INDEX", "step_axis", "write_image_2d", "write_multipage", "write_sequence"]
+__all__ = [
+    "SLICE_INDEX",
+    "check_image_2d",
+    "check_multipage",
+    "check_sequence",
+    "step_axis",
+    "write_image_2d",
+    "write_multipage",
+    "write_sequence",
+]
 
 SLICE_INDEX = re.compile(r"\{slice_index(?::([^{}]*))?\}")
 _PAGE_AXES = "tzcyx"
@@ -97,12 +107,48 @@ def _planes(data: da.Array, axes: str, fmt: str, path: str) -> tuple[da.Array, s
     return planes, target
 
 
-def write_image_2d(data: da.Array, path: str, axes: str, fmt: str, *, compression: bool | None) -> list[str]:
-    """Write a 2D image (all axes but y, x and c of length 1) as one file."""
+def _check_files(paths: list[str]) -> list[str]:
+    for path in paths:
+        if os.path.isdir(path):
+            raise ExportError(f"cannot write {path}: a directory of that name exists")
+    return paths
+
+
+def check_image_2d(data: da.Array, path: str, axes: str, fmt: str) -> da.Array:
+    """Check that ``data`` fits one 2D file of ``fmt`` at ``path``; return it as ``yxc``."""
     _require_2d(axes, data.shape, "yxc", path, fmt)
     image = from_internal(data, axes, "yxc")
     if fmt not in ("tif", "tiff"):
         check_flat(fmt, np.dtype(data.dtype), image.shape[2], path)
+    _check_files([path])
+    return image
+
+
+def check_sequence(data: da.Array, pattern: str, axes: str, fmt: str, offset: int) -> list[str]:
+    """Check a 2D-file sequence without writing; return its file names."""
+    planes, _ = _planes(data, axes, fmt, pattern)
+    return _check_files(slice_paths(pattern, planes.shape[0], offset))
+
+
+def _multipage_layout(
+    data: da.Array, path: str, axes: str, sequence: bool, offset: int
+) -> tuple[da.Array, str, list[str]]:
+    if sequence:
+        step = step_axis(axes, data.shape) or "t"
+        rest = "".join(k for k in _PAGE_AXES if k != step)
+        stepped = from_internal(data, axes, step + rest)
+        return stepped, step + rest, slice_paths(path, stepped.shape[0], offset)
+    return from_internal(data, axes, _PAGE_AXES), _PAGE_AXES, [path]
+
+
+def check_multipage(data: da.Array, path: str, axes: str, *, sequence: bool, offset: int = 0) -> list[str]:
+    """Check a multipage TIFF (or a sequence of them) without writing; return its file names."""
+    return _check_files(_multipage_layout(data, path, axes, sequence, offset)[2])
+
+
+def write_image_2d(data: da.Array, path: str, axes: str, fmt: str, *, compression: bool | None) -> list[str]:
+    """Write a 2D image (all axes but y, x and c of length 1) as one file."""
+    image = check_image_2d(data, path, axes, fmt)
     with atomic_files([path]) as (temp,):
         _write_plane(np.asarray(image.compute()), temp, fmt, compression)  # type: ignore[no-untyped-call]
     return [path]
@@ -113,7 +159,7 @@ def write_sequence(
 ) -> list[str]:
     """Write one 2D file per slice along the step axis, in parallel."""
     planes, _ = _planes(data, axes, fmt, pattern)
-    paths = slice_paths(pattern, planes.shape[0], offset)
+    paths = _check_files(slice_paths(pattern, planes.shape[0], offset))
     planes = rechunk(planes, (1, *planes.shape[1:]))
     with atomic_files(paths) as temps:
         store(planes, _SliceTarget(temps, fmt, compression), lock=False)
@@ -135,14 +181,8 @@ def write_multipage(
     data: da.Array, path: str, axes: str, *, compression: bool | None, sequence: bool, offset: int = 0
 ) -> list[str]:
     """Write an OME-TIFF (``tzcyx``), or one per slice along the step axis if ``sequence``."""
-    if sequence:
-        step = step_axis(axes, data.shape) or "t"
-        rest = "".join(k for k in _PAGE_AXES if k != step)
-        data, axes = from_internal(data, axes, step + rest), step + rest
-        finals = slice_paths(path, data.shape[0], offset)
-    else:
-        data, axes = from_internal(data, axes, _PAGE_AXES), _PAGE_AXES
-        finals = [path]
+    data, axes, finals = _multipage_layout(data, path, axes, sequence, offset)
+    _check_files(finals)
     stage = partial_name(finals[0], "stage")
     try:
         with atomic_files(finals) as temps:

@@ -4,7 +4,8 @@ Nothing is computed before the format, the axes, the output directory and the fo
 constraints (2D-ness, dtype, ``{slice_index}``) are checked. Chunked formats (hdf5, n5,
 zarr, OME-Zarr, numpy, sequences) are written block by block with ``dask.array.store``,
 so the whole array is never in memory; every output appears under its final name only
-once it is complete.
+once it is complete. ``check_target`` runs the same checks alone, so that a batch can check
+all of its outputs before it computes any.
 """
 
 from __future__ import annotations
@@ -22,13 +23,20 @@ from ..errors import ExportError
 from ._atomic import atomic_files, check_parent
 from ._flat import FLAT_FORMATS
 from ._hdf5 import write_hdf5
-from ._n5 import check_n5_target, write_n5
+from ._n5 import N5_DTYPES, check_n5_target, write_n5
 from ._numpy import store_npy
 from ._omezarr import check_ome_target, write_ome_zarr
-from ._sequence import SLICE_INDEX, write_image_2d, write_multipage, write_sequence
+from ._sequence import (
+    check_image_2d,
+    check_multipage,
+    check_sequence,
+    write_image_2d,
+    write_multipage,
+    write_sequence,
+)
 from ._zarr import check_zarr_target, write_zarr
 
-__all__ = ["FORMATS", "output_path", "write_image"]
+__all__ = ["FORMATS", "check_target", "output_path", "write_image"]
 
 
 @dataclass(frozen=True)
@@ -92,15 +100,81 @@ def output_path(path: str, format: str) -> str:
     return os.path.splitext(path.rstrip("/"))[0] + "." + _lookup(format).extension
 
 
-def _hdf5(job: _Job, spec: _Format) -> list[str]:
+def _internal(job: _Job, what: str) -> str:
+    internal = job.internal_path.strip("/")
+    if not internal:
+        raise ExportError(f"cannot write {job.path}: {what} output needs an internal path")
+    return f"{job.path}/{internal}"
+
+
+def _check_hdf5(job: _Job, spec: _Format) -> list[str]:
     if os.path.lexists(job.path) and not h5py.is_hdf5(job.path):
         raise ExportError(f"cannot write {job.path}: it exists and is not an HDF5 file")
+    return [_internal(job, "HDF5")]
+
+
+def _check_n5(job: _Job, spec: _Format) -> list[str]:
+    check_n5_target(job.path)
+    if job.data.dtype.name not in N5_DTYPES:
+        raise ExportError(
+            f"cannot write {job.path}: N5 cannot store dtype {job.data.dtype.name}; "
+            f"supported are {', '.join(N5_DTYPES)}"
+        )
+    return [_internal(job, "N5")]
+
+
+def _check_zarr(job: _Job, spec: _Format) -> list[str]:
+    check_zarr_target(job.path)
+    _zarr_format(job, 3)
+    return [_internal(job, "zarr")]
+
+
+def _check_ome(job: _Job, spec: _Format) -> list[str]:
+    _zarr_format(job, 2)
+    check_ome_target(job.path)
+    return [job.path]
+
+
+def _check_numpy(job: _Job, spec: _Format) -> list[str]:
+    if os.path.isdir(job.path):
+        raise ExportError(f"cannot write {job.path}: a directory of that name exists")
+    return [job.path]
+
+
+def _check_2d(job: _Job, spec: _Format) -> list[str]:
+    check_image_2d(job.data, job.path, job.axes, spec.extension)
+    return [job.path]
+
+
+def _check_sequence(job: _Job, spec: _Format) -> list[str]:
+    return check_sequence(job.data, job.path, job.axes, spec.extension, job.slice_offset)
+
+
+def _check_multipage(job: _Job, spec: _Format) -> list[str]:
+    sequence = spec.kind == "multipage-seq"
+    return check_multipage(job.data, job.path, job.axes, sequence=sequence, offset=job.slice_offset)
+
+
+_CHECKS: dict[str, Callable[[_Job, _Format], list[str]]] = {
+    "hdf5": _check_hdf5,
+    "n5": _check_n5,
+    "zarr": _check_zarr,
+    "ome": _check_ome,
+    "ome-multi": _check_ome,
+    "numpy": _check_numpy,
+    "2d": _check_2d,
+    "2d-seq": _check_sequence,
+    "multipage": _check_multipage,
+    "multipage-seq": _check_multipage,
+}
+
+
+def _hdf5(job: _Job, spec: _Format) -> list[str]:
     gzip = spec.compressed if job.compression is None else bool(job.compression)
     return write_hdf5(job.data, job.path, job.internal_path, job.axes, gzip=gzip, attrs=job.attrs)
 
 
 def _n5(job: _Job, spec: _Format) -> list[str]:
-    check_n5_target(job.path)
     gzip = spec.compressed if job.compression is None else bool(job.compression)
     level = 1 if gzip else None
     return write_n5(job.data, job.path, job.internal_path, job.axes, gzip_level=level, attrs=job.attrs)
@@ -114,7 +188,6 @@ def _zarr_format(job: _Job, default: int) -> int:
 
 
 def _zarr(job: _Job, spec: _Format) -> list[str]:
-    check_zarr_target(job.path)
     fmt = _zarr_format(job, 3)
     return write_zarr(
         job.data,
@@ -129,7 +202,6 @@ def _zarr(job: _Job, spec: _Format) -> list[str]:
 
 def _ome(job: _Job, spec: _Format) -> list[str]:
     fmt = _zarr_format(job, 2)
-    check_ome_target(job.path)
     return write_ome_zarr(
         job.data,
         job.path,
@@ -159,8 +231,6 @@ def _sequence_2d(job: _Job, spec: _Format) -> list[str]:
 
 def _multipage(job: _Job, spec: _Format) -> list[str]:
     sequence = spec.kind == "multipage-seq"
-    if sequence and not SLICE_INDEX.search(job.path):
-        raise ExportError(f"cannot write {job.path}: a sequence file name must contain {{slice_index}}")
     return write_multipage(
         job.data, job.path, job.axes, compression=job.compression, sequence=sequence, offset=job.slice_offset
     )
@@ -234,6 +304,22 @@ def write_image(
     AxesError
         If ``axes`` does not fit ``data``.
     """
+    job, spec = _job(data, path, format, axes, internal_path, compression, attrs, zarr_format, slice_offset)
+    _CHECKS[spec.kind](job, spec)
+    return _WRITERS[spec.kind](job, spec)
+
+
+def _job(
+    data: Any,
+    path: str,
+    format: str,
+    axes: str,
+    internal_path: str,
+    compression: bool | None,
+    attrs: Mapping[str, Any] | None,
+    zarr_format: int | None,
+    slice_offset: int,
+) -> tuple[_Job, _Format]:
     spec = _lookup(format)
     data = da.asarray(data)  # type: ignore[no-untyped-call]
     keys = parse_axes(axes, data.ndim)
@@ -242,4 +328,37 @@ def write_image(
     job = _Job(
         data, final, keys, internal_path, compression, dict(attrs or {}), zarr_format, int(slice_offset)
     )
-    return _WRITERS[spec.kind](job, spec)
+    return job, spec
+
+
+def check_target(
+    data: Any,
+    path: str,
+    *,
+    format: str,
+    axes: str,
+    internal_path: str = "exported_data",
+    zarr_format: int | None = None,
+    slice_offset: int = 0,
+) -> list[str]:
+    """Check everything :func:`write_image` checks, without computing or writing anything.
+
+    Parameters are those of :func:`write_image`; ``data`` may be lazy (only its shape and
+    dtype are used).
+
+    Returns
+    -------
+    list of str
+        What would be written: file paths, with ``/<internal path>`` appended for hdf5, n5
+        and zarr (as ilastik's export path shows them); one per file for sequences.
+
+    Raises
+    ------
+    ExportError
+        If the format is unknown, cannot hold the data, or the output cannot be written
+        (missing or read-only directory, a conflicting file or directory in the way).
+    AxesError
+        If ``axes`` does not fit ``data``.
+    """
+    job, spec = _job(data, path, format, axes, internal_path, None, None, zarr_format, slice_offset)
+    return _CHECKS[spec.kind](job, spec)
