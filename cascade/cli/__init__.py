@@ -17,20 +17,33 @@ from ._app import app
 __all__ = ["app", "main", "normalize_argv"]
 
 _PREDICT_ALIASES = {"--headless"}
+_BOOLEAN_WORDS = {"1", "0", "true", "false", "yes", "no", "on", "off", "t", "f", "y", "n"}
 
 
 def normalize_argv(argv: Sequence[str]) -> list[str]:
     """Rewrite ilastik-style argument lists into cascade's.
 
     - ``--headless`` anywhere (with no command) means ``predict``;
-    - ``--readonly`` without a value means ``--readonly=true`` (ilastik's optional flag).
+    - ``--readonly`` without a value means ``--readonly=true`` (ilastik's optional flag);
+      ``--readonly 0`` / ``--readonly false`` (a boolean word after it) is its value.
     """
     args = list(argv)
     if any(a in _PREDICT_ALIASES for a in args):
         args = [a for a in args if a not in _PREDICT_ALIASES]
         if not args or args[0].startswith("-") or args[0] not in _commands():
             args.insert(0, "predict")
-    return ["--readonly=true" if a == "--readonly" else a for a in args]
+    out: list[str] = []
+    for i, a in enumerate(args):
+        if a == "--readonly":
+            following = args[i + 1] if i + 1 < len(args) else ""
+            if following.lower() in _BOOLEAN_WORDS:
+                continue  # the value is merged in the next iteration
+            out.append("--readonly=true")
+        elif i > 0 and args[i - 1] == "--readonly" and a.lower() in _BOOLEAN_WORDS:
+            out.append(f"--readonly={a}")
+        else:
+            out.append(a)
+    return out
 
 
 def _commands() -> set[str]:
