@@ -15,11 +15,16 @@ Rule: go left when ``x[feature] < threshold``, right otherwise (a NaN goes right
 :class:`~cascade.forest.packed.PackedForest`.
 
 Speed: one traversal step is a chain of dependent loads (node, feature value, child), so one
-pixel at a time leaves the core idle. ``_tree_block`` walks one tree with eight pixels in
-flight ("lanes"); when a lane reaches a leaf it adds the leaf to the pixel's sums and takes
-the next pixel of the block. Trees are walked one after the other over a block of pixels that
-stays in the L2 cache. All kernels release the GIL and use one thread: callers (dask)
-provide the parallelism.
+pixel at a time leaves the core idle (about 3x slower). ``_tree_block`` walks one tree with
+eight pixels in flight ("lanes"); when a lane reaches a leaf it adds the leaf to the pixel's
+sums and takes the next pixel of the block. Trees are walked one after the other over a block
+of pixels, so that a tree's nodes stay in the L2 cache while the block's feature rows stream
+past. All kernels release the GIL and use one thread: callers (dask) provide the parallelism.
+
+What did not pay off on our AMD EPYC machines: branch-free lanes (selects instead of the
+leaf branch; numba spills the lane state and LLVM reintroduces branches), lock-step groups
+that wait for their deepest pixel, a level-by-level frontier of all pixels, loading both
+children before the comparison, and lanes kept in small arrays instead of scalars.
 """
 
 from __future__ import annotations
@@ -27,7 +32,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["forest_sum_contiguous", "forest_sum_strided", "preorder_split_nodes", "tree_sum_rows"]
+__all__ = [
+    "forest_sum_contiguous",
+    "leaf_table_rows",
+    "preorder_split_nodes",
+    "tree_sum_rows",
+]
 
 # Status codes of ``preorder_split_nodes``.
 OK = 0
@@ -69,7 +79,7 @@ def _refill(acc, leaves, base, m, nf, root, ref, k, nxt):  # type: ignore[no-unt
     return ref, -1, 0, nxt
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _drain(xf, nodes, nodes_f, leaves, acc, ref, k, row):  # type: ignore[no-untyped-def]
     if k >= 0:
         _add_leaf(acc, k, leaves, _walk(xf, row, nodes, nodes_f, ref))
@@ -126,15 +136,15 @@ def _tree_block(xf, nf, base, m, nodes, nodes_f, root, leaves, acc):  # type: ig
 
 
 @njit(nogil=True, cache=True)
-def _forest_block(xf, nf, base, m, nodes, nodes_f, roots, leaves, acc, out, start):  # type: ignore[no-untyped-def]
-    """Mean over trees for block pixels ``k < m``, written to ``out[start + k]``."""
+def _forest_block(xf, nf, base, m, nodes, nodes_f, roots, leaves, acc, out):  # type: ignore[no-untyped-def]
+    """Mean over trees for pixels ``base + k``, ``k < m``, written to ``out[base + k]``."""
     acc[:m] = 0.0
     for t in range(roots.shape[0]):
         _tree_block(xf, nf, base, m, nodes, nodes_f, roots[t], leaves, acc)
     n_trees = roots.shape[0]
     for k in range(m):
         for c in range(acc.shape[1]):
-            out[start + k, c] = acc[k, c] / n_trees
+            out[base + k, c] = acc[k, c] / n_trees
 
 
 @njit(nogil=True, cache=True)
@@ -145,30 +155,16 @@ def forest_sum_contiguous(x, nodes, nodes_f, roots, leaves, out, block):  # type
     ----------
     x : float32 array, shape (n_pixels, n_features), C-contiguous
     nodes, nodes_f, roots, leaves : compact layout (see module docstring)
-    out : float32 array, shape (n_pixels, n_outputs)
+    out : float32 array, shape (n_pixels, n_outputs), C-contiguous
     block : int
-        Pixels per block; the block's rows should fit in the L2 cache.
+        Pixels walked tree by tree (see ``_predict.block_rows``).
     """
     n, nf = x.shape
     xf = x.reshape(-1)
-    acc = np.empty((block, leaves.shape[1]), np.float64)
+    acc = np.empty((min(block, n), leaves.shape[1]), np.float64)
     for s in range(0, n, block):
         m = min(block, n - s)
-        _forest_block(xf, nf, s, m, nodes, nodes_f, roots, leaves, acc, out, s)
-
-
-@njit(nogil=True, cache=True)
-def forest_sum_strided(x, nodes, nodes_f, roots, leaves, out, block):  # type: ignore[no-untyped-def]
-    """As :func:`forest_sum_contiguous`, for any memory layout: copies each block to a C buffer."""
-    n, nf = x.shape
-    scratch = np.empty(block * nf, np.float32)
-    acc = np.empty((block, leaves.shape[1]), np.float64)
-    for s in range(0, n, block):
-        m = min(block, n - s)
-        for f in range(nf):
-            for k in range(m):
-                scratch[k * nf + f] = x[s + k, f]
-        _forest_block(scratch, nf, 0, m, nodes, nodes_f, roots, leaves, acc, out, s)
+        _forest_block(xf, nf, s, m, nodes, nodes_f, roots, leaves, acc, out)
 
 
 @njit(nogil=True, cache=True)
@@ -226,3 +222,33 @@ def preorder_split_nodes(left, right, feature, roots, n_features):  # type: igno
             stack[top + 2] = lo
             top += 2
     return order[:k], OK, 0
+
+
+@njit(nogil=True, cache=True)
+def leaf_table_rows(value, leaf_nodes):  # type: ignore[no-untyped-def]
+    """Leaf-table row of each leaf node: its class if one-hot, else a new row after the one-hot rows.
+
+    Parameters
+    ----------
+    value : float array, shape (n_nodes, n_outputs)
+    leaf_nodes : int64 array
+        Leaf node indices, in the order their new rows are numbered.
+    """
+    n_outputs = value.shape[1]
+    row_of = np.empty(leaf_nodes.shape[0], np.int64)
+    n_other = 0
+    for j in range(leaf_nodes.shape[0]):
+        hot = -1
+        n_nonzero = 0
+        for c in range(n_outputs):
+            v = value[leaf_nodes[j], c]
+            if v != 0.0:
+                n_nonzero += 1
+                if v == 1.0:
+                    hot = c
+        if n_nonzero == 1 and hot >= 0:
+            row_of[j] = hot
+        else:
+            row_of[j] = n_outputs + n_other
+            n_other += 1
+    return row_of

@@ -28,6 +28,7 @@ _STATUS_MESSAGES = {
     _kernels.BAD_FEATURE: "split node {where} tests a feature outside [0, n_features={n_features})",
 }
 _MAX_SPLIT_NODES = (2**31 - 1) // 4
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,19 +73,20 @@ def compact_layout(forest: PackedForest) -> CompactForest:
     ProjectError
         If the forest's arrays are inconsistent (shapes, dtypes, indices, cycles).
     """
-    with _CACHE_LOCK:
-        cached = _CACHE.get(forest)
-    if cached is not None:
-        return cached
-    compact = _build(forest)
-    with _CACHE_LOCK:
-        return _CACHE.setdefault(forest, compact)
+    if not isinstance(forest, PackedForest):
+        raise ProjectError(f"expected a PackedForest, got {type(forest).__name__}")
+    compact = _CACHE.get(forest)
+    if compact is None:
+        with _CACHE_LOCK:  # one build per forest, even when many chunks start at once
+            compact = _CACHE.get(forest)
+            if compact is None:
+                compact = _build(forest)
+                _CACHE[forest] = compact
+    return compact
 
 
 def _check_arrays(forest: PackedForest) -> None:
     """Shapes and dtypes of a packed forest; the index checks come in ``_split_order``."""
-    if not isinstance(forest, PackedForest):
-        raise ProjectError(f"expected a PackedForest, got {type(forest).__name__}")
     n_nodes = np.shape(forest.feature)[0] if np.ndim(forest.feature) == 1 else -1
     for name in ("feature", "threshold", "left", "right"):
         array = getattr(forest, name)
@@ -100,14 +102,16 @@ def _check_arrays(forest: PackedForest) -> None:
     if forest.threshold.dtype != np.float32:
         raise ProjectError(f"PackedForest.threshold must be float32, got dtype {forest.threshold.dtype}")
     value = np.asarray(forest.value)
-    if value.ndim != 2 or value.shape[0] != n_nodes or value.shape[1] < 1 or value.dtype.kind != "f":
+    if value.ndim != 2 or value.shape[0] != n_nodes or value.shape[1] < 1 or value.dtype not in _FLOATS:
         raise ProjectError(
-            f"PackedForest.value must be a float array of shape ({n_nodes}, n_outputs >= 1), "
+            f"PackedForest.value must be a float32 array of shape ({n_nodes}, n_outputs >= 1), "
             f"got {value.dtype} {value.shape}"
         )
     roots = np.asarray(forest.roots)
     if roots.ndim != 1 or roots.shape[0] < 1:
-        raise ProjectError(f"PackedForest.roots must be a 1-D array of at least one tree, got shape {roots.shape}")
+        raise ProjectError(
+            f"PackedForest.roots must be a 1-D array of at least one tree, got shape {roots.shape}"
+        )
     if isinstance(forest.n_features, bool) or not isinstance(forest.n_features, (int, np.integer)):
         raise ProjectError(f"PackedForest.n_features must be an int, got {forest.n_features!r}")
     if forest.n_features < 1:
@@ -127,22 +131,20 @@ def _split_order(forest: PackedForest) -> npt.NDArray[np.int64]:
         message = _STATUS_MESSAGES[status].format(where=where, n_features=forest.n_features)
         raise ProjectError(f"invalid PackedForest: {message}")
     if order.shape[0] > _MAX_SPLIT_NODES:
-        raise ProjectError(f"forest has {order.shape[0]} split nodes, more than the {_MAX_SPLIT_NODES} supported")
+        raise ProjectError(
+            f"forest has {order.shape[0]} split nodes, more than the {_MAX_SPLIT_NODES} supported"
+        )
     return np.asarray(order, dtype=np.int64)
 
 
 def _leaf_table(
     value: npt.NDArray[np.floating], leaf_nodes: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """Leaf table (one-hot rows first) and the table row of each node in ``leaf_nodes``."""
+    """Leaf table (the one-hot rows first) and the table row of each node in ``leaf_nodes``."""
     n_outputs = value.shape[1]
-    rows = value[leaf_nodes].astype(np.float64)
-    one_hot = (np.count_nonzero(rows, axis=1) == 1) & (np.count_nonzero(rows == 1.0, axis=1) == 1)
-    row_of = np.empty(leaf_nodes.shape[0], dtype=np.int64)
-    row_of[one_hot] = np.argmax(rows[one_hot], axis=1)
-    n_other = int(np.count_nonzero(~one_hot))
-    row_of[~one_hot] = n_outputs + np.arange(n_other)
-    table = np.concatenate([np.eye(n_outputs, dtype=np.float64), rows[~one_hot]])
+    row_of = _kernels.leaf_table_rows(value, leaf_nodes)
+    others = leaf_nodes[row_of >= n_outputs]
+    table = np.concatenate([np.eye(n_outputs, dtype=np.float64), value[others].astype(np.float64)])
     return table, row_of
 
 

@@ -14,12 +14,16 @@ from .packed import PackedForest
 
 __all__ = ["block_rows", "predict_proba"]
 
-_BLOCK_BYTES = 512 * 1024  # feature rows walked tree by tree: about the L2 cache of one core
-_MIN_BLOCK, _MAX_BLOCK = 256, 4096
+# Pixels are walked tree by tree in blocks. A tree's nodes are read at random and must stay in
+# the L2 cache, so each tree should serve many pixels; the pixels' feature rows are read almost
+# in order and stream well from L3. Measured: 4096-pixel blocks were 1.5x slower than 16384 on
+# trees of 12k split nodes (equal on small trees).
+_BLOCK_BYTES = 4 * 1024 * 1024
+_MIN_BLOCK, _MAX_BLOCK = 256, 32768
 
 
 def block_rows(n_features: int) -> int:
-    """Pixels per block so that a block's float32 feature rows take about 512 KiB."""
+    """Pixels per block: a block's float32 feature rows take about 4 MiB."""
     return max(_MIN_BLOCK, min(_MAX_BLOCK, _BLOCK_BYTES // (4 * max(n_features, 1))))
 
 
@@ -68,9 +72,9 @@ def predict_proba(
         The forest. Its compact evaluation layout is built on the first call and cached for
         the lifetime of the object, so do not modify its arrays afterwards.
     X : array_like, shape (n_pixels, n_features)
-        Feature vectors, one row per pixel. float32 is used as is (C- or Fortran-ordered,
-        C-ordered is fastest); other numeric dtypes are converted to float32 first, as
-        scikit-learn does.
+        Feature vectors, one row per pixel. C-contiguous float32 is used as is; other memory
+        layouts (Fortran order, strided views) are copied to C order block by block, and other
+        numeric dtypes are converted to float32 first, as scikit-learn does.
     n_threads : int, default 1
         Threads to split the pixels over. The kernel releases the GIL; under dask leave it
         at 1 and let dask run chunks in parallel.
@@ -106,8 +110,7 @@ def predict_proba(
         return result
     with ThreadPoolExecutor(max_workers=parts.shape[0] - 1) as pool:
         jobs = [
-            pool.submit(_predict_part, compact, x[a:b], result[a:b])
-            for a, b in zip(parts[:-1], parts[1:])
+            pool.submit(_predict_part, compact, x[a:b], result[a:b]) for a, b in zip(parts[:-1], parts[1:])
         ]
         for job in jobs:
             job.result()
@@ -115,8 +118,12 @@ def predict_proba(
 
 
 def _predict_part(compact: CompactForest, x: npt.NDArray[np.float32], out: npt.NDArray[np.float32]) -> None:
-    """Run the kernel on one range of pixels (C-contiguous rows take the copy-free kernel)."""
-    if x.shape[0] == 0:
+    """Run the kernel on one range of pixels; rows of other layouts are copied block by block."""
+    block = block_rows(x.shape[1])
+    args = (compact.nodes, compact.nodes_f, compact.roots, compact.leaves)
+    if x.flags.c_contiguous:
+        _kernels.forest_sum_contiguous(x, *args, out, block)
         return
-    kernel = _kernels.forest_sum_contiguous if x.flags.c_contiguous else _kernels.forest_sum_strided
-    kernel(x, compact.nodes, compact.nodes_f, compact.roots, compact.leaves, out, block_rows(x.shape[1]))
+    for start in range(0, x.shape[0], block):
+        rows = slice(start, start + block)
+        _kernels.forest_sum_contiguous(np.ascontiguousarray(x[rows]), *args, out[rows], block)

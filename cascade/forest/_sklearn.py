@@ -38,14 +38,16 @@ def strict_float32_thresholds(threshold: npt.ArrayLike) -> npt.NDArray[np.float3
     True
     """
     t = np.asarray(threshold, dtype=np.float64)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # |t| beyond float32's range rounds to +-inf, as intended
         f = t.astype(np.float32)
-    too_big = f.astype(np.float64) > t
-    f[too_big] = np.nextafter(f[too_big], np.float32(-np.inf))
-    return np.nextafter(f, np.float32(np.inf))
+        too_big = f.astype(np.float64) > t
+        f[too_big] = np.nextafter(f[too_big], np.float32(-np.inf))
+        return np.nextafter(f, np.float32(np.inf))
 
 
-def _parse_class_values(model: Any, n_outputs: int, class_values: Sequence[int] | None) -> npt.NDArray[np.int64]:
+def _parse_class_values(
+    model: Any, n_outputs: int, class_values: Sequence[int] | None
+) -> npt.NDArray[np.int64]:
     """Output channel (label - 1) of each entry of ``model.classes_``."""
     values = np.asarray(model.classes_ if class_values is None else class_values)
     n_classes = len(model.classes_)
@@ -53,7 +55,11 @@ def _parse_class_values(model: Any, n_outputs: int, class_values: Sequence[int] 
         raise DataError(
             f"class_values must list one label per model class ({n_classes}), got shape {values.shape}"
         )
-    if values.dtype.kind not in "iuf" or not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+    if (
+        values.dtype.kind not in "iuf"
+        or not np.all(np.isfinite(values))
+        or np.any(values != np.round(values))
+    ):
         raise DataError(f"class labels must be integers 1..{n_outputs}, got {values.tolist()}")
     labels = values.astype(np.int64)
     if np.any(labels < 1) or np.any(labels > n_outputs):
@@ -82,7 +88,7 @@ def _pack_tree(tree: Any, channels: npt.NDArray[np.int64], n_outputs: int) -> di
     total = counts.sum(axis=1, keepdims=True)
     fractions = counts / np.where(total == 0.0, 1.0, total)
     value = np.zeros((left.shape[0], n_outputs), dtype=np.float32)
-    value[np.ix_(is_leaf, channels)] = fractions[is_leaf]
+    value[:, channels] = np.where(is_leaf[:, None], fractions, 0.0)
     return {
         "feature": feature,
         "threshold": threshold.astype(np.float32),
@@ -119,6 +125,12 @@ def pack_sklearn(model: Any, n_outputs: int, class_values: Sequence[int] | None 
     ------
     DataError
         If the model is not a fitted single-output forest, or a label is outside 1..n_outputs.
+
+    Notes
+    -----
+    Leaf values are the per-leaf class fractions (scikit-learn >= 1.4 stores fractions, older
+    versions counts; both are normalised), rounded to float32. NaN inputs always go right in a
+    packed forest, whereas a model trained on data with missing values may send them left.
     """
     _check_model(model, n_outputs)
     channels = _parse_class_values(model, n_outputs, class_values)
@@ -129,8 +141,7 @@ def pack_sklearn(model: Any, n_outputs: int, class_values: Sequence[int] | None 
         raise DataError(f"the forest has {sizes.sum()} nodes, more than int32 indices can address")
     for tree, offset in zip(trees, offsets):
         for side in ("left", "right"):
-            children = tree[side]
-            children[children != _LEAF] += np.int32(offset)
+            tree[side] = np.where(tree[side] == _LEAF, _LEAF, tree[side] + np.int32(offset))
     return PackedForest(
         feature=np.concatenate([tree["feature"] for tree in trees]),
         threshold=np.concatenate([tree["threshold"] for tree in trees]),

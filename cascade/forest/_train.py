@@ -84,7 +84,9 @@ def _out_of_bag(
         out_of_bag = np.ones(n_rows, dtype=bool)
         out_of_bag[in_bag] = False
         rows = np.flatnonzero(out_of_bag)
-        _kernels.tree_sum_rows(x, compact.nodes, compact.nodes_f, compact.roots[t], compact.leaves, rows, sums)
+        _kernels.tree_sum_rows(
+            x, compact.nodes, compact.nodes_f, compact.roots[t], compact.leaves, rows, sums
+        )
         counts[rows] += 1
     proba = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
     never = np.flatnonzero(counts == 0)
