@@ -9,10 +9,12 @@ Every input and every output is checked before the first one is computed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,8 @@ from .export import (
     resolve_sources,
     source_array,
 )
-from .io import FORMATS, check_target, open_image, write_image
+from .io import FORMATS, check_target, open_image, output_path, write_image
+from .io._resume import resumable_blocks
 from .pipeline import Cascade, StageResult, predict
 from .project.convert import open_project
 
@@ -141,12 +144,13 @@ def run_batch(
     if options.prediction_masks and len(options.prediction_masks) != len(inputs):
         raise DataError(f"{len(inputs)} input(s) but {len(options.prediction_masks)} prediction mask(s)")
     masks: list[str | None] = list(options.prediction_masks) or [None] * len(inputs)
-    jobs = [_plan(cascade, path, mask, options, parsed) for path, mask in zip(inputs, masks)]
+    base = _fingerprint_base(project, options)
+    jobs = [_plan(cascade, path, mask, options, parsed, base) for path, mask in zip(inputs, masks)]
     _check_distinct(jobs)
     written: list[str] = []
     for job in jobs:
         start = time.perf_counter()
-        paths = job.write()
+        paths = job.write(echo)
         written.extend(paths)
         shown = ", ".join(dict.fromkeys(paths))  # several datasets of one file: name it once
         echo(f"{shown}  ({time.perf_counter() - start:.1f} s)")
@@ -160,6 +164,7 @@ class _Export:
     target: str
     internal_path: str
     outputs: tuple[str, ...]
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -170,9 +175,13 @@ class _Job:
     exports: tuple[_Export, ...]
     output_format: str
 
-    def write(self) -> list[str]:
+    def write(self, echo: Callable[[str], None] = print) -> list[str]:
         written = []
         for export in self.exports:
+            container = output_path(export.target, self.output_format)
+            done = resumable_blocks(container, export.fingerprint)
+            if done:
+                echo(f"resuming {container}: {done} block(s) were written by an interrupted run")
             written.extend(
                 write_image(
                     export.prepared.data,
@@ -181,6 +190,7 @@ class _Job:
                     axes=export.prepared.axes,
                     internal_path=export.internal_path,
                     slice_offset=_slice_offset(export.prepared),
+                    resume=export.fingerprint,
                 )
             )
         return written
@@ -201,7 +211,9 @@ def _check_distinct(jobs: Sequence[_Job]) -> None:
                 seen[output] = what
 
 
-def _plan(cascade: Cascade, path: str, mask_path: str | None, options: BatchOptions, parsed: _Parsed) -> _Job:
+def _plan(
+    cascade: Cascade, path: str, mask_path: str | None, options: BatchOptions, parsed: _Parsed, base: str = ""
+) -> _Job:
     """Open and check one input and prepare and check its exports (nothing is computed or written)."""
     image = open_image(path, axes=options.input_axes, stack_along=options.stack_along)
     if options.input_axes is None and cascade.input_axes and image.axes != cascade.input_axes:
@@ -255,7 +267,8 @@ def _plan(cascade: Cascade, path: str, mask_path: str | None, options: BatchOpti
             internal_path=internal,
             slice_offset=_slice_offset(prepared),
         )
-        exports.append(_Export(source.name, prepared, target, internal, tuple(outputs)))
+        fingerprint = _fingerprint(base, image.files, source.name, target, internal)
+        exports.append(_Export(source.name, prepared, target, internal, tuple(outputs), fingerprint))
     return _Job(path, tuple(exports), output_format)
 
 
@@ -339,3 +352,26 @@ def _masked(
     keep = (mask > 0).any(axis=-1, keepdims=True).rechunk(result.probabilities.chunks[:-1] + ((1,),))
     probabilities = (result.probabilities * keep).astype("float32")
     return replace(result, probabilities=probabilities)
+
+
+def _identity(path: str) -> list[Any]:
+    """A file's (or folder's) identity for resume fingerprints: path, size, modification time."""
+    real = path
+    while real and not os.path.exists(real):  # strip internal paths such as file.h5/data
+        real = os.path.dirname(real)
+    try:
+        info = os.stat(real)
+    except OSError:
+        return [path]
+    return [os.path.abspath(path), info.st_size, info.st_mtime_ns]
+
+
+def _fingerprint_base(project: str | Path, options: BatchOptions) -> str:
+    settings = {k: v for k, v in asdict(options).items() if k != "memory_per_task"}
+    return json.dumps([_identity(str(project)), settings], sort_keys=True, default=str)
+
+
+def _fingerprint(base: str, files: Sequence[str], source: str, target: str, internal: str) -> str:
+    """Same project, inputs, options and export: same fingerprint (so an interrupted run resumes)."""
+    text = json.dumps([base, [_identity(f) for f in files], source, target, internal], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

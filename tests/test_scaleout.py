@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
-
 from test_cli import cascade, workspace  # noqa: F401  (the trained 2-stage project fixture)
 from test_cluster import _slurm_node_idle
 

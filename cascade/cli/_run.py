@@ -49,9 +49,9 @@ def computing(
 
     Yields the resources a run may size its blocks from: ``threads`` and ``memory`` (bytes).
     """
-    from ..cluster import available_cores, available_memory, execution, parse_overrides
-
     import dask
+
+    from ..cluster import available_cores, available_memory, execution, parse_overrides
 
     overrides = parse_overrides(cluster_options or [])
     local = scheduler in (None, "threads", "processes", "local")

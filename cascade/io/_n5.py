@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import DataError, ExportError
 from ._atomic import atomic_dir
 from ._meta import axistags_json, block_shape
+from ._resume import ResumeState, resumable_dir, store_resumable
 from ._sources import LazySource, rechunk, store
 
 __all__ = [
@@ -254,7 +255,14 @@ def check_n5_target(path: str) -> None:
 
 
 def write_n5(
-    data: da.Array, path: str, internal: str, axes: str, *, gzip_level: int | None, attrs: Mapping[str, Any]
+    data: da.Array,
+    path: str,
+    internal: str,
+    axes: str,
+    *,
+    gzip_level: int | None,
+    attrs: Mapping[str, Any],
+    resume: str | None = None,
 ) -> list[str]:
     """Write ``data`` as dataset ``internal`` of the N5 container ``path`` (created if missing).
 
@@ -276,6 +284,19 @@ def write_n5(
         )
         store(data, target, lock=False)
 
+    if resume is not None and not _is_n5_container(path):
+        with resumable_dir(path, resume) as (work, resuming):
+            directory = os.path.join(work, *internal.split("/"))
+            if not resuming:
+                write_n5_group(work, root=True)
+                for depth in range(1, len(parents) + 1):
+                    write_n5_group(os.path.join(work, *parents[:depth]))
+                create_n5_dataset(
+                    directory, data.shape, block, data.dtype, axes, gzip_level=gzip_level, attrs=attrs
+                )
+            target = N5Target(directory, data.shape, block, data.dtype, gzip_level)
+            store_resumable(data, target, ResumeState(work))
+        return [path]
     if _is_n5_container(path):
         with atomic_dir(os.path.join(path, *internal.split("/"))) as temp:
             write(path, temp)

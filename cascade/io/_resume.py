@@ -4,8 +4,8 @@ A resumable output is written into a stable hidden sibling ``.<name>.resume`` ho
 ``.cascade-resume`` folder with the job's fingerprint and one marker file per finished
 block. Run the same export again and only the blocks without a marker are computed and
 written; when all are there the state folder is removed and the output renamed into place.
-An interrupted or failed run leaves only the hidden folder, never anything under the final
-name.
+An interrupted run (Ctrl-C, a killed job, lost workers) leaves only the hidden folder, never
+anything under the final name; a run that fails on bad input or output removes it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..errors import CascadeError, ExportError
 from ._atomic import partial_name, remove
 from ._sources import one_line
 
-__all__ = ["ResumeState", "resumable_dir", "store_resumable"]
+__all__ = ["ResumeState", "resumable_blocks", "resumable_dir", "store_resumable"]
 
 _STATE = ".cascade-resume"
 
@@ -54,6 +54,19 @@ def _matches(directory: str, fingerprint: str) -> bool:
         return False
 
 
+def _work_dir(final: str) -> str:
+    parent, name = os.path.split(os.path.abspath(final))
+    return os.path.join(parent, f".{name}.resume")
+
+
+def resumable_blocks(final: str, fingerprint: str) -> int:
+    """How many blocks an interrupted run of the same job left for ``final`` (0 if none)."""
+    work = _work_dir(final)
+    if not (os.path.isdir(work) and _matches(work, fingerprint)):
+        return 0
+    return len(ResumeState(work).done())
+
+
 @contextlib.contextmanager
 def resumable_dir(final: str, fingerprint: str) -> Iterator[tuple[str, bool]]:
     """Yield (working directory, resuming?) for a directory output such as zarr or n5.
@@ -62,8 +75,7 @@ def resumable_dir(final: str, fingerprint: str) -> Iterator[tuple[str, bool]]:
     fingerprint; otherwise it is created afresh. On success the resume state is removed and
     the directory renamed to ``final`` (replacing an older output of that name).
     """
-    parent, name = os.path.split(os.path.abspath(final))
-    work = os.path.join(parent, f".{name}.resume")
+    work = _work_dir(final)
     resuming = os.path.isdir(work) and _matches(work, fingerprint)
     if not resuming:
         remove(work)
@@ -72,9 +84,10 @@ def resumable_dir(final: str, fingerprint: str) -> Iterator[tuple[str, bool]]:
             json.dump({"fingerprint": fingerprint}, fh)
     try:
         yield work, resuming
+    except CascadeError:
+        remove(work)  # bad input or output: nothing worth resuming
+        raise
     except OSError as err:
-        if isinstance(err, CascadeError):
-            raise
         raise ExportError(f"cannot write {final}: {one_line(err)}") from err
     remove(os.path.join(work, _STATE))
     if os.path.lexists(final):

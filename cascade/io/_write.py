@@ -10,6 +10,7 @@ all of its outputs before it computes any.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class _Job:
     attrs: Mapping[str, Any]
     zarr_format: int | None
     slice_offset: int
+    resume: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,9 @@ def _hdf5(job: _Job, spec: _Format) -> list[str]:
 def _n5(job: _Job, spec: _Format) -> list[str]:
     gzip = spec.compressed if job.compression is None else bool(job.compression)
     level = 1 if gzip else None
-    return write_n5(job.data, job.path, job.internal_path, job.axes, gzip_level=level, attrs=job.attrs)
+    return write_n5(
+        job.data, job.path, job.internal_path, job.axes, gzip_level=level, attrs=job.attrs, resume=job.resume
+    )
 
 
 def _zarr_format(job: _Job, default: int) -> int:
@@ -197,6 +201,7 @@ def _zarr(job: _Job, spec: _Format) -> list[str]:
         zarr_format=fmt,
         compression=job.compression,
         attrs=job.attrs,
+        resume=job.resume,
     )
 
 
@@ -261,6 +266,7 @@ def write_image(
     attrs: Mapping[str, Any] | None = None,
     zarr_format: int | None = None,
     slice_offset: int = 0,
+    resume: str | None = None,
 ) -> list[str]:
     """Write ``data`` to ``path`` in an ilastik export format, chunk by chunk.
 
@@ -291,6 +297,11 @@ def write_image(
         writes v0.5.
     slice_offset : int
         Added to the slice index in sequence file names (the cutout start).
+    resume : str, optional
+        A fingerprint of the job (same command, same inputs). For a new n5 or zarr container
+        the export then becomes resumable: an interrupted run leaves a hidden
+        ``.<name>.resume`` folder, and running the same job again writes only the blocks that
+        are missing. Other formats ignore it.
 
     Returns
     -------
@@ -305,6 +316,7 @@ def write_image(
         If ``axes`` does not fit ``data``.
     """
     job, spec = _job(data, path, format, axes, internal_path, compression, attrs, zarr_format, slice_offset)
+    job = dataclasses.replace(job, resume=resume)
     _CHECKS[spec.kind](job, spec)
     return _WRITERS[spec.kind](job, spec)
 

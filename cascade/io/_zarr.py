@@ -20,6 +20,7 @@ from ..errors import DataError, ExportError
 from ._atomic import atomic_dir
 from ._hdf5 import pick_single
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
+from ._resume import ResumeState, resumable_dir, store_resumable
 from ._sources import LazySource, rechunk, store, to_dask
 
 __all__ = [
@@ -213,8 +214,12 @@ def write_zarr(
     zarr_format: int,
     compression: bool | None,
     attrs: Mapping[str, Any],
+    resume: str | None = None,
 ) -> list[str]:
-    """Write ``data`` as the array ``internal`` of the zarr group ``path`` (created if missing)."""
+    """Write ``data`` as the array ``internal`` of the zarr group ``path`` (created if missing).
+
+    With ``resume`` (a job fingerprint) a new container is written resumably (see ``_resume``).
+    """
     internal = internal.strip("/")
     if not internal:
         raise ExportError(f"cannot write {path}: zarr output needs an internal path")
@@ -234,6 +239,16 @@ def write_zarr(
             attrs=attrs,
         )
 
+    if existing is None and resume is not None:
+        with resumable_dir(path, resume) as (work, resuming):
+            parent, name = posixpath.split(internal)
+            if resuming:
+                target = zarr.open_array(store=os.path.join(work, *internal.split("/")), mode="r+")
+            else:  # mode "a": "w" would wipe the resume state kept in the same folder
+                group = zarr.open_group(store=work, mode="a", zarr_format=zarr_format)  # type: ignore[arg-type]
+                target = create(group.require_group(parent) if parent else group, name, zarr_format)
+            store_resumable(rechunk(data, target.chunks), target, ResumeState(work))
+        return [path]
     if existing is None:
         with atomic_dir(path) as temp:
             group = zarr.open_group(store=temp, mode="w", zarr_format=zarr_format)  # type: ignore[arg-type]

@@ -1,0 +1,149 @@
+"""Interrupted exports resume: only the missing blocks are computed, the result is identical."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import tifffile
+from dask.array.core import normalize_chunks
+from test_pipeline import blobs, sparse
+
+from cascade.io import open_image, write_image
+from cascade.io._meta import block_shape
+
+
+class Interrupt(KeyboardInterrupt):
+    pass
+
+
+SHAPE = (64, 64, 64)
+CHUNKS = block_shape(SHAPE, "zyx", 512_000, 4)  # the zarr/n5 writers' block: one store per block
+
+
+def _volume(calls: list[tuple[int, ...]], stop_after: int | None) -> da.Array:
+    def block(block_info: dict | None = None) -> np.ndarray:
+        assert block_info is not None
+        if stop_after is not None and len(calls) >= stop_after:
+            raise Interrupt
+        (z0, z1), (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        calls.append((z0, y0, x0))
+        z, y, x = np.mgrid[z0:z1, y0:y1, x0:x1]
+        return (z * 10000 + y * 100 + x).astype(np.float32)
+
+    return da.map_blocks(block, chunks=normalize_chunks(CHUNKS, SHAPE), dtype=np.float32)
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "n5"])
+def test_resume_computes_only_missing_blocks(tmp_path: Path, fmt: str) -> None:
+    target = str(tmp_path / f"out.{fmt}")
+    first: list[tuple[int, ...]] = []
+    with dask.config.set(scheduler="synchronous"), pytest.raises(Interrupt):
+        write_image(_volume(first, stop_after=5), target, format=fmt, axes="zyx", resume="job-1")
+    assert not os.path.exists(target)  # nothing under the final name
+    hidden = [p.name for p in tmp_path.iterdir()]
+    assert hidden == [f".out.{fmt}.resume"]
+    marked = len(list((tmp_path / hidden[0] / ".cascade-resume" / "done").iterdir()))
+    assert 0 < marked <= 5
+    second: list[tuple[int, ...]] = []
+    with dask.config.set(scheduler="synchronous"):
+        write_image(_volume(second, stop_after=None), target, format=fmt, axes="zyx", resume="job-1")
+    total = int(np.prod([len(c) for c in normalize_chunks(CHUNKS, SHAPE)]))
+    assert len(first) == 5
+    # only the blocks without a marker were computed, each once
+    assert len(second) == len(set(second)) == total - marked, (marked, first, second)
+    whole = _volume([], None).compute()
+    assert np.array_equal(
+        open_image(target + ("/exported_data" if fmt == "n5" else "")).data.compute(), whole
+    )
+    assert [p.name for p in tmp_path.iterdir()] == [f"out.{fmt}"]
+    # a different job does not reuse another job's blocks
+    again: list[tuple[int, ...]] = []
+    with dask.config.set(scheduler="synchronous"), pytest.raises(Interrupt):
+        write_image(
+            _volume(again, stop_after=3), str(tmp_path / "b.zarr"), format="zarr", axes="zyx", resume="x"
+        )
+    fresh: list[tuple[int, ...]] = []
+    with dask.config.set(scheduler="synchronous"):
+        write_image(_volume(fresh, None), str(tmp_path / "b.zarr"), format="zarr", axes="zyx", resume="y")
+    assert len(fresh) == total
+
+
+def test_interrupted_cli_run_resumes(tmp_path: Path) -> None:
+    """Ctrl-C a real `cascade predict`, run the same command again: it finishes, identical output."""
+    raw, truth = blobs(3, size=96)
+    tifffile.imwrite(tmp_path / "train.tif", raw)
+    tifffile.imwrite(tmp_path / "labels.tif", sparse(truth, 1))
+    run = [sys.executable, "-m", "cascade"]
+    trained = subprocess.run(
+        [
+            *run,
+            "train",
+            "--project",
+            tmp_path / "p.cascade",
+            "--raw_data",
+            tmp_path / "train.tif",
+            "--labels",
+            tmp_path / "labels.tif",
+            "--stages",
+            "2",
+            "--trees",
+            "10",
+            "--features",
+            "ilastik-default",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert trained.returncode == 0, trained.stderr
+    volume = np.stack([blobs(s, size=128)[0] for s in range(24)])
+    tifffile.imwrite(tmp_path / "volume.tif", volume)
+    predict = [
+        *run,
+        "predict",
+        "--project",
+        str(tmp_path / "p.cascade"),
+        "--output_format",
+        "zarr",
+        "--input_axes",
+        "tyx",
+        "--block-shape",
+        "{'x': 64, 'y': 64}",
+        "--threads",
+        "1",
+        f"--output_filename_format={tmp_path}/out",
+        str(tmp_path / "volume.tif"),
+    ]
+    # a 2D project predicts a stack of slices given as time points
+    reference = subprocess.run(
+        [*predict[:-2], f"--output_filename_format={tmp_path}/ref", predict[-1]],
+        capture_output=True,
+        text=True,
+    )
+    assert reference.returncode == 0, reference.stderr
+    proc = subprocess.Popen(predict, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = tmp_path / ".out.zarr.resume" / ".cascade-resume" / "done"
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline:
+        if done.is_dir() and len(list(done.iterdir())) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not (tmp_path / "out.zarr").exists()
+    resumed = subprocess.run(predict, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    a = open_image(str(tmp_path / "out.zarr")).data.compute()
+    b = open_image(str(tmp_path / "ref.zarr")).data.compute()
+    assert np.array_equal(a, b)
