@@ -49,11 +49,12 @@ def _volume_block(block_info: dict | None = None) -> np.ndarray:
 
 
 def _train(path: Path) -> None:
+    import dask.array as da
+
     from cascade.features import parse_feature_selection
     from cascade.pipeline import Stage
     from cascade.project.native import save_cascade
     from cascade.training import TrainingImage, fit
-    import dask.array as da
 
     volume = da.map_blocks(_volume_block, chunks=((48,), (48,), (48,)), dtype=np.uint8).compute()
     truth = np.where(volume > 100, 1, 2).astype(np.uint8)

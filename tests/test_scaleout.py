@@ -23,17 +23,17 @@ def _predict(workspace: Path, out: Path, *extra: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def threaded(workspace: Path) -> np.ndarray:  # noqa: F811
+def threaded(workspace: Path) -> np.ndarray:
     return _predict(workspace, workspace / "threaded")
 
 
-def test_local_cluster_equals_threads(workspace: Path, threaded: np.ndarray) -> None:  # noqa: F811
+def test_local_cluster_equals_threads(workspace: Path, threaded: np.ndarray) -> None:
     result = _predict(workspace, workspace / "local", "--scheduler", "local", "--threads", "2")
     assert np.array_equal(result, threaded)
 
 
 @pytest.mark.slurm
-def test_slurm_two_jobs_equal_threads(workspace: Path, threaded: np.ndarray, tmp_path: Path) -> None:  # noqa: F811
+def test_slurm_two_jobs_equal_threads(workspace: Path, threaded: np.ndarray, tmp_path: Path) -> None:
     if not _slurm_node_idle():
         pytest.skip("no SLURM node is idle (start one with .ci/slurm-setup.sh)")
     result = _predict(
@@ -45,7 +45,7 @@ def test_slurm_two_jobs_equal_threads(workspace: Path, threaded: np.ndarray, tmp
     assert len(list(tmp_path.glob("*.err"))) == 2  # two sbatch worker jobs ran
 
 
-def test_distributed_flag_writes_n5(workspace: Path, threaded: np.ndarray) -> None:  # noqa: F811
+def test_distributed_flag_writes_n5(workspace: Path, threaded: np.ndarray) -> None:
     done = cascade(
         "predict", "--project", workspace / "p.cascade", "--distributed", "--distributed-block-roi",
         "{'x': 40, 'y': 40}", "--threads", "2", f"--output_filename_format={workspace}/dist",
