@@ -57,3 +57,21 @@ def test_distributed_flag_writes_n5(workspace: Path, threaded: np.ndarray) -> No
     result = open_image(f"{workspace}/dist.n5/exported_data").data.compute()
     assert np.array_equal(result, threaded)
     assert "dashboard" in done.stderr
+
+
+def test_training_on_a_local_cluster_equals_threads(workspace: Path, tmp_path: Path) -> None:  # noqa: F811
+    """`cascade train --scheduler local`: features are computed on the cluster, same project arrays."""
+    import h5py
+
+    args = [
+        "train", "--raw_data", workspace / "train.tif", "--labels", workspace / "train_labels.tif",
+        "--stages", "2", "--features", workspace / "features.yaml", "--classes", "disk,background",
+        "--trees", "10",
+    ]
+    local = cascade(*args, "--project", tmp_path / "local.cascade", "--scheduler", "local", "--threads", "2")
+    assert local.returncode == 0, local.stderr
+    with h5py.File(tmp_path / "local.cascade", "r") as a, h5py.File(workspace / "p.cascade", "r") as b:
+        for stage in ("stage00", "stage01"):
+            for name in ("feature", "threshold", "left", "right", "value", "roots"):
+                key = f"stages/{stage}/forest/{name}"
+                assert np.array_equal(a[key][()], b[key][()]), key

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ._app import app, handle_errors
+from ._run import ClusterOpt, MemoryOpt, ProfileOpt, SchedulerOpt, ThreadsOpt, computing
 
 
 @app.command()
@@ -39,6 +40,11 @@ def train(
     training: Annotated[
         str, typer.Option("--training", help="oob (default) or in-sample (ilastik's).")
     ] = "oob",
+    scheduler: SchedulerOpt = None,
+    profile: ProfileOpt = None,
+    threads: ThreadsOpt = None,
+    memory: MemoryOpt = None,
+    cluster_option: ClusterOpt = None,
 ) -> None:
     """Train every stage from sparse labels and write a project file."""
     from ..errors import CascadeError
@@ -53,5 +59,7 @@ def train(
         parsed = simple_spec(raw_data, labels, stages, features, classes, input_axes, trees, seed, training)
     else:
         raise CascadeError("nothing to train on: give a spec YAML or --raw_data IMG --labels LABELS")
-    summary = run_training(parsed, project)
+    # feature computation around the labels runs on the chosen scheduler; forests train locally
+    with computing(scheduler, profile, threads, memory, cluster_option):
+        summary = run_training(parsed, project)
     typer.echo(summary)
