@@ -82,7 +82,7 @@ def child(size: int, project: str, workdir: str) -> None:
     image = open_image(str(source))
     raw = image.data[..., None]
     model = load_cascade(project)
-    probabilities = predict(model, raw, axes="zyxc", chunks=(64, 64, 64, 1))[1].probabilities
+    probabilities = predict(model, raw, axes="zyxc", chunks=(64, 64, 64, 1), scratch=workdir)[1].probabilities
     start = time.perf_counter()
     with dask.config.set(scheduler="threads", num_workers=2), Profiler() as prof:
         write_image(probabilities, str(Path(workdir) / f"out{size}.zarr"), format="zarr", axes="zyxc")

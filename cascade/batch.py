@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -145,16 +147,25 @@ def run_batch(
         raise DataError(f"{len(inputs)} input(s) but {len(options.prediction_masks)} prediction mask(s)")
     masks: list[str | None] = list(options.prediction_masks) or [None] * len(inputs)
     base = _fingerprint_base(project, options)
-    jobs = [_plan(cascade, path, mask, options, parsed, base) for path, mask in zip(inputs, masks)]
-    _check_distinct(jobs)
-    written: list[str] = []
-    for job in jobs:
-        start = time.perf_counter()
-        paths = job.write(echo)
-        written.extend(paths)
-        shown = ", ".join(dict.fromkeys(paths))  # several datasets of one file: name it once
-        echo(f"{shown}  ({time.perf_counter() - start:.1f} s)")
-    return written
+    # earlier stages of an autocontext go through a scratch folder on disk, so that their
+    # results for a large volume are never all held in memory (removed after the run)
+    scratch = _scratch_dir() if len(cascade.stages) > 1 else None
+    try:
+        jobs = [
+            _plan(cascade, path, mask, options, parsed, base, scratch) for path, mask in zip(inputs, masks)
+        ]
+        _check_distinct(jobs)
+        written: list[str] = []
+        for job in jobs:
+            start = time.perf_counter()
+            paths = job.write(echo)
+            written.extend(paths)
+            shown = ", ".join(dict.fromkeys(paths))  # several datasets of one file: name it once
+            echo(f"{shown}  ({time.perf_counter() - start:.1f} s)")
+        return written
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -212,7 +223,13 @@ def _check_distinct(jobs: Sequence[_Job]) -> None:
 
 
 def _plan(
-    cascade: Cascade, path: str, mask_path: str | None, options: BatchOptions, parsed: _Parsed, base: str = ""
+    cascade: Cascade,
+    path: str,
+    mask_path: str | None,
+    options: BatchOptions,
+    parsed: _Parsed,
+    base: str = "",
+    scratch: str | None = None,
 ) -> _Job:
     """Open and check one input and prepare and check its exports (nothing is computed or written)."""
     image = open_image(path, axes=options.input_axes, stack_along=options.stack_along)
@@ -233,7 +250,7 @@ def _plan(
     chunks = options.chunks or block_chunks(
         axes, raw.shape, options.block_shape, _widest_stage(cascade, raw.shape, axes), options.memory_per_task
     )
-    results = predict(cascade, raw, axes=axes, chunks=chunks)
+    results = predict(cascade, raw, axes=axes, chunks=chunks, scratch=scratch)
     if mask_path is not None:
         results = [_masked(results[0], mask_path, options, raw.shape, axes)]
     output_format = str(options.output_format)
@@ -375,3 +392,13 @@ def _fingerprint(base: str, files: Sequence[str], source: str, target: str, inte
     """Same project, inputs, options and export: same fingerprint (so an interrupted run resumes)."""
     text = json.dumps([base, [_identity(f) for f in files], source, target, internal], default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _scratch_dir() -> str:
+    """A scratch folder in the working directory (shared with cluster workers), else the system's."""
+    for where in (".", None):
+        try:
+            return tempfile.mkdtemp(prefix=".cascade-scratch-", dir=where)
+        except OSError:
+            continue
+    raise ExportError("cannot create a scratch folder in the working directory or the system temp folder")

@@ -180,6 +180,7 @@ def predict(
     axes: str,
     chunks: tuple[int, ...] | None = None,
     stages: int | None = None,
+    scratch: str | None = None,
 ) -> list[StageResult]:
     """Lazy outputs of every stage for one image.
 
@@ -195,6 +196,10 @@ def predict(
         Block shape for the features and everything after them.
     stages : int, optional
         Compute only the first ``stages`` stages (default: all).
+    scratch : str, optional
+        A folder for the next stage's input: each stage's converted probabilities are stored
+        there (zarr, block by block) and read back by the next stage, so that a large volume's
+        earlier stages are never held in memory. The graph stays lazy.
 
     Returns
     -------
@@ -214,6 +219,8 @@ def predict(
         results.append(StageResult(features, probabilities, stage_input))
         # ilastik converts to the dtype of the image being processed (the lane's raw data)
         converted = convert_probabilities(probabilities, raw.dtype)
+        if scratch is not None and k + 1 < len(cascade.stages[: stages or len(cascade.stages)]):
+            converted = _through_disk(converted, scratch, k)
         aligned_raw = raw.rechunk(converted.chunks[:-1] + ((raw.shape[-1],),))
         stage_input = da.concatenate([aligned_raw, converted], axis=-1).rechunk({raw.ndim - 1: -1})
     return results
@@ -241,3 +248,42 @@ def check_compatible(cascade: Cascade, shape: tuple[int, ...], axes: str, dtype:
         )
     if not np.can_cast(np.dtype(dtype), np.float64) and np.dtype(dtype).kind not in "iuf":
         raise DataError(f"input dtype {np.dtype(dtype)} is not a numeric image type")
+
+
+def _through_disk(array: da.Array, scratch: str, stage: int) -> da.Array:
+    """Store ``array`` in a zarr under ``scratch`` as it is computed and read it back from there.
+
+    Each block is written when computed (its memory is then released) and the next stage
+    loads the blocks it needs, with their halo, from disk.
+    """
+    import os
+    import uuid
+
+    import zarr
+
+    path = os.path.join(scratch, f"stage{stage + 1}-{uuid.uuid4().hex}.zarr")
+    target = zarr.create_array(
+        store=path, shape=array.shape, chunks=tuple(c[0] for c in array.chunks), dtype=array.dtype
+    )
+
+    def region(info: dict[str, Any]) -> tuple[slice, ...]:
+        return tuple(slice(a, b) for a, b in info["array-location"])
+
+    def store(block: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+        assert block_info is not None
+        target[region(block_info[0])] = block
+        return np.zeros((1,) * block.ndim, np.uint8)
+
+    def load(token: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+        assert block_info is not None
+        return np.asarray(target[region(block_info[None])])
+
+    tokens = array.map_blocks(
+        store,
+        chunks=tuple((1,) * n for n in array.numblocks),
+        dtype=np.uint8,
+        token=f"spill-stage{stage + 1}",
+    )
+    return da.map_blocks(
+        load, tokens, chunks=array.chunks, dtype=array.dtype, token=f"reload-stage{stage + 1}"
+    )
