@@ -66,8 +66,8 @@ def run(cascade: object, size: int, out: Path, scheduler: str, workers: int, mem
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=192)
-    parser.add_argument("--memory-limit", default="600MiB", help="per worker, for the 4x-memory run")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--memory-limit", default="400MiB", help="of the one worker of the 4x-memory run")
     args = parser.parse_args()
     cascade = model()
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,15 +85,15 @@ def main() -> None:
         for workers in (1, 2):
             print(f"distributed overhead at {workers} worker(s): {times['local', workers] / times['threads', workers]:.2f}x")
         limit = dask.utils.parse_bytes(args.memory_limit)
-        edge = int(round((4 * 2 * limit / 8) ** (1 / 3) / 64)) * 64  # output float32 x 2 classes = 8 B/voxel
-        with execution("local", threads=2, memory_limit=f"{2 * limit}B"):
+        edge = int(round((4 * limit / 8) ** (1 / 3) / 64)) * 64  # output float32 x 2 classes = 8 B/voxel
+        with execution("local", threads=1, memory_limit=f"{limit}B"):
             probabilities = predict(cascade, volume(edge), axes="zyxc", chunks=(64, 64, 64, 1))[1].probabilities
             start = time.perf_counter()
             write_image(probabilities, str(Path(tmp) / "big.zarr"), format="zarr", axes="zyxc")
             seconds = time.perf_counter() - start
         print(f"{edge}^3 volume: output {probabilities.nbytes / 2**30:.2f} GiB = "
-              f"{probabilities.nbytes / (2 * limit):.1f}x the workers' total memory limit "
-              f"({args.memory_limit} each); completed in {seconds:.0f} s")
+              f"{probabilities.nbytes / limit:.1f}x the worker's memory limit "
+              f"({args.memory_limit}, 1 worker); completed in {seconds:.0f} s")
 
 
 if __name__ == "__main__":
