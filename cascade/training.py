@@ -136,21 +136,28 @@ def _region_input(ctx: _Context, image: int, k: int, lo: tuple[int, ...], hi: tu
     return np.concatenate([raw_part, convert_probabilities(probabilities, ctx.raw_dtype)], axis=-1)
 
 
-def _region_probabilities(
+def _region_features(
     ctx: _Context, image: int, k: int, lo: tuple[int, ...], hi: tuple[int, ...]
 ) -> np.ndarray:
-    """Stage ``k``'s probabilities over ``[lo, hi)``, with out-of-bag values at its training pixels."""
+    """Stage ``k``'s features over ``[lo, hi)`` of one image, from its input over the box plus halo."""
     full = tuple(ctx.raws[image].shape[:-1])
     halo = ctx.halo(k, len(full))
     outer_lo = tuple(max(a - h, 0) for a, h in zip(lo, halo))
     outer_hi = tuple(min(b + h, n) for b, h, n in zip(hi, halo, full))
     stage_input = _region_input(ctx, image, k, outer_lo, outer_hi)
-    stage = ctx.stages[k]
-    feats = block_features(
-        stage_input, stage.selection, has_t=False, lo=outer_lo, full=full, core_lo=lo, core_hi=hi
+    return block_features(
+        stage_input, ctx.stages[k].selection, has_t=False, lo=outer_lo, full=full, core_lo=lo, core_hi=hi
     )
-    assert stage.forest is not None
-    probs = predict_proba(stage.forest, feats.reshape(-1, feats.shape[-1])).reshape(*feats.shape[:-1], -1)
+
+
+def _region_probabilities(
+    ctx: _Context, image: int, k: int, lo: tuple[int, ...], hi: tuple[int, ...]
+) -> np.ndarray:
+    """Stage ``k``'s probabilities over ``[lo, hi)``, with out-of-bag values at its training pixels."""
+    feats = _region_features(ctx, image, k, lo, hi)
+    forest = ctx.stages[k].forest
+    assert forest is not None
+    probs = predict_proba(forest, feats.reshape(-1, feats.shape[-1])).reshape(*feats.shape[:-1], -1)
     if ctx.mode == "oob" and image in ctx.oob[k]:
         coords, values = ctx.oob[k][image]
         inside = np.all((coords >= np.asarray(lo)) & (coords < np.asarray(hi)), axis=1)
@@ -163,15 +170,7 @@ def _tile_samples(ctx: _Context, image: int, k: int, coords: np.ndarray) -> np.n
     """Stage ``k`` features at labelled pixels ``coords`` (computed over their bounding box)."""
     lo = tuple(int(v) for v in coords.min(axis=0))
     hi = tuple(int(v) + 1 for v in coords.max(axis=0))
-    full = tuple(ctx.raws[image].shape[:-1])
-    halo = ctx.halo(k, len(full))
-    outer_lo = tuple(max(a - h, 0) for a, h in zip(lo, halo))
-    outer_hi = tuple(min(b + h, n) for b, h, n in zip(hi, halo, full))
-    stage_input = _region_input(ctx, image, k, outer_lo, outer_hi)
-    feats = block_features(
-        stage_input, ctx.stages[k].selection, has_t=False, lo=outer_lo, full=full, core_lo=lo, core_hi=hi
-    )
-    return feats[tuple((coords - np.asarray(lo)).T)]
+    return _region_features(ctx, image, k, lo, hi)[tuple((coords - np.asarray(lo)).T)]
 
 
 def fit(

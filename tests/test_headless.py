@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from test_cli import cascade
 from test_pipeline import blobs, sparse
 
 from cascade.io import write_image
@@ -44,14 +45,7 @@ Ref = dict[str, np.ndarray]
 Runs = dict[str, subprocess.CompletedProcess[str]]
 
 
-def _cascade(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cascade", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
+_cascade = cascade  # the subprocess runner shared with test_cli
 
 
 def _volume(seed: int, shape: tuple[int, int, int] = (16, 32, 32)) -> tuple[np.ndarray, np.ndarray]:
