@@ -59,7 +59,7 @@ def test_distributed_flag_writes_n5(workspace: Path, threaded: np.ndarray) -> No
     assert "dashboard" in done.stderr
 
 
-def test_training_on_a_local_cluster_equals_threads(workspace: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_training_on_a_local_cluster_equals_threads(workspace: Path, tmp_path: Path) -> None:
     """`cascade train --scheduler local`: features are computed on the cluster, same project arrays."""
     import h5py
 
