@@ -3,8 +3,14 @@
 For every input: open it lazily, put it in internal axis order, check it against the
 project, build the lazy stage graph, and stream each requested export source to its
 file chunk by chunk. Several export sources can be written in one run (ilastik needs one
-run per source); each is streamed on its own, so stages they share are computed again.
-Every input and every output is checked before the first one is computed.
+run per source). Every input and every output is checked before the first one is computed.
+
+Each stage is computed once per input: an autocontext's earlier stages, and any stage that
+several export sources read, go into a scratch folder (``.cascade-scratch-*`` in the working
+directory, so cluster workers share it) as zarr, slab by slab, and the exports read them
+from there. Only the cutout and the halo later stages need are computed. The scratch folder
+is removed when the run ends, except after an interruption: running the same command again
+reuses the blocks it holds.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .axes import fitting_axes, to_internal
-from .errors import DataError, ExportError
+from .errors import CascadeError, DataError, ExportError
 from .export import (
     ExportSource,
     PreparedExport,
@@ -34,9 +40,10 @@ from .export import (
     resolve_sources,
     source_array,
 )
-from .io import FORMATS, check_target, open_image, output_path, write_image
+from .io import FORMATS, Image, check_target, open_image, output_path, write_image
 from .io._resume import resumable_blocks
 from .pipeline import Cascade, StageResult, predict
+from .progress import progress_label
 from .project.convert import open_project
 
 __all__ = ["BatchOptions", "run_batch"]
@@ -147,25 +154,25 @@ def run_batch(
         raise DataError(f"{len(inputs)} input(s) but {len(options.prediction_masks)} prediction mask(s)")
     masks: list[str | None] = list(options.prediction_masks) or [None] * len(inputs)
     base = _fingerprint_base(project, options)
-    # earlier stages of an autocontext go through a scratch folder on disk, so that their
-    # results for a large volume are never all held in memory (removed after the run)
-    scratch = _scratch_dir() if len(cascade.stages) > 1 else None
+    jobs = [_plan(cascade, path, mask, options, parsed, base) for path, mask in zip(inputs, masks)]
+    _check_distinct(jobs)
+    scratch = _scratch_dir(base, inputs) if any(job.needs_scratch for job in jobs) else None
     try:
-        jobs = [
-            _plan(cascade, path, mask, options, parsed, base, scratch) for path, mask in zip(inputs, masks)
-        ]
-        _check_distinct(jobs)
         written: list[str] = []
         for job in jobs:
             start = time.perf_counter()
-            paths = job.write(echo)
+            paths = job.write(scratch, echo)
             written.extend(paths)
             shown = ", ".join(dict.fromkeys(paths))  # several datasets of one file: name it once
             echo(f"{shown}  ({time.perf_counter() - start:.1f} s)")
-        return written
-    finally:
-        if scratch is not None:
+    except CascadeError:
+        if scratch is not None:  # bad input or output: nothing worth resuming
             shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    # kept after an interruption or a crash, so that the same command resumes from it
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return written
 
 
 @dataclass(frozen=True)
@@ -179,32 +186,93 @@ class _Export:
 
 
 @dataclass(frozen=True)
-class _Job:
-    """The checked exports of one input, ready to write."""
+class _Input:
+    """One opened input in internal axis order, with the block shape chosen for it."""
 
     path: str
-    exports: tuple[_Export, ...]
-    output_format: str
+    image: Image
+    raw: Any
+    axes: str
+    chunks: tuple[int, ...]
+    mask_path: str | None
 
-    def write(self, echo: Callable[[str], None] = print) -> list[str]:
+
+@dataclass(frozen=True)
+class _Job:
+    """The checked exports of one input, ready to compute and write."""
+
+    cascade: Cascade
+    input: _Input
+    options: BatchOptions
+    parsed: _Parsed
+    base: str
+    exports: tuple[_Export, ...]
+
+    @property
+    def path(self) -> str:
+        return self.input.path
+
+    @property
+    def stages(self) -> int:
+        """How many stages the exports need."""
+        n = len(self.cascade.stages)
+        # "Input" is the raw image and batch "Labels" are empty: no stage needs computing
+        return max(
+            (s.stage if s.stage > 0 else n) if s.kind not in ("Input", "Labels") else 1
+            for s in self.parsed.sources
+        )
+
+    @property
+    def shared_stages(self) -> set[int]:
+        """0-based stages whose probabilities two or more exports read (computed once, stored)."""
+        readers = [0] * len(self.cascade.stages)
+        for source in self.parsed.sources:
+            if source.stage == 0:
+                readers = [r + 1 for r in readers]
+            elif source.kind in ("Probabilities", "Simple Segmentation", "Uncertainty"):
+                readers[source.stage - 1] += 1
+        return {k for k, r in enumerate(readers) if r > 1}
+
+    @property
+    def needs_scratch(self) -> bool:
+        return self.stages > 1 or bool(self.shared_stages)
+
+    def write(self, scratch: str | None, echo: Callable[[str], None] = print) -> list[str]:
+        """Compute the stages (stored ones into ``scratch``) and stream every export to disk."""
+        exports = self.exports
+        if scratch is not None:
+            region = _region(exports[0].prepared) if self.parsed.cutout else None
+            results = _results(
+                self.cascade, self.input, self.options, scratch, region, self.shared_stages, self.stages
+            )
+            exports = _exports(results, self.input, self.options, self.parsed, self.base)
         written = []
-        for export in self.exports:
-            container = output_path(export.target, self.output_format)
+        for export in exports:
+            container = output_path(export.target, self.options.output_format or "")
             done = resumable_blocks(container, export.fingerprint)
             if done:
                 echo(f"resuming {container}: {done} block(s) were written by an interrupted run")
-            written.extend(
-                write_image(
-                    export.prepared.data,
-                    export.target,
-                    format=self.output_format,
-                    axes=export.prepared.axes,
-                    internal_path=export.internal_path,
-                    slice_offset=_slice_offset(export.prepared),
-                    resume=export.fingerprint,
+            with progress_label(os.path.basename(container)):
+                written.extend(
+                    write_image(
+                        export.prepared.data,
+                        export.target,
+                        format=str(self.options.output_format),
+                        axes=export.prepared.axes,
+                        internal_path=export.internal_path,
+                        slice_offset=_slice_offset(export.prepared),
+                        resume=export.fingerprint,
+                    )
                 )
-            )
         return written
+
+
+def _region(prepared: PreparedExport) -> tuple[slice, ...]:
+    """The cutout of an export as a region of the stage outputs (every channel)."""
+    return tuple(
+        slice(None) if key == "c" else slice(lo, hi)
+        for key, lo, hi in zip(prepared.source_axes, prepared.lo, prepared.hi, strict=True)
+    )
 
 
 def _check_distinct(jobs: Sequence[_Job]) -> None:
@@ -222,16 +290,8 @@ def _check_distinct(jobs: Sequence[_Job]) -> None:
                 seen[output] = what
 
 
-def _plan(
-    cascade: Cascade,
-    path: str,
-    mask_path: str | None,
-    options: BatchOptions,
-    parsed: _Parsed,
-    base: str = "",
-    scratch: str | None = None,
-) -> _Job:
-    """Open and check one input and prepare and check its exports (nothing is computed or written)."""
+def _open_input(cascade: Cascade, path: str, mask_path: str | None, options: BatchOptions) -> _Input:
+    """Open one input lazily, in internal axes, and check it against the project."""
     image = open_image(path, axes=options.input_axes, stack_along=options.stack_along)
     if options.input_axes is None and cascade.input_axes and image.axes != cascade.input_axes:
         trained = fitting_axes(cascade.input_axes, image.ndim)
@@ -250,16 +310,44 @@ def _plan(
     chunks = options.chunks or block_chunks(
         axes, raw.shape, options.block_shape, _widest_stage(cascade, raw.shape, axes), options.memory_per_task
     )
-    results = predict(cascade, raw, axes=axes, chunks=chunks, scratch=scratch)
-    if mask_path is not None:
-        results = [_masked(results[0], mask_path, options, raw.shape, axes)]
-    output_format = str(options.output_format)
+    return _Input(path, image, raw, axes, chunks, mask_path)
+
+
+def _results(
+    cascade: Cascade,
+    item: _Input,
+    options: BatchOptions,
+    scratch: str | None = None,
+    region: tuple[slice, ...] | None = None,
+    keep: set[int] | None = None,
+    stages: int | None = None,
+) -> list[StageResult]:
+    """The stage outputs of one input: lazy, or with stored stages when ``scratch`` is given."""
+    results = predict(
+        cascade,
+        item.raw,
+        axes=item.axes,
+        chunks=item.chunks,
+        stages=stages,
+        scratch=scratch,
+        region=region,
+        keep=keep or (),
+    )
+    if item.mask_path is not None:
+        results = [_masked(results[0], item.mask_path, options, item.raw.shape, item.axes)]
+    return results
+
+
+def _exports(
+    results: Sequence[StageResult], item: _Input, options: BatchOptions, parsed: _Parsed, base: str
+) -> tuple[_Export, ...]:
+    """Prepare every requested export of one input and check its output (nothing is written)."""
     exports = []
     for source in parsed.sources:
         prepared = prepare_export(
             source_array(source, results),
-            axes,
-            original_axes=image.axes,
+            item.axes,
+            original_axes=item.image.axes,
             cutout=parsed.cutout,
             dtype=options.export_dtype,
             pipeline_range=parsed.pipeline_range,
@@ -267,8 +355,8 @@ def _plan(
             axis_order=options.output_axis_order,
         )
         values = placeholders(
-            dataset_dir=image.dataset_dir,
-            nickname=image.nickname,
+            dataset_dir=item.image.dataset_dir,
+            nickname=item.image.nickname,
             result_type=source.name,
             axes=prepared.source_axes,
             lo=prepared.lo,
@@ -279,14 +367,28 @@ def _plan(
         outputs = check_target(
             prepared.data,
             target,
-            format=output_format,
+            format=str(options.output_format),
             axes=prepared.axes,
             internal_path=internal,
             slice_offset=_slice_offset(prepared),
         )
-        fingerprint = _fingerprint(base, image.files, source.name, target, internal)
+        fingerprint = _fingerprint(base, item.image.files, source.name, target, internal)
         exports.append(_Export(source.name, prepared, target, internal, tuple(outputs), fingerprint))
-    return _Job(path, tuple(exports), output_format)
+    return tuple(exports)
+
+
+def _plan(
+    cascade: Cascade,
+    path: str,
+    mask_path: str | None,
+    options: BatchOptions,
+    parsed: _Parsed,
+    base: str = "",
+) -> _Job:
+    """Open and check one input and prepare and check its exports (nothing is computed or written)."""
+    item = _open_input(cascade, path, mask_path, options)
+    exports = _exports(_results(cascade, item, options), item, options, parsed, base)
+    return _Job(cascade, item, options, parsed, base, exports)
 
 
 def _widest_stage(cascade: Cascade, shape: tuple[int, ...], axes: str) -> int:
@@ -394,11 +496,16 @@ def _fingerprint(base: str, files: Sequence[str], source: str, target: str, inte
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _scratch_dir() -> str:
-    """A scratch folder in the working directory (shared with cluster workers), else the system's."""
-    for where in (".", None):
+def _scratch_dir(base: str, inputs: Sequence[str]) -> str:
+    """The run's scratch folder: in the working directory (shared with cluster workers), else
+    the system's temp folder; named after the job, so that the same command finds it again."""
+    key = hashlib.sha256(json.dumps([base, [_identity(p) for p in inputs]]).encode()).hexdigest()[:16]
+    for where in (".", tempfile.gettempdir()):
+        path = os.path.join(where, f".cascade-scratch-{key}")
         try:
-            return tempfile.mkdtemp(prefix=".cascade-scratch-", dir=where)
+            os.makedirs(path, exist_ok=True)
         except OSError:
             continue
+        if os.access(path, os.W_OK):
+            return path
     raise ExportError("cannot create a scratch folder in the working directory or the system temp folder")

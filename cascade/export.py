@@ -97,6 +97,14 @@ def source_array(
     """The dask array of one source, in internal axis order."""
     if source.stage == 0:
         return da.concatenate([r.probabilities for r in results], axis=-1)
+    if source.kind == "Input":
+        # since ilastik 1.4.1b21 "Input Stage k" is the raw image for every stage
+        return results[0].stage_input
+    if source.kind == "Labels":
+        # batch inputs carry no labels (as in ilastik): an all-zero uint8 image
+        shape = results[0].probabilities.shape[:-1] + (1,)
+        chunks = results[0].probabilities.chunks[:-1] + ((1,),)
+        return labels if labels is not None else da.zeros(shape, dtype=np.uint8, chunks=chunks)
     result = results[source.stage - 1]
     if source.kind == "Probabilities":
         return result.probabilities
@@ -104,15 +112,7 @@ def source_array(
         return result.segmentation
     if source.kind == "Uncertainty":
         return result.uncertainty
-    if source.kind == "Features":
-        return result.features
-    if source.kind == "Input":
-        # since ilastik 1.4.1b21 "Input Stage k" is the raw image for every stage
-        return results[0].stage_input
-    # batch inputs carry no labels (as in ilastik): an all-zero uint8 image
-    shape = result.probabilities.shape[:-1] + (1,)
-    chunks = result.probabilities.chunks[:-1] + ((1,),)
-    return labels if labels is not None else da.zeros(shape, dtype=np.uint8, chunks=chunks)
+    return result.features
 
 
 def _literal(text: str, what: str) -> Any:

@@ -11,16 +11,19 @@ Everything here is lazy: :func:`predict` returns dask arrays, one set per stage.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
 from .errors import CascadeError, DataError
 from .features import FeatureSelection, compute_features
+from .features.graph import overlap_depths
 from .forest import PackedForest, predict_proba
+from .scratch import spill
 
 __all__ = [
     "Cascade",
@@ -159,14 +162,19 @@ def _predict_block(block: np.ndarray, forest: PackedForest) -> np.ndarray:
 
 
 def stage_probabilities(features: da.Array, forest: PackedForest) -> da.Array:
-    """Blockwise forest prediction over a feature stack (one block in, one block out)."""
+    """Blockwise forest prediction over a feature stack (one block in, one block out).
+
+    The forest is one key of the graph that every block depends on, not a copy inside every
+    task: a distributed scheduler ships it to each worker once.
+    """
     if features.shape[-1] != forest.n_features:
         raise DataError(
             f"the forest expects {forest.n_features} feature channels but the stack has {features.shape[-1]}"
         )
+    shared = dask.delayed(forest, pure=True, traverse=False)
     return features.map_blocks(
         _predict_block,
-        forest=forest,
+        shared,
         chunks=features.chunks[:-1] + ((forest.n_outputs,),),
         dtype=np.float32,
         token="forest",
@@ -181,6 +189,8 @@ def predict(
     chunks: tuple[int, ...] | None = None,
     stages: int | None = None,
     scratch: str | None = None,
+    region: tuple[slice, ...] | None = None,
+    keep: Collection[int] = (),
 ) -> list[StageResult]:
     """Lazy outputs of every stage for one image.
 
@@ -197,9 +207,18 @@ def predict(
     stages : int, optional
         Compute only the first ``stages`` stages (default: all).
     scratch : str, optional
-        A folder for the next stage's input: each stage's converted probabilities are stored
-        there (zarr, block by block) and read back by the next stage, so that a large volume's
-        earlier stages are never held in memory. The graph stays lazy.
+        A folder for intermediate results. With it, every stage but the last (and the stages
+        in ``keep``) is computed *now*, slab by slab, into a zarr array there, and its outputs
+        read it back lazily: a large volume's earlier stages are computed once and never held
+        in memory. Blocks stored by an interrupted call with the same inputs are reused.
+        Without it everything stays lazy.
+    region : tuple of slice, optional
+        With ``scratch``: the part of the image the caller will read from the last stage (a
+        cutout). Earlier stages are computed only over it plus the halos later stages need;
+        outputs outside it are then not valid.
+    keep : collection of int
+        With ``scratch``: 0-based indices of stages to store even if no later stage reads
+        them (several exports read their probabilities).
 
     Returns
     -------
@@ -209,18 +228,22 @@ def predict(
     check_compatible(cascade, raw.shape, axes, raw.dtype)
     if not isinstance(raw, da.Array):
         raw = da.from_array(raw, chunks=chunks or raw.shape)
-    results: list[StageResult] = []
-    stage_input = raw
-    for k, stage in enumerate(cascade.stages[: stages or len(cascade.stages)]):
+    chain = cascade.stages[: stages or len(cascade.stages)]
+    for k, stage in enumerate(chain):
         if stage.forest is None:
             raise CascadeError(f"stage {k + 1} has no trained forest; train the project first")
+    regions = _needed_regions(chain, raw.shape, axes, region)
+    results: list[StageResult] = []
+    stage_input = raw
+    for k, stage in enumerate(chain):
+        assert stage.forest is not None
         features = compute_features(stage_input, stage.selection, axes=axes, chunks=chunks)
         probabilities = stage_probabilities(features, stage.forest)
+        if scratch is not None and (k + 1 < len(chain) or k in keep):
+            probabilities = spill(probabilities, scratch, region=regions[k], label=f"stage {k + 1}")
         results.append(StageResult(features, probabilities, stage_input))
         # ilastik converts to the dtype of the image being processed (the lane's raw data)
         converted = convert_probabilities(probabilities, raw.dtype)
-        if scratch is not None and k + 1 < len(cascade.stages[: stages or len(cascade.stages)]):
-            converted = _through_disk(converted, scratch, k)
         aligned_raw = raw.rechunk(converted.chunks[:-1] + ((raw.shape[-1],),))
         stage_input = da.concatenate([aligned_raw, converted], axis=-1).rechunk({raw.ndim - 1: -1})
     return results
@@ -250,40 +273,22 @@ def check_compatible(cascade: Cascade, shape: tuple[int, ...], axes: str, dtype:
         raise DataError(f"input dtype {np.dtype(dtype)} is not a numeric image type")
 
 
-def _through_disk(array: da.Array, scratch: str, stage: int) -> da.Array:
-    """Store ``array`` in a zarr under ``scratch`` as it is computed and read it back from there.
+def _needed_regions(
+    chain: Sequence[Stage], shape: tuple[int, ...], axes: str, region: tuple[slice, ...] | None
+) -> list[tuple[slice, ...] | None]:
+    """Per stage, the region of its output that later stages and the caller read.
 
-    Each block is written when computed (its memory is then released) and the next stage
-    loads the blocks it needs, with their halo, from disk.
+    The last stage's is ``region``; each earlier one is the next one grown by the halo of
+    the next stage's features (clipped to the image).
     """
-    import os
-    import uuid
-
-    import zarr
-
-    path = os.path.join(scratch, f"stage{stage + 1}-{uuid.uuid4().hex}.zarr")
-    target = zarr.create_array(
-        store=path, shape=array.shape, chunks=tuple(c[0] for c in array.chunks), dtype=array.dtype
-    )
-
-    def region(info: dict[str, Any]) -> tuple[slice, ...]:
-        return tuple(slice(a, b) for a, b in info["array-location"])
-
-    def store(block: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
-        assert block_info is not None
-        target[region(block_info[0])] = block
-        return np.zeros((1,) * block.ndim, np.uint8)
-
-    def load(token: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
-        assert block_info is not None
-        return np.asarray(target[region(block_info[None])])
-
-    tokens = array.map_blocks(
-        store,
-        chunks=tuple((1,) * n for n in array.numblocks),
-        dtype=np.uint8,
-        token=f"spill-stage{stage + 1}",
-    )
-    return da.map_blocks(
-        load, tokens, chunks=array.chunks, dtype=array.dtype, token=f"reload-stage{stage + 1}"
-    )
+    if region is None:
+        return [None] * len(chain)
+    bounds = [part.indices(n)[:2] for part, n in zip(region, shape, strict=True)]
+    regions: list[tuple[slice, ...] | None] = [None] * len(chain)
+    for k in range(len(chain) - 1, -1, -1):
+        regions[k] = tuple(slice(a, b) for a, b in bounds)
+        depths = overlap_depths(chain[k].selection, axes, shape)
+        bounds = [
+            (max(0, a - depths[i]), min(n, b + depths[i])) for i, ((a, b), n) in enumerate(zip(bounds, shape))
+        ]
+    return regions

@@ -17,7 +17,7 @@ from ..errors import AxesError
 from ._block import block_features
 from .selection import FeatureSelection
 
-__all__ = ["compute_features", "feature_chunks"]
+__all__ = ["compute_features", "feature_chunks", "overlap_depths"]
 
 _INTERNAL_AXES = ("yxc", "zyxc", "tyxc", "tzyxc")
 
@@ -44,7 +44,8 @@ def feature_chunks(shape: tuple[int, ...], axes: str, target_pixels: int | None 
     return tuple(1 if k == "t" else sizes[k] if k == "c" else min(edge, sizes[k]) for k in axes)
 
 
-def _depths(selection: FeatureSelection, axes: str, shape: tuple[int, ...]) -> dict[int, int]:
+def overlap_depths(selection: FeatureSelection, axes: str, shape: tuple[int, ...]) -> dict[int, int]:
+    """Halo per axis index that ``selection`` needs around a block (0 for t, c and 2D-only z)."""
     sizes = dict(zip(axes, shape))
     z = sizes.get("z")
     columns = selection.columns()
@@ -113,7 +114,7 @@ def compute_features(
         image = da.from_array(image, chunks=chunks or feature_chunks(image.shape, axes))
     elif chunks is not None:
         image = image.rechunk(chunks)
-    depth = _depths(selection, axes, image.shape)
+    depth = overlap_depths(selection, axes, image.shape)
     new_chunks = tuple(
         (sizes["c"],) if k == "c" else _fit_chunks(c, depth[i])
         for i, (k, c) in enumerate(zip(axes, image.chunks))

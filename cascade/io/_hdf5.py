@@ -9,6 +9,7 @@ distributed client is active), so worker processes never hold the file open toge
 from __future__ import annotations
 
 import posixpath
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..errors import DataError, ExportError
 from ._atomic import atomic_files, partial_name
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
 from ._sources import LazySource, store, to_dask
+from ._store import aligned_block
 
 __all__ = ["H5Source", "list_h5_datasets", "read_hdf5", "write_hdf5", "write_lock"]
 
@@ -93,11 +95,13 @@ def read_hdf5(external: str, internal: str | None) -> tuple[da.Array, str | None
 
 def write_lock(name: str) -> Any:
     """A lock that serialises writers: cluster-wide under a distributed client, else in-process."""
-    try:
-        from distributed import Lock, default_client
+    if "distributed" not in sys.modules:  # no client can exist without it
+        return SerializableLock()
+    from distributed import Lock, default_client
 
+    try:
         default_client()  # type: ignore[no-untyped-call]
-    except (ImportError, ValueError):
+    except ValueError:
         return SerializableLock()
     return Lock(f"cascade-write-{name}")  # type: ignore[no-untyped-call]
 
@@ -115,7 +119,7 @@ class H5Target:
 
 
 def _create(f: h5py.File, name: str, data: da.Array, axes: str, gzip: bool, attrs: Mapping[str, Any]) -> None:
-    chunks = block_shape(data.shape, axes, H5_BLOCK_BYTES, data.dtype.itemsize)
+    chunks = aligned_block(block_shape(data.shape, axes, H5_BLOCK_BYTES, data.dtype.itemsize), data.chunks)
     options: dict[str, Any] = {"compression": "gzip", "compression_opts": 1} if gzip else {}
     ds = f.create_dataset(name, shape=data.shape, dtype=data.dtype, chunks=chunks, **options)
     ds.attrs["axistags"] = axistags_json(axes)

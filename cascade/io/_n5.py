@@ -29,6 +29,7 @@ from ._atomic import atomic_dir
 from ._meta import axistags_json, block_shape
 from ._resume import ResumeState, resumable_dir, store_resumable
 from ._sources import LazySource, rechunk, store
+from ._store import aligned_block
 
 __all__ = [
     "N5_DTYPES",
@@ -272,7 +273,8 @@ def write_n5(
     internal = internal.strip("/")
     if not internal:
         raise ExportError(f"cannot write {path}: N5 output needs an internal path")
-    block = block_shape(data.shape, axes, N5_BLOCK_BYTES, data.dtype.itemsize)
+    block = aligned_block(block_shape(data.shape, axes, N5_BLOCK_BYTES, data.dtype.itemsize), data.chunks)
+    computed = data.chunks
     data = rechunk(data, block)
     parents = internal.split("/")[:-1]
 
@@ -282,7 +284,7 @@ def write_n5(
         target = create_n5_dataset(
             directory, data.shape, block, data.dtype, axes, gzip_level=gzip_level, attrs=attrs
         )
-        store(data, target, lock=False)
+        store(data, target, compute_chunks=computed)
 
     if resume is not None and not _is_n5_container(path):
         with resumable_dir(path, resume) as (work, resuming):
@@ -295,7 +297,7 @@ def write_n5(
                     directory, data.shape, block, data.dtype, axes, gzip_level=gzip_level, attrs=attrs
                 )
             target = N5Target(directory, data.shape, block, data.dtype, gzip_level)
-            store_resumable(data, target, ResumeState(work))
+            store_resumable(data, target, ResumeState(work), compute_chunks=computed)
         return [path]
     if _is_n5_container(path):
         with atomic_dir(os.path.join(path, *internal.split("/"))) as temp:

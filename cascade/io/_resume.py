@@ -22,8 +22,16 @@ import numpy as np
 from ..errors import CascadeError, ExportError
 from ._atomic import partial_name, remove
 from ._sources import one_line
+from ._store import store_slabs
 
-__all__ = ["ResumeState", "resumable_blocks", "resumable_dir", "store_resumable"]
+__all__ = [
+    "MarkingTarget",
+    "ResumeState",
+    "block_name",
+    "resumable_blocks",
+    "resumable_dir",
+    "store_resumable",
+]
 
 _STATE = ".cascade-resume"
 
@@ -99,7 +107,7 @@ def resumable_dir(final: str, fingerprint: str) -> Iterator[tuple[str, bool]]:
         os.replace(work, final)
 
 
-class _Marking:
+class MarkingTarget:
     """A store target that records each finished block after writing it."""
 
     def __init__(self, target: Any, state: ResumeState, chunks: tuple[int, ...]) -> None:
@@ -109,30 +117,34 @@ class _Marking:
 
     def __setitem__(self, index: tuple[slice, ...], value: np.ndarray) -> None:
         self.target[index] = value
-        self.state.mark(_block_name(tuple(s.start // c for s, c in zip(index, self.chunks, strict=True))))
+        self.state.mark(block_name(tuple(s.start // c for s, c in zip(index, self.chunks, strict=True))))
 
 
-def _block_name(key: tuple[int, ...]) -> str:
+def block_name(key: tuple[int, ...]) -> str:
+    """The marker name of the block with grid index ``key``."""
     return ".".join(map(str, key)) or "0"
 
 
-def store_resumable(source: da.Array, target: Any, state: ResumeState) -> tuple[int, int]:
+def store_resumable(
+    source: da.Array,
+    target: Any,
+    state: ResumeState,
+    *,
+    compute_chunks: tuple[tuple[int, ...], ...] | None = None,
+    label: str = "",
+) -> tuple[int, int]:
     """Store the blocks of ``source`` that ``state`` has no marker for; return (written, total).
 
     ``source`` must be chunked exactly like the target's blocks (every chunk but the last
-    of an axis a multiple of the block), so that every store writes whole blocks.
+    of an axis a multiple of the block), so that every store writes whole blocks. Blocks are
+    stored slab by slab (see ``_store``), and each is marked done once it is on disk.
     """
-    regular = tuple(c[0] for c in source.chunks)
     done = state.done()
-    keys = list(np.ndindex(*source.numblocks))
-    todo = [k for k in keys if _block_name(k) not in done]
-    if not todo:
-        return 0, len(keys)
-    marking = _Marking(target, state, regular)
-    if len(todo) == len(keys):
-        da.store(source, marking, lock=False)
-        return len(todo), len(keys)
-    starts = [np.cumsum((0, *c)) for c in source.chunks]
-    regions = [tuple(slice(int(starts[d][i]), int(starts[d][i + 1])) for d, i in enumerate(k)) for k in todo]
-    da.store([source.blocks[k] for k in todo], [marking] * len(todo), regions=regions, lock=False)
-    return len(todo), len(keys)
+    marking = MarkingTarget(target, state, tuple(c[0] for c in source.chunks))
+    return store_slabs(
+        source,
+        marking,
+        compute_chunks=compute_chunks,
+        skip=lambda key: block_name(key) in done,
+        label=label,
+    )

@@ -150,11 +150,14 @@ class FunctionSource(LazySource):
         return (*super().__dask_tokenize__(), getattr(self.reader, "__qualname__", repr(self.reader)))
 
 
-def to_dask(source: LazySource, chunks: Any) -> da.Array:
-    """Wrap ``source`` in a dask array with ``chunks`` (a chunk shape or ``"auto"``)."""
+def to_dask(source: LazySource, chunks: Any, name: str | None = None) -> da.Array:
+    """Wrap ``source`` in a dask array with ``chunks`` (a chunk shape or ``"auto"``).
+
+    ``name`` fixes the graph name (default: a token of the source and its file's stamp).
+    """
     meta = np.empty((0,) * source.ndim, dtype=source.dtype)
     array: da.Array = da.from_array(  # type: ignore[no-untyped-call]
-        source, chunks=chunks, asarray=False, fancy=False, meta=meta
+        source, chunks=chunks, asarray=False, fancy=False, meta=meta, name=name
     )
     return array
 
@@ -165,6 +168,19 @@ def rechunk(array: da.Array, chunks: Any) -> da.Array:
     return result
 
 
-def store(sources: Any, targets: Any, *, lock: Any = False) -> None:
-    """``dask.array.store`` into array-likes with ``__setitem__`` (one call, one graph)."""
-    da.store(sources, targets, lock=lock)
+def store(
+    sources: Any,
+    targets: Any,
+    *,
+    lock: Any = False,
+    compute_chunks: tuple[tuple[int, ...], ...] | None = None,
+    label: str = "",
+) -> None:
+    """Store into array-likes with ``__setitem__``: one array slab by slab (see ``_store``),
+    a list of arrays that share work (e.g. pyramid levels) in one ``dask.array.store``."""
+    from ._store import store_slabs
+
+    if isinstance(sources, da.Array):
+        store_slabs(sources, targets, lock=lock, compute_chunks=compute_chunks, label=label)
+    else:
+        da.store(sources, targets, lock=lock)

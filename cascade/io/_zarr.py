@@ -22,6 +22,7 @@ from ._hdf5 import pick_single
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
 from ._resume import ResumeState, resumable_dir, store_resumable
 from ._sources import LazySource, rechunk, store, to_dask
+from ._store import aligned_block
 
 __all__ = [
     "ZarrSource",
@@ -223,7 +224,7 @@ def write_zarr(
     internal = internal.strip("/")
     if not internal:
         raise ExportError(f"cannot write {path}: zarr output needs an internal path")
-    chunks = block_shape(data.shape, axes, ZARR_BLOCK_BYTES, data.dtype.itemsize)
+    chunks = aligned_block(block_shape(data.shape, axes, ZARR_BLOCK_BYTES, data.dtype.itemsize), data.chunks)
     existing = _zarr_group_format(path)
 
     def create(parent: Any, name: str | None, fmt: int) -> Any:
@@ -247,14 +248,16 @@ def write_zarr(
             else:  # mode "a": "w" would wipe the resume state kept in the same folder
                 group = zarr.open_group(store=work, mode="a", zarr_format=zarr_format)  # type: ignore[arg-type]
                 target = create(group.require_group(parent) if parent else group, name, zarr_format)
-            store_resumable(rechunk(data, target.chunks), target, ResumeState(work))
+            store_resumable(
+                rechunk(data, target.chunks), target, ResumeState(work), compute_chunks=data.chunks
+            )
         return [path]
     if existing is None:
         with atomic_dir(path) as temp:
             group = zarr.open_group(store=temp, mode="w", zarr_format=zarr_format)  # type: ignore[arg-type]
             parent, name = posixpath.split(internal)
             target = create(group.require_group(parent) if parent else group, name, zarr_format)
-            store(rechunk(data, target.chunks), target, lock=False)
+            store(rechunk(data, target.chunks), target, compute_chunks=data.chunks)
         return [path]
     parent, name = posixpath.split(internal)
     if parent:
@@ -262,5 +265,5 @@ def write_zarr(
     final = os.path.join(path, *internal.split("/"))
     with atomic_dir(final) as temp:
         target = create(temp, None, existing)
-        store(rechunk(data, target.chunks), target, lock=False)
+        store(rechunk(data, target.chunks), target, compute_chunks=data.chunks)
     return [path]

@@ -1,0 +1,90 @@
+"""Intermediate results on disk: a stage's probabilities computed once, read lazily after.
+
+An autocontext's stage k+1 reads stage k's probabilities with a halo, and several export
+sources may read the same stage. Rather than keep those results in memory or compute them
+twice, :func:`spill` computes them now, slab by slab, into a zarr array in a scratch folder
+and returns a lazy reader of it. The array is named by the dask token of what it holds, so
+an interrupted run started again finds the blocks it already wrote (one marker per block)
+and computes only the rest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from .io._resume import MarkingTarget, ResumeState, block_name
+
+__all__ = ["needed_blocks", "spill"]
+
+Region = tuple[slice, ...]
+
+
+def _regular(array: da.Array) -> da.Array:
+    """``array`` rechunked if a block edge falls inside a zarr chunk (two blocks would share it)."""
+    for chunks in array.chunks:
+        edges = np.cumsum((0, *chunks))[1:-1]
+        if np.any(edges % chunks[0]):
+            result: da.Array = array.rechunk(tuple(c[0] for c in array.chunks))  # type: ignore[no-untyped-call]
+            return result
+    return array
+
+
+def needed_blocks(chunks: tuple[tuple[int, ...], ...], region: Region | None) -> set[tuple[int, ...]]:
+    """Indices of the blocks of a chunking that intersect ``region`` (all if None)."""
+    ranges = []
+    for axis_chunks, part in zip(chunks, region or (slice(None),) * len(chunks), strict=True):
+        edges = np.cumsum((0, *axis_chunks))
+        start, stop, _ = part.indices(int(edges[-1]))
+        ranges.append([i for i in range(len(axis_chunks)) if edges[i] < stop and edges[i + 1] > start])
+    return set(itertools.product(*ranges))
+
+
+def spill(array: da.Array, folder: str, *, region: Region | None = None, label: str = "") -> da.Array:
+    """Compute ``array`` (only the blocks meeting ``region``) into a zarr under ``folder``.
+
+    Returns a dask array reading it back with the same chunks. Blocks outside ``region``
+    are not computed and read as zeros: callers pass a region holding everything later
+    steps read. Blocks a previous, interrupted call stored are reused.
+    """
+    import zarr
+
+    from .io._sources import to_dask
+    from .io._store import store_slabs
+    from .io._zarr import ZarrSource
+
+    array = _regular(array)
+    path = os.path.join(folder, f"{array.name}.zarr")
+    chunks = tuple(c[0] for c in array.chunks)
+    target: Any = None
+    if os.path.isdir(path):
+        try:
+            target = zarr.open_array(store=path, mode="r+")
+        except Exception:  # anything unreadable is simply recomputed
+            target = None
+        if target is not None and (target.shape, target.chunks, target.dtype) != (
+            array.shape,
+            chunks,
+            array.dtype,
+        ):
+            target = None
+    if target is None:
+        target = zarr.create_array(
+            store=path, shape=array.shape, chunks=chunks, dtype=array.dtype, overwrite=True
+        )
+    state = ResumeState(path)
+    done = state.done()
+    wanted = needed_blocks(array.chunks, region)
+    store_slabs(
+        array,
+        MarkingTarget(target, state, chunks),
+        skip=lambda key: key not in wanted or block_name(key) in done,
+        label=label,
+    )
+    source = ZarrSource(path, None, array.shape, array.dtype)
+    # named after what it holds, so later stages' tokens do not depend on the file's stamp
+    return to_dask(source, array.chunks, name=f"stored-{array.name}")
