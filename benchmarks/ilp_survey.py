@@ -42,7 +42,7 @@ def _input_for(path: Path) -> tuple[str | None, str | None, str]:
 def main() -> None:
     rows = []
     for path in sorted(DATA.rglob("*.ilp")):
-        source, axes, note = _input_for(path)
+        source, _axes, note = _input_for(path)
         name = str(path.relative_to(DATA))
         if source is None:
             done = subprocess.run(

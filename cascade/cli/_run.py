@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,24 +55,56 @@ def computing(
 
     overrides = parse_overrides(cluster_options or [])
     local = scheduler in (None, "threads", "processes", "local")
+    stack_config: AbstractContextManager[Any] = nullcontext()
     if scheduler in (None, "threads", "processes"):
         # plain task rechunking: dask would otherwise import distributed just to rule out P2P
         stack_config = dask.config.set({"array.rechunk.method": "tasks"})
-    else:
-        stack_config = nullcontext()
-    with stack_config, execution(
-        scheduler,
-        profile=profile,
-        threads=threads if local else None,
-        memory_limit=memory if scheduler == "local" else None,
-        overrides=overrides,
-    ) as info:
+    with (
+        stack_config,
+        execution(
+            scheduler,
+            profile=profile,
+            threads=threads if local else None,
+            memory_limit=memory if scheduler == "local" else None,
+            overrides=overrides,
+        ) as info,
+        _by_function(info.scheduler),
+    ):
         if info.dashboard_link:
             typer.echo(f"dask dashboard: {info.dashboard_link}", err=True)
         total_threads = threads or (info.n_workers if not local else available_cores())
         budget = _bytes(memory) if memory else available_memory()
-        with _progress(info.client is not None):
+        with _progress():
             yield {"threads": total_threads, "memory": budget}
+
+
+def _by_function(scheduler: str) -> AbstractContextManager[Any]:
+    """Set dask's local scheduler by its function rather than its name.
+
+    dask resolves a scheduler *name* by first looking for a distributed client, which imports
+    distributed (a third of a second) even when none can exist; a function is used as it is.
+
+    Parameters
+    ----------
+    scheduler : str
+        The scheduler :func:`~cascade.cluster.execution` chose.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        A ``dask.config.set`` for ``threads`` and ``processes``, else a no-op.
+    """
+    import dask
+
+    if scheduler == "threads":
+        from dask.threaded import get as threaded
+
+        return dask.config.set(scheduler=threaded)
+    if scheduler == "processes":
+        from dask.multiprocessing import get as processes
+
+        return dask.config.set(scheduler=processes)
+    return nullcontext()
 
 
 def _bytes(text: str) -> int:
@@ -86,14 +118,14 @@ def _bytes(text: str) -> int:
         raise CascadeError(f"memory {text!r} is not a size like 8GB or 500MiB") from err
 
 
-def _progress(distributed: bool) -> Any:
+def _progress() -> Any:
     if not sys.stderr.isatty():
         return nullcontext()
-    if distributed:
-        return nullcontext()  # the dashboard shows progress of a distributed run
-    from dask.diagnostics import ProgressBar
+    # one line for the whole run (it is made of many computes: stages, slabs, outputs); under
+    # a distributed client it moves slab by slab and the dashboard shows the tasks
+    from ..progress import progress_line
 
-    return ProgressBar(out=sys.stderr, minimum=2.0)
+    return progress_line(sys.stderr, minimum=2.0)
 
 
 def existing(path: Path) -> Path:

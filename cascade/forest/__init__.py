@@ -6,13 +6,32 @@
   the plain-array format cascade stores and evaluates.
 - :func:`predict_proba` evaluates a :class:`PackedForest` on a (n_pixels, n_features) chunk
   with a numba kernel that releases the GIL, so dask can run chunks in parallel threads.
+
+The training modules are imported on first use of their names: predicting needs neither.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._predict import predict_proba
-from ._sklearn import pack_sklearn
-from ._train import TrainedForest, train_forest
 from .packed import PackedForest
 
+if TYPE_CHECKING:
+    from ._sklearn import pack_sklearn
+    from ._train import TrainedForest, train_forest
+
 __all__ = ["PackedForest", "TrainedForest", "pack_sklearn", "predict_proba", "train_forest"]
+
+#: name -> module, for the names imported on first use
+_LAZY = {"TrainedForest": "._train", "train_forest": "._train", "pack_sklearn": "._sklearn"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a training name from its module on first use (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value

@@ -7,9 +7,9 @@ pixels when dask asks for them.
 from __future__ import annotations
 
 import os
+from types import ModuleType
 
 import dask.array as da
-import imageio.v3 as iio
 import numpy as np
 
 from ..errors import ExportError
@@ -30,16 +30,23 @@ FLAT_FORMATS: dict[str, dict[str, frozenset[int]]] = {
 }
 
 
+def _iio() -> ModuleType:
+    """imageio's v3 API, imported on first use: only runs that read or write these files need it."""
+    import imageio.v3
+
+    return imageio.v3
+
+
 def _imread(path: str) -> np.ndarray:
     # an open file and one plugin: imageio leaks handles when it tries every plugin on a bad file
     with open(path, "rb") as fh:
-        return np.asarray(iio.imread(fh, index=0, extension=os.path.splitext(path)[1], plugin="pillow"))
+        return np.asarray(_iio().imread(fh, index=0, extension=os.path.splitext(path)[1], plugin="pillow"))
 
 
 def read_flat(path: str) -> tuple[da.Array, str]:
     """Open a 2D image file lazily as one dask chunk; axes ``yx`` or ``yxc``."""
     with open(path, "rb") as fh:
-        props = iio.improps(fh, index=0, extension=os.path.splitext(path)[1], plugin="pillow")
+        props = _iio().improps(fh, index=0, extension=os.path.splitext(path)[1], plugin="pillow")
     shape = tuple(int(n) for n in props.shape)
     source = FunctionSource(path, _imread, shape, props.dtype)
     return to_dask(source, shape), "yx" if len(shape) == 2 else "yxc"
@@ -64,6 +71,6 @@ def write_flat(image: np.ndarray, path: str, fmt: str) -> None:
     """Write a ``yx`` or ``yxc`` image with imageio (the format is given, not taken from ``path``)."""
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
-    iio.imwrite(path, image, extension="." + fmt)
+    _iio().imwrite(path, image, extension="." + fmt)
     if not os.path.isfile(path):
         raise ExportError(f"cannot write {path}: imageio wrote nothing")

@@ -20,7 +20,6 @@ from ._numpy import read_npy, read_npz
 from ._paths import Member, expand_path, make_nickname
 from ._sources import one_line, to_dask
 from ._tiff import read_tiff
-from ._zarr import read_zarr
 
 __all__ = ["READ_FORMATS", "Image", "open_image"]
 
@@ -137,6 +136,8 @@ def _read_one(member: Member, scale: str | int | None, *, in_stack: bool) -> tup
     elif fmt == "n5":
         data, axes, _ = _read_n5(external, internal)
     elif fmt == "zarr":
+        from ._zarr import read_zarr  # zarr takes a quarter of a second to import: only for zarr input
+
         data, axes, _ = read_zarr(external, internal, scale)
     elif fmt == "npz":
         data, axes, _ = read_npz(external, internal)

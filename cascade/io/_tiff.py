@@ -3,10 +3,15 @@
 Axes come from the first series of the file as tifffile reports them (OME, ImageJ or
 tifffile's own metadata), mapped like ilastik's ``OpTiffReader``: ``S`` (samples) is the
 channel axis, ``I`` (an image sequence) is time, and ``Q`` (unknown) means no axes.
+
+A series that stores every page as one strip or tile (most files, and every small one) is
+read page by page with tifffile alone; any other layout goes through tifffile's zarr store,
+so zarr is imported only for those. Both give the same chunks: one per page, strip or tile.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +19,6 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import tifffile
-import zarr
 
 from ._meta import valid_axes
 from ._sources import LazySource, to_dask
@@ -24,25 +28,154 @@ __all__ = ["TiffSource", "read_tiff", "write_tiff_2d", "write_tiff_pages"]
 _BIGTIFF_BYTES = 2**32 - 2**25
 
 
+class _PageReader:
+    """Reads a series whose pages are single segments, whole pages at a time, without zarr.
+
+    Parameters
+    ----------
+    tif : tifffile.TiffFile
+        The open file.
+    series : tifffile.TiffPageSeries
+        Its first series.
+    lead : int
+        Number of leading dimensions of the series' shape that enumerate its pages; the
+        remaining dimensions are those of one page.
+    """
+
+    def __init__(self, tif: tifffile.TiffFile, series: Any, lead: int) -> None:
+        self.tif = tif
+        self.series = series
+        self.lead = lead
+        self.shape: tuple[int, ...] = tuple(series.shape)
+        self.dtype = np.dtype(series.dtype)
+        self.chunks: tuple[int, ...] = (1,) * lead + self.shape[lead:]
+        self.lock = threading.RLock()
+
+    def __getitem__(self, index: tuple[slice, ...]) -> np.ndarray:
+        index = index + (slice(None),) * (len(self.shape) - len(index))
+        picked = [range(n)[i] for n, i in zip(self.shape, index, strict=True)]
+        out = np.empty(tuple(len(r) for r in picked), self.dtype)
+        grid, within = self.shape[: self.lead], index[self.lead :]
+        for position in np.ndindex(*out.shape[: self.lead]):
+            where = tuple(r[i] for r, i in zip(picked[: self.lead], position, strict=True))
+            number = int(np.ravel_multi_index(where, grid)) if grid else 0
+            out[position] = self._page(number)[within]
+        return out
+
+    def _page(self, number: int) -> np.ndarray:
+        """Page ``number`` of the series, shaped as the trailing dimensions of the series."""
+        page_shape = self.shape[self.lead :]
+        keyframe = self.series.keyframe
+        if self.series.dataoffset is not None:  # contiguous: pages need not have IFDs of their own
+            count = math.prod(page_shape)
+            offset = self.series.dataoffset + number * count * self.dtype.itemsize
+            with self.lock:
+                data = self.tif.filehandle.read_array(
+                    self.tif.byteorder + self.dtype.char, count=count, offset=offset
+                )
+            return data.reshape(page_shape)
+        with self.lock:
+            page = self.series[number]
+        if page is None:  # a missing page reads as the fill value, as in tifffile's zarr store
+            return np.full(page_shape, keyframe.nodata, self.dtype)
+        image: np.ndarray = page.asarray(lock=self.lock, maxworkers=1)
+        return image.reshape(page_shape)
+
+    def close(self) -> None:
+        """Close the file."""
+        self.tif.close()
+
+
+class _ZarrReader:
+    """Reads any series through tifffile's zarr store (one chunk per strip or tile)."""
+
+    def __init__(self, tif: tifffile.TiffFile) -> None:
+        import zarr
+
+        self.tif = tif
+        self.store = tif.aszarr(series=0, level=0, lock=threading.RLock())
+        try:
+            self.array = zarr.open_array(self.store, mode="r")
+        except BaseException:
+            self.store.close()
+            raise
+        self.shape: tuple[int, ...] = tuple(self.array.shape)
+        self.dtype = np.dtype(self.array.dtype)
+        self.chunks: tuple[int, ...] = tuple(self.array.chunks)
+
+    def __getitem__(self, index: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(self.array[index])
+
+    def close(self) -> None:
+        """Close the store and the file."""
+        self.store.close()
+        self.tif.close()
+
+
+def _page_dims(series: Any) -> int | None:
+    """Leading dimensions of ``series`` that enumerate pages, if every page is one segment.
+
+    None when a page has several strips or tiles (or the series is empty or irregular): then
+    the chunks are those strips or tiles and only the zarr store reads them.
+    """
+    keyframe = series.keyframe
+    shape = tuple(series.shape)
+    if keyframe is None or keyframe.dtype is None or not shape or 0 in shape:
+        return None
+    if math.prod(keyframe.chunked) != 1 or len(keyframe.chunks) != len(keyframe.shape):
+        return None
+    if any(c < n for c, n in zip(keyframe.chunks, keyframe.shape, strict=True)):
+        return None
+    if np.dtype(series.dtype) != np.dtype(keyframe.dtype):
+        return None
+    if series.dataoffset is not None and not keyframe.is_final:
+        return None  # contiguous pages are read as raw bytes, so they must need no decoding
+    lead, size = len(shape), 1  # a page is the fewest trailing dimensions holding keyframe.size pixels
+    while size < keyframe.size and lead > 0:
+        lead -= 1
+        size *= shape[lead]
+    if size != keyframe.size or math.prod(shape[:lead]) != len(series):
+        return None
+    return lead
+
+
+def open_tiff(path: str, *, use_zarr: bool = False) -> _PageReader | _ZarrReader:
+    """Open the first series of a TIFF for reading chunk by chunk.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    use_zarr : bool
+        Read through tifffile's zarr store even if the pages could be read directly.
+
+    Returns
+    -------
+    _PageReader or _ZarrReader
+        An object with ``shape``, ``dtype``, ``chunks``, ``tif``, ``__getitem__`` and
+        ``close``.
+    """
+    tif = tifffile.TiffFile(path)
+    try:
+        series = tif.series[0]
+        lead = None if use_zarr else _page_dims(series)
+        return _ZarrReader(tif) if lead is None else _PageReader(tif, series, lead)
+    except BaseException:
+        tif.close()
+        raise
+
+
 class TiffSource(LazySource):
-    """Lazy reader of the first series of a TIFF file, through tifffile's zarr store."""
+    """Lazy reader of the first series of a TIFF file (see :func:`open_tiff`)."""
 
     def _open(self) -> Any:
-        tif = tifffile.TiffFile(self.path)
-        try:
-            store = tif.aszarr(series=0, level=0, lock=threading.RLock())
-            return tif, store, zarr.open_array(store, mode="r")
-        except BaseException:
-            tif.close()
-            raise
+        return open_tiff(self.path)
 
     def _read(self, handle: Any, index: tuple[slice, ...]) -> np.ndarray:
-        return np.asarray(handle[2][index])
+        return np.asarray(handle[index])
 
     def _close(self, handle: Any) -> None:
-        tif, store, _ = handle
-        store.close()
-        tif.close()
+        handle.close()
 
 
 def tiff_axes(series_axes: str, ndim: int) -> str | None:
@@ -55,14 +188,12 @@ def tiff_axes(series_axes: str, ndim: int) -> str | None:
 
 def read_tiff(path: str, *, keep_open: bool = True) -> tuple[da.Array, str | None]:
     """Open the first series of a TIFF lazily: a dask array with one chunk per page or tile."""
-    source = TiffSource(path, None, (), np.uint8, keep_open=keep_open)
-    handle = source._open()
+    reader = open_tiff(path)
     try:
-        tif, _, array = handle
-        axes = tiff_axes(tif.series[0].axes, array.ndim)
-        shape, dtype, chunks = array.shape, array.dtype, array.chunks
+        axes = tiff_axes(reader.tif.series[0].axes, len(reader.shape))
+        shape, dtype, chunks = reader.shape, reader.dtype, reader.chunks
     finally:
-        source._close(handle)
+        reader.close()
     source = TiffSource(path, None, shape, dtype, keep_open=keep_open)
     return to_dask(source, chunks), axes
 

@@ -26,7 +26,6 @@ from ._flat import FLAT_FORMATS
 from ._hdf5 import write_hdf5
 from ._n5 import N5_DTYPES, check_n5_target, write_n5
 from ._numpy import store_npy
-from ._omezarr import check_ome_target, write_ome_zarr
 from ._sequence import (
     check_image_2d,
     check_multipage,
@@ -35,7 +34,6 @@ from ._sequence import (
     write_multipage,
     write_sequence,
 )
-from ._zarr import check_zarr_target, write_zarr
 
 __all__ = ["FORMATS", "check_target", "output_path", "write_image"]
 
@@ -126,12 +124,16 @@ def _check_n5(job: _Job, spec: _Format) -> list[str]:
 
 
 def _check_zarr(job: _Job, spec: _Format) -> list[str]:
+    from ._zarr import check_zarr_target  # the zarr modules import zarr: only zarr outputs need it
+
     check_zarr_target(job.path)
     _zarr_format(job, 3)
     return [_internal(job, "zarr")]
 
 
 def _check_ome(job: _Job, spec: _Format) -> list[str]:
+    from ._omezarr import check_ome_target
+
     _zarr_format(job, 2)
     check_ome_target(job.path)
     return [job.path]
@@ -192,6 +194,8 @@ def _zarr_format(job: _Job, default: int) -> int:
 
 
 def _zarr(job: _Job, spec: _Format) -> list[str]:
+    from ._zarr import write_zarr
+
     fmt = _zarr_format(job, 3)
     return write_zarr(
         job.data,
@@ -206,6 +210,8 @@ def _zarr(job: _Job, spec: _Format) -> list[str]:
 
 
 def _ome(job: _Job, spec: _Format) -> list[str]:
+    from ._omezarr import write_ome_zarr
+
     fmt = _zarr_format(job, 2)
     return write_ome_zarr(
         job.data,

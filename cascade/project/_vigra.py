@@ -159,8 +159,9 @@ def read_vigra_forests(
         channels = _label_channels(labels, n_outputs, f"{where}/{forest_key}")
         for tree_key in numbered(list(forest.keys()), "Tree_"):
             tree_where = f"{where}/{forest_key}/{tree_key}"
-            topology = forest[tree_key]["topology"][()]
-            parameters = np.asarray(forest[tree_key]["parameters"][()], dtype=np.float64)
+            # one path lookup per dataset: each h5py lookup costs as much as a small read
+            topology = forest[f"{tree_key}/topology"][()]
+            parameters = np.asarray(forest[f"{tree_key}/parameters"][()], dtype=np.float64)
             parts.append(_convert_tree(topology, parameters, channels, n_outputs, tree_where))
             n_features.add(int(topology[0]))
     if not parts:

@@ -12,7 +12,6 @@ from pathlib import Path
 from ..errors import CascadeError, ProjectError
 from ..pipeline import Cascade, Stage
 from .ilp import IlpLane, IlpProject, read_ilp
-from .native import load_cascade
 
 __all__ = ["cascade_from_ilp", "open_project"]
 
@@ -96,4 +95,6 @@ def open_project(path: str | Path, *, retrain: bool = False) -> Cascade:
         raise ProjectError(
             f"{path}: --retrain applies to ilastik projects; retrain cascade projects with cascade train"
         )
+    from .native import load_cascade  # imported here: an .ilp run has no use for it
+
     return load_cascade(path)
