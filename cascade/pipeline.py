@@ -23,7 +23,7 @@ from .errors import CascadeError, DataError
 from .features import FeatureSelection, compute_features
 from .features.graph import overlap_depths
 from .forest import PackedForest, predict_proba
-from .scratch import spill
+from .scratch import keep_once
 
 __all__ = [
     "Cascade",
@@ -211,7 +211,8 @@ def predict(
         in ``keep``) is computed *now*, slab by slab, into a zarr array there, and its outputs
         read it back lazily: a large volume's earlier stages are computed once and never held
         in memory. Blocks stored by an interrupted call with the same inputs are reused.
-        Without it everything stays lazy.
+        Stage results under 64 MiB are kept in memory instead (``cascade.in-memory-stage``
+        in ``dask.config``). Without ``scratch`` everything stays lazy.
     region : tuple of slice, optional
         With ``scratch``: the part of the image the caller will read from the last stage (a
         cutout). Earlier stages are computed only over it plus the halos later stages need;
@@ -240,7 +241,7 @@ def predict(
         features = compute_features(stage_input, stage.selection, axes=axes, chunks=chunks)
         probabilities = stage_probabilities(features, stage.forest)
         if scratch is not None and (k + 1 < len(chain) or k in keep):
-            probabilities = spill(probabilities, scratch, region=regions[k], label=f"stage {k + 1}")
+            probabilities = keep_once(probabilities, scratch, region=regions[k], label=f"stage {k + 1}")
         results.append(StageResult(features, probabilities, stage_input))
         # ilastik converts to the dtype of the image being processed (the lane's raw data)
         converted = convert_probabilities(probabilities, raw.dtype)

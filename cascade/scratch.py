@@ -14,12 +14,18 @@ import itertools
 import os
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
+from dask.utils import parse_bytes
 
 from .io._resume import MarkingTarget, ResumeState, block_name
 
-__all__ = ["needed_blocks", "spill"]
+__all__ = ["IN_MEMORY_BYTES", "keep_once", "needed_blocks", "spill"]
+
+#: Results up to this size are kept in memory (``persist``) rather than stored in scratch;
+#: ``dask.config`` key ``cascade.in-memory-stage`` overrides it (bytes or "64 MiB").
+IN_MEMORY_BYTES = 64 * 2**20
 
 Region = tuple[slice, ...]
 
@@ -42,6 +48,19 @@ def needed_blocks(chunks: tuple[tuple[int, ...], ...], region: Region | None) ->
         start, stop, _ = part.indices(int(edges[-1]))
         ranges.append([i for i in range(len(axis_chunks)) if edges[i] < stop and edges[i + 1] > start])
     return set(itertools.product(*ranges))
+
+
+def keep_once(array: da.Array, folder: str, *, region: Region | None = None, label: str = "") -> da.Array:
+    """Compute ``array`` once for several readers: in memory if small, else :func:`spill` it.
+
+    A small result (a few blocks) costs nothing to hold and nothing to recompute after an
+    interruption, while a zarr store would cost its import and its files.
+    """
+    limit = dask.config.get("cascade.in-memory-stage", IN_MEMORY_BYTES)
+    if array.nbytes <= parse_bytes(limit):
+        persisted: da.Array = array.persist()  # type: ignore[no-untyped-call]
+        return persisted
+    return spill(array, folder, region=region, label=label)
 
 
 def spill(array: da.Array, folder: str, *, region: Region | None = None, label: str = "") -> da.Array:

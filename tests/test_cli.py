@@ -151,7 +151,11 @@ def test_bad_inputs_fail_in_one_line(workspace: Path, tmp_path: Path) -> None:
 def test_ilastik_argument_spellings_are_normalised() -> None:
     from cascade.cli import normalize_argv
 
-    assert normalize_argv(["--headless", "--project=p.ilp", "a.tif"]) == ["predict", "--project=p.ilp", "a.tif"]
+    assert normalize_argv(["--headless", "--project=p.ilp", "a.tif"]) == [
+        "predict",
+        "--project=p.ilp",
+        "a.tif",
+    ]
     assert normalize_argv(["--headless", "--readonly", "1", "a.tif"]) == ["predict", "--readonly=1", "a.tif"]
     assert normalize_argv(["predict", "--readonly", "a.tif"]) == ["predict", "--readonly=true", "a.tif"]
     assert normalize_argv(["info", "p.ilp"]) == ["info", "p.ilp"]

@@ -104,8 +104,12 @@ def test_retrain_from_stored_labels(data_dir: Path, tmp_path: Path) -> None:
     folder = data_dir / "ilp" / "ilastik__ilastik" / "api_projects"
     done = run(
         [
-            "predict", f"--project={folder / 'Autocontext_2D.ilp'}", "--retrain", "--output_format=numpy",
-            "--export_source=Probabilities Stage 2", f"--output_filename_format={tmp_path}/out",
+            "predict",
+            f"--project={folder / 'Autocontext_2D.ilp'}",
+            "--retrain",
+            "--output_format=numpy",
+            "--export_source=Probabilities Stage 2",
+            f"--output_filename_format={tmp_path}/out",
             str(folder / "Data_1channel.png"),
         ]
     )
@@ -117,7 +121,9 @@ def test_retrain_from_stored_labels(data_dir: Path, tmp_path: Path) -> None:
 
 def test_projects_that_cannot_run_say_why(data_dir: Path) -> None:
     folder = data_dir / "ilp" / "ilastik__ilastik"
-    no_labels = run(["predict", f"--project={folder / 'api_projects' / 'PixelClassNoClassifier.ilp'}", "x.png"])
+    no_labels = run(
+        ["predict", f"--project={folder / 'api_projects' / 'PixelClassNoClassifier.ilp'}", "x.png"]
+    )
     assert no_labels.returncode == 2 and "stores no labels to train from" in no_labels.stderr
     objects = run(["info", str(folder / "tests" / "test_ilastik" / "data" / "inputdata" / "pc-oc-133.ilp")])
     assert objects.returncode == 2 and "is not supported" in objects.stderr

@@ -13,8 +13,17 @@ from test_cluster import _slurm_node_idle
 
 def _predict(workspace: Path, out: Path, *extra: str) -> np.ndarray:
     done = cascade(
-        "predict", "--project", workspace / "p.cascade", "--export_source", "Probabilities Stage 2",
-        "--output_format", "zarr", f"--output_filename_format={out}", "--block-shape", "48", *extra,
+        "predict",
+        "--project",
+        workspace / "p.cascade",
+        "--export_source",
+        "Probabilities Stage 2",
+        "--output_format",
+        "zarr",
+        f"--output_filename_format={out}",
+        "--block-shape",
+        "48",
+        *extra,
         workspace / "new.tif",
     )
     assert done.returncode == 0, done.stderr
@@ -37,9 +46,18 @@ def test_slurm_two_jobs_equal_threads(workspace: Path, threaded: np.ndarray, tmp
     if not _slurm_node_idle():
         pytest.skip("no SLURM node is idle (start one with .ci/slurm-setup.sh)")
     result = _predict(
-        workspace, workspace / "slurm", "--scheduler", "slurm", "--profile", "slurm-local",
-        "--cluster-option", f"slurm.log-directory={tmp_path}", "--cluster-option", "slurm.jobs=2",
-        "--cluster-option", "slurm.wait-for-workers=2",
+        workspace,
+        workspace / "slurm",
+        "--scheduler",
+        "slurm",
+        "--profile",
+        "slurm-local",
+        "--cluster-option",
+        f"slurm.log-directory={tmp_path}",
+        "--cluster-option",
+        "slurm.jobs=2",
+        "--cluster-option",
+        "slurm.wait-for-workers=2",
     )
     assert np.array_equal(result, threaded)
     assert len(list(tmp_path.glob("*.err"))) == 2  # two sbatch worker jobs ran
@@ -47,8 +65,15 @@ def test_slurm_two_jobs_equal_threads(workspace: Path, threaded: np.ndarray, tmp
 
 def test_distributed_flag_writes_n5(workspace: Path, threaded: np.ndarray) -> None:
     done = cascade(
-        "predict", "--project", workspace / "p.cascade", "--distributed", "--distributed-block-roi",
-        "{'x': 40, 'y': 40}", "--threads", "2", f"--output_filename_format={workspace}/dist",
+        "predict",
+        "--project",
+        workspace / "p.cascade",
+        "--distributed",
+        "--distributed-block-roi",
+        "{'x': 40, 'y': 40}",
+        "--threads",
+        "2",
+        f"--output_filename_format={workspace}/dist",
         workspace / "new.tif",
     )
     assert done.returncode == 0, done.stderr
@@ -64,9 +89,19 @@ def test_training_on_a_local_cluster_equals_threads(workspace: Path, tmp_path: P
     import h5py
 
     args = [
-        "train", "--raw_data", workspace / "train.tif", "--labels", workspace / "train_labels.tif",
-        "--stages", "2", "--features", workspace / "features.yaml", "--classes", "disk,background",
-        "--trees", "10",
+        "train",
+        "--raw_data",
+        workspace / "train.tif",
+        "--labels",
+        workspace / "train_labels.tif",
+        "--stages",
+        "2",
+        "--features",
+        workspace / "features.yaml",
+        "--classes",
+        "disk,background",
+        "--trees",
+        "10",
     ]
     local = cascade(*args, "--project", tmp_path / "local.cascade", "--scheduler", "local", "--threads", "2")
     assert local.returncode == 0, local.stderr

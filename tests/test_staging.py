@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import dask
@@ -32,6 +33,13 @@ SMALL = parse_feature_selection(
         }
     }
 )
+
+
+@pytest.fixture(autouse=True)
+def _always_spill() -> Iterator[None]:
+    """These images are small: store their stages in scratch anyway (as large ones would be)."""
+    with dask.config.set({"cascade.in-memory-stage": 0}):
+        yield
 
 
 def _counted(calls: list, chunks: tuple) -> da.Array:
@@ -145,3 +153,14 @@ def test_several_exports_compute_every_stage_once(two_stage: tuple, tmp_path: Pa
     both = open_image(str(tmp_path / "img_Probabilities All Stages.zarr")).data.compute()
     expected = np.concatenate([r.probabilities.compute() for r in lazy], axis=-1)
     assert np.array_equal(np.moveaxis(both, 0, -1) if both.shape[0] == 4 else both, expected)
+
+
+def test_small_stages_stay_in_memory(two_stage: tuple, tmp_path: Path) -> None:
+    model, _, raw = two_stage
+    lazy = predict(model, raw[..., None], axes="yxc", chunks=(32, 32, 1))[1].probabilities.compute()
+    with dask.config.set({"cascade.in-memory-stage": "64 MiB"}):
+        stored = predict(
+            model, raw[..., None], axes="yxc", chunks=(32, 32, 1), scratch=str(tmp_path), keep={1}
+        )
+    assert np.array_equal(stored[1].probabilities.compute(), lazy)
+    assert os.listdir(tmp_path) == []

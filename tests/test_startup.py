@@ -109,6 +109,19 @@ def native_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def autocontext_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-stage ``.cascade`` project: small images keep stage 1 in memory, no zarr scratch."""
+    raw, truth = blobs(1, size=64)
+    labels = sparse(truth, 2)
+    selection = parse_feature_selection({"features": {"GaussianSmoothing": [0.7, 1.6]}})
+    stages = [Stage(selection, ("a", "b")), Stage(selection, ("a", "b"))]
+    model = fit([TrainingImage(raw[..., None], "yxc", (labels, labels))], stages, trees=5)
+    path = tmp_path_factory.mktemp("startup") / "p2.cascade"
+    save_cascade(model, path)
+    return path
+
+
 def test_help_imports_no_dask(tmp_path: Path) -> None:
     done, packages = imported(tmp_path, "--help")
     assert done.returncode == 0, done.stderr
@@ -116,18 +129,21 @@ def test_help_imports_no_dask(tmp_path: Path) -> None:
     assert "dask" not in packages
 
 
-@pytest.mark.parametrize("kind", ["ilp", "cascade"])
+@pytest.mark.parametrize("kind", ["ilp", "cascade", "autocontext"])
 def test_headless_tiff_to_hdf5_imports_only_what_it_needs(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if kind == "ilp":
         project = request.getfixturevalue("data_dir") / "ilp/ilastik__ilastik/api_projects/PixelClass.ilp"
-    else:
+    elif kind == "cascade":
         project = request.getfixturevalue("native_project")
+    else:
+        project = request.getfixturevalue("autocontext_project")
     tifffile.imwrite(tmp_path / "img.tif", blobs(5, size=64)[0])
     done, packages = imported(tmp_path, "--headless", f"--project={project}", "img.tif")
     assert done.returncode == 0, done.stderr
-    with h5py.File(tmp_path / "img_Probabilities.h5", "r") as f:
+    (output,) = tmp_path.glob("img_Probabilities*.h5")  # "... Stage 2" for the autocontext
+    with h5py.File(output, "r") as f:
         result = f["exported_data"]
         assert (result.shape[:2], result.dtype) == ((64, 64), np.float32)
     assert {"dask", "h5py", "tifffile", "numba"} <= packages  # the probe saw the whole run

@@ -28,10 +28,16 @@ def test_example_spec_parses() -> None:
     [
         ("images: []\nstages: [{classes: [a, b]}]", "non-empty 'images'"),
         ("images: [{raw: a.tif}]\nstages: []", "non-empty 'stages'"),
-        ("images: [{raw: a.tif, labels: [x, y, z]}]\nstages: [{classes: [a]}, {classes: [b]}]", "3 label images"),
+        (
+            "images: [{raw: a.tif, labels: [x, y, z]}]\nstages: [{classes: [a]}, {classes: [b]}]",
+            "3 label images",
+        ),
         ("images: [{raw: a.tif}]\nstages: [{features: ilastik-default}]", "'classes'"),
         ("images: [{raw: a.tif}]\nstages: [{classes: [a], features: nope}]", "unknown feature set"),
-        ("images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a]}]\ntraining: cross", "'oob' or 'in-sample'"),
+        (
+            "images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a]}]\ntraining: cross",
+            "'oob' or 'in-sample'",
+        ),
         ("images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a]}]\nforest: {trees: 0}", "at least 1"),
     ],
 )
