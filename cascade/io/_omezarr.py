@@ -3,7 +3,8 @@
 Like ilastik, the image is stored with all five OME axes ``tczyx`` (missing ones have
 length 1), chunks of about 1 MB with ``t = c = 1``, and scale paths ``s0, s1, ...``. The
 multi-scale pyramid halves ``z``, ``y`` and ``x`` (those longer than 1) per level until a
-level fits in one chunk. Each level is computed lazily from the previous one: the mean of
+level fits in one chunk. Each level is stored slab by slab, then read back to compute the
+next, so the pipeline behind ``s0`` runs once and memory stays bounded. A level is the mean of
 2 x 2 (x 2) blocks for floating point data, every second pixel (nearest) otherwise, with
 odd remainders dropped (floor). OME-Zarr v0.4 uses zarr format 2, v0.5 zarr format 3.
 """
@@ -22,8 +23,9 @@ from ..axes import from_internal
 from ..errors import ExportError
 from ._atomic import atomic_dir
 from ._meta import block_shape
-from ._sources import rechunk, store
-from ._zarr import create_zarr_array
+from ._sources import rechunk, store, to_dask
+from ._store import aligned_block
+from ._zarr import ZarrSource, create_zarr_array
 
 __all__ = ["OME_AXES", "check_ome_target", "pyramid", "write_ome_zarr"]
 
@@ -53,19 +55,15 @@ def _halve(array: da.Array, axes: list[int]) -> da.Array:
     return mean
 
 
-def pyramid(
-    level0: da.Array, chunks: tuple[int, ...], multiscale: bool
-) -> list[tuple[da.Array, list[float]]]:
-    """The levels of a ``tczyx`` image and their scale factors, each level from the previous."""
-    levels = [(level0, [1.0] * 5)]
-    spatial = [i for i in (2, 3, 4) if level0.shape[i] > 1]
-    while multiscale:
-        previous, factors = levels[-1]
-        if all(previous.shape[i] <= chunks[i] for i in spatial):
-            break
-        axes = [i for i in spatial if previous.shape[i] >= 2]
-        scaled = [f * 2 if i in axes else f for i, f in enumerate(factors)]
-        levels.append((_halve(previous, axes), scaled))
+def pyramid(shape: tuple[int, ...], chunks: tuple[int, ...], multiscale: bool) -> list[list[float]]:
+    """Scale factors of the levels of a ``tczyx`` image: halve y, x (and z) until one chunk holds it."""
+    levels = [[1.0] * 5]
+    spatial = [i for i in (2, 3, 4) if shape[i] > 1]
+    current = list(shape)
+    while multiscale and not all(current[i] <= chunks[i] for i in spatial):
+        axes = [i for i in spatial if current[i] >= 2]
+        levels.append([f * 2 if i in axes else f for i, f in enumerate(levels[-1])])
+        current = [n // 2 if i in axes else n for i, n in enumerate(current)]
     return levels
 
 
@@ -115,17 +113,23 @@ def write_ome_zarr(
         Extra attributes of every scale array.
     """
     image = from_internal(data, axes, OME_AXES)
-    chunks = block_shape(image.shape, OME_AXES, OME_BLOCK_BYTES, image.dtype.itemsize)
-    levels = pyramid(image, chunks, multiscale)
+    chunks = aligned_block(
+        block_shape(image.shape, OME_AXES, OME_BLOCK_BYTES, image.dtype.itemsize), image.chunks
+    )
+    factors = pyramid(image.shape, chunks, multiscale)
     version = "0.4" if zarr_format == 2 else "0.5"
     name = os.path.basename(os.path.normpath(path))
     with atomic_dir(path) as temp:
         group = zarr.open_group(store=temp, mode="w", zarr_format=zarr_format)  # type: ignore[arg-type]
-        group.attrs.update(
-            {**_multiscales(name, [f for _, f in levels], version), "_creator": {"name": "cascade"}}
-        )
-        sources, targets = [], []
-        for i, (level, _) in enumerate(levels):
+        group.attrs.update({**_multiscales(name, factors, version), "_creator": {"name": "cascade"}})
+        # each level is stored slab by slab, then read back to make the next one: the
+        # pipeline runs once and memory stays bounded whatever the number of levels
+        level = image
+        for i in range(len(factors)):
+            if i:
+                stored = ZarrSource(temp, f"s{i - 1}", level.shape, level.dtype)
+                halve = [k for k in range(5) if factors[i][k] != factors[i - 1][k]]
+                level = _halve(to_dask(stored, chunks), halve)
             target = create_zarr_array(
                 group,
                 f"s{i}",
@@ -137,7 +141,5 @@ def write_ome_zarr(
                 compression=compression,
                 attrs=attrs,
             )
-            sources.append(rechunk(level, target.chunks))
-            targets.append(target)
-        store(sources, targets, lock=False)
+            store(rechunk(level, target.chunks), target, compute_chunks=level.chunks if i == 0 else None)
     return [path]
