@@ -28,7 +28,7 @@ from ..progress import report_progress, task_counter
 __all__ = ["aligned_block", "parallelism", "slab_boxes", "store_slabs"]
 
 #: Slabs hold at least this many blocks (more when many threads compute them).
-MIN_SLAB_BLOCKS = 64
+MIN_SLAB_BLOCKS = 16
 
 
 def parallelism() -> int:
