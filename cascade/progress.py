@@ -43,9 +43,12 @@ class _Line:
         self.shown = True
 
     def finish(self) -> None:
+        """End the current line (the next report starts a new one)."""
         if self.shown:
             self.out.write("\n")
             self.out.flush()
+        self.shown = False
+        self.text_length = 0
 
 
 _LINE: ContextVar[_Line | None] = ContextVar("cascade_progress_line", default=None)
@@ -79,6 +82,8 @@ def report_progress(label: str, done: int, total: int) -> None:
     line = _LINE.get()
     if line is not None and total:
         line.update(label or _LABEL.get(), done / total, force=done == total)
+        if done == total:  # one line per stage or output, finished before any summary is printed
+            line.finish()
 
 
 @contextlib.contextmanager

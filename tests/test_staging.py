@@ -164,3 +164,21 @@ def test_small_stages_stay_in_memory(two_stage: tuple, tmp_path: Path) -> None:
         )
     assert np.array_equal(stored[1].probabilities.compute(), lazy)
     assert os.listdir(tmp_path) == []
+
+
+def test_one_progress_line_per_output(tmp_path: Path) -> None:
+    import io
+
+    from cascade.progress import progress_label, progress_line
+
+    out = io.StringIO()
+    source = _counted([], ((8, 8, 8, 8), (16, 16)))
+    target = zarr.create_array(store=str(tmp_path / "p.zarr"), shape=source.shape, chunks=(8, 16), dtype="f8")
+    with progress_line(out, minimum=0.0), dask.config.set({"cascade.slab-blocks": 2, "scheduler": "threads"}):
+        with progress_label("out.zarr"):
+            store_slabs(source, target)
+        store_slabs(source, target, label="stage 1")
+    lines = out.getvalue().split("\n")
+    assert lines[-1] == ""  # ended
+    finals = [line.rsplit("\r", 1)[-1].split("] ", 1)[1] for line in lines[:-1]]
+    assert [f.split("  ")[0] for f in finals] == ["100% out.zarr", "100% stage 1"]
