@@ -497,15 +497,11 @@ def _fingerprint(base: str, files: Sequence[str], source: str, target: str, inte
 
 
 def _scratch_dir(base: str, inputs: Sequence[str]) -> str:
-    """The run's scratch folder: in the working directory (shared with cluster workers), else
-    the system's temp folder; named after the job, so that the same command finds it again."""
+    """The run's scratch folder (created when a stage is first stored there): in the working
+    directory, shared with cluster workers, else in the system's temp folder; named after the
+    job, so that the same command finds it again."""
     key = hashlib.sha256(json.dumps([base, [_identity(p) for p in inputs]]).encode()).hexdigest()[:16]
     for where in (".", tempfile.gettempdir()):
-        path = os.path.join(where, f".cascade-scratch-{key}")
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(path, os.W_OK):
-            return path
-    raise ExportError("cannot create a scratch folder in the working directory or the system temp folder")
+        if os.access(where, os.W_OK):
+            return os.path.join(os.path.abspath(where), f".cascade-scratch-{key}")
+    raise ExportError("neither the working directory nor the temp folder is writable for scratch files")

@@ -77,6 +77,7 @@ def spill(array: da.Array, folder: str, *, region: Region | None = None, label: 
     from .io._zarr import ZarrSource
 
     array = _regular(array)
+    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{array.name}.zarr")
     chunks = tuple(c[0] for c in array.chunks)
     target: Any = None
