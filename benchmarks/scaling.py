@@ -69,6 +69,8 @@ def run(
         execution(scheduler, threads=workers, memory_limit=memory_limit),
         tempfile.TemporaryDirectory(dir=out.parent) as scratch,
     ):
+        # warm up: workers import cascade and load numba's cached kernels on their first task
+        predict(cascade, volume(64), axes="zyxc", chunks=(64, 64, 64, 1))[1].probabilities.compute()
         start = time.perf_counter()
         results = predict(cascade, volume(size), axes="zyxc", chunks=(64, 64, 64, 1), scratch=scratch)
         write_image(results[1].probabilities, str(out), format="zarr", axes="zyxc")
@@ -87,6 +89,7 @@ def main() -> None:
     )
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--memory-limit", default="500MiB", help="of the one worker of the 4x-memory run")
+    parser.add_argument("--skip-memory-run", action="store_true", help="only the timing table")
     args = parser.parse_args()
     cascade = model()
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,6 +112,8 @@ def main() -> None:
             print(
                 f"distributed overhead at {workers} worker(s): {times['local', workers] / times['threads', workers]:.2f}x"
             )
+        if args.skip_memory_run:
+            return
         limit = dask.utils.parse_bytes(args.memory_limit)
         edge = int(round((4 * limit / 8) ** (1 / 3) / 64)) * 64  # output float32 x 2 classes = 8 B/voxel
         big = Path(tmp) / "big.zarr"
