@@ -507,6 +507,15 @@ def _start_slurm(stack: ExitStack, s: Mapping[str, Any]) -> Client:
         wait = wait if low else 0  # an adaptive cluster may start empty: nothing to wait for
     else:
         cluster.scale(jobs=jobs)  # type: ignore[no-untyped-call]
+    if dask.config.get("cascade.slab-blocks", None) is None:
+        # workers may still be queued when the first slab is cut: size slabs for the cluster
+        # the profile asks for (4 blocks per thread), not for the workers connected so far
+        cores = s["cores"] or dask.config.get("jobqueue.slurm.cores", None) or 1
+        most = max(low, high) if s["adaptive"] else jobs
+        from .io._store import MIN_SLAB_BLOCKS
+
+        slab = max(MIN_SLAB_BLOCKS, 4 * int(cores) * most)
+        stack.enter_context(dask.config.set({"cascade.slab-blocks": slab}))
     if wait:
         try:
             client.wait_for_workers(wait, timeout=timeout)
