@@ -122,14 +122,21 @@ def test_interrupted_cli_run_resumes(tmp_path: Path) -> None:
         f"--output_filename_format={tmp_path}/out",
         str(tmp_path / "volume.tif"),
     ]
+    # stage 1 goes through the scratch folder even for this small volume (as for a large one)
+    env = {**os.environ, "DASK_CASCADE__IN_MEMORY_STAGE": "0"}
     # a 2D project predicts a stack of slices given as time points
     reference = subprocess.run(
         [*predict[:-2], f"--output_filename_format={tmp_path}/ref", predict[-1]],
         capture_output=True,
         text=True,
+        cwd=tmp_path,
+        env=env,
     )
     assert reference.returncode == 0, reference.stderr
-    proc = subprocess.Popen(predict, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert not list(tmp_path.glob(".cascade-scratch-*"))  # removed after a complete run
+    proc = subprocess.Popen(
+        predict, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env
+    )
     done = tmp_path / ".out.zarr.resume" / ".cascade-resume" / "done"
     deadline = time.time() + 120
     while proc.poll() is None and time.time() < deadline:
@@ -141,9 +148,14 @@ def test_interrupted_cli_run_resumes(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert not (tmp_path / "out.zarr").exists()
-    resumed = subprocess.run(predict, capture_output=True, text=True)
+    # stage 1 was complete in the scratch folder, kept for the next run
+    (scratch,) = tmp_path.glob(".cascade-scratch-*")
+    (stage1,) = scratch.glob("*.zarr")
+    assert len(list((stage1 / ".cascade-resume" / "done").iterdir())) == 24 * 2 * 2
+    resumed = subprocess.run(predict, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
+    assert not scratch.exists()
     a = open_image(str(tmp_path / "out.zarr")).data.compute()
     b = open_image(str(tmp_path / "ref.zarr")).data.compute()
     assert np.array_equal(a, b)
