@@ -104,7 +104,7 @@ def test_interrupted_cli_run_resumes(tmp_path: Path) -> None:
         text=True,
     )
     assert trained.returncode == 0, trained.stderr
-    volume = np.stack([blobs(s, size=128)[0] for s in range(24)])
+    volume = np.stack([blobs(s, size=128)[0] for s in range(64)])
     tifffile.imwrite(tmp_path / "volume.tif", volume)
     predict = [
         *run,
@@ -151,7 +151,7 @@ def test_interrupted_cli_run_resumes(tmp_path: Path) -> None:
     # stage 1 was complete in the scratch folder, kept for the next run
     (scratch,) = tmp_path.glob(".cascade-scratch-*")
     (stage1,) = scratch.glob("*.zarr")
-    assert len(list((stage1 / ".cascade-resume" / "done").iterdir())) == 24 * 2 * 2
+    assert len(list((stage1 / ".cascade-resume" / "done").iterdir())) == 64 * 2 * 2
     resumed = subprocess.run(predict, capture_output=True, text=True, cwd=tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
