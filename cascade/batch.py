@@ -205,7 +205,6 @@ class _Job:
     input: _Input
     options: BatchOptions
     parsed: _Parsed
-    base: str
     exports: tuple[_Export, ...]
 
     @property
@@ -245,7 +244,11 @@ class _Job:
             results = _results(
                 self.cascade, self.input, self.options, scratch, region, self.shared_stages, self.stages
             )
-            exports = _exports(results, self.input, self.options, self.parsed, self.base)
+            # same sources, names and checks as planned: only the arrays now read stored stages
+            exports = tuple(
+                replace(export, prepared=_prepare(source, results, self.input, self.options, self.parsed))
+                for source, export in zip(self.parsed.sources, self.exports, strict=True)
+            )
         written = []
         for export in exports:
             container = output_path(export.target, self.options.output_format or "")
@@ -338,22 +341,29 @@ def _results(
     return results
 
 
+def _prepare(
+    source: ExportSource, results: Sequence[StageResult], item: _Input, options: BatchOptions, parsed: _Parsed
+) -> PreparedExport:
+    """One export source's array: cutout, normalisation, dtype and axis order applied."""
+    return prepare_export(
+        source_array(source, results),
+        item.axes,
+        original_axes=item.image.axes,
+        cutout=parsed.cutout,
+        dtype=options.export_dtype,
+        pipeline_range=parsed.pipeline_range,
+        export_range=parsed.export_range,
+        axis_order=options.output_axis_order,
+    )
+
+
 def _exports(
     results: Sequence[StageResult], item: _Input, options: BatchOptions, parsed: _Parsed, base: str
 ) -> tuple[_Export, ...]:
     """Prepare every requested export of one input and check its output (nothing is written)."""
     exports = []
     for source in parsed.sources:
-        prepared = prepare_export(
-            source_array(source, results),
-            item.axes,
-            original_axes=item.image.axes,
-            cutout=parsed.cutout,
-            dtype=options.export_dtype,
-            pipeline_range=parsed.pipeline_range,
-            export_range=parsed.export_range,
-            axis_order=options.output_axis_order,
-        )
+        prepared = _prepare(source, results, item, options, parsed)
         values = placeholders(
             dataset_dir=item.image.dataset_dir,
             nickname=item.image.nickname,
@@ -388,7 +398,7 @@ def _plan(
     """Open and check one input and prepare and check its exports (nothing is computed or written)."""
     item = _open_input(cascade, path, mask_path, options)
     exports = _exports(_results(cascade, item, options), item, options, parsed, base)
-    return _Job(cascade, item, options, parsed, base, exports)
+    return _Job(cascade, item, options, parsed, exports)
 
 
 def _widest_stage(cascade: Cascade, shape: tuple[int, ...], axes: str) -> int:

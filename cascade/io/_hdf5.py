@@ -9,7 +9,6 @@ distributed client is active), so worker processes never hold the file open toge
 from __future__ import annotations
 
 import posixpath
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +21,7 @@ from ..errors import DataError, ExportError
 from ._atomic import atomic_files, partial_name
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
 from ._sources import LazySource, store, to_dask
-from ._store import aligned_block
+from ._store import active_client, aligned_block
 
 __all__ = ["H5Source", "list_h5_datasets", "read_hdf5", "write_hdf5", "write_lock"]
 
@@ -95,14 +94,10 @@ def read_hdf5(external: str, internal: str | None) -> tuple[da.Array, str | None
 
 def write_lock(name: str) -> Any:
     """A lock that serialises writers: cluster-wide under a distributed client, else in-process."""
-    if "distributed" not in sys.modules:  # no client can exist without it
+    if active_client() is None:
         return SerializableLock()
-    from distributed import Lock, default_client
+    from distributed import Lock
 
-    try:
-        default_client()  # type: ignore[no-untyped-call]
-    except ValueError:
-        return SerializableLock()
     return Lock(f"cascade-write-{name}")  # type: ignore[no-untyped-call]
 
 

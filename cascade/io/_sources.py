@@ -18,6 +18,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import CascadeError, DataError
+from ._store import store_slabs
 
 __all__ = ["FunctionSource", "LazySource", "one_line", "to_dask"]
 
@@ -178,8 +179,6 @@ def store(
 ) -> None:
     """Store into array-likes with ``__setitem__``: one array slab by slab (see ``_store``),
     a list of arrays that share work (e.g. pyramid levels) in one ``dask.array.store``."""
-    from ._store import store_slabs
-
     if isinstance(sources, da.Array):
         store_slabs(sources, targets, lock=lock, compute_chunks=compute_chunks, label=label)
     else:

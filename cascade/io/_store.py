@@ -25,24 +25,29 @@ import numpy as np
 
 from ..progress import report_progress, task_counter
 
-__all__ = ["aligned_block", "parallelism", "slab_boxes", "store_slabs"]
+__all__ = ["active_client", "aligned_block", "parallelism", "slab_boxes", "store_slabs"]
 
 #: Slabs hold at least this many blocks (more when many threads compute them).
 MIN_SLAB_BLOCKS = 16
 
 
+def active_client() -> Any:
+    """The distributed client computations go to, or None (without importing distributed)."""
+    if "distributed" not in sys.modules:  # no client can exist without it
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()  # type: ignore[no-untyped-call]
+    except ValueError:
+        return None
+
+
 def parallelism() -> int:
     """Threads computing tasks: the distributed client's workers, else the local scheduler's."""
-    if "distributed" in sys.modules:  # no client can exist without it
-        from distributed import default_client
-
-        try:
-            client = default_client()  # type: ignore[no-untyped-call]
-        except ValueError:
-            pass
-        else:
-            threads = client.nthreads()
-            return max(1, sum(threads.values()))
+    client = active_client()
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
     workers = dask.config.get("num_workers", None)
     return int(workers) if workers else os.cpu_count() or 1
 
