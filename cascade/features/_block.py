@@ -101,7 +101,8 @@ class _Derivatives:
 def _eigenvalues(parts: dict[tuple[int, int], np.ndarray], ndim: int) -> np.ndarray:
     if ndim == 2:
         return eigenvalues_2d(parts[0, 0], parts[0, 1], parts[1, 1])
-    return eigenvalues_3d(parts[0, 0], parts[0, 1], parts[0, 2], parts[1, 1], parts[1, 2], parts[2, 2])
+    # fastfilters passes (zz, yz, xz, yy, xy, xx); index 0 is x here.
+    return eigenvalues_3d(parts[2, 2], parts[1, 2], parts[0, 2], parts[1, 1], parts[0, 1], parts[0, 0])
 
 
 def _pairs(ndim: int) -> list[tuple[int, int]]:

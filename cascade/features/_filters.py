@@ -183,13 +183,22 @@ def eigenvalues_2d(xx: np.ndarray, xy: np.ndarray, yy: np.ndarray) -> np.ndarray
     return out
 
 
+_F = np.float32
+_INV3 = _F(1.0 / 3.0)
+_ROOT3 = _F(math.sqrt(3.0))
+
+
 @njit(nogil=True, cache=True)
 def _ev3d(a00, a01, a02, a11, a12, a22, e0, e1, e2):  # type: ignore[no-untyped-def]
-    inv3 = np.float32(1.0 / 3.0)
-    root3 = np.float32(math.sqrt(3.0))
-    two = np.float32(2.0)
-    half = np.float32(0.5)
-    zero = np.float32(0.0)
+    """Eberly's closed form for symmetric 3x3 matrices, in float32, sorted descending.
+
+    Every product and sum is a float32 operation; the angle's atan2, cosine and sine are
+    evaluated in double and rounded to float32 (the rounding of each step is what makes
+    the result equal ilastik's to the last bit).
+    """
+    two = _F(2.0)
+    half = _F(0.5)
+    zero = _F(0.0)
     for i in range(a00.shape[0]):
         m = max(
             max(max(abs(a00[i]), abs(a01[i])), max(abs(a02[i]), abs(a11[i]))), max(abs(a12[i]), abs(a22[i]))
@@ -208,8 +217,8 @@ def _ev3d(a00, a01, a02, a11, a12, a22, e0, e1, e2):  # type: ignore[no-untyped-
         c0 = b00 * b11 * b22 + two * b01 * b02 * b12 - b00 * b12 * b12 - b11 * b02 * b02 - b22 * b01 * b01
         c1 = b00 * b11 - b01 * b01 + b00 * b22 - b02 * b02 + b11 * b22 - b12 * b12
         c2 = b00 + b11 + b22
-        c2_3 = c2 * inv3
-        a_3 = (c1 - c2 * c2_3) * inv3
+        c2_3 = c2 * _INV3
+        a_3 = (c1 - c2 * c2_3) * _INV3
         if a_3 > zero:
             a_3 = zero
         mb_2 = half * (c0 + c2_3 * (two * c2_3 * c2_3 - c1))
@@ -217,12 +226,12 @@ def _ev3d(a00, a01, a02, a11, a12, a22, e0, e1, e2):  # type: ignore[no-untyped-
         if q > zero:
             q = zero
         magnitude = np.sqrt(-a_3)
-        angle = np.float32(math.atan2(np.sqrt(-q), mb_2)) * inv3
-        cs = np.float32(math.cos(angle))
-        sn = np.float32(math.sin(angle))
+        angle = _F(math.atan2(np.float64(np.sqrt(-q)), np.float64(mb_2))) * _INV3
+        cs = _F(math.cos(np.float64(angle)))
+        sn = _F(math.sin(np.float64(angle)))
         r0 = c2_3 + two * magnitude * cs
-        r1 = c2_3 - magnitude * (cs + root3 * sn)
-        r2 = c2_3 - magnitude * (cs - root3 * sn)
+        r1 = c2_3 - magnitude * (cs + _ROOT3 * sn)
+        r2 = c2_3 - magnitude * (cs - _ROOT3 * sn)
         if r0 < r1:
             r0, r1 = r1, r0
         if r0 < r2:
@@ -239,7 +248,9 @@ def eigenvalues_3d(
 ) -> np.ndarray:
     """Eigenvalues of symmetric 3x3 matrices, descending: returns shape ``(3, *a00.shape)``.
 
-    Index 0 is the fastest-varying (x) axis, matching fastfilters' argument order.
+    Arguments follow fastfilters' call, which passes the Hessian or tensor entries z-first:
+    ``a00 = zz, a01 = yz, a02 = xz, a11 = yy, a12 = xy, a22 = xx``. The rounding of the
+    float32 closed form depends on that order.
     """
     out = np.empty((3, *a00.shape), np.float32)
     flat = [a.reshape(-1) for a in (a00, a01, a02, a11, a12, a22)]

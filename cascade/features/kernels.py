@@ -1,6 +1,6 @@
 """Filter taps exactly as ilastik's fastfilters builds them.
 
-Taps are computed in double precision and rounded to float32 once. Only the half
+Taps are rounded to float32 at every step fastfilters rounds them. Only the half
 kernel ``c[0..r]`` is returned: order 0 and 2 kernels are symmetric, order 1 is
 antisymmetric, and the convolution code uses ``c0*x[i] + sum_k c_k*(x[i+k] +/- x[i-k])``.
 """
@@ -29,7 +29,14 @@ def kernel_radius(sigma: float, window: float, order: int = 0) -> int:
 
 @lru_cache(maxsize=256)
 def gaussian_half_kernel(sigma: float, order: int, window: float, radius: int | None = None) -> np.ndarray:
-    """Half of a Gaussian (derivative) kernel: taps ``c[0..r]`` as float32.
+    """Half of a Gaussian (derivative) kernel: taps ``c[0..r]`` as float32, rounded as fastfilters rounds.
+
+    fastfilters stores the taps in a float32 array from the start, so every step rounds:
+    the sampled (scaled) Gaussian is rounded to float32, the order-2 DC offset is computed
+    in double from those float32 taps and subtracted with a float32 result, and the
+    normalising sum (taps, or their first/second moment) is accumulated in double over the
+    float32 taps, centre first, and divided into each tap with a float32 result. Each of
+    these roundings changes taps in the last bit, so all of them are reproduced.
 
     Parameters
     ----------
@@ -52,18 +59,36 @@ def gaussian_half_kernel(sigma: float, order: int, window: float, radius: int | 
     if order not in (0, 1, 2):
         raise ValueError(f"order must be 0, 1 or 2, got {order}")
     r = kernel_radius(sigma, window, order) if radius is None else radius
-    x = np.arange(-r, r + 1, dtype=np.float64)
     if r == 0:
-        full = np.array([1.0 if order == 0 else 0.0])
-        return full.astype(np.float32)
-    g = np.exp(-(x * x) / (2.0 * sigma * sigma))
+        return np.array([1.0 if order == 0 else 0.0], np.float32)
+    taps = _scaled_gaussian(sigma, order, r)
+    if order == 2:
+        dc = (float(taps[0]) + sum(2.0 * float(c) for c in taps[1:])) / (2.0 * r + 1.0)
+        taps = np.array([float(c) - dc for c in taps], np.float32)
     if order == 0:
-        full = g / g.sum()
-    elif order == 1:
-        k = x * g
-        full = k / np.sum(x * k)
+        total = float(taps[0])
+        for c in taps[1:]:
+            total += 2.0 * float(c)
     else:
-        k = (x * x / (sigma * sigma) - 1.0) * g
-        k = k - k.mean()
-        full = k / np.sum(k * x * x / 2.0)
-    return np.ascontiguousarray(full[r:]).astype(np.float32)
+        # Moment sum over both sides, -k then +k (the odd kernel's -k tap is -c[k]).
+        sign = -1.0 if order == 1 else 1.0
+        total = 0.0
+        for k in range(1, r + 1):
+            total += float(taps[k]) * (-float(k)) ** order / math.factorial(order)
+            total += sign * float(taps[k]) * float(k) ** order / math.factorial(order)
+    taps = np.array([float(c) / total for c in taps], np.float32)
+    return -taps if order == 1 else taps
+
+
+def _scaled_gaussian(sigma: float, order: int, r: int) -> np.ndarray:
+    """``norm * exp(-x^2 / (2 sigma^2))`` times the order's polynomial, for x = 0..r, rounded to float32."""
+    if order == 0:
+        norm = 1.0 / (math.sqrt(2.0 * math.pi) * sigma)
+    else:
+        norm = -1.0 / (math.sqrt(2.0 * math.pi) * math.pow(sigma, 3))
+    exponent = -0.5 / sigma / sigma
+    taps = np.empty(r + 1, np.float32)
+    for x in range(r + 1):
+        g = norm * math.exp(float(x * x) * exponent)
+        taps[x] = g if order == 0 else x * g if order == 1 else (1.0 - (x / sigma) * (x / sigma)) * g
+    return taps
