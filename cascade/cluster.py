@@ -445,8 +445,19 @@ def execution(
             dashboard = settings["slurm"]["dashboard-address"]
         else:
             client, dashboard = _connect(stack, name, settings["connect-timeout"]), ""
+        _set_up_workers(client)
         n_workers = len(client.scheduler_info()["workers"])
         yield ExecutionInfo(name, _dashboard_link(client, dashboard), n_workers, client)
+
+
+def _set_up_workers(client: Client) -> None:
+    """Tune every worker process (present and future) like the CLI's own; see :mod:`cascade._worker`."""
+    from ._worker import WorkerSetup
+
+    try:
+        client.register_plugin(WorkerSetup())
+    except (OSError, TimeoutError) as err:
+        raise CascadeError(f"cannot set up the dask workers: {_reason(err)}") from err
 
 
 def _start_local(stack: ExitStack, s: Mapping[str, Any], threads: int | None, memory: str | None) -> Client:

@@ -273,6 +273,12 @@ def _listening(pid: int) -> set[str]:
     return {c.laddr.ip for c in psutil.Process(pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
 
 
+def _malloc_tuned() -> bool:
+    import cascade._malloc
+
+    return cascade._malloc._done
+
+
 def test_local_cluster_matches_threads_serves_dashboard_on_loopback() -> None:
     array = _data()
     expected = _threaded(array)
@@ -289,6 +295,9 @@ def test_local_cluster_matches_threads_serves_dashboard_on_loopback() -> None:
             page = response.read().decode()
         assert "Dask needs bokeh" not in page, "the dashboard needs bokeh installed"
         assert "Bokeh" in page
+
+        # every worker process tunes its allocator like the CLI's own process
+        assert set(info.client.run(_malloc_tuned).values()) == {True}
 
         workers = info.client.run(os.getpid)
         pids = {os.getpid(), *workers.values(), *(psutil.Process(p).ppid() for p in workers.values())}
