@@ -22,7 +22,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from cascade.errors import DataError
+from cascade.errors import DataError, ExportError
 from cascade.io import open_image
 
 zarr = pytest.importorskip("zarr")
@@ -163,6 +163,13 @@ def s3(stores: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     fs.mkdir("results")
     for store in ("img.ome.zarr", "img5.ome.zarr", "img.n5"):
         fs.put(str(stores / store), f"data/{store}", recursive=True)
+    public = s3fs.S3FileSystem(
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        skip_instance_cache=True,
+        s3_additional_kwargs={"ACL": "public-read"},
+    )
+    public.mkdir("public", acl="public-read")
+    public.put(str(stores / "img.ome.zarr"), "public/img.ome.zarr", recursive=True)
     try:
         yield env
     finally:
@@ -388,3 +395,97 @@ def test_missing_remote_input_in_python() -> None:
         url = f"http://127.0.0.1:{dead}/img.ome.zarr/s0"
         with pytest.raises(DataError, match=f"cannot read {url}: cannot connect"):
             open_image(url)
+
+
+def test_s3_without_credentials(
+    data_dir: Path, s3: dict[str, str], local: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    """With no credentials anywhere, a public bucket is read anonymously and a private one
+    is refused in one line saying access is denied."""
+    anonymous = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    anonymous.update(
+        {key: value for key, value in s3.items() if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    base = [f"--project={data_dir / PROJECT}", "--output_format=numpy", "--output_axis_order=yxc"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cascade",
+            "--headless",
+            *base,
+            f"--output_filename_format={out}/{{nickname}}.npy",
+            "s3://public/img.ome.zarr/s1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=anonymous,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(np.load(out / "img.ome-s1.npy"), local["half"])
+    denied = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cascade",
+            "--headless",
+            *base,
+            f"--output_filename_format={out}/x.npy",
+            "s3://data/img.ome.zarr/s1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=anonymous,
+        timeout=600,
+    )
+    assert denied.returncode == 2
+    assert denied.stderr.strip().splitlines() == [
+        "cascade: error: cannot read s3://data/img.ome.zarr/s1: access denied (Forbidden)"
+    ]
+    assert not (out / "x.npy").exists()
+
+
+def test_s3_write_metadata_last_and_removed_on_failure(s3: dict[str, str]) -> None:
+    """While the chunks of an s3:// zarr output are written its array metadata is hidden (a
+    reader sees no array); a write that fails leaves nothing under the output's name."""
+    import dask.array as da
+
+    from cascade.io import write_image
+    from cascade.io._remote import read_bytes, remote_exists
+
+    url = "s3://results/meta/out.zarr"
+    seen: list[bytes | None] = []
+
+    def watch(block: np.ndarray) -> np.ndarray:
+        seen.append(read_bytes(f"{url}/exported_data/zarr.json"))
+        return block
+
+    data = da.ones((64, 64), dtype="uint8", chunks=32).map_blocks(watch, meta=np.empty((0, 0), "uint8"))
+    assert write_image(data, url, format="zarr", axes="yx") == [url]
+    assert len(seen) == 4
+    assert seen == [None] * 4
+    assert read_bytes(f"{url}/exported_data/zarr.json") is not None
+    written = zarr.open_array(
+        url, path="exported_data", mode="r", storage_options={"endpoint_url": s3["AWS_ENDPOINT_URL"]}
+    )
+    np.testing.assert_array_equal(written[...], np.ones((64, 64), "uint8"))
+
+    def fail(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        if block_info is not None and block_info[0]["chunk-location"] == (1, 1):
+            raise RuntimeError("disk on fire")
+        return block
+
+    broken = da.ones((64, 64), dtype="uint8", chunks=32).map_blocks(fail, meta=np.empty((0, 0), "uint8"))
+    target = "s3://results/meta/broken.zarr"
+    with pytest.raises(ExportError, match=f"cannot write {target}: disk on fire"):
+        write_image(broken, target, format="multi-scale OME-Zarr", axes="yx")
+    assert not remote_exists(target)
