@@ -266,7 +266,7 @@ def test_http_errors_are_one_line(data_dir: Path, http_url: tuple[str, list[str]
     with socket_closed() as dead:
         cases = {
             f"{base}/missing.ome.zarr/s0": "input not found",
-            f"{base}/img.ome.zarr/s7": "input not found",
+            f"{base}/img.ome.zarr/s7": "no zarr array or group there; the image's scales are s0, s1",
             f"{base}/private/img.zarr": "access denied",
             f"http://127.0.0.1:{dead}/img.zarr/s0": "cannot connect",
         }

@@ -178,7 +178,15 @@ def _check_remote_node(external: str, internal: str | None, fmt: str) -> None:
     url = join(external, internal) if internal else external
     if probe(url) is None:
         kind = "zarr" if fmt == "zarr" else "N5"
-        raise DataError(f"input not found: {url} (no {kind} array or group there)")
+        scales = ""
+        if fmt == "zarr" and internal and "/" not in internal:
+            from ._zarr import ome_scales
+
+            scales = ", ".join(ome_scales(external))
+        raise DataError(
+            f"input not found: {url} (no {kind} array or group there"
+            + (f"; the image's scales are {scales})" if scales else ")")
+        )
 
 
 def _read_guarded(

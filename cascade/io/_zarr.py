@@ -40,6 +40,7 @@ __all__ = [
     "check_zarr_target",
     "create_zarr_array",
     "multiscales_of",
+    "ome_scales",
     "read_zarr",
     "write_zarr",
 ]
@@ -65,6 +66,17 @@ def multiscales_of(attrs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     ome = attrs.get("ome")
     found = ome.get("multiscales") if isinstance(ome, Mapping) else attrs.get("multiscales")
     return [m for m in found or [] if isinstance(m, Mapping)]
+
+
+def ome_scales(location: str) -> list[str]:
+    """The scale paths of the OME-Zarr image at ``location`` (empty if it is none or unreadable)."""
+    try:
+        group = zarr.open_group(store=location, mode="r", **zarr_options(location))
+        multiscales = multiscales_of(group.attrs.asdict())
+    except Exception:  # not an OME-Zarr image: no scales to suggest
+        return []
+    datasets = multiscales[0].get("datasets", []) if multiscales else []
+    return [str(d.get("path", "")).strip("/") for d in datasets if isinstance(d, Mapping)]
 
 
 def _ome_axes(multiscale: Mapping[str, Any]) -> list[str]:
