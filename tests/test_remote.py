@@ -103,6 +103,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory, image: np.ndarray) -> Path:
     plain.attrs["_ARRAY_DIMENSIONS"] = ["y", "x"]
     zarr.create_array(str(root / "plain3.zarr"), data=image, chunks=(64, 64), dimension_names=["y", "x"])
     _write_n5(root / "img.n5", image, (48, 40))
+    iio.imwrite(root / "Data_1channel.png", image)
     (root / "private").mkdir()
     return root
 
@@ -119,6 +120,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_error(403)
             return
         super().do_GET()
+
+    def do_HEAD(self) -> None:
+        if self.path.startswith("/private/"):
+            self.send_error(403)
+            return
+        super().do_HEAD()
 
     def log_message(self, format: str, *args: object) -> None:
         return None
@@ -226,8 +233,8 @@ def local(
 def test_http_stores_predict_as_the_local_file(
     data_dir: Path, http_url: tuple[str, list[str]], local: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    """Each kind of store over HTTP gives the local file's probabilities; the scale asked for
-    (here the half-size one) is the one processed."""
+    """Each kind of store over HTTP, and the PNG itself, gives the local file's probabilities;
+    the scale asked for (here the half-size one) is the one processed."""
     base, _ = http_url
     inputs = [
         f"{base}/img.ome.zarr/s0",
@@ -236,14 +243,23 @@ def test_http_stores_predict_as_the_local_file(
         f"{base}/plain.zarr",
         f"{base}/plain3.zarr",
         f"{base}/img.n5/raw",
+        f"{base}/Data_1channel.png",
     ]
     results = predict(data_dir, tmp_path / "out", *inputs)
-    assert sorted(results) == ["img-raw", "img.ome-s0", "img.ome-s1", "img5.ome-1", "plain", "plain3"]
+    assert sorted(results) == [
+        "Data_1channel",
+        "img-raw",
+        "img.ome-s0",
+        "img.ome-s1",
+        "img5.ome-1",
+        "plain",
+        "plain3",
+    ]
     assert local["half"].shape[:2] == (64, 64)
     assert local["full"].shape[:2] == (128, 128)
     for name in ("img.ome-s1", "img5.ome-1"):
         np.testing.assert_array_equal(results[name], local["half"])
-    for name in ("img.ome-s0", "plain", "plain3", "img-raw"):
+    for name in ("img.ome-s0", "plain", "plain3", "img-raw", "Data_1channel"):
         np.testing.assert_array_equal(results[name], local["full"])
 
 
@@ -268,6 +284,8 @@ def test_http_errors_are_one_line(data_dir: Path, http_url: tuple[str, list[str]
             f"{base}/missing.ome.zarr/s0": "input not found",
             f"{base}/img.ome.zarr/s7": "no zarr array or group there; the image's scales are s0, s1",
             f"{base}/private/img.zarr": "access denied",
+            f"{base}/private/img.png": "access denied",
+            f"{base}/missing.png": "input not found",
             f"http://127.0.0.1:{dead}/img.zarr/s0": "cannot connect",
         }
         for url, problem in cases.items():

@@ -12,13 +12,13 @@ import numpy as np
 
 from ..axes import parse_axes
 from ..errors import AxesError, CascadeError, DataError
-from ._flat import FLAT_FORMATS, read_flat
+from ._flat import FLAT_FORMATS, read_flat, read_flat_url
 from ._hdf5 import list_h5_datasets, pick_single, read_hdf5
 from ._meta import guess_axes, keys_from_axistags, valid_axes
 from ._n5 import N5Source, list_n5_datasets, n5_attributes
 from ._numpy import read_npy, read_npz
 from ._paths import Member, expand_path, make_nickname
-from ._remote import is_url, join, probe, remote_error
+from ._remote import is_url, join, probe, remote_error, remote_exists
 from ._sources import one_line, to_dask
 from ._tiff import read_tiff
 
@@ -95,8 +95,8 @@ class Image:
         return int(self.data.ndim)
 
 
-#: What can be read from a URL: stores read chunk by chunk.
-REMOTE_FORMATS = ("zarr", "n5")
+#: What can be read from a URL: stores read chunk by chunk, and 2D image files.
+REMOTE_FORMATS = ("zarr", "n5", *FLAT_FORMATS)
 
 
 def _remote_format(external: str) -> str:
@@ -106,7 +106,8 @@ def _remote_format(external: str) -> str:
         raise DataError(f"input not found: {external} (no zarr or N5 metadata there)")
     if fmt not in REMOTE_FORMATS:
         raise DataError(
-            f"cannot read {external}: only zarr, OME-Zarr and N5 stores can be read from a URL, not {fmt}"
+            f"cannot read {external}: only zarr, OME-Zarr and N5 stores and 2D images (png, jpeg ...) "
+            f"can be read from a URL, not {fmt}"
         )
     return fmt
 
@@ -169,13 +170,21 @@ def _read_one(member: Member, scale: str | int | None, *, in_stack: bool) -> tup
     elif fmt == "tiff":
         data, axes = read_tiff(external, keep_open=not in_stack)
     else:
-        data, axes = read_flat(external)
+        data, axes = read_flat_url(external) if is_url(external) else read_flat(external)
     return data, axes, fmt
 
 
 def _check_remote_node(external: str, internal: str | None, fmt: str) -> None:
     """Fail with one line naming the URL when nothing is stored at the node asked for."""
     url = join(external, internal) if internal else external
+    if fmt in FLAT_FORMATS:
+        try:
+            found = remote_exists(url)
+        except Exception as err:
+            raise remote_error(url, err) from err
+        if not found:
+            raise DataError(f"input not found: {url}")
+        return
     if probe(url) is None:
         kind = "zarr" if fmt == "zarr" else "N5"
         scales = ""

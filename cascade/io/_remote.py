@@ -141,9 +141,21 @@ def read_bytes(url: str) -> bytes | None:
 
 
 def remote_exists(url: str) -> bool:
-    """True if anything (an object, or objects under the prefix) exists at ``url``."""
+    """True if anything (an object, or objects under the prefix) exists at ``url``.
+
+    Unlike fsspec's ``exists``, a refused request (access denied, no connection) raises.
+    """
     fs, path = filesystem(url)
-    return bool(fs.exists(path))
+    try:
+        if _scheme(url) == "s3":
+            fs.info(path)
+        else:  # fsspec reports every failed HTTP HEAD as missing: ask for one byte instead
+            fs.cat_file(path, start=0, end=1)
+    except FileNotFoundError as err:
+        if "bucket" in one_line(err).lower():
+            raise
+        return False
+    return True
 
 
 def _bucket_exists(url: str) -> bool:
