@@ -400,6 +400,15 @@ def test_s3_zarr_output_and_errors(
         assert len(lines) == 1, failed.stderr
         assert problem in lines[0]
         assert "s3://" in lines[0]
+    with socket_closed() as dead:  # an S3 endpoint nothing answers: said so, not "no such bucket"
+        unreachable = {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{dead}"}
+        failed = run_cli(
+            f"--project={data_dir / PROJECT}", "s3://data/img.ome.zarr/s0", cwd=tmp_path, env=unreachable
+        )
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines() == [
+        f'cascade: error: cannot read s3://data/img.ome.zarr/s0: cannot connect (Could not connect to the endpoint URL: "http://127.0.0.1:{dead}/data")'
+    ]
     import s3fs
 
     fs = s3fs.S3FileSystem(endpoint_url=s3["AWS_ENDPOINT_URL"], skip_instance_cache=True)

@@ -159,12 +159,19 @@ def remote_exists(url: str) -> bool:
 
 
 def _bucket_exists(url: str) -> bool:
-    fs, path = filesystem(url)
-    bucket = path.split("/", 1)[0]
+    """Ask S3 about the bucket of ``url``: an unreachable endpoint fails in seconds (one
+    attempt), rather than after botocore's retries, and is not taken for a missing bucket."""
+    import fsspec
+
+    quick = {"connect_timeout": 10, "retries": {"max_attempts": 1}}
+    fs = fsspec.filesystem("s3", **storage_options(url), config_kwargs=quick)
     try:
-        return bool(fs.exists(bucket))
-    except PermissionError:  # listing buckets may be denied while the bucket is usable
+        fs.call_s3("head_bucket", Bucket=filesystem(url)[1].split("/", 1)[0])
+    except FileNotFoundError:
+        return False
+    except PermissionError:  # may be refused while its objects can be read
         return True
+    return True
 
 
 def probe(url: str) -> str | None:
