@@ -31,6 +31,7 @@ __all__ = [
     "is_url",
     "join",
     "metadata_last",
+    "probe",
     "read_bytes",
     "remote_dir",
     "remote_error",
@@ -56,7 +57,13 @@ def is_url(path: str) -> bool:
 
 
 def join(base: str, *parts: str) -> str:
-    """Join path components: with ``/`` for URLs, :func:`os.path.join` otherwise."""
+    """Join path components: with ``/`` for URLs, :func:`os.path.join` otherwise.
+
+    Examples
+    --------
+    >>> join("s3://bucket/img.zarr/", "s0", ".zarray")
+    's3://bucket/img.zarr/s0/.zarray'
+    """
     if is_url(base):
         return posixpath.join(base.rstrip("/"), *(p.strip("/") for p in parts if p))
     return os.path.join(base, *parts)
@@ -79,8 +86,20 @@ def _credentials_found(aws_environment: tuple[tuple[str, str], ...]) -> bool:
 
 
 def storage_options(url: str) -> dict[str, Any]:
-    """fsspec options for ``url``: for S3 the endpoint from the environment, and anonymous
-    access when botocore finds no credentials (public buckets)."""
+    """fsspec options for ``url``.
+
+    Parameters
+    ----------
+    url : str
+        An ``http(s)://`` or ``s3://`` URL.
+
+    Returns
+    -------
+    dict
+        Empty for HTTP. For S3: ``endpoint_url`` from ``AWS_ENDPOINT_URL_S3`` or
+        ``AWS_ENDPOINT_URL`` if set, and ``anon=True`` when botocore's chain (environment,
+        ``~/.aws``, instance metadata unless disabled) finds no credentials.
+    """
     if _scheme(url) != "s3":
         return {}
     options: dict[str, Any] = {}
@@ -93,12 +112,36 @@ def storage_options(url: str) -> dict[str, Any]:
 
 
 def zarr_options(path: str) -> dict[str, Any]:
-    """Keyword arguments for ``zarr.open*`` on ``path``: ``storage_options`` for a URL."""
+    """Keyword arguments for ``zarr.open*`` on ``path``.
+
+    Parameters
+    ----------
+    path : str
+        A local path or a URL.
+
+    Returns
+    -------
+    dict
+        ``{"storage_options": ...}`` for a URL (see :func:`storage_options`), else empty.
+    """
     return {"storage_options": storage_options(path)} if is_url(path) else {}
 
 
 def filesystem(url: str) -> tuple[Any, str]:
-    """The fsspec filesystem of ``url`` and the path within it."""
+    """The fsspec filesystem of ``url`` and the path within it.
+
+    Parameters
+    ----------
+    url : str
+        An ``http(s)://`` or ``s3://`` URL.
+
+    Returns
+    -------
+    fs : fsspec.AbstractFileSystem
+        The (cached) filesystem, configured by :func:`storage_options`.
+    path : str
+        ``url`` as that filesystem names it (``bucket/key`` for S3, the URL for HTTP).
+    """
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url, **storage_options(url))
@@ -106,7 +149,19 @@ def filesystem(url: str) -> tuple[Any, str]:
 
 
 def describe(err: BaseException) -> str:
-    """What went wrong with a remote request, in a few words (the error's text appended)."""
+    """What went wrong with a remote request, in a few words.
+
+    Parameters
+    ----------
+    err : BaseException
+        An error raised by fsspec, s3fs, botocore or aiohttp.
+
+    Returns
+    -------
+    str
+        ``access denied (...)``, ``the bucket does not exist``, ``not found (404)``,
+        ``cannot connect (...)``, or the error's own text, on one line.
+    """
     text = one_line(err)
     status = getattr(err, "status", None)
     if isinstance(err, PermissionError) or status in (401, 403) or "AccessDenied" in text:
@@ -122,7 +177,23 @@ def describe(err: BaseException) -> str:
 
 
 def remote_error(url: str, err: BaseException, *, write: bool = False) -> CascadeError:
-    """A one-line :class:`DataError` (or :class:`ExportError` for writes) for ``url``."""
+    """The error to raise for a failed request to ``url``.
+
+    Parameters
+    ----------
+    url : str
+        The URL the user gave (named in the message).
+    err : BaseException
+        What went wrong; a :class:`CascadeError` is returned as it is.
+    write : bool
+        True for an output: an :class:`ExportError` "cannot write ...", else a
+        :class:`DataError` "cannot read ...".
+
+    Returns
+    -------
+    CascadeError
+        An error with a one-line message (see :func:`describe`).
+    """
     if isinstance(err, CascadeError):
         return err
     kind = ExportError if write else DataError
@@ -130,7 +201,23 @@ def remote_error(url: str, err: BaseException, *, write: bool = False) -> Cascad
 
 
 def read_bytes(url: str) -> bytes | None:
-    """The content at ``url``, or None if there is nothing there (HTTP 404, missing S3 key)."""
+    """The content at ``url``.
+
+    Parameters
+    ----------
+    url : str
+        The URL of one object (file).
+
+    Returns
+    -------
+    bytes or None
+        The object's bytes, or None if there is nothing there (HTTP 404, missing S3 key).
+
+    Raises
+    ------
+    Exception
+        The filesystem's error for anything else: refused, unreachable, missing bucket.
+    """
     fs, path = filesystem(url)
     try:
         return bytes(fs.cat_file(path))
@@ -142,6 +229,16 @@ def read_bytes(url: str) -> bytes | None:
 
 def remote_exists(url: str) -> bool:
     """True if anything (an object, or objects under the prefix) exists at ``url``.
+
+    Parameters
+    ----------
+    url : str
+        An ``http(s)://`` or ``s3://`` URL.
+
+    Returns
+    -------
+    bool
+        False only when the server says there is nothing there.
 
     Unlike fsspec's ``exists``, a refused request (access denied, no connection) raises.
     """
@@ -198,8 +295,20 @@ def probe(url: str) -> str | None:
 
 
 def check_remote_parent(final: str) -> None:
-    """Raise :class:`ExportError` unless ``final`` can be written: an ``s3://`` URL in a bucket
-    that exists (a prefix needs no creating). ``http(s)://`` is read-only."""
+    """Check that an output can go to the URL ``final`` (nothing is created: on S3 a
+    "folder" is a key prefix).
+
+    Parameters
+    ----------
+    final : str
+        The output's URL.
+
+    Raises
+    ------
+    ExportError
+        If ``final`` is an ``http(s)://`` URL (read-only), its bucket does not exist, or
+        the endpoint cannot be reached or refuses access.
+    """
     if _scheme(final) != "s3":
         raise ExportError(f"cannot write {final}: http(s) URLs are read-only; write to a local path or s3://")
     try:
@@ -213,8 +322,20 @@ def check_remote_parent(final: str) -> None:
 
 @contextlib.contextmanager
 def remote_dir(final: str) -> Iterator[str]:
-    """Yield ``final`` to write a directory-like output in place (object stores cannot rename);
-    on any failure or interruption everything written under it is deleted."""
+    """Write a directory-like output in place at the URL ``final`` (object stores cannot
+    rename), deleting everything under it if the block fails or is interrupted.
+
+    Parameters
+    ----------
+    final : str
+        The output's URL.
+
+    Yields
+    ------
+    str
+        ``final``. Errors that are not :class:`CascadeError` leave the block as
+        :class:`ExportError` naming it.
+    """
     try:
         yield final
     except BaseException as err:
@@ -237,6 +358,16 @@ def metadata_last(array_url: str) -> Iterator[None]:
     The open array object keeps its metadata in memory, so writing goes on; a reader sees
     no array until the block ends and the metadata is put back. An output interrupted
     where nothing can clean it up (the process killed) then never looks complete.
+
+    Parameters
+    ----------
+    array_url : str
+        The URL of a zarr (v2 or v3) array just created.
+
+    Yields
+    ------
+    None
+        While the chunks are written.
     """
     saved = {key: read_bytes(join(array_url, key)) for key in _METADATA_KEYS}
     present = {key: raw for key, raw in saved.items() if raw is not None}
