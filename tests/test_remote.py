@@ -249,17 +249,17 @@ def test_http_stores_predict_as_the_local_file(
     assert sorted(results) == [
         "Data_1channel",
         "img-raw",
-        "img.ome-s0",
-        "img.ome-s1",
-        "img5.ome-1",
+        "img-s0",
+        "img-s1",
+        "img5-1",
         "plain",
         "plain3",
     ]
     assert local["half"].shape[:2] == (64, 64)
     assert local["full"].shape[:2] == (128, 128)
-    for name in ("img.ome-s1", "img5.ome-1"):
+    for name in ("img-s1", "img5-1"):
         np.testing.assert_array_equal(results[name], local["half"])
-    for name in ("img.ome-s0", "plain", "plain3", "img-raw", "Data_1channel"):
+    for name in ("img-s0", "plain", "plain3", "img-raw", "Data_1channel"):
         np.testing.assert_array_equal(results[name], local["full"])
 
 
@@ -326,8 +326,8 @@ def test_s3_read_and_write_ome_zarr(
         "s3://data/img.n5/raw",
         env=s3,
     )
-    np.testing.assert_array_equal(results["img.ome-s1"], local["half"])
-    np.testing.assert_array_equal(results["img5.ome-0"], local["full"])
+    np.testing.assert_array_equal(results["img-s1"], local["half"])
+    np.testing.assert_array_equal(results["img5-0"], local["full"])
     np.testing.assert_array_equal(results["img-raw"], local["full"])
 
     done = run_cli(
@@ -340,7 +340,7 @@ def test_s3_read_and_write_ome_zarr(
     )
     assert done.returncode == 0, done.stderr
     written = zarr.open_group(
-        "s3://results/pc/img.ome-s0_Probabilities.zarr",
+        "s3://results/pc/img-s0_Probabilities.zarr",
         mode="r",
         storage_options={"endpoint_url": s3["AWS_ENDPOINT_URL"]},
     )
@@ -366,7 +366,7 @@ def test_s3_zarr_output_and_errors(
     )
     assert done.returncode == 0, done.stderr
     array = zarr.open_array(
-        "s3://results/new/prefix/img.ome-s1.zarr",
+        "s3://results/new/prefix/img-s1.zarr",
         path="exported_data",
         mode="r",
         storage_options={"endpoint_url": s3["AWS_ENDPOINT_URL"]},
@@ -457,7 +457,7 @@ def test_s3_without_credentials(
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    np.testing.assert_array_equal(np.load(out / "img.ome-s1.npy"), local["half"])
+    np.testing.assert_array_equal(np.load(out / "img-s1.npy"), local["half"])
     denied = subprocess.run(
         [
             sys.executable,
@@ -516,3 +516,20 @@ def test_s3_write_metadata_last_and_removed_on_failure(s3: dict[str, str]) -> No
     with pytest.raises(ExportError, match=f"cannot write {target}: disk on fire"):
         write_image(broken, target, format="multi-scale OME-Zarr", axes="yx")
     assert not remote_exists(target)
+
+
+def test_url_placeholders(data_dir: Path, http_url: tuple[str, list[str]], tmp_path: Path) -> None:
+    """With the default output name, a URL input's result goes to the project's folder
+    ({dataset_dir}), named after the store and scale ({nickname}), not to the web server."""
+    base, _ = http_url
+    project = tmp_path / "project" / "PixelClass.ilp"
+    project.parent.mkdir()
+    project.write_bytes((data_dir / PROJECT).read_bytes())
+    work = tmp_path / "cwd"
+    work.mkdir()
+    done = run_cli(f"--project={project}", "--output_format=numpy", f"{base}/img5.ome.zarr/1", cwd=work)
+    assert done.returncode == 0, done.stderr
+    written = project.parent / "img5-1_Probabilities.npy"
+    assert done.stdout.startswith(str(written))
+    assert np.load(written).shape == (64, 64, 2)  # the scale asked for, axes y, x and c
+    assert not list(work.iterdir())
