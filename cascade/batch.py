@@ -41,6 +41,7 @@ from .export import (
     source_array,
 )
 from .io import FORMATS, Image, check_target, open_image, output_path, write_image
+from .io._remote import is_url
 from .io._resume import resumable_blocks
 from .pipeline import Cascade, StageResult, predict
 from .progress import progress_label
@@ -154,7 +155,8 @@ def run_batch(
         raise DataError(f"{len(inputs)} input(s) but {len(options.prediction_masks)} prediction mask(s)")
     masks: list[str | None] = list(options.prediction_masks) or [None] * len(inputs)
     base = _fingerprint_base(project, options)
-    jobs = [_plan(cascade, path, mask, options, parsed, base) for path, mask in zip(inputs, masks)]
+    home = os.path.dirname(os.path.abspath(project))  # {dataset_dir} of URL inputs, as in ilastik
+    jobs = [_plan(cascade, path, mask, options, parsed, base, home) for path, mask in zip(inputs, masks)]
     _check_distinct(jobs)
     scratch = _scratch_dir(base, inputs) if any(job.needs_scratch for job in jobs) else None
     try:
@@ -394,9 +396,16 @@ def _plan(
     options: BatchOptions,
     parsed: _Parsed,
     base: str = "",
+    project_dir: str | None = None,
 ) -> _Job:
-    """Open and check one input and prepare and check its exports (nothing is computed or written)."""
+    """Open and check one input and prepare and check its exports (nothing is computed or written).
+
+    ``{dataset_dir}`` of an input read from a URL is ``project_dir``: ilastik gives remote
+    datasets the project's folder as their default output folder.
+    """
     item = _open_input(cascade, path, mask_path, options)
+    if project_dir is not None and is_url(item.image.path):
+        item = replace(item, image=replace(item.image, dataset_dir=project_dir))
     exports = _exports(_results(cascade, item, options), item, options, parsed, base)
     return _Job(cascade, item, options, parsed, exports)
 

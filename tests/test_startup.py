@@ -41,6 +41,8 @@ finally:
 #: Top-level packages a tiff -> compressed hdf5 run on the threads scheduler has no use for.
 NOT_FOR_TIFF_TO_HDF5 = frozenset(
     {"zarr", "numcodecs", "distributed", "dask_jobqueue", "bokeh", "imageio", "sklearn", "skimage", "pandas"}
+    # remote stores only: http(s):// and s3:// inputs and outputs
+    | {"fsspec", "s3fs", "aiohttp", "botocore", "aiobotocore", "requests"}
 )
 
 

@@ -19,6 +19,10 @@ png jpg bmp gif pgm ppm    lazy    2D files; ``<ext> sequence``, ``multipage tif
 npy / npz                  lazy    ``numpy`` (memory map, block-wise)
 glob stacks                lazy    -
 =========================  ======  =====================================================
+
+Zarr, OME-Zarr and N5 stores and 2D image files can also be read from ``http(s)://`` and
+``s3://`` URLs, chunk by chunk, and zarr and OME-Zarr outputs written to ``s3://`` (see
+``_remote``: credentials and endpoint from botocore's usual chain).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ pixels when dask asks for them.
 
 from __future__ import annotations
 
+import io
 import os
 from types import ModuleType
 
@@ -15,7 +16,7 @@ import numpy as np
 from ..errors import ExportError
 from ._sources import FunctionSource, to_dask
 
-__all__ = ["FLAT_FORMATS", "check_flat", "read_flat", "write_flat"]
+__all__ = ["FLAT_FORMATS", "check_flat", "read_flat", "read_flat_url", "write_flat"]
 
 #: format -> {dtype name: allowed channel counts}
 FLAT_FORMATS: dict[str, dict[str, frozenset[int]]] = {
@@ -74,3 +75,21 @@ def write_flat(image: np.ndarray, path: str, fmt: str) -> None:
     _iio().imwrite(path, image, extension="." + fmt)
     if not os.path.isfile(path):
         raise ExportError(f"cannot write {path}: imageio wrote nothing")
+
+
+def _imread_url(url: str) -> np.ndarray:
+    from ._remote import read_bytes
+
+    raw = read_bytes(url)
+    if raw is None:
+        raise FileNotFoundError(url)
+    extension = os.path.splitext(url)[1]
+    return np.asarray(_iio().imread(io.BytesIO(raw), index=0, extension=extension, plugin="pillow"))
+
+
+def read_flat_url(url: str) -> tuple[da.Array, str]:
+    """Open a 2D image file at an ``http(s)://`` or ``s3://`` URL as one dask chunk (a 2D file
+    is read whole in any case); axes ``yx`` or ``yxc``."""
+    first = _imread_url(url)
+    source = FunctionSource(url, _imread_url, first.shape, first.dtype)
+    return to_dask(source, first.shape), "yx" if first.ndim == 2 else "yxc"

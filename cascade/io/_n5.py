@@ -5,7 +5,7 @@ An N5 dataset is a directory with ``attributes.json`` (``dimensions``, ``blockSi
 dimensions fastest-first (Java/Fortran order), so cascade reverses them to C order; a
 block file holds a big-endian header (mode, ndim, block dims) and big-endian data in that
 order, which read as C order with reversed dims is the C-order block. Missing blocks read
-as 0.
+as 0. N5 stores at ``http(s)://`` and ``s3://`` URLs are read block by block through fsspec.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import DataError, ExportError
 from ._atomic import atomic_dir
 from ._meta import axistags_json, block_shape
+from ._remote import filesystem, is_url, join, read_bytes
 from ._resume import ResumeState, resumable_dir, store_resumable
 from ._sources import LazySource, rechunk, store
 from ._store import aligned_block
@@ -49,13 +50,24 @@ N5_BLOCK_BYTES = 512_000
 N5_DTYPES = ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64")
 
 
+def _read_file(path: str) -> bytes | None:
+    """The bytes of a local file or URL, or None if it does not exist."""
+    if is_url(path):
+        return read_bytes(path)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def n5_attributes(directory: str) -> dict[str, Any]:
-    """The ``attributes.json`` of an N5 group or dataset (empty if there is none)."""
-    path = os.path.join(directory, "attributes.json")
-    if not os.path.isfile(path):
+    """The ``attributes.json`` of an N5 group or dataset, local or at a URL (empty if none)."""
+    path = join(directory, "attributes.json")
+    raw = _read_file(path)
+    if raw is None:
         return {}
-    with open(path, encoding="utf-8") as fh:
-        attrs = json.load(fh)
+    attrs = json.loads(raw.decode("utf-8"))
     if not isinstance(attrs, dict):
         raise DataError(f"cannot read {path}: attributes are not a JSON object")
     return attrs
@@ -65,8 +77,23 @@ def _is_dataset(attrs: Mapping[str, Any]) -> bool:
     return "dimensions" in attrs and "dataType" in attrs
 
 
+def _list_remote(root: str) -> list[str]:
+    if not root.lower().startswith("s3://"):
+        raise DataError(f"{root}: N5 datasets cannot be listed over http; give the dataset's path")
+    fs, path = filesystem(root)
+    prefix = path.rstrip("/") + "/"
+    found = [
+        key[len(prefix) : -len("/attributes.json")]
+        for key in fs.find(path)
+        if key.startswith(prefix) and key.endswith("/attributes.json")
+    ]
+    return sorted(f for f in found if _is_dataset(n5_attributes(join(root, f))))
+
+
 def list_n5_datasets(root: str) -> list[str]:
-    """Internal paths of all N5 datasets below ``root``, sorted."""
+    """Internal paths of all N5 datasets below ``root`` (a folder or an ``s3://`` URL), sorted."""
+    if is_url(root):
+        return _list_remote(root)
     found = []
     for directory, subdirs, _ in os.walk(root):
         if _is_dataset(n5_attributes(directory)):
@@ -121,7 +148,7 @@ class N5Source(LazySource):
             raise DataError(f"unsupported N5 dataType {attrs['dataType']!r}")
         shape = tuple(int(n) for n in reversed(attrs["dimensions"]))
         super().__init__(root, internal, shape, np.dtype(attrs["dataType"]))
-        self.directory = os.path.join(root, internal) if internal else root
+        self.directory = join(root, internal) if internal else root
         self.block = tuple(int(n) for n in reversed(attrs["blockSize"]))
         self.compression = _compression(attrs)
         self.big_endian = self.dtype.newbyteorder(">")
@@ -133,11 +160,8 @@ class N5Source(LazySource):
         return None
 
     def _block(self, grid: tuple[int, ...]) -> np.ndarray | None:
-        path = os.path.join(self.directory, *(str(i) for i in reversed(grid)))
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-        except FileNotFoundError:
+        raw = _read_file(join(self.directory, *(str(i) for i in reversed(grid))))
+        if raw is None:
             return None
         return decode_block(raw, self.big_endian, self.compression)
 

@@ -7,10 +7,15 @@ level fits in one chunk. Each level is stored slab by slab, then read back to co
 next, so the pipeline behind ``s0`` runs once and memory stays bounded. A level is the mean of
 2 x 2 (x 2) blocks for floating point data, every second pixel (nearest) otherwise, with
 odd remainders dropped (floor). OME-Zarr v0.4 uses zarr format 2, v0.5 zarr format 3.
+
+An ``s3://`` output is written in place (object stores cannot rename): each level's array
+metadata after its chunks, the ``multiscales`` metadata last, and everything removed if the
+write fails, so an interrupted output is never an OME-Zarr image that looks complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +28,7 @@ from ..axes import from_internal
 from ..errors import ExportError
 from ._atomic import atomic_dir
 from ._meta import block_shape
+from ._remote import is_url, join, metadata_last, remote_dir, remote_exists, zarr_options
 from ._sources import rechunk, store, to_dask
 from ._store import aligned_block
 from ._zarr import ZarrSource, create_zarr_array
@@ -36,7 +42,7 @@ _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "sp
 
 def check_ome_target(path: str) -> None:
     """Raise :class:`ExportError` if ``path`` exists (ilastik does not overwrite OME-Zarr)."""
-    if os.path.lexists(path):
+    if remote_exists(path) if is_url(path) else os.path.lexists(path):
         raise ExportError(
             f"cannot write {path}: it exists; OME-Zarr outputs are not overwritten, delete it first"
         )
@@ -118,10 +124,11 @@ def write_ome_zarr(
     )
     factors = pyramid(image.shape, chunks, multiscale)
     version = "0.4" if zarr_format == 2 else "0.5"
-    name = os.path.basename(os.path.normpath(path))
-    with atomic_dir(path) as temp:
-        group = zarr.open_group(store=temp, mode="w", zarr_format=zarr_format)  # type: ignore[arg-type]
-        group.attrs.update({**_multiscales(name, factors, version), "_creator": {"name": "cascade"}})
+    remote = is_url(path)
+    name = path.rstrip("/").rsplit("/", 1)[-1] if remote else os.path.basename(os.path.normpath(path))
+    with remote_dir(path) if remote else atomic_dir(path) as temp:
+        group = zarr.open_group(store=temp, mode="w", zarr_format=zarr_format, **zarr_options(temp))  # type: ignore[arg-type]
+        group.attrs.update({"_creator": {"name": "cascade"}})
         # each level is stored slab by slab, then read back to make the next one: the
         # pipeline runs once and memory stays bounded whatever the number of levels
         level = image
@@ -141,5 +148,8 @@ def write_ome_zarr(
                 compression=compression,
                 attrs=attrs,
             )
-            store(rechunk(level, target.chunks), target, compute_chunks=level.chunks if i == 0 else None)
+            with metadata_last(join(temp, f"s{i}")) if remote else contextlib.nullcontext():
+                store(rechunk(level, target.chunks), target, compute_chunks=level.chunks if i == 0 else None)
+        # the image is an OME-Zarr image only once its multiscales are there: written last
+        group.attrs.update(_multiscales(name, factors, version))
     return [path]

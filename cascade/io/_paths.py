@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import DataError
+from ._remote import is_url
 
 __all__ = ["CONTAINER_EXTENSIONS", "Member", "expand_path", "make_nickname", "split_path"]
 
@@ -78,6 +79,8 @@ def expand_path(path: str) -> tuple[list[Member], bool]:
     DataError
         If a file or glob matches nothing.
     """
+    if is_url(path):  # checked when opened: a URL is one store, never a glob or a list
+        return [split_path(path)], False
     external, internal = split_path(os.path.expanduser(path))
     if os.path.exists(external):
         return [(external, internal)], False
@@ -100,7 +103,9 @@ def expand_path(path: str) -> tuple[list[Member], bool]:
 def _strip_extension(external: str) -> str:
     match = _SPLIT.search(external)
     if match is not None and match.end() == len(external):
-        return external[: match.start()]
+        base = external[: match.start()]
+        # a URL's ".ome.zarr" goes whole: a dot left in a nickname would cut the output name
+        return base[:-4] if is_url(external) and base.lower().endswith(".ome") else base
     return os.path.splitext(external)[0]
 
 
@@ -117,8 +122,17 @@ def make_nickname(members: Sequence[Member]) -> str:
     'file-volume-data'
     >>> make_nickname([("/d/img_001.png", None), ("/d/img_002.png", None)])
     'img_00'
+
+    A URL is named as the same path on disk would be, except that ``.ome.zarr`` is removed
+    whole: the output name ``{nickname}_{result_type}.h5`` has its extension replaced, so a
+    dot left in the nickname (``platy-raw.ome-s6``) would cut it to ``platy-raw.h5``. (ilastik
+    names a URL after its last component only, ``s6`` here, so that every scale of every
+    image gets the same name.)
+
+    >>> make_nickname([("https://host/i2k/platy-raw.ome.zarr", "s6")])
+    'platy-raw-s6'
     """
-    bases = [_strip_extension(os.path.abspath(ext)) for ext, _ in members]
+    bases = [_strip_extension(ext if is_url(ext) else os.path.abspath(ext)) for ext, _ in members]
     prefix = os.path.commonprefix(bases)  # noqa: RUF071 - character-wise, as ilastik does
     name = Path(prefix).name if prefix else ""
     if not name:

@@ -12,12 +12,13 @@ import numpy as np
 
 from ..axes import parse_axes
 from ..errors import AxesError, CascadeError, DataError
-from ._flat import FLAT_FORMATS, read_flat
+from ._flat import FLAT_FORMATS, read_flat, read_flat_url
 from ._hdf5 import list_h5_datasets, pick_single, read_hdf5
 from ._meta import guess_axes, keys_from_axistags, valid_axes
 from ._n5 import N5Source, list_n5_datasets, n5_attributes
 from ._numpy import read_npy, read_npz
 from ._paths import Member, expand_path, make_nickname
+from ._remote import is_url, join, probe, remote_error, remote_exists
 from ._sources import one_line, to_dask
 from ._tiff import read_tiff
 
@@ -57,7 +58,9 @@ class Image:
         ilastik's ``{nickname}``: base name without extension, ``-<internal-path>`` appended
         with ``/`` as ``-``; for stacks, the common prefix of the file names.
     dataset_dir : str
-        ilastik's ``{dataset_dir}``: absolute directory of the (first) file.
+        ilastik's ``{dataset_dir}``: absolute directory of the (first) file; for a URL, the
+        URL of the folder holding the store (a batch run uses the project's folder instead,
+        as ilastik does for remote datasets).
     path : str
         The path as given to :func:`open_image`.
     format : str
@@ -92,7 +95,26 @@ class Image:
         return int(self.data.ndim)
 
 
+#: What can be read from a URL: stores read chunk by chunk, and 2D image files.
+REMOTE_FORMATS = ("zarr", "n5", *FLAT_FORMATS)
+
+
+def _remote_format(external: str) -> str:
+    ext = os.path.splitext(external.rstrip("/"))[1].lower()
+    fmt = READ_FORMATS.get(ext) or probe(external)
+    if fmt is None:
+        raise DataError(f"input not found: {external} (no zarr or N5 metadata there)")
+    if fmt not in REMOTE_FORMATS:
+        raise DataError(
+            f"cannot read {external}: only zarr, OME-Zarr and N5 stores and 2D images (png, jpeg ...) "
+            f"can be read from a URL, not {fmt}"
+        )
+    return fmt
+
+
 def _format_of(external: str) -> str:
+    if is_url(external):
+        return _remote_format(external)
     ext = os.path.splitext(external.rstrip("/"))[1].lower()
     if ext in READ_FORMATS:
         return READ_FORMATS[ext]
@@ -110,7 +132,7 @@ def _format_of(external: str) -> str:
 def _read_n5(external: str, internal: str | None) -> tuple[da.Array, str | None, str | None]:
     if internal is None and not n5_attributes(external).get("dimensions"):
         internal = pick_single(list_n5_datasets(external), external)
-    directory = os.path.join(external, internal) if internal else external
+    directory = join(external, internal) if internal else external
     attrs = n5_attributes(directory)
     if "dimensions" not in attrs:
         found = ", ".join(list_n5_datasets(external)) or "none"
@@ -127,6 +149,8 @@ def _read_one(member: Member, scale: str | int | None, *, in_stack: bool) -> tup
     """Read one file: (data, axes from metadata or None, format name)."""
     external, internal = member
     fmt = _format_of(external)
+    if is_url(external):
+        _check_remote_node(external, internal, fmt)
     if scale is not None and fmt != "zarr":
         raise DataError(f"cannot read {external}: scale={scale!r} applies only to OME-Zarr input")
     if internal is not None and fmt not in ("hdf5", "n5", "zarr", "npz"):
@@ -146,8 +170,32 @@ def _read_one(member: Member, scale: str | int | None, *, in_stack: bool) -> tup
     elif fmt == "tiff":
         data, axes = read_tiff(external, keep_open=not in_stack)
     else:
-        data, axes = read_flat(external)
+        data, axes = read_flat_url(external) if is_url(external) else read_flat(external)
     return data, axes, fmt
+
+
+def _check_remote_node(external: str, internal: str | None, fmt: str) -> None:
+    """Fail with one line naming the URL when nothing is stored at the node asked for."""
+    url = join(external, internal) if internal else external
+    if fmt in FLAT_FORMATS:
+        try:
+            found = remote_exists(url)
+        except Exception as err:
+            raise remote_error(url, err) from err
+        if not found:
+            raise DataError(f"input not found: {url}")
+        return
+    if probe(url) is None:
+        kind = "zarr" if fmt == "zarr" else "N5"
+        scales = ""
+        if fmt == "zarr" and internal and "/" not in internal:
+            from ._zarr import ome_scales
+
+            scales = ", ".join(ome_scales(external))
+        raise DataError(
+            f"input not found: {url} (no {kind} array or group there"
+            + (f"; the image's scales are {scales})" if scales else ")")
+        )
 
 
 def _read_guarded(
@@ -159,6 +207,8 @@ def _read_guarded(
         raise
     except Exception as err:
         name = member[0] + ("/" + member[1] if member[1] else "")
+        if is_url(name):
+            raise remote_error(name, err) from err
         raise DataError(f"cannot read {name}: {one_line(err)}") from err
 
 
@@ -197,6 +247,12 @@ def _stack(parts: list[tuple[da.Array, str]], names: list[str], along: str) -> t
         return joined, axes
     stacked: da.Array = da.stack(arrays, axis=0)  # type: ignore[no-untyped-call]
     return stacked, along + axes
+
+
+def _dataset_dir(external: str) -> str:
+    if is_url(external):
+        return external.rstrip("/").rsplit("/", 1)[0]
+    return os.path.dirname(os.path.abspath(external))
 
 
 def open_image(
@@ -262,7 +318,7 @@ def open_image(
         axes=found_axes,
         axes_guessed=guessed,
         nickname=make_nickname(members),
-        dataset_dir=os.path.dirname(os.path.abspath(members[0][0])),
+        dataset_dir=_dataset_dir(members[0][0]),
         path=path,
         format=fmt,
         files=tuple(names),

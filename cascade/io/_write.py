@@ -26,6 +26,7 @@ from ._flat import FLAT_FORMATS
 from ._hdf5 import write_hdf5
 from ._n5 import N5_DTYPES, check_n5_target, write_n5
 from ._numpy import store_npy
+from ._remote import check_remote_parent, is_url, remote_error
 from ._sequence import (
     check_image_2d,
     check_multipage,
@@ -283,7 +284,8 @@ def write_image(
     path : str
         Output file name; its extension is replaced by the format's (``.h5``, ``.n5``,
         ``.zarr``, ``.npy``, ``.tiff``, ``.png`` ...). For sequences it must contain
-        ``{slice_index}``. The directory must exist.
+        ``{slice_index}``. The directory must exist. zarr and OME-Zarr outputs may go to
+        an ``s3://`` URL (in a bucket that exists).
     format : str
         One of :data:`FORMATS`, e.g. ``"compressed hdf5"``, ``"multi-scale OME-Zarr"``,
         ``"png sequence"`` (case-insensitive).
@@ -323,7 +325,7 @@ def write_image(
     """
     job, spec = _job(data, path, format, axes, internal_path, compression, attrs, zarr_format, slice_offset)
     job = dataclasses.replace(job, resume=resume)
-    _CHECKS[spec.kind](job, spec)
+    _run_check(job, spec)
     return _WRITERS[spec.kind](job, spec)
 
 
@@ -342,11 +344,36 @@ def _job(
     data = da.asarray(data)  # type: ignore[no-untyped-call]
     keys = parse_axes(axes, data.ndim)
     final = output_path(path, format)
-    check_parent(final)
+    if is_url(final):
+        _check_remote(final, spec)
+    else:
+        check_parent(final)
     job = _Job(
         data, final, keys, internal_path, compression, dict(attrs or {}), zarr_format, int(slice_offset)
     )
     return job, spec
+
+
+#: Output kinds that can be written to an ``s3://`` URL.
+REMOTE_KINDS = ("zarr", "ome", "ome-multi")
+
+
+def _check_remote(final: str, spec: _Format) -> None:
+    if final.lower().startswith("s3://") and spec.kind not in REMOTE_KINDS:
+        raise ExportError(
+            f"cannot write {final}: only zarr and OME-Zarr outputs can be written to s3:// "
+            f"(--output_format zarr, single-scale OME-Zarr or multi-scale OME-Zarr), not {spec.name}"
+        )
+    check_remote_parent(final)
+
+
+def _run_check(job: _Job, spec: _Format) -> list[str]:
+    if not is_url(job.path):
+        return _CHECKS[spec.kind](job, spec)
+    try:
+        return _CHECKS[spec.kind](job, spec)
+    except Exception as err:
+        raise remote_error(job.path, err, write=True) from err
 
 
 def check_target(
@@ -379,4 +406,4 @@ def check_target(
         If ``axes`` does not fit ``data``.
     """
     job, spec = _job(data, path, format, axes, internal_path, None, None, zarr_format, slice_offset)
-    return _CHECKS[spec.kind](job, spec)
+    return _run_check(job, spec)

@@ -7,9 +7,10 @@ parent group, its v3 ``dimension_names``, the v2 ``_ARRAY_DIMENSIONS`` attribute
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dask.array as da
@@ -20,6 +21,16 @@ from ..errors import DataError, ExportError
 from ._atomic import atomic_dir
 from ._hdf5 import pick_single
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
+from ._remote import (
+    filesystem,
+    is_url,
+    join,
+    metadata_last,
+    read_bytes,
+    remote_dir,
+    remote_exists,
+    zarr_options,
+)
 from ._resume import ResumeState, resumable_dir, store_resumable
 from ._sources import LazySource, rechunk, store, to_dask
 from ._store import aligned_block
@@ -29,6 +40,7 @@ __all__ = [
     "check_zarr_target",
     "create_zarr_array",
     "multiscales_of",
+    "ome_scales",
     "read_zarr",
     "write_zarr",
 ]
@@ -40,7 +52,7 @@ class ZarrSource(LazySource):
     """Lazy reader of one zarr array (the array object itself holds no file handle)."""
 
     def _open(self) -> Any:
-        return zarr.open_array(store=self.path, path=self.key or "", mode="r")
+        return zarr.open_array(store=self.path, path=self.key or "", mode="r", **zarr_options(self.path))
 
     def _read(self, handle: Any, index: tuple[slice, ...]) -> np.ndarray:
         return np.asarray(handle[index])
@@ -56,6 +68,17 @@ def multiscales_of(attrs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [m for m in found or [] if isinstance(m, Mapping)]
 
 
+def ome_scales(location: str) -> list[str]:
+    """The scale paths of the OME-Zarr image at ``location`` (empty if it is none or unreadable)."""
+    try:
+        group = zarr.open_group(store=location, mode="r", **zarr_options(location))
+        multiscales = multiscales_of(group.attrs.asdict())
+    except Exception:  # not an OME-Zarr image: no scales to suggest
+        return []
+    datasets = multiscales[0].get("datasets", []) if multiscales else []
+    return [str(d.get("path", "")).strip("/") for d in datasets if isinstance(d, Mapping)]
+
+
 def _ome_axes(multiscale: Mapping[str, Any]) -> list[str]:
     return [
         str(a.get("name", "") if isinstance(a, Mapping) else a).lower() for a in multiscale.get("axes", [])
@@ -63,10 +86,16 @@ def _ome_axes(multiscale: Mapping[str, Any]) -> list[str]:
 
 
 def _parent_ome_axes(external: str, internal: str | None) -> list[str] | None:
-    location = os.path.join(external, internal) if internal else external
-    parent, name = os.path.split(os.path.normpath(location))
+    if internal:  # the parent group is in the same store
+        store_root = external
+        path, name = posixpath.split(internal.strip("/"))
+    elif is_url(external):
+        store_root, name = external.rstrip("/").rsplit("/", 1)
+        path = ""
+    else:
+        (store_root, name), path = os.path.split(os.path.normpath(external)), ""
     try:
-        group = zarr.open_group(store=parent, mode="r")
+        group = zarr.open_group(store=store_root, path=path, mode="r", **zarr_options(store_root))
     except Exception:  # not a zarr group: no OME metadata
         return None
     for multiscale in multiscales_of(group.attrs.asdict()):
@@ -109,6 +138,18 @@ def _pick_scale(group: Any, multiscale: Mapping[str, Any], scale: str | int | No
     raise DataError(f"{where}: no scale {scale!r}; scales are {', '.join(paths)}")
 
 
+def _member_arrays(group: Any, where: str) -> list[str]:
+    try:
+        return [n for n, m in group.members(max_depth=None) if isinstance(m, zarr.Array) and 2 <= m.ndim <= 5]
+    except Exception as err:
+        if not where.lower().startswith("http"):
+            raise
+        raise DataError(
+            f"{where}: the arrays of a zarr group cannot be listed over http; give the array's path, "
+            f"e.g. {where}/<array>"
+        ) from err
+
+
 def read_zarr(
     external: str, internal: str | None, scale: str | int | None
 ) -> tuple[da.Array, str | None, str | None]:
@@ -121,7 +162,7 @@ def read_zarr(
         internal path of the array used.
     """
     where = external + ("/" + internal if internal else "")
-    node = zarr.open(store=external, mode="r", path=internal or "")
+    node = zarr.open(store=external, mode="r", path=internal or "", **zarr_options(external))
     axes: str | None = None
     if isinstance(node, zarr.Group):
         multiscales = multiscales_of(node.attrs.asdict())
@@ -134,9 +175,7 @@ def read_zarr(
                 raise DataError(
                     f"{where}: scale={scale!r} needs an OME-Zarr image, this group has no multiscales"
                 )
-            arrays = [
-                n for n, m in node.members(max_depth=None) if isinstance(m, zarr.Array) and 2 <= m.ndim <= 5
-            ]
+            arrays = _member_arrays(node, where)
             name = pick_single(sorted(arrays), where)
             array = node[name]
         internal = posixpath.join(internal, name) if internal else name
@@ -191,7 +230,18 @@ def create_zarr_array(
     return zarr.create_array(parent, zarr_format=zarr_format, **options)  # type: ignore[arg-type]
 
 
+def _remote_group_format(url: str) -> int | None:
+    if read_bytes(join(url, ".zgroup")) is not None:
+        return 2
+    raw = read_bytes(join(url, "zarr.json"))
+    if raw is None:
+        return None
+    return 3 if json.loads(raw.decode("utf-8")).get("node_type") == "group" else None
+
+
 def _zarr_group_format(path: str) -> int | None:
+    if is_url(path):
+        return _remote_group_format(path)
     if os.path.isfile(os.path.join(path, ".zgroup")):
         return 2
     if os.path.isfile(os.path.join(path, "zarr.json")):
@@ -202,8 +252,38 @@ def _zarr_group_format(path: str) -> int | None:
 
 def check_zarr_target(path: str) -> None:
     """Raise :class:`ExportError` if ``path`` exists but is not a zarr group to add a dataset to."""
-    if os.path.lexists(path) and _zarr_group_format(path) is None:
+    exists = remote_exists(path) if is_url(path) else os.path.lexists(path)
+    if exists and _zarr_group_format(path) is None:
         raise ExportError(f"cannot write {path}: it exists and is not a zarr group")
+
+
+def _write_remote(
+    data: da.Array,
+    path: str,
+    internal: str,
+    existing: int | None,
+    create: Callable[[Any, str | None, int], Any],
+    zarr_format: int,
+) -> list[str]:
+    """Write in place at an ``s3://`` URL: the array's metadata last, everything new removed on failure."""
+    parent, name = posixpath.split(internal)
+    location = join(path, internal)
+    if existing is None:
+        cleanup = remote_dir(path)
+    else:
+        if remote_exists(location):  # replaced, as a local output of that name is
+            fs, key = filesystem(location)
+            fs.rm(key, recursive=True)
+        cleanup = remote_dir(location)
+    with cleanup:
+        if existing is None:
+            group = zarr.open_group(store=path, mode="w", zarr_format=zarr_format, **zarr_options(path))  # type: ignore[arg-type]
+        else:
+            group = zarr.open_group(store=path, mode="r+", **zarr_options(path))
+        target = create(group.require_group(parent) if parent else group, name, existing or zarr_format)
+        with metadata_last(location):
+            store(rechunk(data, target.chunks), target, compute_chunks=data.chunks)
+    return [path]
 
 
 def write_zarr(
@@ -220,6 +300,8 @@ def write_zarr(
     """Write ``data`` as the array ``internal`` of the zarr group ``path`` (created if missing).
 
     With ``resume`` (a job fingerprint) a new container is written resumably (see ``_resume``).
+    ``path`` may be an ``s3://`` URL: the array is then written in place, its metadata last,
+    and removed again if the write fails (no resuming).
     """
     internal = internal.strip("/")
     if not internal:
@@ -240,6 +322,8 @@ def write_zarr(
             attrs=attrs,
         )
 
+    if is_url(path):
+        return _write_remote(data, path, internal, existing, create, zarr_format)
     if existing is None and resume is not None:
         with resumable_dir(path, resume) as (work, resuming):
             parent, name = posixpath.split(internal)
