@@ -591,14 +591,15 @@ def test_write_failures_before_computing(tmp_path: Path) -> None:
     a = np.zeros((4, 5), np.uint8)
     with pytest.raises(ExportError, match=r"unknown output format 'hdf6'.*compressed hdf5"):
         write_image(a, str(tmp_path / "x"), format="hdf6", axes="yx")
-    with pytest.raises(ExportError, match="does not exist"):
-        write_image(a, str(tmp_path / "no" / "such" / "x"), format="hdf5", axes="yx")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ExportError, match="file is not a directory"):
+        write_image(a, str(tmp_path / "file" / "sub" / "x"), format="hdf5", axes="yx")
     with pytest.raises(AxesError):
         write_image(a, str(tmp_path / "x"), format="hdf5", axes="zyx")
     (tmp_path / "x.h5").write_text("not hdf5")
     with pytest.raises(ExportError, match="not an HDF5 file"):
         write_image(a, str(tmp_path / "x"), format="hdf5", axes="yx")
-    assert _listing(tmp_path) == {"x.h5"}
+    assert _listing(tmp_path) == {"x.h5", "file"}
     assert len(FORMATS) == len(set(FORMATS))
 
 
@@ -640,9 +641,40 @@ def test_failing_chunk_leaves_no_output(tmp_path: Path, fmt: str, axes: str) -> 
     out = tmp_path / "out"
     out.mkdir()
     data = _failing(_volume((4, 6, 8), "uint8"), (2, 3, 8))
-    with pytest.raises(RuntimeError, match="boom"):
-        write_image(data, str(out / "r_{slice_index}"), format=fmt, axes=axes)
+    with pytest.raises(RuntimeError, match="boom"):  # the folders it created are removed too
+        write_image(data, str(out / "new" / "dir" / "r_{slice_index}"), format=fmt, axes=axes)
     assert _listing(out) == set()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "axes"),
+    [
+        ("compressed hdf5", "zyx"),
+        ("n5", "zyx"),
+        ("zarr", "zyx"),
+        ("single-scale OME-Zarr", "zyx"),
+        ("numpy", "zyx"),
+        ("tiff", "yx"),
+        ("multipage tiff", "zyx"),
+        ("png sequence", "zyx"),
+        ("multipage tiff sequence", "tyx"),
+    ],
+)
+def test_missing_output_folders_are_created(tmp_path: Path, fmt: str, axes: str) -> None:
+    """ilastik runs ``mkdir -p`` before every export; a sequence may even put each slice in its own folder."""
+    shape = (3, 6, 8) if len(axes) == 3 else (6, 8)
+    data = _volume(shape, "uint8")
+    pattern = "{slice_index}/r" if fmt.endswith("sequence") else "r"
+    paths = write_image(data, str(tmp_path / "a" / "b" / pattern), format=fmt, axes=axes)
+    for path in paths:
+        assert os.path.exists(split_path(path)[0]), path
+    if fmt.endswith("sequence"):
+        assert sorted(os.listdir(tmp_path / "a" / "b")) == ["0", "1", "2"]
+    if fmt == "png sequence":
+        np.testing.assert_array_equal(iio.imread(tmp_path / "a" / "b" / "1" / "r.png"), data[1])
+    elif fmt != "multipage tiff sequence":
+        stored = np.asarray(open_image(paths[0]).data)  # OME-Zarr and multipage tiff add t, c, z axes
+        np.testing.assert_array_equal(stored.reshape(data.shape), data)
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "n5", "zarr"])

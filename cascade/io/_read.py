@@ -10,7 +10,7 @@ import dask.array as da
 import h5py
 import numpy as np
 
-from ..axes import parse_axes
+from ..axes import fitting_axes, parse_axes
 from ..errors import AxesError, CascadeError, DataError
 from ._flat import FLAT_FORMATS, read_flat
 from ._hdf5 import list_h5_datasets, pick_single, read_hdf5
@@ -200,7 +200,12 @@ def _stack(parts: list[tuple[da.Array, str]], names: list[str], along: str) -> t
 
 
 def open_image(
-    path: str, *, axes: str | None = None, stack_along: str = "z", scale: str | int | None = None
+    path: str,
+    *,
+    axes: str | None = None,
+    stack_along: str = "z",
+    scale: str | int | None = None,
+    file_axes: str | None = None,
 ) -> Image:
     """Open an image file, a dataset in a container, or a stack of files, lazily.
 
@@ -219,6 +224,12 @@ def open_image(
     scale : int or str, optional
         For an OME-Zarr image root: the scale index or dataset path (default the first,
         full resolution).
+    file_axes : str, optional
+        Axes to use for every file (every member of a stack) they fit, in place of the
+        file's own, as ilastik reuses the training image's axes for batch inputs: equal
+        length fits, or one more key if it is ``c``. The stacking axis is added after, so a
+        stack of ``yx`` files along ``t`` is ``tyx`` even when ``file_axes`` is ``yxc``.
+        Ignored when ``axes`` is given.
 
     Returns
     -------
@@ -250,10 +261,13 @@ def open_image(
     guessed = False
     fmt = ""
     for member in members:
-        data, file_axes, fmt = _read_guarded(member, scale, in_stack=is_stack)
-        if file_axes is None:
-            file_axes, guessed = guess_axes(data.shape), True
-        parts.append((data, file_axes))
+        data, member_axes, fmt = _read_guarded(member, scale, in_stack=is_stack)
+        reused = fitting_axes(file_axes, data.ndim) if file_axes and axes is None else None
+        if reused is not None:
+            member_axes = reused
+        elif member_axes is None:
+            member_axes, guessed = guess_axes(data.shape), True
+        parts.append((data, member_axes))
     data, found_axes = _stack(parts, names, stack_along) if is_stack else parts[0]
     if axes is not None:
         found_axes, guessed = parse_axes(axes, data.ndim), False
