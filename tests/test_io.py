@@ -534,6 +534,36 @@ def test_glob_stack_concatenates_existing_axis_and_checks_shapes(tmp_path: Path)
         open_image(str(tmp_path / "rgb_*.png"), stack_along="x")
 
 
+@pytest.mark.parametrize(
+    ("files", "file_axes", "along", "axes", "shape"),
+    [
+        ("gray", "yxc", "t", "tyx", (3, 6, 8)),  # training axes yxc fit each yx file, not the stack
+        ("gray", "yxc", "z", "zyx", (3, 6, 8)),
+        ("gray", "yxc", "c", "cyx", (3, 6, 8)),
+        ("gray", "tzyxc", "t", "tyx", (3, 6, 8)),  # training axes that fit no file: the file's own
+        ("rgb", "yxc", "t", "tyxc", (3, 6, 8, 3)),
+        ("rgb", "yxc", "z", "zyxc", (3, 6, 8, 3)),
+        ("rgb", "yxc", "c", "yxc", (6, 8, 9)),
+        ("tif3d", "zyxc", "t", "tzyx", (3, 4, 6, 8)),
+        ("tif3d", "zyx", "z", "zyx", (12, 6, 8)),
+    ],
+)
+def test_glob_stack_reuses_training_axes_per_file(
+    tmp_path: Path, files: str, file_axes: str, along: str, axes: str, shape: tuple[int, ...]
+) -> None:
+    """ilastik reuses the training image's axes for batch files: for a stack, for each of its files."""
+    for i in range(3):
+        if files == "tif3d":
+            tifffile.imwrite(tmp_path / f"f_{i}.tif", _volume((4, 6, 8), "uint8"), photometric="minisblack")
+        else:
+            iio.imwrite(tmp_path / f"f_{i}.png", _volume((6, 8, 3) if files == "rgb" else (6, 8), "uint8"))
+    ext = "tif" if files == "tif3d" else "png"
+    img = open_image(str(tmp_path / f"f_*.{ext}"), stack_along=along, file_axes=file_axes)
+    assert (img.axes, img.shape) == (axes, shape)
+    forced = open_image(str(tmp_path / f"f_*.{ext}"), stack_along=along, axes=axes, file_axes="q")
+    assert forced.axes == axes  # --input_axes names the stacked data's axes and wins
+
+
 def test_glob_stack_of_h5_datasets(tmp_path: Path) -> None:
     parts = [_volume((4, 5), "float32") for _ in range(2)]
     for i, part in enumerate(parts):
