@@ -624,8 +624,9 @@ def slurm_job_script(
     logs = kwargs.get("log_directory") or _folder(dask.config.get("jobqueue.slurm.log-directory", None))
     made = _missing_folders(logs)  # dask-jobqueue creates the log folder: a dry run leaves nothing behind
     try:
-        job = SLURMJob("tcp://<insert-scheduler-address-here>:8786", name="dummy-name", **kwargs)
-        script: str = job.job_script()
+        address = "tcp://<insert-scheduler-address-here>:8786"  # known only once a scheduler runs
+        job = SLURMJob(address, name="dummy-name", **kwargs)  # type: ignore[no-untyped-call]
+        script: str = job.job_script()  # type: ignore[no-untyped-call]
     except (ValueError, TypeError, OSError) as err:
         raise CascadeError(f"cannot build the SLURM job script: {_reason(err)}") from err
     finally:

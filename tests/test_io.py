@@ -544,6 +544,8 @@ def test_glob_stack_concatenates_existing_axis_and_checks_shapes(tmp_path: Path)
         ("rgb", "yxc", "t", "tyxc", (3, 6, 8, 3)),
         ("rgb", "yxc", "z", "zyxc", (3, 6, 8, 3)),
         ("rgb", "yxc", "c", "yxc", (6, 8, 9)),
+        ("gray+alpha", "zyxc", "z", "zyxc", (3, 6, 8, 2)),  # they fit the stack as a whole
+        ("gray+alpha", "yxc", "c", "yxc", (6, 8, 6)),
         ("tif3d", "zyxc", "t", "tzyx", (3, 4, 6, 8)),
         ("tif3d", "zyx", "z", "zyx", (12, 6, 8)),
     ],
@@ -556,7 +558,8 @@ def test_glob_stack_reuses_training_axes_per_file(
         if files == "tif3d":
             tifffile.imwrite(tmp_path / f"f_{i}.tif", _volume((4, 6, 8), "uint8"), photometric="minisblack")
         else:
-            iio.imwrite(tmp_path / f"f_{i}.png", _volume((6, 8, 3) if files == "rgb" else (6, 8), "uint8"))
+            channels = {"rgb": (3,), "gray+alpha": (2,), "gray": ()}[files]
+            iio.imwrite(tmp_path / f"f_{i}.png", _volume((6, 8, *channels), "uint8"))
     ext = "tif" if files == "tif3d" else "png"
     img = open_image(str(tmp_path / f"f_*.{ext}"), stack_along=along, file_axes=file_axes)
     assert (img.axes, img.shape) == (axes, shape)
