@@ -8,14 +8,12 @@ taking the test run down. JPEG is lossy, so the expected pixels are what tifffil
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from codec_probe import require_codec
 
 from cascade.io import open_image
 from cascade.io._tiff import TiffSource
@@ -31,47 +29,6 @@ CODECS = {
     "lzma": 34925,
 }
 LAYOUTS = {"tiled": {"tile": (32, 32)}, "striped": {"rowsperstrip": 16}, "one strip": {}}
-
-_PROBE = """
-import sys, numpy as np, tifffile, imagecodecs
-codec = sys.argv[1]
-if codec == "lzma" and not imagecodecs.LZMA.available:
-    sys.exit(3)
-a = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)
-tifffile.imwrite(sys.argv[2], a, compression=codec, tile=(32, 32))
-b = tifffile.imread(sys.argv[2])
-assert b.shape == a.shape
-"""
-
-
-@pytest.fixture(scope="module")
-def codec_ok(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | None]:
-    """Codec -> None if it works here, else the reason to skip (run isolated, once per codec)."""
-    folder = tmp_path_factory.mktemp("probe")
-    reasons: dict[str, str | None] = {}
-    for codec in CODECS:
-        done = subprocess.run(
-            [sys.executable, "-c", _PROBE, codec, str(folder / f"{codec}.tif")],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if done.returncode < 0:
-            reasons[codec] = (
-                f"imagecodecs' {codec} codec died by {signal.Signals(-done.returncode).name} here"
-            )
-        elif done.returncode == 3:
-            reasons[codec] = f"this imagecodecs build has no {codec} codec"
-        else:
-            assert done.returncode == 0, done.stderr  # a plain failure is a real failure
-            reasons[codec] = None
-    return reasons
-
-
-def _need(codec_ok: dict[str, str | None], codec: str) -> None:
-    reason = codec_ok[codec]
-    if reason is not None:
-        pytest.skip(reason)
 
 
 def _image(shape: tuple[int, ...], dtype: str) -> np.ndarray:
@@ -103,9 +60,9 @@ def _no_whole_pages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[slice, ...]]:
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("codec", list(CODECS))
 def test_compressed_multipage_tiff(
-    tmp_path: Path, codec_ok: dict[str, str | None], codec: str, layout: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, codec: str, layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _need(codec_ok, codec)
+    require_codec(codec)
     dtype = "uint8" if codec == "jpeg" else "uint16"  # JPEG in TIFF is 8 bit
     a = _image((3, 96, 80), dtype)
     path = tmp_path / "img.tif"
@@ -140,11 +97,9 @@ def test_compressed_multipage_tiff(
 
 
 @pytest.mark.parametrize("layout", ["tiled", "striped"])
-def test_jpeg_rgb_tiff(
-    tmp_path: Path, codec_ok: dict[str, str | None], layout: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_jpeg_rgb_tiff(tmp_path: Path, layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """RGB JPEG (YCbCr-subsampled, the usual slide-scanner layout) reads as ``yxc``, tile by tile."""
-    _need(codec_ok, "jpeg")
+    require_codec("jpeg")
     a = _image((64, 96, 3), "uint8")
     path = tmp_path / "rgb.tif"
     tifffile.imwrite(path, a, compression="jpeg", photometric="rgb", **LAYOUTS[layout])
