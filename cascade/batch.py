@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .axes import fitting_axes, to_internal
+from .axes import to_internal
 from .errors import CascadeError, DataError, ExportError
 from .export import (
     ExportSource,
@@ -297,11 +297,10 @@ def _check_distinct(jobs: Sequence[_Job]) -> None:
 
 def _open_input(cascade: Cascade, path: str, mask_path: str | None, options: BatchOptions) -> _Input:
     """Open one input lazily, in internal axes, and check it against the project."""
-    image = open_image(path, axes=options.input_axes, stack_along=options.stack_along)
-    if options.input_axes is None and cascade.input_axes and image.axes != cascade.input_axes:
-        trained = fitting_axes(cascade.input_axes, image.ndim)
-        if trained is not None:
-            image = open_image(path, axes=trained, stack_along=options.stack_along)
+    # ilastik reuses the training image's axes for batch files; for a stack, for each file
+    image = open_image(
+        path, axes=options.input_axes, stack_along=options.stack_along, file_axes=cascade.input_axes
+    )
     raw, axes = to_internal(image.data, image.axes)
     if (
         raw.shape[axes.index("c")] != cascade.raw_channels

@@ -8,8 +8,9 @@ Execution is a choice made around the computation, never inside it::
 
 Settings live in ``dask.config`` under ``cascade.cluster`` (packaged defaults in ``cluster.yaml``, merged
 when this module is imported). Later layers win: those defaults, the user's dask config (files and
-``DASK_CASCADE__CLUSTER__...`` variables), a profile (``configs/cluster/<name>.yaml`` or a path), then
-``overrides`` (the command line). ``slurm.*`` keys left ``null`` fall back to ``jobqueue.slurm.*``.
+``DASK_CASCADE__CLUSTER__...`` variables), a profile (``<name>.yaml`` from a folder of
+``cascade.cluster.profile-dirs`` or the packaged ``cluster_profiles``, or a path), then ``overrides`` (the
+command line). ``slurm.*`` keys left ``null`` fall back to ``jobqueue.slurm.*``.
 
 Sizes that nothing sets come from :func:`available_cores` and :func:`available_memory`. Precedence: an
 explicit argument, then a profile or override, then ``CASCADE_THREADS`` / ``CASCADE_MEMORY``, then
@@ -29,7 +30,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
 __all__ = [
+    "PROFILES_DIR",
     "SCHEDULERS",
     "ExecutionInfo",
     "available_cores",
@@ -53,13 +55,15 @@ __all__ = [
     "execution",
     "load_profile",
     "parse_overrides",
+    "slurm_job_script",
 ]
 
 #: Scheduler names; any other accepted value is the address of a running scheduler.
 SCHEDULERS = ("threads", "processes", "local", "slurm")
 
 _DEFAULTS_FILE = Path(__file__).with_name("cluster.yaml")
-_REPO_PROFILES = Path(__file__).resolve().parents[1] / "configs" / "cluster"
+#: Profiles shipped with the package (``configs/cluster`` in a checkout links here).
+PROFILES_DIR = Path(__file__).with_name("cluster_profiles")
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _PROC_SELF_CGROUP = Path("/proc/self/cgroup")
 _FREE_FORM = frozenset({"scheduler-options"})  # mappings whose keys are passed on unchecked
@@ -244,8 +248,9 @@ def load_profile(name_or_path: str | Path) -> dict[str, Any]:
     Parameters
     ----------
     name_or_path : str or Path
-        A profile name, looked up as ``<name>.yaml`` in ``cascade.cluster.profile-dirs`` and then in the
-        checkout's ``configs/cluster``; or the path of a YAML file.
+        A profile name, looked up as ``<name>.yaml`` in ``cascade.cluster.profile-dirs`` and then among
+        the packaged profiles (:data:`PROFILES_DIR`: ``local``, ``slurm-example``, ``slurm-local``); or
+        the path of a YAML file.
 
     Returns
     -------
@@ -300,7 +305,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
 
 def _profile_dirs() -> list[Path]:
     extra = dask.config.get("cascade.cluster.profile-dirs", None) or []
-    return [Path(os.path.expandvars(str(p))).expanduser() for p in extra] + [_REPO_PROFILES]
+    return [Path(os.path.expandvars(str(p))).expanduser() for p in extra] + [PROFILES_DIR]
 
 
 def _find_profile(name_or_path: str | Path) -> Path:
@@ -495,6 +500,7 @@ def _start_slurm(stack: ExitStack, s: Mapping[str, Any]) -> Client:
     from dask_jobqueue.slurm import SLURMCluster
     from distributed import Client
 
+    kwargs = _slurm_kwargs(s)
     if shutil.which("sbatch") is None:
         raise CascadeError("scheduler 'slurm' needs SLURM's sbatch on PATH: run on a submit node")
     jobs = _whole(s["jobs"], "slurm.jobs")
@@ -507,7 +513,7 @@ def _start_slurm(stack: ExitStack, s: Mapping[str, Any]) -> Client:
     if not isinstance(s["adaptive"], bool):
         raise CascadeError(f"slurm.adaptive must be true or false, not {s['adaptive']!r}")
     try:
-        cluster = SLURMCluster(**_slurm_kwargs(s))
+        cluster = SLURMCluster(**kwargs)
     except (ValueError, TypeError, OSError, RuntimeError) as err:
         raise CascadeError(f"cannot set up the SLURM cluster: {_reason(err)}") from err
     stack.enter_context(cluster)
@@ -541,6 +547,7 @@ def _start_slurm(stack: ExitStack, s: Mapping[str, Any]) -> Client:
 def _slurm_kwargs(s: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of SLURMCluster; unset ones are left to dask-jobqueue's jobqueue.slurm config."""
     kwargs = {key.replace("-", "_"): s[key] for key in _SLURM_KEYS if s[key] is not None}
+    _require_job_size(kwargs)
     for key in ("log_directory", "shared_temp_directory"):  # local_directory: the job's shell expands it
         if key in kwargs:
             kwargs[key] = _folder(kwargs[key])
@@ -549,7 +556,8 @@ def _slurm_kwargs(s: Mapping[str, Any]) -> dict[str, Any]:
     interface = kwargs.get("interface") or dask.config.get("jobqueue.slurm.interface", None)
     if not interface and not {"host", "interface"} & set(options):  # else the scheduler binds everywhere
         raise CascadeError(
-            "set slurm.interface to the network interface the compute nodes reach (like ib0 or eth0), "
+            "set slurm.interface to the network interface the compute nodes reach the scheduler on, "
+            "like --cluster-option slurm.interface=ib0 (or eth0; `ip addr` lists them), "
             "or slurm.scheduler-options.host"
         )
     extra = s["worker-extra-args"]
@@ -562,6 +570,91 @@ def _slurm_kwargs(s: Mapping[str, Any]) -> dict[str, Any]:
         dashboard=s["dashboard-address"] is not None, dashboard_address=_http_address(s["dashboard-address"])
     )
     return {**kwargs, "worker_extra_args": extra, "scheduler_options": options}
+
+
+def _require_job_size(kwargs: Mapping[str, Any]) -> None:
+    """Cores and memory of a worker job must be set (dask-jobqueue's own advice is Python code)."""
+    missing = [
+        key
+        for key in ("cores", "memory")
+        if kwargs.get(key) is None and dask.config.get(f"jobqueue.slurm.{key}", None) is None
+    ]
+    if missing:
+        example = {"cores": "slurm.cores=8", "memory": "slurm.memory=32GiB"}
+        options = " ".join(f"--cluster-option {example[key]}" for key in missing)
+        needed = " and ".join("slurm." + key for key in missing)
+        raise CascadeError(
+            f"SLURM worker jobs need {needed} (per job): pass {options}, or --profile with a copy "
+            f"of {PROFILES_DIR / 'slurm-example.yaml'} filled in for your site"
+        )
+
+
+def slurm_job_script(
+    scheduler: str | None = None,
+    *,
+    profile: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> str:
+    """The batch script dask-jobqueue submits for each SLURM worker job, built without starting anything.
+
+    The settings are checked as :func:`execution` checks them; no scheduler is started, no job is
+    submitted, and ``sbatch`` need not exist (so a profile can be checked anywhere). The scheduler's
+    address, known only once it runs, appears as ``tcp://<insert-scheduler-address-here>:8786``.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Must be ``"slurm"``, or None for the profile's (or dask config's) scheduler.
+    profile : str or Path, optional
+        A cluster profile (see :func:`load_profile`).
+    overrides : mapping, optional
+        Settings that win over the profile (see :func:`execution`).
+
+    Returns
+    -------
+    str
+        The script, ``#!/usr/bin/env bash`` and ``#SBATCH`` lines first.
+
+    Raises
+    ------
+    CascadeError
+        The scheduler is not SLURM, or a setting is missing or invalid.
+    """
+    from dask_jobqueue.slurm import SLURMJob
+
+    settings = _settings(profile, overrides)
+    name = str(scheduler if scheduler is not None else settings["scheduler"]).strip()
+    if name != "slurm":
+        raise CascadeError(
+            f"a job script exists for the slurm scheduler only, not {name!r}: add --scheduler slurm "
+            "or a SLURM --profile"
+        )
+    kwargs = _slurm_kwargs(settings["slurm"])
+    kwargs.pop("scheduler_options")
+    kwargs.pop("shared_temp_directory", None)
+    logs = kwargs.get("log_directory") or _folder(dask.config.get("jobqueue.slurm.log-directory", None))
+    made = _missing_folders(logs)  # dask-jobqueue creates the log folder: a dry run leaves nothing behind
+    try:
+        address = "tcp://<insert-scheduler-address-here>:8786"  # known only once a scheduler runs
+        job = SLURMJob(address, name="dummy-name", **kwargs)  # type: ignore[no-untyped-call]
+        script: str = job.job_script()  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError, OSError) as err:
+        raise CascadeError(f"cannot build the SLURM job script: {_reason(err)}") from err
+    finally:
+        for folder in made:
+            with suppress(OSError):
+                os.rmdir(folder)
+    return script
+
+
+def _missing_folders(folder: str | None) -> list[str]:
+    """``folder`` and its missing ancestors, innermost first (empty if it exists or is None)."""
+    missing = []
+    path = os.path.abspath(folder) if folder else None
+    while path and not os.path.lexists(path) and os.path.dirname(path) != path:
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
 
 
 def _http_address(dashboard: object) -> str:

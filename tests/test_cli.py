@@ -116,7 +116,7 @@ def test_info_describes_project(workspace: Path) -> None:
         (["--cutout_subregion", "[(0,0),(10,"], "cutout subregion"),
         (["--output_format", "jpeg2000"], "unknown output format"),
         (["--export_dtype", "complex64"], "export dtype"),
-        (["--output_filename_format", "/nonexistent/dir/{nickname}"], "does not exist"),
+        (["--output_filename_format", "{dataset_dir}/new.tif/{nickname}"], "new.tif is not a directory"),
     ],
 )
 def test_bad_options_fail_in_one_line_without_output(workspace: Path, args: list[str], message: str) -> None:

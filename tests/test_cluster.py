@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -22,7 +23,8 @@ from cascade import cluster
 from cascade.cluster import available_cores, available_memory, execution, load_profile, parse_overrides
 from cascade.errors import CascadeError
 
-PROFILES = Path(__file__).resolve().parents[1] / "configs" / "cluster"
+PROFILES = cluster.PROFILES_DIR
+CHECKOUT = Path(__file__).resolve().parents[1]
 MiB = 2**20
 _ENV = (
     "CASCADE_THREADS", "CASCADE_MEMORY", "LAZYFLOW_THREADS", "LAZYFLOW_TOTAL_RAM_MB", "SLURM_CPUS_PER_TASK",
@@ -215,8 +217,102 @@ def test_slurm_needs_an_interface_for_the_scheduler() -> None:
     settings = cluster._settings(None, {"slurm.cores": 1, "slurm.memory": "1GiB"})
     with pytest.raises(CascadeError, match=r"set slurm\.interface"):
         cluster._slurm_kwargs(settings["slurm"])
-    settings = cluster._settings(None, {"slurm.scheduler-options": {"host": "10.0.0.1"}})
+    settings = cluster._settings(
+        None, {"slurm.cores": 1, "slurm.memory": "1GiB", "slurm.scheduler-options": {"host": "10.0.0.1"}}
+    )
     assert cluster._slurm_kwargs(settings["slurm"])["scheduler_options"]["host"] == "10.0.0.1"
+
+
+def test_profiles_ship_with_the_package_and_configs_links_to_them() -> None:
+    assert sorted(p.name for p in PROFILES.glob("*.yaml")) == [
+        "local.yaml",
+        "slurm-example.yaml",
+        "slurm-local.yaml",
+    ]
+    assert PROFILES.parent == Path(cluster.__file__).parent
+    assert (CHECKOUT / "configs" / "cluster").resolve() == PROFILES.resolve()  # one copy, no drift
+
+
+def _cli(
+    *args: object, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cascade", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_slurm_without_a_job_size_says_what_to_pass(tmp_path: Path) -> None:
+    """Not dask-jobqueue's Python advice ("SLURMCluster(cores=8, ..."): the options of this command line."""
+    done = _cli("--headless", "--project", tmp_path / "p.ilp", "--scheduler", "slurm", tmp_path / "in.tif")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "SLURMCluster" not in line
+    assert "--cluster-option slurm.cores=8 --cluster-option slurm.memory=32GiB" in line, line
+    assert "--profile" in line and str(PROFILES / "slurm-example.yaml") in line
+    done = _cli("--headless", "--project", tmp_path / "p.ilp", "--scheduler", "slurm", "--cluster-option",
+                "slurm.cores=2", "--cluster-option", "slurm.memory=4GiB", tmp_path / "in.tif")  # fmt: skip
+    assert "--cluster-option slurm.interface=ib0" in done.stderr, done.stderr
+
+
+def test_dry_run_prints_the_slurm_job_script_and_submits_nothing(tmp_path: Path) -> None:
+    logs = tmp_path / "logs" / "slurm"
+    args = ["--headless", "--project", tmp_path / "p.ilp", "--profile", "slurm-example", "--dry-run"]
+    args += ["--cluster-option", "slurm.queue=gpu", "--cluster-option", f"slurm.log-directory={logs}"]
+    done = _cli(*args, tmp_path / "in.tif", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    script = done.stdout
+    assert script.startswith("#!/usr/bin/env bash\n")
+    for line in ("#SBATCH -p gpu", "#SBATCH -A my-project", "#SBATCH --cpus-per-task=16", "#SBATCH --mem=64G",
+                 "#SBATCH -t 04:00:00", "#SBATCH --qos=normal", f"#SBATCH -o {logs}/dask-worker-%J.out",
+                 "module load python/3.11"):  # fmt: skip
+        assert line + "\n" in script, line
+    worker = script.strip().splitlines()[-1]
+    assert "distributed.cli.dask_worker tcp://<insert-scheduler-address-here>:8786" in worker
+    assert "--nthreads 4 --memory-limit 16.00GiB --nworkers 4" in worker and "--interface ib0" in worker
+    assert sorted(os.listdir(tmp_path)) == []  # no log folder, no output, no scratch: nothing ran
+    train = _cli("train", "--profile", "slurm-local", "--dry-run", cwd=tmp_path)
+    assert train.returncode == 0 and "#SBATCH --mem=1G\n" in train.stdout, train.stderr
+    not_slurm = _cli("--headless", "--project", tmp_path / "p.ilp", "--dry-run", tmp_path / "in.tif")
+    assert not_slurm.returncode == 2
+    assert "job script exists for the slurm scheduler only, not 'threads'" in not_slurm.stderr
+
+
+def test_profiles_work_from_a_regular_install(tmp_path: Path) -> None:
+    """``pip install`` (not editable) ships the profiles: --profile works far from any checkout."""
+    target = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, CHECKOUT],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    installed = target / "cascade" / "cluster_profiles"
+    assert sorted(p.name for p in installed.glob("*.yaml")) == sorted(p.name for p in PROFILES.glob("*.yaml"))
+    assert not (target / "configs").exists()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import cascade.cluster as c; print(c.__file__, c.load_profile('slurm-local')['scheduler'])"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+    )  # fmt: skip
+    assert where.stdout.split() == [str(target / "cascade" / "cluster.py"), "slurm"], where.stderr
+    run = _cli(
+        "--headless",
+        "--project",
+        "p.ilp",
+        "--profile",
+        "slurm-local",
+        "--dry-run",
+        "in.tif",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert run.returncode == 0 and "#SBATCH --cpus-per-task=1\n" in run.stdout, run.stderr
 
 
 def test_parse_overrides() -> None:

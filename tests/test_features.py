@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 import sys
 import textwrap
@@ -71,13 +72,18 @@ FF2_SCRIPT = textwrap.dedent(
 
 
 def test_filters_match_fastfilters2(tmp_path: Path) -> None:
-    """Every 2D filter equals fastfilters2 (same sigma, fastfilters2's kernel radius rule)."""
+    """Every 2D filter equals fastfilters2 (same sigma, fastfilters2's kernel radius rule).
+
+    fastfilters2 is only an oracle: it segfaults on AVX-512 CPUs for images whose width is not
+    a multiple of 16, and for 64 x 64 ones. So the image is 96 x 128, fastfilters2 runs in its
+    own process (it is not thread-safe either), and if it still dies by a signal the test is
+    skipped with the reason; ilastik's reference outputs cover exactness as well.
+    """
     pytest.importorskip("fastfilters2")
-    image = (RNG.random((96, 120)) * 255).astype(np.float32)
+    image = (RNG.random((96, 128)) * 255).astype(np.float32)
     scales = [0.7, 1.0, 1.6, 3.5, 5.0]
     np.save(tmp_path / "in.npy", image)
-    # fastfilters2 crashes on some inputs and is not thread-safe: run it in its own process
-    subprocess.run(
+    done = subprocess.run(
         [
             sys.executable,
             "-c",
@@ -86,8 +92,12 @@ def test_filters_match_fastfilters2(tmp_path: Path) -> None:
             tmp_path / "out.npy",
             ",".join(map(str, scales)),
         ],
-        check=True,
+        capture_output=True,
+        text=True,
     )
+    if done.returncode < 0:
+        pytest.skip(f"the fastfilters2 oracle died by {signal.Signals(-done.returncode).name} on this CPU")
+    assert done.returncode == 0, done.stderr
     oracle = np.load(tmp_path / "out.npy")  # (scale, 7, y, x)
     worst = {}
     for i, s in enumerate(scales):

@@ -330,7 +330,10 @@ ERRORS: dict[str, tuple[str, str]] = {
     ),
     "axes-length": ("--input_axes zyx $WS/new.tif", "axes 'zyx' name 3 dimensions"),
     "second-input-3d": ("$WS/new.tif $WS/vol.tif", "the project expects 1 channel(s) of 'yx' data"),
-    "no-directory": ("--output_filename_format '$OUT/missing/{nickname}' $WS/new.tif", "does not exist"),
+    "file-in-the-path": (
+        "--output_filename_format '$WS/new.tif/{nickname}' $WS/new.tif",
+        "is not a directory",
+    ),
     "directory-in-the-way": (
         f"--output_format numpy {_TWO_SOURCES} $WS/new.tif",
         "new_Probabilities Stage 2.npy: a directory of that name exists",

@@ -534,6 +534,39 @@ def test_glob_stack_concatenates_existing_axis_and_checks_shapes(tmp_path: Path)
         open_image(str(tmp_path / "rgb_*.png"), stack_along="x")
 
 
+@pytest.mark.parametrize(
+    ("files", "file_axes", "along", "axes", "shape"),
+    [
+        ("gray", "yxc", "t", "tyx", (3, 6, 8)),  # training axes yxc fit each yx file, not the stack
+        ("gray", "yxc", "z", "zyx", (3, 6, 8)),
+        ("gray", "yxc", "c", "cyx", (3, 6, 8)),
+        ("gray", "tzyxc", "t", "tyx", (3, 6, 8)),  # training axes that fit no file: the file's own
+        ("rgb", "yxc", "t", "tyxc", (3, 6, 8, 3)),
+        ("rgb", "yxc", "z", "zyxc", (3, 6, 8, 3)),
+        ("rgb", "yxc", "c", "yxc", (6, 8, 9)),
+        ("gray+alpha", "zyxc", "z", "zyxc", (3, 6, 8, 2)),  # they fit the stack as a whole
+        ("gray+alpha", "yxc", "c", "yxc", (6, 8, 6)),
+        ("tif3d", "zyxc", "t", "tzyx", (3, 4, 6, 8)),
+        ("tif3d", "zyx", "z", "zyx", (12, 6, 8)),
+    ],
+)
+def test_glob_stack_reuses_training_axes_per_file(
+    tmp_path: Path, files: str, file_axes: str, along: str, axes: str, shape: tuple[int, ...]
+) -> None:
+    """ilastik reuses the training image's axes for batch files: for a stack, for each of its files."""
+    for i in range(3):
+        if files == "tif3d":
+            tifffile.imwrite(tmp_path / f"f_{i}.tif", _volume((4, 6, 8), "uint8"), photometric="minisblack")
+        else:
+            channels = {"rgb": (3,), "gray+alpha": (2,), "gray": ()}[files]
+            iio.imwrite(tmp_path / f"f_{i}.png", _volume((6, 8, *channels), "uint8"))
+    ext = "tif" if files == "tif3d" else "png"
+    img = open_image(str(tmp_path / f"f_*.{ext}"), stack_along=along, file_axes=file_axes)
+    assert (img.axes, img.shape) == (axes, shape)
+    forced = open_image(str(tmp_path / f"f_*.{ext}"), stack_along=along, axes=axes, file_axes="q")
+    assert forced.axes == axes  # --input_axes names the stacked data's axes and wins
+
+
 def test_glob_stack_of_h5_datasets(tmp_path: Path) -> None:
     parts = [_volume((4, 5), "float32") for _ in range(2)]
     for i, part in enumerate(parts):
@@ -591,14 +624,15 @@ def test_write_failures_before_computing(tmp_path: Path) -> None:
     a = np.zeros((4, 5), np.uint8)
     with pytest.raises(ExportError, match=r"unknown output format 'hdf6'.*compressed hdf5"):
         write_image(a, str(tmp_path / "x"), format="hdf6", axes="yx")
-    with pytest.raises(ExportError, match="does not exist"):
-        write_image(a, str(tmp_path / "no" / "such" / "x"), format="hdf5", axes="yx")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ExportError, match="file is not a directory"):
+        write_image(a, str(tmp_path / "file" / "sub" / "x"), format="hdf5", axes="yx")
     with pytest.raises(AxesError):
         write_image(a, str(tmp_path / "x"), format="hdf5", axes="zyx")
     (tmp_path / "x.h5").write_text("not hdf5")
     with pytest.raises(ExportError, match="not an HDF5 file"):
         write_image(a, str(tmp_path / "x"), format="hdf5", axes="yx")
-    assert _listing(tmp_path) == {"x.h5"}
+    assert _listing(tmp_path) == {"x.h5", "file"}
     assert len(FORMATS) == len(set(FORMATS))
 
 
@@ -640,9 +674,40 @@ def test_failing_chunk_leaves_no_output(tmp_path: Path, fmt: str, axes: str) -> 
     out = tmp_path / "out"
     out.mkdir()
     data = _failing(_volume((4, 6, 8), "uint8"), (2, 3, 8))
-    with pytest.raises(RuntimeError, match="boom"):
-        write_image(data, str(out / "r_{slice_index}"), format=fmt, axes=axes)
+    with pytest.raises(RuntimeError, match="boom"):  # the folders it created are removed too
+        write_image(data, str(out / "new" / "dir" / "r_{slice_index}"), format=fmt, axes=axes)
     assert _listing(out) == set()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "axes"),
+    [
+        ("compressed hdf5", "zyx"),
+        ("n5", "zyx"),
+        ("zarr", "zyx"),
+        ("single-scale OME-Zarr", "zyx"),
+        ("numpy", "zyx"),
+        ("tiff", "yx"),
+        ("multipage tiff", "zyx"),
+        ("png sequence", "zyx"),
+        ("multipage tiff sequence", "tyx"),
+    ],
+)
+def test_missing_output_folders_are_created(tmp_path: Path, fmt: str, axes: str) -> None:
+    """ilastik runs ``mkdir -p`` before every export; a sequence may even put each slice in its own folder."""
+    shape = (3, 6, 8) if len(axes) == 3 else (6, 8)
+    data = _volume(shape, "uint8")
+    pattern = "{slice_index}/r" if fmt.endswith("sequence") else "r"
+    paths = write_image(data, str(tmp_path / "a" / "b" / pattern), format=fmt, axes=axes)
+    for path in paths:
+        assert os.path.exists(split_path(path)[0]), path
+    if fmt.endswith("sequence"):
+        assert sorted(os.listdir(tmp_path / "a" / "b")) == ["0", "1", "2"]
+    if fmt == "png sequence":
+        np.testing.assert_array_equal(iio.imread(tmp_path / "a" / "b" / "1" / "r.png"), data[1])
+    elif fmt != "multipage tiff sequence":
+        stored = np.asarray(open_image(paths[0]).data)  # OME-Zarr and multipage tiff add t, c, z axes
+        np.testing.assert_array_equal(stored.reshape(data.shape), data)
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "n5", "zarr"])

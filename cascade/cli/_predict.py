@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from ._app import app, handle_errors
-from ._run import ClusterOpt, MemoryOpt, ProfileOpt, SchedulerOpt, ThreadsOpt, computing
+from ._run import (
+    ClusterOpt,
+    DryRunOpt,
+    MemoryOpt,
+    ProfileOpt,
+    SchedulerOpt,
+    ThreadsOpt,
+    computing,
+    print_job_script,
+)
 
 _Opt = typer.Option
 # the values configparser (and so ilastik's --readonly) accepts as booleans
@@ -66,6 +75,7 @@ def predict(
     threads: ThreadsOpt = None,
     memory: MemoryOpt = None,
     cluster_option: ClusterOpt = None,
+    dry_run: DryRunOpt = False,
     distributed: Annotated[
         bool,
         _Opt("--distributed", help="ilastik's cluster mode: run on --scheduler (default local), n5 output."),
@@ -85,6 +95,10 @@ def predict(
     """Predict every input with a project and export the chosen results, chunk by chunk."""
     from ..batch import BatchOptions, run_batch
     from ..errors import CascadeError
+
+    if dry_run:
+        print_job_script(scheduler, profile, cluster_option)
+        return
 
     if project == Path():
         raise CascadeError("--project is required")

@@ -19,7 +19,10 @@ SchedulerOpt = Annotated[
     ),
 ]
 ProfileOpt = Annotated[
-    str | None, typer.Option("--profile", help="Cluster profile name or YAML (configs/cluster).")
+    str | None,
+    typer.Option(
+        "--profile", help="Cluster profile: local, slurm-example, slurm-local, or a YAML file of your own."
+    ),
 ]
 ThreadsOpt = Annotated[
     int | None,
@@ -35,6 +38,23 @@ ClusterOpt = Annotated[
     list[str] | None,
     typer.Option("--cluster-option", help="Override a cluster setting: key=value (repeatable)."),
 ]
+
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="With --scheduler slurm or a SLURM --profile: print the job script dask-jobqueue would "
+        "submit for each worker job, and stop (nothing is submitted or computed).",
+    ),
+]
+
+
+def print_job_script(scheduler: str | None, profile: str | None, cluster_options: list[str] | None) -> None:
+    """``--dry-run``: print the SLURM worker job script the settings give, submitting nothing."""
+    from ..cluster import parse_overrides, slurm_job_script
+
+    overrides = parse_overrides(cluster_options or [])
+    typer.echo(slurm_job_script(scheduler, profile=profile, overrides=overrides), nl=False)
 
 
 @contextmanager

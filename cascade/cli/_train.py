@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from ._app import app, handle_errors
-from ._run import ClusterOpt, MemoryOpt, ProfileOpt, SchedulerOpt, ThreadsOpt, computing
+from ._run import (
+    ClusterOpt,
+    DryRunOpt,
+    MemoryOpt,
+    ProfileOpt,
+    SchedulerOpt,
+    ThreadsOpt,
+    computing,
+    print_job_script,
+)
 
 
 @app.command()
@@ -45,11 +54,16 @@ def train(
     threads: ThreadsOpt = None,
     memory: MemoryOpt = None,
     cluster_option: ClusterOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Train every stage from sparse labels and write a project file."""
     from ..errors import CascadeError
     from ..train_run import run_training, simple_spec
     from ..trainspec import load_spec
+
+    if dry_run:
+        print_job_script(scheduler, profile, cluster_option)
+        return
 
     if spec is not None and raw_data:
         raise CascadeError("give either a training spec file or --raw_data/--labels, not both")

@@ -14,7 +14,15 @@ from collections.abc import Iterator, Sequence
 from ..errors import CascadeError, ExportError
 from ._sources import one_line
 
-__all__ = ["atomic_dir", "atomic_files", "check_parent", "partial_name", "remove"]
+__all__ = [
+    "atomic_dir",
+    "atomic_files",
+    "check_parent",
+    "make_parents",
+    "partial_name",
+    "remove",
+    "remove_if_empty",
+]
 
 
 def partial_name(final: str, tag: str = "partial") -> str:
@@ -23,13 +31,58 @@ def partial_name(final: str, tag: str = "partial") -> str:
     return os.path.join(parent, f".{name}.{tag}-{os.getpid()}")
 
 
+def _nearest_existing(directory: str) -> str:
+    """``directory`` itself or its nearest ancestor that exists."""
+    while not os.path.lexists(directory) and os.path.dirname(directory) != directory:
+        directory = os.path.dirname(directory)
+    return directory
+
+
 def check_parent(final: str) -> None:
-    """Raise :class:`ExportError` unless the directory that will hold ``final`` is writable."""
+    """Raise :class:`ExportError` unless the directory for ``final`` exists or can be created.
+
+    Missing directories are fine (ilastik creates them, as :func:`make_parents` does when the
+    export starts); the nearest existing ancestor must be a writable directory.
+    """
     parent = os.path.dirname(os.path.abspath(final))
-    if not os.path.isdir(parent):
-        raise ExportError(f"cannot write {final}: the directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ExportError(f"cannot write {final}: the directory {parent} is not writable")
+    existing = _nearest_existing(parent)
+    if not os.path.isdir(existing):
+        raise ExportError(f"cannot write {final}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write {final}: the directory {existing} is not writable")
+
+
+def make_parents(finals: Sequence[str]) -> list[str]:
+    """Create the missing directories that will hold ``finals`` (``mkdir -p``, as ilastik does).
+
+    Returns
+    -------
+    list of str
+        The directories created, outermost first (for :func:`remove_if_empty`).
+    """
+    created: list[str] = []
+    for parent in dict.fromkeys(os.path.dirname(os.path.abspath(f)) for f in finals):
+        missing = []
+        while not os.path.lexists(parent):
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory)
+            except FileExistsError:
+                continue  # made by a concurrent export meanwhile
+            except OSError as err:
+                remove_if_empty(created)
+                raise ExportError(f"cannot create the directory {directory}: {one_line(err)}") from err
+            created.append(directory)
+    return created
+
+
+def remove_if_empty(directories: Sequence[str]) -> None:
+    """Remove ``directories`` (as returned by :func:`make_parents`) that are still empty."""
+    for directory in reversed(directories):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
 
 
 def remove(path: str) -> None:

@@ -10,7 +10,7 @@ import dask.array as da
 import h5py
 import numpy as np
 
-from ..axes import parse_axes
+from ..axes import fitting_axes, parse_axes
 from ..errors import AxesError, CascadeError, DataError
 from ._flat import FLAT_FORMATS, read_flat, read_flat_url
 from ._hdf5 import list_h5_datasets, pick_single, read_hdf5
@@ -255,8 +255,37 @@ def _dataset_dir(external: str) -> str:
     return os.path.dirname(os.path.abspath(external))
 
 
+def _reuse_axes(
+    file_axes: str,
+    parts: list[tuple[da.Array, str]],
+    names: list[str],
+    along: str,
+    stacked: tuple[da.Array, str] | None,
+) -> tuple[da.Array, str] | None:
+    """The data with ``file_axes`` (a training image's) reused, or None where they fit nothing.
+
+    A single file takes them if they fit. A stack takes them as a whole if they fit and put the
+    stacking axis where stacking put it (``zyxc`` for a z stack of 2-channel slices); otherwise
+    each file takes them (``yxc`` fits each ``yx`` file of a t stack, which stays ``tyx``).
+    """
+    if stacked is None:
+        whole = fitting_axes(file_axes, parts[0][0].ndim)
+        return None if whole is None else (parts[0][0], whole)
+    data, axes = stacked
+    whole = fitting_axes(file_axes, data.ndim)
+    if whole is not None and along in whole and whole.index(along) == axes.index(along):
+        return data, whole
+    fitted = [(part, f) for part, _ in parts if (f := fitting_axes(file_axes, part.ndim)) is not None]
+    return _stack(fitted, names, along) if len(fitted) == len(parts) else None
+
+
 def open_image(
-    path: str, *, axes: str | None = None, stack_along: str = "z", scale: str | int | None = None
+    path: str,
+    *,
+    axes: str | None = None,
+    stack_along: str = "z",
+    scale: str | int | None = None,
+    file_axes: str | None = None,
 ) -> Image:
     """Open an image file, a dataset in a container, or a stack of files, lazily.
 
@@ -275,6 +304,12 @@ def open_image(
     scale : int or str, optional
         For an OME-Zarr image root: the scale index or dataset path (default the first,
         full resolution).
+    file_axes : str, optional
+        Axes to use in place of the file's own where they fit, as ilastik reuses the
+        training image's axes for batch inputs: equal length fits, or one more key if it is
+        ``c``. A stack takes them as a whole only if they place the stacking axis as stacking
+        did, else file by file: a stack of ``yx`` files along ``t`` stays ``tyx`` when
+        ``file_axes`` is ``yxc``. Ignored when ``axes`` is given.
 
     Returns
     -------
@@ -306,13 +341,17 @@ def open_image(
     guessed = False
     fmt = ""
     for member in members:
-        data, file_axes, fmt = _read_guarded(member, scale, in_stack=is_stack)
-        if file_axes is None:
-            file_axes, guessed = guess_axes(data.shape), True
-        parts.append((data, file_axes))
+        data, member_axes, fmt = _read_guarded(member, scale, in_stack=is_stack)
+        if member_axes is None:
+            member_axes, guessed = guess_axes(data.shape), True
+        parts.append((data, member_axes))
     data, found_axes = _stack(parts, names, stack_along) if is_stack else parts[0]
     if axes is not None:
         found_axes, guessed = parse_axes(axes, data.ndim), False
+    elif file_axes:
+        reused = _reuse_axes(file_axes, parts, names, stack_along, (data, found_axes) if is_stack else None)
+        if reused is not None:
+            (data, found_axes), guessed = reused, False
     return Image(
         data=data,
         axes=found_axes,

@@ -21,7 +21,7 @@ import h5py
 
 from ..axes import parse_axes
 from ..errors import ExportError
-from ._atomic import atomic_files, check_parent
+from ._atomic import atomic_files, check_parent, make_parents, remove_if_empty
 from ._flat import FLAT_FORMATS
 from ._hdf5 import write_hdf5
 from ._n5 import N5_DTYPES, check_n5_target, write_n5
@@ -284,8 +284,9 @@ def write_image(
     path : str
         Output file name; its extension is replaced by the format's (``.h5``, ``.n5``,
         ``.zarr``, ``.npy``, ``.tiff``, ``.png`` ...). For sequences it must contain
-        ``{slice_index}``. The directory must exist. zarr and OME-Zarr outputs may go to
-        an ``s3://`` URL (in a bucket that exists).
+        ``{slice_index}``. Missing directories are created (after every check passed),
+        and removed again if the export fails. zarr and OME-Zarr outputs may go to an
+        ``s3://`` URL (in a bucket that exists).
     format : str
         One of :data:`FORMATS`, e.g. ``"compressed hdf5"``, ``"multi-scale OME-Zarr"``,
         ``"png sequence"`` (case-insensitive).
@@ -325,8 +326,16 @@ def write_image(
     """
     job, spec = _job(data, path, format, axes, internal_path, compression, attrs, zarr_format, slice_offset)
     job = dataclasses.replace(job, resume=resume)
-    _run_check(job, spec)
-    return _WRITERS[spec.kind](job, spec)
+    outputs = _run_check(job, spec)
+    if is_url(job.path):  # an object store has no folders to create
+        return _WRITERS[spec.kind](job, spec)
+    # sequences name one file per slice (possibly in several folders); the rest write job.path
+    created = make_parents(outputs if spec.kind.endswith("-seq") else [job.path])
+    try:
+        return _WRITERS[spec.kind](job, spec)
+    except BaseException:
+        remove_if_empty(created)
+        raise
 
 
 def _job(
@@ -401,7 +410,8 @@ def check_target(
     ------
     ExportError
         If the format is unknown, cannot hold the data, or the output cannot be written
-        (missing or read-only directory, a conflicting file or directory in the way).
+        (a read-only directory, a conflicting file or directory in the way). A missing
+        directory is not an error: :func:`write_image` creates it.
     AxesError
         If ``axes`` does not fit ``data``.
     """
