@@ -73,7 +73,21 @@ EXPECTED: dict[str, tuple[str, tuple[tuple[str, ...], ...], int, tuple[int, ...]
     "ome__omero-guide-ilastik/notebooks/pipelines/ilastik14-Nov-2024.ilp": (PC, (L2,), 1, (38,)),
     "ome__omero-guide-ilastik/notebooks/pipelines/pixel-class-133.ilp": (PC, (L2,), 1, (43,)),
 }
-UNSUPPORTED = {"ilastik__ilastik/tests/test_ilastik/data/inputdata/pc-oc-133.ilp"}
+# workflows cascade does not run yet (object classification, counting): refused in one line
+UNSUPPORTED = {
+    "ilastik__ilastik/tests/test_ilastik/data/inputdata/pc-oc-133.ilp": "Object Classification",
+    **{
+        f"ilastik__ilastik/object_classification/{name}.ilp": "Object Classification"
+        for name in (
+            "ObjectClassification2d3c_wLabels",
+            "ObjectClassification2d_wPred",
+            "ObjectClassification2d_wSeg",
+            "ObjectClassification5t2d1c_wPred",
+            "ObjectClassification5t2d1c_wSeg",
+        )
+    },
+    "ilastik__ilastik/object_classification/CellDensityCounting2d3c.ilp": "Cell Density Counting",
+}
 NO_FEATURES = {"ilastik__ilastik/api_projects/PixelClassNoData.ilp"}
 LEAF = 0x40000000
 
@@ -149,7 +163,7 @@ def tricky_inputs(trees: list[Any], n_features: int, n: int, seed: int) -> np.nd
 # every project of the data set ----------------------------------------------------------------------
 @needs_data
 def test_inventory_is_complete() -> None:
-    assert set(ILPS) == set(EXPECTED) | UNSUPPORTED
+    assert set(ILPS) == set(EXPECTED) | set(UNSUPPORTED)
 
 
 @needs_data
@@ -232,9 +246,9 @@ def _check_forest_matches_features(project: IlpProject, k: int) -> None:
 
 
 @needs_data
-def test_object_classification_is_rejected() -> None:
-    (rel,) = UNSUPPORTED
-    with pytest.raises(ProjectError, match=r"workflow 'Object Classification .*' is not supported"):
+@pytest.mark.parametrize("rel", sorted(UNSUPPORTED))
+def test_other_workflows_are_rejected(rel: str) -> None:
+    with pytest.raises(ProjectError, match=rf"workflow '{UNSUPPORTED[rel]}.*' is not supported"):
         read_ilp(ILP_DIR / rel)
 
 
