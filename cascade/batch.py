@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .axes import fitting_axes, to_internal
-from .errors import CascadeError, DataError, ExportError
+from .errors import CascadeError, DataError, ExportError, FeatureSelectionError
 from .export import (
     ExportSource,
     PreparedExport,
@@ -397,7 +397,11 @@ def _plan(
 ) -> _Job:
     """Open and check one input and prepare and check its exports (nothing is computed or written)."""
     item = _open_input(cascade, path, mask_path, options)
-    exports = _exports(_results(cascade, item, options), item, options, parsed, base)
+    try:
+        results = _results(cascade, item, options)
+    except FeatureSelectionError as err:  # a scale too large for this input (ilastik's size rule)
+        raise FeatureSelectionError(f"{path}: {err}") from err
+    exports = _exports(results, item, options, parsed, base)
     return _Job(cascade, item, options, parsed, exports)
 
 

@@ -24,7 +24,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .errors import CascadeError, DataError
+from .errors import CascadeError, DataError, FeatureSelectionError
 from .features._block import block_features
 from .forest import predict_proba, train_forest
 from .pipeline import Cascade, Stage, convert_probabilities
@@ -224,6 +224,7 @@ def fit(
         if im.raw.shape[-1] != first.raw.shape[-1] or np.dtype(im.raw.dtype) != np.dtype(first.raw.dtype):
             raise DataError("training images must share channel count and dtype")
     pairs = _split_time(images, len(stages))
+    _check_sizes(stages, [raw for raw, _ in pairs], spatial)
     ctx = _Context([raw for raw, _ in pairs], list(stages), np.dtype(first.raw.dtype), mode)
     for k in range(len(stages)):
         trained, oob = _fit_stage(ctx, k, [labels[k] for _, labels in pairs], trees, seed + k, n_jobs)
@@ -236,6 +237,16 @@ def fit(
         spatial_axes=spatial,
         provenance=dict(provenance or {}),
     )
+
+
+def _check_sizes(stages: Sequence[Stage], raws: Sequence[Any], spatial: str) -> None:
+    """ilastik's size rule for every stage and training image (scales too large are refused)."""
+    for k, stage in enumerate(stages):
+        for i, raw in enumerate(raws):
+            try:
+                stage.selection.check_shape(dict(zip(spatial, raw.shape[:-1])))
+            except FeatureSelectionError as err:
+                raise FeatureSelectionError(f"stage {k + 1}, training image {i + 1}: {err}") from err
 
 
 def _fit_stage(

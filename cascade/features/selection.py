@@ -202,13 +202,15 @@ class FeatureSelection:
         """
         z = spatial_sizes.get("z")
         for j in self.columns():
-            need = math.ceil(self.scales[j] * PRESMOOTH_WINDOW) + 1
+            reach = self.scales[j] * PRESMOOTH_WINDOW  # inf for huge scales: compared, never rounded
             axes = "yx" if self.column_is_2d(j, z) else "zyx"
-            short = [f"{a}={spatial_sizes[a]}" for a in axes if spatial_sizes[a] < need]
+            short = [f"{a}={spatial_sizes[a]}" for a in axes if reach > spatial_sizes[a] - 1]
             if short:
+                need = f"at least {math.ceil(reach) + 1}" if math.isfinite(reach) else "more"
+                fix = "deselect that scale" + (" or compute it in 2D" if axes == "zyx" else "")
                 raise FeatureSelectionError(
-                    f"scale {self.scales[j]} needs at least {need} pixels per axis but the data has "
-                    f"{', '.join(short)}; deselect that scale or compute it in 2D"
+                    f"scale {self.scales[j]} needs {need} pixels per axis (ceil(3.5 * scale) + 1) "
+                    f"but the data has {', '.join(short)}; {fix}"
                 )
 
     def to_dict(self) -> dict[str, Any]:

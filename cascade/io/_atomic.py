@@ -7,6 +7,7 @@ and the exception re-raised (``OSError`` as :class:`ExportError` naming the outp
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -14,22 +15,52 @@ from collections.abc import Iterator, Sequence
 from ..errors import CascadeError, ExportError
 from ._sources import one_line
 
-__all__ = ["atomic_dir", "atomic_files", "check_parent", "partial_name", "remove"]
+__all__ = ["NAME_MAX", "atomic_dir", "atomic_files", "check_name", "check_parent", "hidden_sibling", "partial_name", "remove"]
+
+
+#: Longest file name (bytes) that Linux, macOS and Windows file systems accept.
+NAME_MAX = 255
+
+
+def hidden_sibling(final: str, suffix: str) -> str:
+    """``dir/.<name><suffix>``, with ``<name>`` shortened to fit :data:`NAME_MAX` bytes.
+
+    A name too long for the suffix keeps its start and gets a hash of the whole name, so
+    that the sibling stays unique to ``final`` (a legal 250-byte output name still works).
+    """
+    parent, name = os.path.split(os.path.abspath(final))
+    wanted = f".{name}{suffix}"
+    if len(os.fsencode(wanted)) <= NAME_MAX:
+        return os.path.join(parent, wanted)
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    room = NAME_MAX - len(os.fsencode(suffix)) - len(digest) - 2
+    start = os.fsencode(name)[: max(room, 0)].decode("utf-8", "ignore")
+    return os.path.join(parent, f".{start}~{digest}{suffix}")
 
 
 def partial_name(final: str, tag: str = "partial") -> str:
-    """The hidden temporary sibling of ``final``: ``dir/.<name>.<tag>-<pid>``."""
-    parent, name = os.path.split(os.path.abspath(final))
-    return os.path.join(parent, f".{name}.{tag}-{os.getpid()}")
+    """The hidden temporary sibling of ``final``: ``dir/.<name>.<tag>-<pid>`` (see :func:`hidden_sibling`)."""
+    return hidden_sibling(final, f".{tag}-{os.getpid()}")
 
 
 def check_parent(final: str) -> None:
     """Raise :class:`ExportError` unless the directory that will hold ``final`` is writable."""
+    check_name(final.replace("{slice_index}", "0"))  # sequences check each file name later
     parent = os.path.dirname(os.path.abspath(final))
     if not os.path.isdir(parent):
         raise ExportError(f"cannot write {final}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ExportError(f"cannot write {final}: the directory {parent} is not writable")
+
+
+def check_name(final: str) -> None:
+    """Raise :class:`ExportError` if the file name of ``final`` is longer than :data:`NAME_MAX` bytes."""
+    size = len(os.fsencode(os.path.basename(os.path.abspath(final))))
+    if size > NAME_MAX:
+        raise ExportError(
+            f"cannot write {final}: the file name is {size} bytes long, more than the {NAME_MAX} "
+            "a file system allows; shorten --output_filename_format"
+        )
 
 
 def remove(path: str) -> None:

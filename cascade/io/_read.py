@@ -257,6 +257,8 @@ def open_image(
     data, found_axes = _stack(parts, names, stack_along) if is_stack else parts[0]
     if axes is not None:
         found_axes, guessed = parse_axes(axes, data.ndim), False
+    if 0 in data.shape:
+        raise DataError(f"cannot read {path}: the image is empty (shape {tuple(data.shape)})")
     return Image(
         data=data,
         axes=found_axes,

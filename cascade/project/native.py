@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import CascadeError, ProjectError
 from ..features.selection import FeatureSelection
 from ..forest.packed import PackedForest
+from ..io._atomic import hidden_sibling
 from ..pipeline import Cascade, Stage
 
 __all__ = [
@@ -76,7 +77,7 @@ def save_cascade(
     path = Path(path)
     if not path.parent.is_dir():
         raise ProjectError(f"cannot write project {path}: directory {path.parent} does not exist")
-    partial = path.with_name(f".{path.name}.partial")
+    partial = Path(hidden_sibling(str(path), ".partial"))
     try:
         with h5py.File(partial, "w") as f:
             f.attrs.update(
