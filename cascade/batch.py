@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ._config import check_config
 from .axes import fitting_axes, to_internal
 from .errors import CascadeError, DataError, ExportError, FeatureSelectionError
 from .export import (
@@ -147,6 +148,7 @@ def run_batch(
     """
     if not inputs:
         raise DataError("no input files given")
+    check_config()
     cascade = open_project(project, retrain=options.retrain)
     options = with_project_settings(options, cascade)
     parsed = _parse(options, cascade)

@@ -15,7 +15,16 @@ from collections.abc import Iterator, Sequence
 from ..errors import CascadeError, ExportError
 from ._sources import one_line
 
-__all__ = ["NAME_MAX", "atomic_dir", "atomic_files", "check_name", "check_parent", "hidden_sibling", "partial_name", "remove"]
+__all__ = [
+    "NAME_MAX",
+    "atomic_dir",
+    "atomic_files",
+    "check_name",
+    "check_parent",
+    "hidden_sibling",
+    "partial_name",
+    "remove",
+]
 
 
 #: Longest file name (bytes) that Linux, macOS and Windows file systems accept.
