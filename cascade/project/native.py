@@ -32,6 +32,7 @@ from ..pipeline import Cascade, Stage
 
 __all__ = [
     "FORMAT",
+    "MAX_LABEL",
     "SCHEMA_VERSION",
     "SparseLabels",
     "describe_cascade",
@@ -40,6 +41,8 @@ __all__ = [
     "save_cascade",
 ]
 
+#: Largest label value (class number) a project stores: labels are uint8, as in ilastik.
+MAX_LABEL = 255
 FORMAT = "cascade-project"
 SCHEMA_VERSION = 1
 _FOREST_ARRAYS = {
@@ -77,6 +80,13 @@ def save_cascade(
     path = Path(path)
     if not path.parent.is_dir():
         raise ProjectError(f"cannot write project {path}: directory {path.parent} does not exist")
+    for entry in (e for stage in labels or () for e in stage if e is not None):
+        values = np.asarray(entry[1])
+        if values.size and (values.min() < 0 or values.max() > MAX_LABEL):
+            raise ProjectError(
+                f"cannot write project {path}: the labels of {entry[3]} hold values outside "
+                f"0..{MAX_LABEL} (labels are stored as uint8)"
+            )
     partial = Path(hidden_sibling(str(path), ".partial"))
     try:
         with h5py.File(partial, "w") as f:
