@@ -222,7 +222,24 @@ def _read_forest(group: h5py.Group, n_classes: int) -> PackedForest:
     )
     if not consistent:
         raise ProjectError("forest arrays are inconsistent (node counts, class count or child indices)")
+    _check_leaves(arrays["left"], arrays["right"], arrays["value"])
     return PackedForest(n_features=n_features, **arrays)
+
+
+def _check_leaves(left: np.ndarray, right: np.ndarray, value: np.ndarray) -> None:
+    """Every leaf must hold a class distribution (finite, >= 0, summing to 1), as the .ilp reader requires."""
+    leaf = left < 0
+    if np.any(leaf != (right < 0)):
+        raise ProjectError("forest arrays are inconsistent (a node has one child)")
+    rows = value[leaf].astype(np.float64)
+    valid = np.isfinite(rows).all(axis=1) & (rows >= 0).all(axis=1)
+    valid &= np.abs(rows.sum(axis=1) - 1.0) <= 1e-3
+    if not valid.all():
+        bad = int(np.flatnonzero(leaf)[np.flatnonzero(~valid)[0]])
+        raise ProjectError(
+            f"a forest leaf (node {bad}) holds {rows[~valid][0].tolist()}, not a class distribution "
+            "(finite values >= 0 summing to 1)"
+        )
 
 
 def read_labels(path: str | Path) -> list[list[SparseLabels]]:
