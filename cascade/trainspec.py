@@ -32,7 +32,7 @@ from .features import FeatureSelection, parse_feature_selection
 from .forest import MAX_SEED, MAX_TREES
 from .io import open_image
 from .pipeline import Stage
-from .project.native import SparseLabels
+from .project.native import MAX_LABEL, SparseLabels
 from .training import TrainingImage
 
 __all__ = ["TrainingSpec", "load_spec", "load_training_images", "parse_spec"]
@@ -203,7 +203,24 @@ def load_training_images(
                 )
             lab = np.asarray(lab[..., 0])
             coords = np.argwhere(lab > 0)
-            sparse[k].append((coords, lab[tuple(coords.T)], tuple(lab.shape), label_path))
+            values = lab[tuple(coords.T)]
+            _check_label_values(values, label_path)
+            sparse[k].append((coords, values, tuple(lab.shape), label_path))
             labels.append(lab)
         images.append(TrainingImage(raw=raw, axes=axes, labels=tuple(labels)))
     return images, sparse
+
+
+def _check_label_values(values: np.ndarray, path: str) -> None:
+    """Labels are whole numbers 1..255 (0 = unlabelled), as a project stores them (uint8)."""
+    if values.size == 0:
+        return
+    if values.dtype.kind == "f" and not np.array_equal(values, np.floor(values)):
+        bad = values[values != np.floor(values)][0]
+        raise CascadeError(f"labels {path} hold the value {bad}; label values must be whole numbers")
+    top = values.max()
+    if top > MAX_LABEL:
+        raise CascadeError(
+            f"labels {path} hold the value {top}; label values must be 1 to {MAX_LABEL} "
+            "(0 = unlabelled; a project stores labels as uint8, as ilastik does)"
+        )
