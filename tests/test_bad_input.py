@@ -284,6 +284,14 @@ def test_label_value_beyond_uint8_is_refused_not_wrapped(run_dir: Path, classes:
     assert files(run_dir) - before == {run_dir / "labels.tif"}
 
 
+def test_fractional_label_values_are_refused(run_dir: Path) -> None:
+    labels = sparse(blobs(1, size=64)[1], 2).astype(np.float32)
+    labels[labels == 2] = 2.5  # would be truncated to class 2
+    before = files(run_dir)
+    refused(_train(run_dir, labels, "--classes", "a,b,c"), "labels.tif", "2.5", "whole numbers")
+    assert files(run_dir) - before == {run_dir / "labels.tif"}
+
+
 @pytest.mark.parametrize(
     ("classes", "words"),
     [
