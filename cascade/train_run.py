@@ -69,6 +69,7 @@ def simple_spec(
 def run_training(spec: TrainingSpec, project: str | Path) -> str:
     """Train and save; returns a one-paragraph summary."""
     start = time.perf_counter()
+    _check_project_path(Path(project))
     images, sparse = load_training_images(spec)
     cascade = fit(
         images,
@@ -96,3 +97,12 @@ def run_training(spec: TrainingSpec, project: str | Path) -> str:
         f"({', '.join(f'stage {k + 1}: {n} labelled pixels' for k, n in enumerate(counts))}) "
         f"in {time.perf_counter() - start:.1f} s -> {project}"
     )
+
+
+def _check_project_path(project: Path) -> None:
+    """Refuse a project path that cannot be written, before anything is trained."""
+    from .io._atomic import check_name
+
+    check_name(str(project))
+    if not project.parent.is_dir():
+        raise CascadeError(f"cannot write project {project}: directory {project.parent} does not exist")

@@ -198,6 +198,19 @@ def test_output_name_beyond_name_max_is_refused_before_computing(run_dir: Path) 
     assert files(run_dir) == before
 
 
+def test_project_names_long_and_too_long(run_dir: Path) -> None:
+    train = ["--raw_data", "train.tif", "--labels", "train_labels.tif", "--stages", "1", "--trees", "3"]
+    train += ["--features", "features.yaml"]
+    fits = "q" * 240 + ".cascade"  # 248 bytes: the temporary must stay within NAME_MAX
+    done = cascade("train", "--project", fits, *train, cwd=run_dir)
+    assert done.returncode == 0, done.stderr
+    assert load_cascade(run_dir / fits).stages[0].class_names == ("Label 1", "Label 2")
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+    before = files(run_dir)
+    refused(cascade("train", "--project", "q" * 248 + ".cascade", *train, cwd=run_dir), "256 bytes")
+    assert files(run_dir) == before
+
+
 def test_hidden_siblings_fit_name_max_and_stay_distinct() -> None:
     long_a, long_b = "/d/" + "a" * 250 + "x", "/d/" + "a" * 250 + "y"
     siblings = {hidden_sibling(p, ".partial-4194304") for p in (long_a, long_b)}

@@ -68,7 +68,7 @@ def check_name(final: str) -> None:
     if size > NAME_MAX:
         raise ExportError(
             f"cannot write {final}: the file name is {size} bytes long, more than the {NAME_MAX} "
-            "a file system allows; shorten --output_filename_format"
+            "a file system allows; use a shorter name"
         )
 
 
