@@ -226,7 +226,7 @@ def fit(
         if im.raw.shape[-1] != first.raw.shape[-1] or np.dtype(im.raw.dtype) != np.dtype(first.raw.dtype):
             raise DataError("training images must share channel count and dtype")
     pairs = _split_time(images, len(stages))
-    _check_sizes(stages, [raw for raw, _ in pairs], spatial)
+    _check_sizes(stages, images)
     ctx = _Context([raw for raw, _ in pairs], list(stages), np.dtype(first.raw.dtype), mode)
     for k in range(len(stages)):
         trained, oob = _fit_stage(ctx, k, [labels[k] for _, labels in pairs], trees, seed + k, n_jobs)
@@ -258,12 +258,13 @@ def _check_options(stages: Sequence[Stage], trees: int, seed: int) -> None:
         )
 
 
-def _check_sizes(stages: Sequence[Stage], raws: Sequence[Any], spatial: str) -> None:
+def _check_sizes(stages: Sequence[Stage], images: Sequence[TrainingImage]) -> None:
     """ilastik's size rule for every stage and training image (scales too large are refused)."""
     for k, stage in enumerate(stages):
-        for i, raw in enumerate(raws):
+        for i, image in enumerate(images):
+            sizes = {key: int(n) for key, n in zip(image.axes, image.raw.shape) if key in "zyx"}
             try:
-                stage.selection.check_shape(dict(zip(spatial, raw.shape[:-1])))
+                stage.selection.check_shape(sizes)
             except FeatureSelectionError as err:
                 raise FeatureSelectionError(f"stage {k + 1}, training image {i + 1}: {err}") from err
 
