@@ -80,11 +80,11 @@ def save_cascade(
     path = Path(path)
     if not path.parent.is_dir():
         raise ProjectError(f"cannot write project {path}: directory {path.parent} does not exist")
-    for entry in (e for stage in labels or () for e in stage if e is not None):
-        values = np.asarray(entry[1])
+    for stored in (e for stage in labels or () for e in stage if e is not None):
+        values = np.asarray(stored[1])
         if values.size and (values.min() < 0 or values.max() > MAX_LABEL):
             raise ProjectError(
-                f"cannot write project {path}: the labels of {entry[3]} hold values outside "
+                f"cannot write project {path}: the labels of {stored[3]} hold values outside "
                 f"0..{MAX_LABEL} (labels are stored as uint8)"
             )
     partial = Path(hidden_sibling(str(path), ".partial"))
