@@ -282,6 +282,15 @@ def test_bad_spec_entries_are_refused(run_dir: Path, text: str, words: list[str]
     assert files(run_dir) == before
 
 
+def test_unknown_key_in_a_feature_selection_is_refused(run_dir: Path) -> None:
+    (run_dir / "typo.yaml").write_text("features: {GaussianSmoothing: [1.0]}\ncompute_in2d: true\n")
+    before = files(run_dir)
+    args = ["--raw_data", "train.tif", "--labels", "train_labels.tif", "--features", "typo.yaml"]
+    done = cascade("train", "--project", "out.cascade", *args, cwd=run_dir)
+    refused(done, "unknown key 'compute_in2d'", "features, scales, compute_in_2d")
+    assert files(run_dir) == before
+
+
 def _train(run_dir: Path, labels: np.ndarray, *extra: str) -> subprocess.CompletedProcess[str]:
     tifffile.imwrite(run_dir / "labels.tif", labels)
     args = ["train", "--project", "out.cascade", "--raw_data", "train.tif", "--labels", "labels.tif"]
