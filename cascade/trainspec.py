@@ -14,7 +14,8 @@ Example (see ``configs/train-example.yaml``)::
     forest: {trees: 100, seed: 0}
     training: oob                      # or in-sample (ilastik's behaviour)
 
-Relative paths are taken relative to the spec file.
+Relative paths are taken relative to the spec file. Unknown keys (a typo such as ``tress:``)
+are refused, naming the valid ones; every stage needs at least two classes, as in ilastik.
 """
 
 from __future__ import annotations
