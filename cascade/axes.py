@@ -54,11 +54,12 @@ def parse_axes(axes: str, ndim: int | None = None) -> str:
 def internal_axes(axes: str, shape: tuple[int, ...]) -> str:
     """Return the internal axis order for data with ``axes`` and ``shape``.
 
-    Singleton ``t`` and ``z`` axes are dropped; ``c`` is always present.
+    Singleton ``t`` and ``z`` axes are dropped; ``y``, ``x`` and ``c`` are always present
+    (a 1 x N image stays 2D with ``y`` of length 1, as in ilastik).
     """
     keys = parse_axes(axes, len(shape))
     sizes = dict(zip(keys, shape))
-    return "".join(k for k in INTERNAL_ORDER if k == "c" or sizes.get(k, 1) > 1)
+    return "".join(k for k in INTERNAL_ORDER if k in "yxc" or sizes.get(k, 1) > 1)
 
 
 def to_internal(array: ArrayT, axes: str) -> tuple[ArrayT, str]:

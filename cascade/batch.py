@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ._config import check_config
 from .axes import to_internal
-from .errors import CascadeError, DataError, ExportError
+from .errors import CascadeError, DataError, ExportError, FeatureSelectionError
 from .export import (
     ExportSource,
     PreparedExport,
@@ -148,6 +149,7 @@ def run_batch(
     """
     if not inputs:
         raise DataError("no input files given")
+    check_config()
     cascade = open_project(project, retrain=options.retrain)
     options = with_project_settings(options, cascade)
     parsed = _parse(options, cascade)
@@ -405,7 +407,11 @@ def _plan(
     item = _open_input(cascade, path, mask_path, options)
     if project_dir is not None and is_url(item.image.path):
         item = replace(item, image=replace(item.image, dataset_dir=project_dir))
-    exports = _exports(_results(cascade, item, options), item, options, parsed, base)
+    try:
+        results = _results(cascade, item, options)
+    except FeatureSelectionError as err:  # a scale too large for this input (ilastik's size rule)
+        raise FeatureSelectionError(f"{path}: {err}") from err
+    exports = _exports(results, item, options, parsed, base)
     return _Job(cascade, item, options, parsed, exports)
 
 

@@ -151,7 +151,7 @@ def available_memory() -> int:
         return _parse_memory(text, "CASCADE_MEMORY")
     text = os.environ.get("LAZYFLOW_TOTAL_RAM_MB", "").strip()
     if text:
-        return _env_int("LAZYFLOW_TOTAL_RAM_MB", text, minimum=1) * 2**20
+        return _env_int("LAZYFLOW_TOTAL_RAM_MB", text, minimum=500) * 2**20  # ilastik refuses < 500
     import psutil
 
     limits = [int(psutil.virtual_memory().total)]

@@ -17,7 +17,9 @@ from pathlib import Path
 import dask
 import numpy as np
 
+from .errors import CascadeError
 from .features import parse_feature_selection
+from .forest import MAX_SEED
 from .io import write_image
 from .pipeline import Stage, predict
 from .project.native import save_cascade
@@ -86,6 +88,8 @@ def _panel(images: list[np.ndarray], gap: int = 4) -> np.ndarray:
 def run_demo(output: str | Path = "cascade-demo", *, seed: int = 0, trees: int = 100) -> DemoReport:
     """Train, predict and score the bundled demo; write outputs into ``output``."""
     start = time.perf_counter()
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED:
+        raise CascadeError(f"seed must be a whole number from 0 to {MAX_SEED - 1}, not {seed!r}")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     raw, truth = load_demo_data()

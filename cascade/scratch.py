@@ -14,11 +14,10 @@ import itertools
 import os
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
-from dask.utils import parse_bytes
 
+from ._config import IN_MEMORY_STAGE, config_size
 from .io._resume import MarkingTarget, ResumeState, block_name
 
 __all__ = ["IN_MEMORY_BYTES", "keep_once", "needed_blocks", "spill"]
@@ -56,8 +55,7 @@ def keep_once(array: da.Array, folder: str, *, region: Region | None = None, lab
     A small result (a few blocks) costs nothing to hold and nothing to recompute after an
     interruption, while a zarr store would cost its import and its files.
     """
-    limit = dask.config.get("cascade.in-memory-stage", IN_MEMORY_BYTES)
-    if array.nbytes <= parse_bytes(limit):
+    if array.nbytes <= config_size(IN_MEMORY_STAGE, IN_MEMORY_BYTES):
         persisted: da.Array = array.persist()  # type: ignore[no-untyped-call]
         return persisted
     return spill(array, folder, region=region, label=label)

@@ -11,7 +11,7 @@ import numpy as np
 from . import __version__
 from .errors import CascadeError
 from .pipeline import Stage
-from .project.native import save_cascade
+from .project.native import MAX_LABEL, save_cascade
 from .training import fit
 from .trainspec import ImageSpec, TrainingSpec, _selection, load_training_images
 
@@ -39,9 +39,22 @@ def simple_spec(
     if classes:
         names = tuple(c.strip() for c in classes.split(",") if c.strip())
     else:
-        highest = max(int(np.asarray(open_image(path).data.max().compute())) for path in labels)
+        highest = 0
+        for path in labels:
+            top = int(np.asarray(open_image(path).data.max().compute()))
+            if top > MAX_LABEL:
+                raise CascadeError(
+                    f"labels {path} hold the value {top}; label values must be 1 to {MAX_LABEL} "
+                    "(0 = unlabelled; a project stores labels as uint8, as ilastik does)"
+                )
+            highest = max(highest, top)
         if highest < 1:
             raise CascadeError("the label images contain no labels (all zero)")
+        if highest < 2:
+            raise CascadeError(
+                "the label images hold one class only (value 1); label at least two classes "
+                "(ilastik cannot train on one)"
+            )
         names = tuple(f"Label {k}" for k in range(1, highest + 1))
     selection = _selection(features, Path.cwd())
     return TrainingSpec(
@@ -56,6 +69,7 @@ def simple_spec(
 def run_training(spec: TrainingSpec, project: str | Path) -> str:
     """Train and save; returns a one-paragraph summary."""
     start = time.perf_counter()
+    _check_project_path(Path(project))
     images, sparse = load_training_images(spec)
     cascade = fit(
         images,
@@ -83,3 +97,12 @@ def run_training(spec: TrainingSpec, project: str | Path) -> str:
         f"({', '.join(f'stage {k + 1}: {n} labelled pixels' for k, n in enumerate(counts))}) "
         f"in {time.perf_counter() - start:.1f} s -> {project}"
     )
+
+
+def _check_project_path(project: Path) -> None:
+    """Refuse a project path that cannot be written, before anything is trained."""
+    from .io._atomic import check_name
+
+    check_name(str(project))
+    if not project.parent.is_dir():
+        raise CascadeError(f"cannot write project {project}: directory {project.parent} does not exist")

@@ -24,10 +24,11 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .errors import CascadeError, DataError
+from .errors import CascadeError, DataError, FeatureSelectionError
 from .features._block import block_features
-from .forest import predict_proba, train_forest
+from .forest import MAX_SEED, MAX_TREES, predict_proba, train_forest
 from .pipeline import Cascade, Stage, convert_probabilities
+from .project.native import MAX_LABEL
 
 __all__ = ["TrainingImage", "fit"]
 
@@ -216,6 +217,7 @@ def fit(
         raise CascadeError("no training images given")
     if mode not in ("oob", "in-sample"):
         raise CascadeError(f"training mode must be 'oob' or 'in-sample', got {mode!r}")
+    _check_options(stages, trees, seed)
     first = images[0]
     spatial = "".join(k for k in first.axes if k in "zyx")
     for im in images:
@@ -224,6 +226,7 @@ def fit(
         if im.raw.shape[-1] != first.raw.shape[-1] or np.dtype(im.raw.dtype) != np.dtype(first.raw.dtype):
             raise DataError("training images must share channel count and dtype")
     pairs = _split_time(images, len(stages))
+    _check_sizes(stages, images)
     ctx = _Context([raw for raw, _ in pairs], list(stages), np.dtype(first.raw.dtype), mode)
     for k in range(len(stages)):
         trained, oob = _fit_stage(ctx, k, [labels[k] for _, labels in pairs], trees, seed + k, n_jobs)
@@ -236,6 +239,34 @@ def fit(
         spatial_axes=spatial,
         provenance=dict(provenance or {}),
     )
+
+
+def _check_options(stages: Sequence[Stage], trees: int, seed: int) -> None:
+    """Class counts, tree count and seed, checked before anything is computed."""
+    for k, stage in enumerate(stages):
+        if not 2 <= stage.n_classes <= MAX_LABEL:
+            raise CascadeError(
+                f"stage {k + 1} has {stage.n_classes} class(es); a stage needs 2 to {MAX_LABEL} "
+                "(ilastik trains on at least two label classes and stores labels as uint8)"
+            )
+    if isinstance(trees, bool) or not isinstance(trees, (int, np.integer)) or not 1 <= trees <= MAX_TREES:
+        raise CascadeError(f"trees must be a whole number from 1 to {MAX_TREES}, not {trees!r}")
+    top = MAX_SEED - (len(stages) - 1)  # stage k trains with seed + k
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= top:
+        raise CascadeError(
+            f"seed must be a whole number from 0 to {top} for {len(stages)} stage(s), not {seed!r}"
+        )
+
+
+def _check_sizes(stages: Sequence[Stage], images: Sequence[TrainingImage]) -> None:
+    """ilastik's size rule for every stage and training image (scales too large are refused)."""
+    for k, stage in enumerate(stages):
+        for i, image in enumerate(images):
+            sizes = {key: int(n) for key, n in zip(image.axes, image.raw.shape) if key in "zyx"}
+            try:
+                stage.selection.check_shape(sizes)
+            except FeatureSelectionError as err:
+                raise FeatureSelectionError(f"stage {k + 1}, training image {i + 1}: {err}") from err
 
 
 def _fit_stage(
@@ -256,6 +287,12 @@ def _fit_stage(
             owners.append((image, coords, values))
     if not tasks:
         raise CascadeError(f"stage {k + 1} has no labels in any image; label at least one pixel per class")
+    found = np.unique(np.concatenate([values for _, _, values in owners]))
+    if len(found) < 2:
+        raise CascadeError(
+            f"stage {k + 1} has labels of one class only ({stage.class_names[int(found[0]) - 1]}); "
+            "label at least two classes (ilastik cannot train on one)"
+        )
     features = dask.compute(*tasks)
     x = np.concatenate(features).astype(np.float32)
     y = np.concatenate([v for _, _, v in owners])

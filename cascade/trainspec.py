@@ -14,7 +14,8 @@ Example (see ``configs/train-example.yaml``)::
     forest: {trees: 100, seed: 0}
     training: oob                      # or in-sample (ilastik's behaviour)
 
-Relative paths are taken relative to the spec file.
+Relative paths are taken relative to the spec file. Unknown keys (a typo such as ``tress:``)
+are refused, naming the valid ones; every stage needs at least two classes, as in ilastik.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ import numpy as np
 from .axes import parse_axes, to_internal
 from .errors import CascadeError
 from .features import FeatureSelection, parse_feature_selection
+from .forest import MAX_SEED, MAX_TREES
 from .io import open_image
 from .pipeline import Stage
-from .project.native import SparseLabels
+from .project.native import MAX_LABEL, SparseLabels
 from .training import TrainingImage
 
 __all__ = ["TrainingSpec", "load_spec", "load_training_images", "parse_spec"]
@@ -73,52 +75,84 @@ def _resolve(path: str, base: Path) -> str:
     return str(p if p.is_absolute() else base / p)
 
 
-def parse_spec(spec: Mapping[str, Any], base: Path) -> TrainingSpec:
-    """Validate a training spec mapping; paths are resolved against ``base``."""
-    if not isinstance(spec, Mapping):
-        raise CascadeError("a training spec must be a mapping with 'images' and 'stages'")
-    stages_in = spec.get("stages")
-    if not isinstance(stages_in, Sequence) or not stages_in:
-        raise CascadeError("the training spec needs a non-empty 'stages' list")
-    stages = []
-    for k, entry in enumerate(stages_in):
-        classes = entry.get("classes") if isinstance(entry, Mapping) else None
-        if not isinstance(classes, Sequence) or isinstance(classes, str) or len(classes) < 1:
-            raise CascadeError(f"stage {k + 1} needs a 'classes' list of class names")
-        stages.append(Stage(_selection(entry.get("features"), base), tuple(str(c) for c in classes)))
-    images_in = spec.get("images")
-    if not isinstance(images_in, Sequence) or not images_in:
-        raise CascadeError("the training spec needs a non-empty 'images' list")
-    images = []
-    for i, entry in enumerate(images_in):
-        if not isinstance(entry, Mapping) or "raw" not in entry:
-            raise CascadeError(f"image {i + 1} needs a 'raw' path")
-        labels = entry.get("labels")
-        labels = [labels] if isinstance(labels, str) else list(labels or [])
-        if len(labels) == 1:
-            labels = labels * len(stages)
-        if len(labels) != len(stages):
-            raise CascadeError(
-                f"image {i + 1} lists {len(labels)} label images but there are {len(stages)} stages"
-            )
-        axes = entry.get("input_axes")
-        images.append(
-            ImageSpec(
-                _resolve(str(entry["raw"]), base),
-                parse_axes(axes) if axes else None,
-                tuple(None if lab is None else _resolve(str(lab), base) for lab in labels),
-            )
+_KEYS = {
+    "the training spec": ("images", "stages", "forest", "training"),
+    "stage": ("classes", "features"),
+    "image": ("raw", "input_axes", "labels"),
+    "forest": ("trees", "seed"),
+}
+
+
+def _mapping(value: Any, what: str, where: str) -> Mapping[str, Any]:
+    """``value`` as a mapping whose keys are all known for ``what`` (see ``_KEYS``)."""
+    if not isinstance(value, Mapping):
+        raise CascadeError(f"{where} must be a mapping with keys {', '.join(_KEYS[what])}, not {value!r}")
+    unknown = [str(k) for k in value if k not in _KEYS[what]]
+    if unknown:
+        raise CascadeError(f"unknown key {unknown[0]!r} in {where}; valid keys are {', '.join(_KEYS[what])}")
+    return value
+
+
+def _whole(value: Any, what: str, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise CascadeError(f"{what} must be a whole number from {minimum} to {maximum}, not {value!r}")
+    return value
+
+
+def _stage(entry: Any, k: int, base: Path) -> Stage:
+    entry = _mapping(entry, "stage", f"stage {k + 1}")
+    classes = entry.get("classes")
+    if not isinstance(classes, Sequence) or isinstance(classes, str) or len(classes) < 2:
+        raise CascadeError(
+            f"stage {k + 1} needs a 'classes' list of at least two class names (as ilastik needs two "
+            f"label classes), got {classes!r}"
         )
-    forest = spec.get("forest") or {}
+    return Stage(_selection(entry.get("features"), base), tuple(str(c) for c in classes))
+
+
+def _image(entry: Any, i: int, n_stages: int, base: Path) -> ImageSpec:
+    entry = _mapping(entry, "image", f"image {i + 1}")
+    if "raw" not in entry:
+        raise CascadeError(f"image {i + 1} needs a 'raw' path")
+    labels = entry.get("labels")
+    labels = [labels] if isinstance(labels, str) else list(labels or [])
+    if len(labels) == 1:
+        labels = labels * n_stages
+    if len(labels) != n_stages:
+        raise CascadeError(f"image {i + 1} lists {len(labels)} label images but there are {n_stages} stages")
+    axes = entry.get("input_axes")
+    return ImageSpec(
+        _resolve(str(entry["raw"]), base),
+        parse_axes(axes) if axes else None,
+        tuple(None if lab is None else _resolve(str(lab), base) for lab in labels),
+    )
+
+
+def parse_spec(spec: Mapping[str, Any], base: Path) -> TrainingSpec:
+    """Validate a training spec mapping; paths are resolved against ``base``.
+
+    Raises
+    ------
+    CascadeError
+        Naming the first problem: an unknown key (and the valid ones), a missing or malformed
+        entry, a stage with fewer than two classes, a forest size or seed out of range.
+    """
+    spec = _mapping(spec, "the training spec", "the training spec")
+    stages_in = spec.get("stages")
+    if not isinstance(stages_in, Sequence) or isinstance(stages_in, str) or not stages_in:
+        raise CascadeError("the training spec needs a non-empty 'stages' list")
+    stages = [_stage(entry, k, base) for k, entry in enumerate(stages_in)]
+    images_in = spec.get("images")
+    if not isinstance(images_in, Sequence) or isinstance(images_in, str) or not images_in:
+        raise CascadeError("the training spec needs a non-empty 'images' list")
+    images = [_image(entry, i, len(stages), base) for i, entry in enumerate(images_in)]
+    forest = _mapping(spec.get("forest") or {}, "forest", "'forest'")
     training = str(spec.get("training", "oob"))
     if training not in ("oob", "in-sample"):
         raise CascadeError(f"training must be 'oob' or 'in-sample', got {training!r}")
-    try:
-        trees, seed = int(forest.get("trees", 100)), int(forest.get("seed", 0))
-    except (TypeError, ValueError) as err:
-        raise CascadeError(f"forest trees and seed must be integers: {err}") from err
-    if trees < 1:
-        raise CascadeError(f"forest trees must be at least 1, got {trees}")
+    trees = _whole(forest.get("trees", 100), "forest trees", 1, MAX_TREES)
+    # stage k trains with seed + k
+    seed = _whole(forest.get("seed", 0), "forest seed", 0, MAX_SEED - (len(stages) - 1))
     return TrainingSpec(tuple(images), tuple(stages), trees, seed, training)
 
 
@@ -170,7 +204,24 @@ def load_training_images(
                 )
             lab = np.asarray(lab[..., 0])
             coords = np.argwhere(lab > 0)
-            sparse[k].append((coords, lab[tuple(coords.T)], tuple(lab.shape), label_path))
+            values = lab[tuple(coords.T)]
+            _check_label_values(values, label_path)
+            sparse[k].append((coords, values, tuple(lab.shape), label_path))
             labels.append(lab)
         images.append(TrainingImage(raw=raw, axes=axes, labels=tuple(labels)))
     return images, sparse
+
+
+def _check_label_values(values: np.ndarray, path: str) -> None:
+    """Labels are whole numbers 1..255 (0 = unlabelled), as a project stores them (uint8)."""
+    if values.size == 0:
+        return
+    if values.dtype.kind == "f" and not np.array_equal(values, np.floor(values)):
+        bad = values[values != np.floor(values)][0]
+        raise CascadeError(f"labels {path} hold the value {bad}; label values must be whole numbers")
+    top = values.max()
+    if top > MAX_LABEL:
+        raise CascadeError(
+            f"labels {path} hold the value {top}; label values must be 1 to {MAX_LABEL} "
+            "(0 = unlabelled; a project stores labels as uint8, as ilastik does)"
+        )

@@ -29,16 +29,35 @@ def test_example_spec_parses() -> None:
         ("images: []\nstages: [{classes: [a, b]}]", "non-empty 'images'"),
         ("images: [{raw: a.tif}]\nstages: []", "non-empty 'stages'"),
         (
-            "images: [{raw: a.tif, labels: [x, y, z]}]\nstages: [{classes: [a]}, {classes: [b]}]",
+            "images: [{raw: a.tif, labels: [x, y, z]}]\nstages: [{classes: [a, b]}, {classes: [b, c]}]",
             "3 label images",
         ),
         ("images: [{raw: a.tif}]\nstages: [{features: ilastik-default}]", "'classes'"),
-        ("images: [{raw: a.tif}]\nstages: [{classes: [a], features: nope}]", "unknown feature set"),
+        ("images: [{raw: a.tif}]\nstages: [{classes: [a, b], features: nope}]", "unknown feature set"),
         (
-            "images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a]}]\ntraining: cross",
+            "images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a, b]}]\ntraining: cross",
             "'oob' or 'in-sample'",
         ),
-        ("images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a]}]\nforest: {trees: 0}", "at least 1"),
+        (
+            "images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a, b]}]\nforest: {trees: 0}",
+            "from 1 to",
+        ),
+        ("images: [{raw: a.tif}]\nstages: [{classes: [a]}]", "at least two class names"),
+        (
+            "images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a, b]}]\nforest: [1, 2]",
+            "must be a mapping",
+        ),
+        (
+            "images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a, b]}]\nforest: {trees: true}",
+            "forest trees",
+        ),
+        (
+            "images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a, b]}, {classes: [a, b]}]\nforest: {seed: 4294967295}",
+            "from 0 to 4294967294",
+        ),
+        ("images: [{raw: a.tif}]\nstages: [{classes: [a, b]}]\ntress: 3", r"unknown key 'tress'.*forest"),
+        ("images: [{raw: a.tif, axes: yx}]\nstages: [{classes: [a, b]}]", r"'axes' in image 1.*input_axes"),
+        ("[1, 2]", "must be a mapping"),
     ],
 )
 def test_bad_specs(text: str, message: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ._app import app
+from ._app import app, usage_message
 
 __all__ = ["app", "main", "normalize_argv"]
 
@@ -51,9 +51,56 @@ def _commands() -> set[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``cascade`` console script."""
+    """Entry point of the ``cascade`` console script.
+
+    Usage errors of every command (a bad option value, an unknown option, a missing argument)
+    are printed as one ``cascade: error: ...`` line with exit code 2, like every other error.
+    """
     from .._malloc import tune_malloc
 
     tune_malloc()
     args = normalize_argv(sys.argv[1:] if argv is None else argv)
-    app(args=args, prog_name="cascade")
+    try:
+        code = app(args=args, prog_name="cascade", standalone_mode=False)
+    except _usage_errors() as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # plain "cascade": the help, as before
+            text = str(getattr(err, "format_message", lambda: "")())
+            if text.strip():
+                print(text, file=sys.stderr)
+            sys.exit(2)
+        print(f"cascade: error: {usage_message(err)}", file=sys.stderr)
+        sys.exit(int(getattr(err, "exit_code", 2) or 2))
+    except _aborts():
+        print("cascade: error: aborted", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """typer's usage errors (typer >= 0.2x vendors click) and click's (older typer)."""
+    import typer
+
+    found: list[type[Exception]] = []
+    vendored = getattr(typer, "TyperException", None)
+    if vendored is not None:
+        found.append(vendored)
+    try:
+        import click
+    except ImportError:
+        pass
+    else:
+        found.append(click.ClickException)
+    return tuple(found)
+
+
+def _aborts() -> tuple[type[BaseException], ...]:
+    import typer
+
+    found: list[type[BaseException]] = [typer.Abort]
+    try:
+        import click
+    except ImportError:
+        pass
+    else:
+        found.append(click.exceptions.Abort)
+    return tuple(found)

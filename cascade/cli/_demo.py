@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import app, handle_errors
+from ._app import MAX_SEED, app, handle_errors, whole
 
 
 @app.command()
@@ -16,7 +16,7 @@ def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs.")] = Path(
         "cascade-demo"
     ),
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", parser=whole(0, MAX_SEED - 1), metavar="N")] = 0,
 ) -> None:
     """Train a 2-stage cascade on a bundled ISBI 2012 crop, predict a held-out slice, score it."""
     from ..demo import run_demo

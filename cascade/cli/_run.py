@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ._app import byte_size, whole
+
 SchedulerOpt = Annotated[
     str | None,
     typer.Option(
@@ -26,12 +28,20 @@ ProfileOpt = Annotated[
 ]
 ThreadsOpt = Annotated[
     int | None,
-    typer.Option("--threads", min=1, help="Threads (default: cores allowed; env LAZYFLOW_THREADS)."),
+    typer.Option(
+        "--threads",
+        parser=whole(1),
+        metavar="N",
+        help="Threads (default: cores allowed; env LAZYFLOW_THREADS).",
+    ),
 ]
 MemoryOpt = Annotated[
     str | None,
     typer.Option(
-        "--memory", help="Memory budget, e.g. 8GB (default: memory allowed; env LAZYFLOW_TOTAL_RAM_MB)."
+        "--memory",
+        parser=byte_size,
+        metavar="SIZE",
+        help="Memory budget, e.g. 8GB (default: memory allowed; env LAZYFLOW_TOTAL_RAM_MB).",
     ),
 ]
 ClusterOpt = Annotated[
@@ -133,9 +143,12 @@ def _bytes(text: str) -> int:
     from ..errors import CascadeError
 
     try:
-        return int(parse_bytes(text))
+        size = int(parse_bytes(text))
     except (ValueError, TypeError) as err:
-        raise CascadeError(f"memory {text!r} is not a size like 8GB or 500MiB") from err
+        raise CascadeError(f"--memory must be a memory size like 8GB or 500MiB (got {text})") from err
+    if size <= 0:
+        raise CascadeError(f"--memory must be a memory size above 0 like 8GB or 500MiB (got {text})")
+    return size
 
 
 def _progress() -> Any:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import app, handle_errors
+from ._app import MAX_SEED, MAX_TREES, app, handle_errors, one_of, whole
 from ._run import (
     ClusterOpt,
     DryRunOpt,
@@ -36,7 +36,9 @@ def train(
         list[str] | None,
         typer.Option("--labels", help="Label image(s), one per raw image, used by every stage."),
     ] = None,
-    stages: Annotated[int, typer.Option("--stages", min=1, help="Number of stages (simple form).")] = 2,
+    stages: Annotated[
+        int, typer.Option("--stages", parser=whole(1), metavar="N", help="Number of stages (simple form).")
+    ] = 2,
     features: Annotated[str, typer.Option("--features", help="Feature set name or YAML (simple form).")] = (
         "ilastik-default"
     ),
@@ -44,10 +46,15 @@ def train(
         str | None, typer.Option("--classes", help="Comma-separated class names (default: Label 1..N).")
     ] = None,
     input_axes: Annotated[str | None, typer.Option("--input_axes", "--input-axes")] = None,
-    trees: Annotated[int, typer.Option("--trees", min=1)] = 100,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    trees: Annotated[
+        int, typer.Option("--trees", parser=whole(1, MAX_TREES), metavar="N", help="Trees per stage.")
+    ] = 100,
+    seed: Annotated[int, typer.Option("--seed", parser=whole(0, MAX_SEED), metavar="N")] = 0,
     training: Annotated[
-        str, typer.Option("--training", help="oob (default) or in-sample (ilastik's).")
+        str,
+        typer.Option(
+            "--training", parser=one_of("oob", "in-sample"), help="oob (default) or in-sample (ilastik's)."
+        ),
     ] = "oob",
     scheduler: SchedulerOpt = None,
     profile: ProfileOpt = None,

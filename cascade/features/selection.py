@@ -43,6 +43,7 @@ DISPLAY_NAMES: dict[str, str] = {
 MINIMUM_SCALE: dict[str, float] = {fid: (0.3 if fid == "GaussianSmoothing" else 0.7) for fid in FEATURE_IDS}
 DEFAULT_SCALES: tuple[float, ...] = (0.3, 0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
 _EIGEN_FEATURES = ("StructureTensorEigenvalues", "HessianOfGaussianEigenvalues")
+_SELECTION_KEYS = ("features", "scales", "compute_in_2d")
 PRESMOOTH_WINDOW = 3.5
 FEATURE_WINDOW = 2.0
 
@@ -202,13 +203,15 @@ class FeatureSelection:
         """
         z = spatial_sizes.get("z")
         for j in self.columns():
-            need = math.ceil(self.scales[j] * PRESMOOTH_WINDOW) + 1
+            reach = self.scales[j] * PRESMOOTH_WINDOW  # inf for huge scales: compared, never rounded
             axes = "yx" if self.column_is_2d(j, z) else "zyx"
-            short = [f"{a}={spatial_sizes[a]}" for a in axes if spatial_sizes[a] < need]
+            short = [f"{a}={spatial_sizes[a]}" for a in axes if reach > spatial_sizes[a] - 1]
             if short:
+                need = f"at least {math.ceil(reach) + 1}" if math.isfinite(reach) else "more"
+                fix = "deselect that scale" + (" or compute it in 2D" if axes == "zyx" else "")
                 raise FeatureSelectionError(
-                    f"scale {self.scales[j]} needs at least {need} pixels per axis but the data has "
-                    f"{', '.join(short)}; deselect that scale or compute it in 2D"
+                    f"scale {self.scales[j]} needs {need} pixels per axis (ceil(3.5 * scale) + 1) "
+                    f"but the data has {', '.join(short)}; {fix}"
                 )
 
     def to_dict(self) -> dict[str, Any]:
@@ -251,6 +254,11 @@ def parse_feature_selection(spec: Mapping[str, Any] | str) -> FeatureSelection:
         return named[spec]()
     if not isinstance(spec, Mapping) or not isinstance(spec.get("features"), Mapping):
         raise FeatureSelectionError("a feature selection needs a 'features' mapping: feature id -> scales")
+    unknown = [str(k) for k in spec if k not in _SELECTION_KEYS]
+    if unknown:
+        raise FeatureSelectionError(
+            f"unknown key {unknown[0]!r} in a feature selection; valid keys are {', '.join(_SELECTION_KEYS)}"
+        )
     features: Mapping[str, Sequence[float]] = spec["features"]
     try:
         listed = {fid: [float(s) for s in scales] for fid, scales in features.items()}

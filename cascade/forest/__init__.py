@@ -22,7 +22,20 @@ if TYPE_CHECKING:
     from ._sklearn import pack_sklearn
     from ._train import TrainedForest, train_forest
 
-__all__ = ["PackedForest", "TrainedForest", "pack_sklearn", "predict_proba", "train_forest"]
+__all__ = [
+    "MAX_SEED",
+    "MAX_TREES",
+    "PackedForest",
+    "TrainedForest",
+    "pack_sklearn",
+    "predict_proba",
+    "train_forest",
+]
+
+#: Largest random seed (scikit-learn's ``random_state`` is a 32-bit unsigned integer).
+MAX_SEED = 2**32 - 1
+#: Largest number of trees per forest (node and tree indices are stored as 32-bit integers).
+MAX_TREES = 2**31 - 1
 
 #: name -> module, for the names imported on first use
 _LAZY = {"TrainedForest": "._train", "train_forest": "._train", "pack_sklearn": "._sklearn"}

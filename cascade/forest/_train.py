@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import DataError
-from . import _kernels
+from . import MAX_SEED, _kernels
 from ._layout import compact_layout
 from ._predict import predict_proba
 from ._sklearn import pack_sklearn
@@ -172,8 +172,8 @@ def train_forest(
 
     n_outputs = _positive_int("n_outputs", n_outputs)
     n_trees = _positive_int("n_trees", n_trees)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise DataError(f"seed must be an int >= 0, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise DataError(f"seed must be an int from 0 to {MAX_SEED}, got {seed!r}")
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer))):
         raise DataError(f"n_jobs must be an int or None, got {n_jobs!r}")
     x, labels = _parse_training_set(X, y, n_outputs)

@@ -7,6 +7,7 @@ and the exception re-raised (``OSError`` as :class:`ExportError` naming the outp
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -15,9 +16,12 @@ from ..errors import CascadeError, ExportError
 from ._sources import one_line
 
 __all__ = [
+    "NAME_MAX",
     "atomic_dir",
     "atomic_files",
+    "check_name",
     "check_parent",
+    "hidden_sibling",
     "make_parents",
     "partial_name",
     "remove",
@@ -25,10 +29,29 @@ __all__ = [
 ]
 
 
-def partial_name(final: str, tag: str = "partial") -> str:
-    """The hidden temporary sibling of ``final``: ``dir/.<name>.<tag>-<pid>``."""
+#: Longest file name (bytes) that Linux, macOS and Windows file systems accept.
+NAME_MAX = 255
+
+
+def hidden_sibling(final: str, suffix: str) -> str:
+    """``dir/.<name><suffix>``, with ``<name>`` shortened to fit :data:`NAME_MAX` bytes.
+
+    A name too long for the suffix keeps its start and gets a hash of the whole name, so
+    that the sibling stays unique to ``final`` (a legal 250-byte output name still works).
+    """
     parent, name = os.path.split(os.path.abspath(final))
-    return os.path.join(parent, f".{name}.{tag}-{os.getpid()}")
+    wanted = f".{name}{suffix}"
+    if len(os.fsencode(wanted)) <= NAME_MAX:
+        return os.path.join(parent, wanted)
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    room = NAME_MAX - len(os.fsencode(suffix)) - len(digest) - 2
+    start = os.fsencode(name)[: max(room, 0)].decode("utf-8", "ignore")
+    return os.path.join(parent, f".{start}~{digest}{suffix}")
+
+
+def partial_name(final: str, tag: str = "partial") -> str:
+    """The hidden temporary sibling of ``final``: ``dir/.<name>.<tag>-<pid>`` (see :func:`hidden_sibling`)."""
+    return hidden_sibling(final, f".{tag}-{os.getpid()}")
 
 
 def _nearest_existing(directory: str) -> str:
@@ -44,6 +67,7 @@ def check_parent(final: str) -> None:
     Missing directories are fine (ilastik creates them, as :func:`make_parents` does when the
     export starts); the nearest existing ancestor must be a writable directory.
     """
+    check_name(final.replace("{slice_index}", "0"))  # sequences check each file name later
     parent = os.path.dirname(os.path.abspath(final))
     existing = _nearest_existing(parent)
     if not os.path.isdir(existing):
@@ -83,6 +107,16 @@ def remove_if_empty(directories: Sequence[str]) -> None:
     for directory in reversed(directories):
         with contextlib.suppress(OSError):
             os.rmdir(directory)
+
+
+def check_name(final: str) -> None:
+    """Raise :class:`ExportError` if the file name of ``final`` is longer than :data:`NAME_MAX` bytes."""
+    size = len(os.fsencode(os.path.basename(os.path.abspath(final))))
+    if size > NAME_MAX:
+        raise ExportError(
+            f"cannot write {final}: the file name is {size} bytes long, more than the {NAME_MAX} "
+            "a file system allows; use a shorter name"
+        )
 
 
 def remove(path: str) -> None:

@@ -352,6 +352,8 @@ def open_image(
         reused = _reuse_axes(file_axes, parts, names, stack_along, (data, found_axes) if is_stack else None)
         if reused is not None:
             (data, found_axes), guessed = reused, False
+    if 0 in data.shape:
+        raise DataError(f"cannot read {path}: the image is empty (shape {tuple(data.shape)})")
     return Image(
         data=data,
         axes=found_axes,

@@ -20,7 +20,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import CascadeError, ExportError
-from ._atomic import partial_name, remove
+from ._atomic import hidden_sibling, partial_name, remove
 from ._sources import one_line
 from ._store import store_slabs
 
@@ -63,8 +63,7 @@ def _matches(directory: str, fingerprint: str) -> bool:
 
 
 def _work_dir(final: str) -> str:
-    parent, name = os.path.split(os.path.abspath(final))
-    return os.path.join(parent, f".{name}.resume")
+    return hidden_sibling(final, ".resume")
 
 
 def resumable_blocks(final: str, fingerprint: str) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..axes import from_internal
 from ..errors import ExportError
-from ._atomic import atomic_files, partial_name, remove
+from ._atomic import atomic_files, check_name, partial_name, remove
 from ._flat import check_flat, write_flat
 from ._numpy import store_npy
 from ._sources import rechunk, store
@@ -109,6 +109,7 @@ def _planes(data: da.Array, axes: str, fmt: str, path: str) -> tuple[da.Array, s
 
 def _check_files(paths: list[str]) -> list[str]:
     for path in paths:
+        check_name(path)
         if os.path.isdir(path):
             raise ExportError(f"cannot write {path}: a directory of that name exists")
     return paths

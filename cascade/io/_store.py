@@ -23,6 +23,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from .._config import SLAB_BLOCKS, config_count
 from ..progress import report_progress, task_counter
 
 __all__ = ["active_client", "aligned_block", "parallelism", "slab_boxes", "store_slabs"]
@@ -78,9 +79,9 @@ def aligned_block(block: Sequence[int], chunks: Sequence[Sequence[int]]) -> tupl
 
 
 def _slab_blocks() -> int:
-    configured = dask.config.get("cascade.slab-blocks", None)
-    if configured:
-        return max(1, int(configured))
+    configured = config_count(SLAB_BLOCKS)
+    if configured is not None:
+        return configured
     return max(MIN_SLAB_BLOCKS, 4 * parallelism())
 
 

@@ -27,10 +27,12 @@ import numpy as np
 from ..errors import CascadeError, ProjectError
 from ..features.selection import FeatureSelection
 from ..forest.packed import PackedForest
+from ..io._atomic import hidden_sibling
 from ..pipeline import Cascade, Stage
 
 __all__ = [
     "FORMAT",
+    "MAX_LABEL",
     "SCHEMA_VERSION",
     "SparseLabels",
     "describe_cascade",
@@ -39,6 +41,8 @@ __all__ = [
     "save_cascade",
 ]
 
+#: Largest label value (class number) a project stores: labels are uint8, as in ilastik.
+MAX_LABEL = 255
 FORMAT = "cascade-project"
 SCHEMA_VERSION = 1
 _FOREST_ARRAYS = {
@@ -76,7 +80,14 @@ def save_cascade(
     path = Path(path)
     if not path.parent.is_dir():
         raise ProjectError(f"cannot write project {path}: directory {path.parent} does not exist")
-    partial = path.with_name(f".{path.name}.partial")
+    for stored in (e for stage in labels or () for e in stage if e is not None):
+        values = np.asarray(stored[1])
+        if values.size and (values.min() < 0 or values.max() > MAX_LABEL):
+            raise ProjectError(
+                f"cannot write project {path}: the labels of {stored[3]} hold values outside "
+                f"0..{MAX_LABEL} (labels are stored as uint8)"
+            )
+    partial = Path(hidden_sibling(str(path), ".partial"))
     try:
         with h5py.File(partial, "w") as f:
             f.attrs.update(
@@ -211,7 +222,24 @@ def _read_forest(group: h5py.Group, n_classes: int) -> PackedForest:
     )
     if not consistent:
         raise ProjectError("forest arrays are inconsistent (node counts, class count or child indices)")
+    _check_leaves(arrays["left"], arrays["right"], arrays["value"])
     return PackedForest(n_features=n_features, **arrays)
+
+
+def _check_leaves(left: np.ndarray, right: np.ndarray, value: np.ndarray) -> None:
+    """Every leaf must hold a class distribution (finite, >= 0, summing to 1), as the .ilp reader requires."""
+    leaf = left < 0
+    if np.any(leaf != (right < 0)):
+        raise ProjectError("forest arrays are inconsistent (a node has one child)")
+    rows = value[leaf].astype(np.float64)
+    valid = np.isfinite(rows).all(axis=1) & (rows >= 0).all(axis=1)
+    valid &= np.abs(rows.sum(axis=1) - 1.0) <= 1e-3
+    if not valid.all():
+        bad = int(np.flatnonzero(leaf)[np.flatnonzero(~valid)[0]])
+        raise ProjectError(
+            f"a forest leaf (node {bad}) holds {rows[~valid][0].tolist()}, not a class distribution "
+            "(finite values >= 0 summing to 1)"
+        )
 
 
 def read_labels(path: str | Path) -> list[list[SparseLabels]]:

@@ -1,0 +1,389 @@
+"""Bad input through the command line: one line naming the problem, exit 2, nothing written.
+
+Issue 13, items 7-9: images too small for ilastik's size rule (or empty), huge feature
+scales, long output names, bad dask config values, malformed training specs, corrupt
+native projects, out-of-range labels, single-class training, and usage errors of every
+command. Every refusal is checked for its exit code, a single ``cascade: error:`` line on
+stderr without a traceback, the words that name the problem, and that no file appeared.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+from test_pipeline import blobs, sparse
+
+from cascade.axes import internal_axes, to_internal
+from cascade.features import parse_feature_selection
+from cascade.io._atomic import NAME_MAX, hidden_sibling
+from cascade.pipeline import Stage, predict
+from cascade.project.native import load_cascade, save_cascade
+from cascade.training import TrainingImage, fit
+
+FEATURES = {"features": {"GaussianSmoothing": [0.7, 1.6], "GaussianGradientMagnitude": [1.0]}}
+#: A selection whose only scale (0.3) fits images of 3 pixels: ceil(3.5 * 0.3) + 1 = 3.
+TINY_FEATURES = {"features": {"GaussianSmoothing": [0.3]}}
+
+
+def cascade(*args: object, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cascade", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def files(folder: Path) -> set[Path]:
+    """Every file and folder under ``folder``, hidden ones included."""
+    return set(folder.rglob("*"))
+
+
+def refused(done: subprocess.CompletedProcess[str], *words: str, code: int = 2) -> str:
+    """Assert a one-line refusal naming ``words``; return the line."""
+    assert done.returncode == code, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cascade: error: "), done.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+def _save(root: Path, name: str, features: dict[str, object]) -> Path:
+    raw, truth = blobs(1, size=64)
+    labels = sparse(truth, 2)
+    stage = Stage(parse_feature_selection(features), ("disk", "background"))
+    trained = fit([TrainingImage(raw[..., None], "yxc", (labels,))], [stage], trees=4, seed=0)
+    return save_cascade(trained, root / name)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two small 2D projects (scales up to 1.6, and 0.3 only), training images, an input."""
+    root = tmp_path_factory.mktemp("bad")
+    _save(root, "p.cascade", FEATURES)
+    _save(root, "tiny.cascade", TINY_FEATURES)
+    raw, truth = blobs(1, size=64)
+    tifffile.imwrite(root / "train.tif", raw)
+    tifffile.imwrite(root / "train_labels.tif", sparse(truth, 2))
+    tifffile.imwrite(root / "new.tif", blobs(5, size=64)[0])
+    (root / "features.yaml").write_text("features:\n  GaussianSmoothing: [0.7, 1.6]\n")
+    return root
+
+
+@pytest.fixture
+def run_dir(workspace: Path, tmp_path: Path) -> Path:
+    """An empty folder with links to the workspace files (so outputs land in a clean place)."""
+    for item in workspace.iterdir():
+        (tmp_path / item.name).symlink_to(item)
+    return tmp_path
+
+
+# --- item 7: tiny and empty images -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "named"),
+    [((1, 1), "y=1, x=1"), ((1, 64), "y=1"), ((64, 1), "x=1"), ((3, 64), "y=3")],
+)
+def test_images_below_ilastiks_size_rule_are_refused(
+    run_dir: Path, shape: tuple[int, int], named: str
+) -> None:
+    tifffile.imwrite(run_dir / "small.tif", np.full(shape, 9, np.uint8))
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "small.tif", cwd=run_dir)
+    # scale 0.7 needs ceil(3.5 * 0.7) + 1 = 4 pixels per axis
+    refused(done, "small.tif", "scale 0.7", "at least 4", named)
+    assert files(run_dir) == before
+
+
+def test_empty_image_is_refused(run_dir: Path) -> None:
+    np.save(run_dir / "empty.npy", np.zeros((0, 64), np.uint8))
+    before = files(run_dir)
+    refused(cascade("--headless", "--project=p.cascade", "empty.npy", cwd=run_dir), "empty.npy", "empty")
+    assert files(run_dir) == before
+
+
+def test_image_just_large_enough_is_computed_with_mirror_borders(run_dir: Path) -> None:
+    image = (np.random.default_rng(0).random((3, 40)) * 255).astype(np.uint8)
+    tifffile.imwrite(run_dir / "strip.tif", image)
+    done = cascade("--headless", "--project=tiny.cascade", "--output_format=numpy", "strip.tif", cwd=run_dir)
+    assert done.returncode == 0, done.stderr
+    written = np.load(run_dir / "strip_Probabilities.npy")
+    expected = predict(load_cascade(run_dir / "tiny.cascade"), image[..., None], axes="yxc")[-1]
+    assert written.shape == (3, 40, 2)
+    np.testing.assert_allclose(written, np.asarray(expected.probabilities), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(written.sum(-1), 1, atol=1e-5)
+
+
+def test_size_one_axes_keep_the_axes_the_user_gave() -> None:
+    assert internal_axes("yx", (1, 1)) == "yxc"
+    assert internal_axes("zyx", (1, 1, 64)) == "yxc"
+    assert internal_axes("tzyxc", (1, 5, 1, 7, 2)) == "zyxc"
+    array, axes = to_internal(np.zeros((1, 64), np.uint8), "yx")
+    assert axes == "yxc" and array.shape == (1, 64, 1)
+
+
+# --- item 7: huge scales -----------------------------------------------------------------------
+
+
+def test_huge_scale_in_an_ilp_is_refused(run_dir: Path, data_dir: Path) -> None:
+    source = data_dir / "ilp" / "ilastik__ilastik" / "api_projects" / "PixelClass.ilp"
+    shutil.copy(source, run_dir / "huge.ilp")
+    with h5py.File(run_dir / "huge.ilp", "r+") as f:
+        scales = f["FeatureSelections/Scales"][()].astype(np.float64)
+        scales[2] = 1e308  # a selected column
+        del f["FeatureSelections/Scales"]
+        f["FeatureSelections/Scales"] = scales
+    before = files(run_dir)
+    done = cascade("--headless", "--project=huge.ilp", "new.tif", cwd=run_dir)
+    refused(done, "new.tif", "scale 1e+308", "y=64, x=64")
+    assert files(run_dir) == before
+
+
+def test_huge_scale_in_a_training_spec_is_refused(run_dir: Path) -> None:
+    spec = run_dir / "spec.yaml"
+    spec.write_text(
+        "images: [{raw: train.tif, labels: train_labels.tif}]\n"
+        "stages: [{classes: [a, b], features: {features: {GaussianSmoothing: [1.0e+308]}}}]\n"
+    )
+    before = files(run_dir)
+    refused(
+        cascade("train", spec, "--project", "out.cascade", cwd=run_dir), "scale 1e+308", "training image 1"
+    )
+    assert files(run_dir) == before
+
+
+# --- item 7: long output names -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ext"), [("hdf5", ".h5"), ("numpy", ".npy"), ("n5", ".n5"), ("tiff", ".tiff")]
+)
+def test_legal_248_byte_output_name_is_written(run_dir: Path, fmt: str, ext: str) -> None:
+    name = "n" * (248 - len(ext))
+    out = run_dir / "out"
+    out.mkdir()
+    done = cascade(
+        "--headless", "--project=p.cascade", f"--output_format={fmt}", f"--output_filename_format=out/{name}",
+        "new.tif", cwd=run_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in out.iterdir()] == [name + ext]  # and no temporary left beside it
+    assert len((name + ext).encode()) == 248
+
+
+def test_output_name_beyond_name_max_is_refused_before_computing(run_dir: Path) -> None:
+    (run_dir / "out").mkdir()
+    before = files(run_dir)
+    done = cascade(
+        "--headless",
+        "--project=p.cascade",
+        f"--output_filename_format=out/{'n' * 253}",
+        "new.tif",
+        cwd=run_dir,
+    )
+    refused(done, "256 bytes", "255")
+    assert files(run_dir) == before
+
+
+def test_project_names_long_and_too_long(run_dir: Path) -> None:
+    train = ["--raw_data", "train.tif", "--labels", "train_labels.tif", "--stages", "1", "--trees", "3"]
+    train += ["--features", "features.yaml"]
+    fits = "q" * 240 + ".cascade"  # 248 bytes: the temporary must stay within NAME_MAX
+    done = cascade("train", "--project", fits, *train, cwd=run_dir)
+    assert done.returncode == 0, done.stderr
+    assert load_cascade(run_dir / fits).stages[0].class_names == ("Label 1", "Label 2")
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+    before = files(run_dir)
+    refused(cascade("train", "--project", "q" * 248 + ".cascade", *train, cwd=run_dir), "256 bytes")
+    assert files(run_dir) == before
+
+
+def test_hidden_siblings_fit_name_max_and_stay_distinct() -> None:
+    long_a, long_b = "/d/" + "a" * 250 + "x", "/d/" + "a" * 250 + "y"
+    siblings = {hidden_sibling(p, ".partial-4194304") for p in (long_a, long_b)}
+    assert len(siblings) == 2
+    assert all(len(os.path.basename(s).encode()) <= NAME_MAX for s in siblings)
+    assert hidden_sibling("/d/short.h5", ".resume") == "/d/.short.h5.resume"
+
+
+# --- item 7: dask config -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DASK_CASCADE__IN_MEMORY_STAGE", "lots"),
+        ("DASK_CASCADE__IN_MEMORY_STAGE", "-1"),
+        ("DASK_CASCADE__SLAB_BLOCKS", "many"),
+        ("DASK_CASCADE__SLAB_BLOCKS", "0"),
+    ],
+)
+def test_bad_dask_config_values_are_refused(run_dir: Path, variable: str, value: str) -> None:
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "new.tif", cwd=run_dir, env={variable: value})
+    refused(done, variable, value)
+    assert files(run_dir) == before
+
+
+# --- items 7 and 8: training specs ---------------------------------------------------------
+
+SPEC = "images: [{raw: train.tif, labels: train_labels.tif}]\nstages: [{classes: [a, b], features: features.yaml}]\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ("forest: [1, 2]", ["'forest' must be a mapping", "[1, 2]"]),
+        ("forest: {seed: 99999999999999999999}", ["forest seed", "4294967295", "99999999999999999999"]),
+        ("forest: {seed: -1}", ["forest seed", "-1"]),
+        ("forest: {trees: 2.5}", ["forest trees", "2.5"]),
+        ("tress: 5", ["unknown key 'tress'", "images, stages, forest, training"]),
+        ("forest: {tress: 5}", ["unknown key 'tress' in 'forest'", "trees, seed"]),
+    ],
+)
+def test_bad_training_specs_are_refused(run_dir: Path, extra: str, words: list[str]) -> None:
+    (run_dir / "spec.yaml").write_text(SPEC + extra + "\n")
+    before = files(run_dir)
+    refused(cascade("train", "spec.yaml", "--project", "out.cascade", cwd=run_dir), *words)
+    assert files(run_dir) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            SPEC.replace("classes: [a, b]", "classes: [a, b], featurs: x"),
+            ["unknown key 'featurs' in stage 1"],
+        ),
+        (
+            SPEC.replace("labels: train_labels.tif", "label: train_labels.tif"),
+            ["unknown key 'label' in image 1"],
+        ),
+        (SPEC.replace("classes: [a, b]", "classes: [a]"), ["stage 1", "at least two class names"]),
+    ],
+)
+def test_bad_spec_entries_are_refused(run_dir: Path, text: str, words: list[str]) -> None:
+    (run_dir / "spec.yaml").write_text(text)
+    before = files(run_dir)
+    refused(cascade("train", "spec.yaml", "--project", "out.cascade", cwd=run_dir), *words)
+    assert files(run_dir) == before
+
+
+def test_unknown_key_in_a_feature_selection_is_refused(run_dir: Path) -> None:
+    (run_dir / "typo.yaml").write_text("features: {GaussianSmoothing: [1.0]}\ncompute_in2d: true\n")
+    before = files(run_dir)
+    args = ["--raw_data", "train.tif", "--labels", "train_labels.tif", "--features", "typo.yaml"]
+    done = cascade("train", "--project", "out.cascade", *args, cwd=run_dir)
+    refused(done, "unknown key 'compute_in2d'", "features, scales, compute_in_2d")
+    assert files(run_dir) == before
+
+
+def _train(run_dir: Path, labels: np.ndarray, *extra: str) -> subprocess.CompletedProcess[str]:
+    tifffile.imwrite(run_dir / "labels.tif", labels)
+    args = ["train", "--project", "out.cascade", "--raw_data", "train.tif", "--labels", "labels.tif"]
+    return cascade(*args, "--stages", "1", "--features", "features.yaml", "--trees", "3", *extra, cwd=run_dir)
+
+
+@pytest.mark.parametrize("classes", [[], ["--classes", "a,b"]])
+def test_label_value_beyond_uint8_is_refused_not_wrapped(run_dir: Path, classes: list[str]) -> None:
+    labels = sparse(blobs(1, size=64)[1], 2).astype(np.uint16)
+    labels[labels == 2] = 300  # stored as uint8 it would become class 44
+    before = files(run_dir)
+    refused(_train(run_dir, labels, *classes), "300")
+    assert files(run_dir) - before == {run_dir / "labels.tif"}
+
+
+def test_fractional_label_values_are_refused(run_dir: Path) -> None:
+    labels = sparse(blobs(1, size=64)[1], 2).astype(np.float32)
+    labels[labels == 2] = 2.5  # would be truncated to class 2
+    before = files(run_dir)
+    refused(_train(run_dir, labels, "--classes", "a,b,c"), "labels.tif", "2.5", "whole numbers")
+    assert files(run_dir) - before == {run_dir / "labels.tif"}
+
+
+@pytest.mark.parametrize(
+    ("classes", "words"),
+    [
+        ([], ["one class only"]),
+        (["--classes", "a,b"], ["one class only", "(a)"]),
+        (["--classes", "a"], ["1 class"]),
+    ],
+)
+def test_training_on_one_class_is_refused(run_dir: Path, classes: list[str], words: list[str]) -> None:
+    labels = sparse(blobs(1, size=64)[1], 2)
+    if classes != ["--classes", "a"]:
+        labels[labels == 2] = 0
+    before = files(run_dir)
+    refused(_train(run_dir, labels, *classes), "two", *words)
+    assert files(run_dir) - before == {run_dir / "labels.tif"}
+
+
+# --- item 8: corrupt native projects ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("first", "second"), [(np.nan, 1.0), (-0.5, 1.5)])
+def test_native_project_with_invalid_leaves_is_refused(run_dir: Path, first: float, second: float) -> None:
+    project = run_dir / "bad.cascade"
+    shutil.copy(run_dir / "p.cascade", project)
+    with h5py.File(project, "r+") as f:
+        forest = f["stages/stage00/forest"]
+        value = forest["value"][()]
+        leaf = int(np.flatnonzero(forest["left"][()] < 0)[0])
+        value[leaf] = (first, second)
+        forest["value"][...] = value
+    before = files(run_dir)
+    refused(cascade("--headless", "--project=bad.cascade", "new.tif", cwd=run_dir), "bad.cascade", "leaf")
+    refused(cascade("info", "bad.cascade", cwd=run_dir), "leaf")
+    assert files(run_dir) == before
+
+
+# --- items 8 and 9: usage errors of every command --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (
+            ["--headless", "--project=p.cascade", "--threads=0", "new.tif"],
+            ["--threads", "integer >= 1", "got 0"],
+        ),
+        (["predict", "--project=p.cascade", "--threads=abc", "new.tif"], ["--threads", "got abc"]),
+        (["predict", "--project=p.cascade", "--memory=-5GB", "new.tif"], ["--memory", "-5GB"]),
+        (["predict", "--project=p.cascade", "--memory=lots", "new.tif"], ["--memory", "lots"]),
+        (["--headless", "--project=p.cascade", "--prediction_maps=m.tif", "new.tif"], ["--prediction_maps"]),
+        (["predict", "--project=p.cascade", "--threads"], ["--threads", "requires an argument"]),
+        (["train", "--stages", "0", "--raw_data", "train.tif"], ["--stages", "integer >= 1", "got 0"]),
+        (["train", "--trees", "many"], ["--trees", "got many"]),
+        (["train", "--seed", "99999999999999999999"], ["--seed", "4294967295"]),
+        (["train", "--training", "cross"], ["--training", "oob, in-sample"]),
+        (["train", "--memory=-5GB", "spec.yaml"], ["--memory", "-5GB"]),
+        (["demo", "--seed", "-1"], ["--seed", "got -1"]),
+        (["info"], ["PROJECT"]),
+        (["info", "p.cascade", "--verbose"], ["--verbose"]),
+        (["frobnicate"], ["frobnicate"]),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(run_dir: Path, args: list[str], words: list[str]) -> None:
+    before = files(run_dir)
+    refused(cascade(*args, cwd=run_dir), *words)
+    assert files(run_dir) == before
+
+
+@pytest.mark.parametrize("command", [[], ["predict"], ["train"], ["info"], ["demo"]])
+def test_help_still_works(run_dir: Path, command: list[str]) -> None:
+    done = cascade(*command, "--help", cwd=run_dir)
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout and done.stderr == ""
