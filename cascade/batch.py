@@ -73,6 +73,7 @@ class BatchOptions:
     block_shape: str | None = None
     memory_per_task: int | None = None
     retrain: bool = False
+    retrain_trees: int = 100
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def run_batch(
     if not inputs:
         raise DataError("no input files given")
     check_config()
-    cascade = open_project(project, retrain=options.retrain)
+    cascade = open_project(project, retrain=options.retrain, trees=options.retrain_trees)
     options = with_project_settings(options, cascade)
     parsed = _parse(options, cascade)
     if options.prediction_masks and len(options.prediction_masks) != len(inputs):

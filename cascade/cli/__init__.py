@@ -12,7 +12,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from ..errors import CascadeError
 from ._app import app, usage_message
+from ._ilastik import drop_ilastik_options
 
 __all__ = ["app", "main", "normalize_argv"]
 
@@ -25,13 +27,22 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
 
     - ``--headless`` anywhere (with no command) means ``predict``;
     - ``--readonly`` without a value means ``--readonly=true`` (ilastik's optional flag);
-      ``--readonly 0`` / ``--readonly false`` (a boolean word after it) is its value.
+      ``--readonly 0`` / ``--readonly false`` (a boolean word after it) is its value;
+    - ilastik launcher options that change nothing in an export are dropped from ``predict``
+      runs, and those cascade cannot honour are refused (:mod:`cascade.cli._ilastik`).
+
+    Raises
+    ------
+    CascadeError
+        An ilastik option cascade does not run.
     """
     args = list(argv)
     if any(a in _PREDICT_ALIASES for a in args):
         args = [a for a in args if a not in _PREDICT_ALIASES]
         if not args or args[0].startswith("-") or args[0] not in _commands():
             args.insert(0, "predict")
+    if args and args[0] == "predict":
+        args = ["predict", *drop_ilastik_options(args[1:])]
     out: list[str] = []
     for i, a in enumerate(args):
         if a == "--readonly":
@@ -59,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from .._malloc import tune_malloc
 
     tune_malloc()
-    args = normalize_argv(sys.argv[1:] if argv is None else argv)
+    try:
+        args = normalize_argv(sys.argv[1:] if argv is None else argv)
+    except CascadeError as err:
+        print(f"cascade: error: {err}", file=sys.stderr)
+        sys.exit(2)
     try:
         code = app(args=args, prog_name="cascade", standalone_mode=False)
     except _usage_errors() as err:

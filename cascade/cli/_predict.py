@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
-from ._app import app, handle_errors
+from ._app import MAX_TREES, app, handle_errors, whole
 from ._run import (
     ClusterOpt,
     DryRunOpt,
@@ -91,10 +94,33 @@ def predict(
     block_shape: Annotated[
         str | None, _Opt("--block-shape", help="Block shape, as --distributed_block_roi.")
     ] = None,
+    tree_count: Annotated[
+        int | None,
+        _Opt(
+            "--tree-count",
+            parser=whole(1, MAX_TREES),
+            metavar="N",
+            help="Trees when an .ilp is trained (100).",
+        ),
+    ] = None,
+    configfile: Annotated[
+        str | None, _Opt("--configfile", help="ilastik config file (default: ilastik's own, if any).")
+    ] = None,
+    logfile: Annotated[str | None, _Opt("--logfile", help="Also append the progress lines here.")] = None,
+    redirect_output: Annotated[
+        str | None, _Opt("--redirect_output", help="Write standard output to this file instead.")
+    ] = None,
 ) -> None:
-    """Predict every input with a project and export the chosen results, chunk by chunk."""
+    """Predict every input with a project and export the chosen results, chunk by chunk.
+
+    ilastik's launcher options are accepted too: --configfile ([ilastik] output_format and
+    output_filename_format, [lazyflow] threads and total_ram_mb), --logfile, --redirect_output,
+    --tree-count (with --retrain); --debug, --clean_paths, --process_name and the like change
+    nothing here.
+    """
     from ..batch import BatchOptions, run_batch
     from ..errors import CascadeError
+    from ._ilastik import read_ilastik_config
 
     if dry_run:
         print_job_script(scheduler, profile, cluster_option)
@@ -108,6 +134,13 @@ def predict(
         )
     if files and raw_data:
         raise CascadeError("give input files either as arguments or with --raw_data, not both")
+    config = read_ilastik_config(configfile)
+    output_format = output_format or config.output_format
+    output_filename_format = output_filename_format or config.output_filename_format
+    if threads is None and config.threads is not None and not os.environ.get("LAZYFLOW_THREADS"):
+        threads = config.threads
+    if memory is None and config.total_ram_mb is not None and not os.environ.get("LAZYFLOW_TOTAL_RAM_MB"):
+        memory = f"{config.total_ram_mb}MiB"
     sources = tuple(s.strip() for value in export_source or [] for s in value.split(",") if s.strip())
     options = BatchOptions(
         export_sources=sources,
@@ -122,6 +155,7 @@ def predict(
         input_axes=input_axes,
         stack_along=stack_along,
         retrain=retrain,
+        retrain_trees=tree_count or 100,
         prediction_masks=tuple(prediction_mask or ()),
         block_shape=block_shape or distributed_block_roi,
     )
@@ -129,7 +163,39 @@ def predict(
         scheduler = scheduler or "local"
         if output_format is None:  # ilastik's --distributed writes n5
             options = dataclasses.replace(options, output_format="n5")
-    with computing(scheduler, profile, threads, memory, cluster_option) as resources:
+    with (
+        _output_to(redirect_output, logfile) as echo,
+        computing(scheduler, profile, threads, memory, cluster_option) as resources,
+    ):
         per_task = resources["memory"] // max(2 * resources["threads"], 1)
         options = dataclasses.replace(options, memory_per_task=per_task)
-        run_batch(project, list(files or raw_data or []), options, echo=typer.echo)
+        run_batch(project, list(files or raw_data or []), options, echo=echo)
+
+
+@contextlib.contextmanager
+def _output_to(redirect_output: str | None, logfile: str | None) -> Iterator[Callable[[str], None]]:
+    """The echo of a run: standard output (or ``--redirect_output``), and ``--logfile`` appended to."""
+    from ..errors import CascadeError
+
+    with contextlib.ExitStack() as stack:
+        try:
+            out = (
+                stack.enter_context(open(redirect_output, "a", encoding="utf-8")) if redirect_output else None
+            )
+            log = stack.enter_context(open(logfile, "a", encoding="utf-8")) if logfile else None
+        except OSError as err:
+            raise CascadeError(f"cannot open {err.filename}: {err.strerror}") from err
+
+        def echo(line: str) -> None:
+            typer.echo(line, file=out)
+            if out is not None:
+                out.flush()
+            if log is not None:
+                log.write(line + "\n")
+                log.flush()
+
+        yield echo
+
+
+def _append(stack: contextlib.ExitStack, path: str | None) -> TextIO | None:
+    return stack.enter_context(open(path, "a", encoding="utf-8")) if path else None

@@ -76,12 +76,31 @@ def cascade_from_ilp(project: IlpProject) -> Cascade:
     )
 
 
-def open_project(path: str | Path, *, retrain: bool = False) -> Cascade:
+def open_project(path: str | Path, *, retrain: bool = False, trees: int = 100) -> Cascade:
     """Open a ``.cascade`` or ``.ilp`` project as a :class:`Cascade`.
 
     ``.ilp`` files are recognised by their extension; anything else is read as a cascade
     project. An ilastik project without stored forests (or with ``retrain=True``) is trained
     from its stored labels and training images first, as ilastik's headless mode does.
+
+    Parameters
+    ----------
+    path : str or Path
+        The project file.
+    retrain : bool
+        Train an ``.ilp`` project's forests from its labels even when it stores forests.
+    trees : int
+        Trees per stage when an ``.ilp`` project is trained (ilastik's ``--tree-count``, 100).
+
+    Returns
+    -------
+    Cascade
+        The stages with their forests.
+
+    Raises
+    ------
+    ProjectError
+        A project that cannot be read or run, or ``retrain`` of a cascade project.
     """
     path = Path(path)
     if path.suffix.lower() == ".ilp":
@@ -89,7 +108,7 @@ def open_project(path: str | Path, *, retrain: bool = False) -> Cascade:
         if retrain or any(stage.forest is None for stage in project.stages):
             from .retrain import retrain_ilp
 
-            return retrain_ilp(project)
+            return retrain_ilp(project, trees=trees)
         return cascade_from_ilp(project)
     if retrain:
         raise ProjectError(
