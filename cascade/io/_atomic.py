@@ -1,26 +1,119 @@
-"""Atomic outputs: write under a hidden temporary sibling name, rename into place when done.
+"""Atomic outputs: write under a private temporary sibling, rename into place when done.
 
-A failed export never leaves anything that looks complete: the partial output is removed
-and the exception re-raised (``OSError`` as :class:`ExportError` naming the output).
+Temporaries are created exclusively (``O_EXCL``, through :mod:`tempfile`) under
+unpredictable names ``.<name>.<random>.<tag>`` in the output's own folder, so a file or
+symlink planted there can never be written through. A failed export never leaves anything
+that looks complete: the temporaries are removed and the exception re-raised (``OSError``
+as :class:`ExportError` naming the output). Temporaries that a killed run left behind are
+removed by :func:`remove_stale` once the output is locked (see ``_lock``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import secrets
 import shutil
+import stat
+import tempfile
 from collections.abc import Iterator, Sequence
 
 from ..errors import CascadeError, ExportError
 from ._sources import one_line
 
-__all__ = ["atomic_dir", "atomic_files", "check_parent", "partial_name", "remove"]
+__all__ = [
+    "DISK_FULL",
+    "atomic_dir",
+    "atomic_files",
+    "check_parent",
+    "export_error",
+    "make_temp_dir",
+    "make_temp_file",
+    "remove",
+    "remove_stale",
+    "replace_dir",
+    "stem",
+    "umask",
+]
+
+#: errno values of a full disk, a quota or a file size limit: nothing of the output is kept.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+_STEM_BYTES = 160
+_TAGS = ("partial", "stage", "old")
 
 
-def partial_name(final: str, tag: str = "partial") -> str:
-    """The hidden temporary sibling of ``final``: ``dir/.<name>.<tag>-<pid>``."""
+def stem(name: str) -> str:
+    """``name`` cut to a length that leaves room for a temporary's prefix and suffix."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= _STEM_BYTES:
+        return name
+    return raw[:_STEM_BYTES].decode("utf-8", "ignore")
+
+
+def _temp_parts(final: str, tag: str) -> tuple[str, str, str]:
     parent, name = os.path.split(os.path.abspath(final))
-    return os.path.join(parent, f".{name}.{tag}-{os.getpid()}")
+    return parent, f".{stem(name)}.", f".{tag}"
+
+
+def umask() -> int:
+    """The process's umask, read without changing it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def make_temp_file(final: str, tag: str = "partial") -> str:
+    """Create an empty private temporary file beside ``final`` and return its path.
+
+    The file is created with ``O_EXCL`` under an unpredictable name, with the permissions
+    a new file of the user would get (``0o666`` less the umask).
+    """
+    parent, prefix, suffix = _temp_parts(final, tag)
+    fd, path = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=parent)
+    try:
+        os.fchmod(fd, 0o666 & ~umask())
+    finally:
+        os.close(fd)
+    return path
+
+
+def make_temp_dir(final: str, tag: str = "partial") -> str:
+    """Create an empty private temporary directory beside ``final`` and return its path."""
+    parent, prefix, suffix = _temp_parts(final, tag)
+    path = tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=parent)
+    os.chmod(path, 0o777 & ~umask())
+    return path
+
+
+def _stale_pattern(name: str) -> re.Pattern[str]:
+    tags = "|".join(_TAGS)
+    legacy = rf"\.{re.escape(name)}\.(?:{tags})-\d+"  # cascade 0.1's pid-named temporaries
+    fresh = rf"\.{re.escape(stem(name))}\.[A-Za-z0-9_]{{8}}\.(?:{tags})"
+    return re.compile(rf"(?:{legacy}|{fresh})")
+
+
+def remove_stale(final: str) -> list[str]:
+    """Remove the temporaries that interrupted runs left for ``final``; return their paths.
+
+    Call it only while holding the output's lock: then no other run is writing them.
+    """
+    parent, name = os.path.split(os.path.abspath(final))
+    pattern = _stale_pattern(name)
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return []
+    removed = [os.path.join(parent, e) for e in entries if pattern.fullmatch(e)]
+    for path in removed:
+        remove(path)
+    return removed
 
 
 def check_parent(final: str) -> None:
@@ -33,22 +126,36 @@ def check_parent(final: str) -> None:
 
 
 def remove(path: str) -> None:
-    """Remove a file or directory tree; missing paths are fine."""
-    if os.path.isdir(path) and not os.path.islink(path):
+    """Remove a file or directory tree (a symlink itself, never what it points to); missing is fine."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
         shutil.rmtree(path, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
 
 
-def _replace_dir(temp: str, final: str) -> None:
+def replace_dir(temp: str, final: str) -> None:
+    """Move the directory ``temp`` to ``final``, replacing (then removing) what was there."""
     old = None
     if os.path.lexists(final):
-        old = partial_name(final, "old")
+        parent, name = os.path.split(os.path.abspath(final))
+        old = os.path.join(parent, f".{stem(name)}.{secrets.token_hex(4)}.old")
         os.replace(final, old)
     os.replace(temp, final)
     if old is not None:
         remove(old)
+
+
+def export_error(err: OSError, final: str) -> ExportError:
+    """An :class:`ExportError` naming ``final`` for an ``OSError`` (a full disk said plainly)."""
+    if err.errno in DISK_FULL:
+        reason = "the disk is full" if err.errno == errno.ENOSPC else one_line(err)
+        return ExportError(f"cannot write {final}: {reason}; nothing was written")
+    return ExportError(f"cannot write {final}: {one_line(err)}")
 
 
 @contextlib.contextmanager
@@ -59,29 +166,32 @@ def _cleanup_on_error(temps: Sequence[str], final: str) -> Iterator[None]:
         for temp in temps:
             remove(temp)
         if isinstance(err, OSError) and not isinstance(err, CascadeError):
-            raise ExportError(f"cannot write {final}: {one_line(err)}") from err
+            raise export_error(err, final) from err
         raise
 
 
 @contextlib.contextmanager
 def atomic_files(finals: Sequence[str]) -> Iterator[list[str]]:
-    """Yield temporary paths for ``finals``; move each into place when the block succeeds.
+    """Yield temporary paths (created, empty) for ``finals``; move each into place on success.
 
     On an exception every temporary file is removed and the exception re-raised.
     """
-    temps = [partial_name(final) for final in finals]
+    temps: list[str] = []
     with _cleanup_on_error(temps, finals[0] if finals else ""):
-        yield temps
+        for final in finals:
+            temps.append(make_temp_file(final))
+        yield list(temps)
         for temp, final in zip(temps, finals, strict=True):
-            if os.path.isdir(final):
+            if os.path.isdir(final) and not os.path.islink(final):
                 raise ExportError(f"cannot write {final}: a directory of that name exists")
             os.replace(temp, final)
 
 
 @contextlib.contextmanager
 def atomic_dir(final: str) -> Iterator[str]:
-    """Yield a temporary directory path (not created) that replaces ``final`` on success."""
-    temp = partial_name(final)
-    with _cleanup_on_error([temp], final):
-        yield temp
-        _replace_dir(temp, final)
+    """Yield a new empty private directory that replaces ``final`` on success."""
+    temps: list[str] = []
+    with _cleanup_on_error(temps, final):
+        temps.append(make_temp_dir(final))
+        yield temps[0]
+        replace_dir(temps[0], final)
