@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +41,9 @@ from .export import (
     resolve_sources,
     source_array,
 )
-from .io import FORMATS, Image, check_target, open_image, output_path, write_image
+from .io import FORMATS, Image, check_target, open_image, output_path, split_path, write_image
+from .io._atomic import export_error
+from .io._lock import hold_locks
 from .io._resume import resumable_blocks
 from .pipeline import Cascade, StageResult, predict
 from .progress import progress_label
@@ -156,7 +159,18 @@ def run_batch(
     base = _fingerprint_base(project, options)
     jobs = [_plan(cascade, path, mask, options, parsed, base) for path, mask in zip(inputs, masks)]
     _check_distinct(jobs)
+    _check_overwrites(jobs, project, str(options.output_format))
     scratch = _scratch_dir(base, inputs) if any(job.needs_scratch for job in jobs) else None
+    containers = [output_path(e.target, str(options.output_format)) for job in jobs for e in job.exports]
+    # one run per output (and per scratch folder) at a time: a second run refuses here
+    with hold_locks(containers), hold_locks([scratch] if scratch else [], what="using"):
+        return _write_all(jobs, scratch, echo)
+
+
+def _write_all(jobs: Sequence[_Job], scratch: str | None, echo: Callable[[str], None]) -> list[str]:
+    """Compute and write every job, with the locks held; the scratch folder is removed at the end."""
+    if scratch is not None:
+        make_scratch(scratch)
     try:
         written: list[str] = []
         for job in jobs:
@@ -241,9 +255,12 @@ class _Job:
         exports = self.exports
         if scratch is not None:
             region = _region(exports[0].prepared) if self.parsed.cutout else None
-            results = _results(
-                self.cascade, self.input, self.options, scratch, region, self.shared_stages, self.stages
-            )
+            try:
+                results = _results(
+                    self.cascade, self.input, self.options, scratch, region, self.shared_stages, self.stages
+                )
+            except OSError as err:
+                raise export_error(err, scratch) from err
             # same sources, names and checks as planned: only the arrays now read stored stages
             exports = tuple(
                 replace(export, prepared=_prepare(source, results, self.input, self.options, self.parsed))
@@ -284,7 +301,7 @@ def _check_distinct(jobs: Sequence[_Job]) -> None:
     for job in jobs:
         for export in job.exports:
             what = f"{export.source!r} of {job.path}"
-            for output in map(os.path.abspath, export.outputs):
+            for output in map(os.path.realpath, export.outputs):
                 if output in seen:
                     raise ExportError(
                         f"{what} and {seen[output]} would both be written to {output}; put {{nickname}} "
@@ -504,6 +521,70 @@ def _fingerprint(base: str, files: Sequence[str], source: str, target: str, inte
     """Same project, inputs, options and export: same fingerprint (so an interrupted run resumes)."""
     text = json.dumps([base, [_identity(f) for f in files], source, target, internal], default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_overwrites(jobs: Sequence[_Job], project: str | Path, fmt: str) -> None:
+    """Refuse an output that is (or is inside, or holds) an input, a mask or the project.
+
+    Files are compared by identity (symlinks and hard links are seen through); in hdf5, n5
+    and zarr containers by dataset, so writing a new dataset beside the input's is allowed.
+    """
+    reads: list[tuple[Location, str]] = [(_location(str(project)), f"the project {project}")]
+    for job in jobs:
+        names = list(job.input.image.files) + ([job.input.mask_path] if job.input.mask_path else [])
+        reads += [(_location(name), f"the input {name}") for name in names]
+    for job in jobs:
+        for export in job.exports:
+            container = output_path(export.target, fmt)
+            for output in export.outputs:
+                where = _location(output, container)
+                for read, what in reads:
+                    if _overlaps(where, read):
+                        raise ExportError(
+                            f"the output {output} would overwrite {what}; choose another "
+                            "--output_filename_format (or --output_internal_path)"
+                        )
+
+
+#: A file's identity (device and inode, or its resolved path if it does not exist) and the
+#: dataset path inside it.
+Location = tuple[Any, tuple[str, ...]]
+
+
+def _location(path: str, container: str | None = None) -> Location:
+    """Where ``path`` (``file`` or ``file.h5/internal``) lives; ``container`` overrides the split."""
+    if container is not None and path.startswith(container + "/"):
+        external, internal = container, path[len(container) + 1 :]
+    elif container is not None:
+        external, internal = path, ""
+    else:
+        external, internal = split_path(path)
+    try:
+        info = os.stat(external)
+        identity: Any = (info.st_dev, info.st_ino)
+    except OSError:
+        identity = os.path.realpath(external)
+    return identity, tuple(p for p in (internal or "").split("/") if p)
+
+
+def _overlaps(a: Location, b: Location) -> bool:
+    """Same file, and one dataset path is the other or contains it (the whole file contains all)."""
+    shorter = min(len(a[1]), len(b[1]))
+    return bool(a[0] == b[0] and a[1][:shorter] == b[1][:shorter])
+
+
+def make_scratch(path: str) -> None:
+    """Create the scratch folder, or check that an existing one is a real folder of this user."""
+    try:
+        os.mkdir(path, 0o700)
+        return
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise ExportError(
+            f"the scratch folder {path} exists but is not a folder of yours (a symlink or a file); remove it"
+        )
 
 
 def _scratch_dir(base: str, inputs: Sequence[str]) -> str:
