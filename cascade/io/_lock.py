@@ -73,8 +73,9 @@ def _open_locked(path: str, final: str, what: str) -> int:
         except FileNotFoundError:
             same = False
         if same:  # not a file its last holder removed after we opened it
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            with contextlib.suppress(OSError):  # the pid is for messages only (a full disk is fine)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             return fd
         os.close(fd)
 
