@@ -143,11 +143,9 @@ class _GuardedFile:
         return data
 
     def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = os.pread(self.fd, len(view), self.pos)
-        view[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
+        count = os.preadv(self.fd, [buffer], self.pos)
+        self.pos += count
+        return count
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
