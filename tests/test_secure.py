@@ -297,6 +297,39 @@ def test_full_disk_while_saving_a_trained_project(ws: Path, full_disk: Path) -> 
     _full_disk_refused(run, full_disk)
 
 
+def _limit_file_size() -> None:  # in the child: writes past 64 KB fail with EFBIG
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, 64_000))
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "numpy", "n5"])
+def test_file_size_limit_fails_in_one_line_and_leaves_nothing(ws: Path, fmt: str) -> None:
+    """The same fault without root: RLIMIT_FSIZE makes the write fail (EFBIG), as a full disk does."""
+    out = ws / "out"
+    out.mkdir()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cascade",
+            "--headless",
+            "--project=PixelClass.ilp",
+            f"--output_format={fmt}",
+            "--export_dtype=float64",
+            "--output_filename_format=out/o",
+            "img.png",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ws,
+        timeout=300,
+        preexec_fn=_limit_file_size,
+    )
+    _full_disk_refused(run, out)
+
+
 # -- 4. outputs that are inputs ----------------------------------------------------------
 
 

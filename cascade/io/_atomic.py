@@ -111,9 +111,17 @@ def remove_stale(final: str) -> list[str]:
     except OSError:
         return []
     removed = [os.path.join(parent, e) for e in entries if pattern.fullmatch(e)]
+    removed = [path for path in removed if _owned(path)]  # never another user's files
     for path in removed:
         remove(path)
     return removed
+
+
+def _owned(path: str) -> bool:
+    try:
+        return os.lstat(path).st_uid == os.getuid()
+    except OSError:
+        return False
 
 
 def check_parent(final: str) -> None:

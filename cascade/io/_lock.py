@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -57,6 +58,10 @@ def _open_locked(path: str, final: str, what: str) -> int:
             fd = os.open(path, flags, 0o644)
         except OSError as err:
             raise ExportError(f"cannot lock {final}: {one_line(err)}") from err
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_uid != os.getuid():
+            os.close(fd)  # a hard link or a foreign file planted there: never truncate it
+            raise ExportError(f"cannot lock {final}: {path} is not a lock file of yours; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

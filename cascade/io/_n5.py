@@ -291,6 +291,7 @@ def write_n5(
     chunk is one N5 block, so blocks are written in parallel.
     """
     parts = dataset_parts(internal, path, "N5")
+    check_n5_target(path, internal)  # again here: nothing but an N5 dataset is ever replaced
     block = aligned_block(block_shape(data.shape, axes, N5_BLOCK_BYTES, data.dtype.itemsize), data.chunks)
     computed = data.chunks
     data = rechunk(data, block)

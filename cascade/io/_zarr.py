@@ -251,6 +251,7 @@ def write_zarr(
     """
     parts = dataset_parts(internal, path, "zarr")
     internal = "/".join(parts)
+    check_zarr_target(path, internal)  # again here: nothing but a zarr array is ever replaced
     chunks = aligned_block(block_shape(data.shape, axes, ZARR_BLOCK_BYTES, data.dtype.itemsize), data.chunks)
     existing = _zarr_group_format(path)
 
