@@ -170,7 +170,7 @@ def run_batch(
 def _write_all(jobs: Sequence[_Job], scratch: str | None, echo: Callable[[str], None]) -> list[str]:
     """Compute and write every job, with the locks held; the scratch folder is removed at the end."""
     if scratch is not None:
-        make_scratch(scratch)
+        scratch = make_scratch(scratch)
     try:
         written: list[str] = []
         for job in jobs:
@@ -573,18 +573,22 @@ def _overlaps(a: Location, b: Location) -> bool:
     return bool(a[0] == b[0] and a[1][:shorter] == b[1][:shorter])
 
 
-def make_scratch(path: str) -> None:
-    """Create the scratch folder, or check that an existing one is a real folder of this user."""
+def make_scratch(path: str) -> str:
+    """Create the scratch folder ``path`` (or reuse it, left by an interrupted run); return it.
+
+    Something else under that name (a symlink, a file, another user's folder) is never
+    written through: a new private folder beside it is used instead (that run cannot resume).
+    """
     try:
         os.mkdir(path, 0o700)
-        return
+        return path
     except FileExistsError:
         pass
     info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise ExportError(
-            f"the scratch folder {path} exists but is not a folder of yours (a symlink or a file); remove it"
-        )
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+        return path
+    parent, name = os.path.split(path)
+    return tempfile.mkdtemp(prefix=f"{name}-", dir=parent)
 
 
 def _scratch_dir(base: str, inputs: Sequence[str]) -> str:

@@ -507,14 +507,18 @@ def test_two_identical_autocontext_runs_at_once(ws: Path, data_dir: Path) -> Non
     assert hidden(ws) == []  # scratch folder and lock files gone
 
 
-def test_planted_symlink_at_the_scratch_folder_is_refused(ws: Path, data_dir: Path) -> None:
+def test_planted_symlink_at_the_scratch_folder_is_not_followed(ws: Path, data_dir: Path) -> None:
     from cascade.batch import make_scratch
 
     link = ws / ".cascade-scratch-x"
     link.symlink_to(ws / "victim", target_is_directory=True)
-    with pytest.raises(ExportError, match="not a folder of yours"):
-        make_scratch(str(link))
+    used = Path(make_scratch(str(link)))
+    assert used.parent == ws
+    assert used.is_dir()
+    assert not used.is_symlink()
+    assert used.name.startswith(".cascade-scratch-x-")
     victim_intact(ws)
+    assert make_scratch(str(used)) == str(used)  # a folder of ours is reused (resuming)
 
 
 # -- 6. reruns into an existing .h5 ------------------------------------------------------
@@ -542,11 +546,13 @@ def test_rerun_into_an_h5_does_not_grow_it_and_keeps_other_datasets(ws: Path) ->
         assert f["mine"].attrs["who"] == "user"
         assert f["exported_data"].shape == (128, 128, 2)
     # temporaries a SIGKILLed run left (old pid-named and current names) are removed by the next run
+    os.chmod(ws / "o.h5", 0o640)  # the replacing file keeps the permissions of the one it replaces
     (ws / ".o.h5.partial-4242").write_bytes(b"\0" * 100_000)
     (ws / ".o.h5.k1ll3d_x.partial").write_bytes(b"\0" * 100_000)
     run = cascade(*command, cwd=ws)
     assert run.returncode == 0, run.stderr
     assert hidden(ws) == []
+    assert (ws / "o.h5").stat().st_mode & 0o777 == 0o640
 
 
 def test_killed_hdf5_run_leaves_nothing_a_rerun_keeps(ws: Path) -> None:

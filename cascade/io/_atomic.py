@@ -192,7 +192,18 @@ def atomic_files(finals: Sequence[str]) -> Iterator[list[str]]:
         for temp, final in zip(temps, finals, strict=True):
             if os.path.isdir(final) and not os.path.islink(final):
                 raise ExportError(f"cannot write {final}: a directory of that name exists")
+            _keep_mode(final, temp)
             os.replace(temp, final)
+
+
+def _keep_mode(final: str, temp: str) -> None:
+    """Give ``temp`` the permissions of the file ``final`` it replaces (not of a symlink's target)."""
+    try:
+        info = os.lstat(final)
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(info.st_mode):
+        os.chmod(temp, stat.S_IMODE(info.st_mode))
 
 
 @contextlib.contextmanager
