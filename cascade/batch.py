@@ -43,6 +43,7 @@ from .export import (
 )
 from .io import FORMATS, Image, check_target, open_image, output_path, split_path, write_image
 from .io._atomic import export_error
+from .io._internal import dataset_parts
 from .io._lock import hold_locks
 from .io._resume import resumable_blocks
 from .pipeline import Cascade, StageResult, predict
@@ -124,6 +125,11 @@ def _parse(options: BatchOptions, cascade: Cascade) -> _Parsed:
         )
     if options.prediction_masks and len(cascade.stages) > 1:
         raise ExportError("prediction masks apply to Pixel Classification projects only (as in ilastik)")
+    fmt = str(options.output_format).lower()
+    internal = str(options.output_internal_path)
+    if (fmt.endswith(("hdf5", "n5")) or fmt == "zarr") and "{" not in internal:
+        # with placeholders it is checked once they are filled in (still before anything is computed)
+        dataset_parts(internal, "the output", fmt)
     return _Parsed(
         sources=resolve_sources(options.export_sources, len(cascade.stages)),
         cutout=parse_cutout(options.cutout_subregion) if options.cutout_subregion else None,
