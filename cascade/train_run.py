@@ -81,6 +81,9 @@ def check_project_target(spec: TrainingSpec, project: str | Path) -> None:
             raise ProjectError(f"the project {path} is the training image {name}; choose another --project")
         if os.path.realpath(external) == os.path.realpath(path):
             raise ProjectError(f"the project {path} is the training image {name}; choose another --project")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ProjectError(f"cannot write project {path}: directory {parent} does not exist")
     if os.path.isdir(path):
         raise ProjectError(f"cannot write project {path}: it is a folder")
     if os.path.lexists(path) and not is_cascade_project(path):
