@@ -559,10 +559,11 @@ Location = tuple[Any, tuple[str, ...]]
 
 def _location(path: str, container: str | None = None) -> Location:
     """Where ``path`` (``file`` or ``file.h5/internal``) lives; ``container`` overrides the split."""
+    internal: str | None
     if container is not None and path.startswith(container + "/"):
         external, internal = container, path[len(container) + 1 :]
     elif container is not None:
-        external, internal = path, ""
+        external, internal = path, None
     else:
         external, internal = split_path(path)
     try:

@@ -330,6 +330,26 @@ def test_file_size_limit_fails_in_one_line_and_leaves_nothing(ws: Path, fmt: str
     _full_disk_refused(run, out)
 
 
+@pytest.mark.parametrize(
+    ("shape", "chunks"),
+    [((7, 9, 5), (3, 4, 2)), ((7, 9, 5), (3, 9, 5)), ((10, 11), (10, 3)), ((4, 5, 6, 3), (1, 2, 6, 3))],
+)
+def test_npy_written_with_plain_writes_equals_the_array(
+    tmp_path: Path, shape: tuple[int, ...], chunks: tuple[int, ...]
+) -> None:
+    """No memory map any more (a full disk gave SIGBUS): every block layout lands in the right place."""
+    import dask.array as da
+
+    data = np.random.default_rng(0).random(shape).astype(np.float32)
+    write_image(
+        da.from_array(data, chunks=chunks),
+        str(tmp_path / "o"),
+        format="numpy",
+        axes={2: "yx", 3: "zyx", 4: "zyxc"}[len(shape)],
+    )
+    assert np.array_equal(np.load(tmp_path / "o.npy"), data)
+
+
 # -- 4. outputs that are inputs ----------------------------------------------------------
 
 

@@ -106,7 +106,7 @@ class NpyTarget:
                 start = sum((a + i) * int(st) for (a, _), i, st in zip(bounds, position, strides))
                 start += sum(a * int(st) for (a, _), st in zip(bounds[lead:], strides[lead:]))
                 where = self.offset + start * self.dtype.itemsize
-                _write_all(fd, memoryview(runs[position]).cast("B"), where)
+                _write_all(fd, memoryview(np.ascontiguousarray(runs[position]).data).cast("B"), where)
         finally:
             os.close(fd)
 
