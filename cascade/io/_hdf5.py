@@ -143,7 +143,13 @@ class _GuardedFile:
         return data
 
     def readinto(self, buffer: Any) -> int:
-        count = os.preadv(self.fd, [buffer], self.pos)
+        if hasattr(os, "preadv"):
+            count = os.preadv(self.fd, [buffer], self.pos)
+        else:  # no preadv (macOS before 11): read, then copy
+            view = memoryview(buffer).cast("B")
+            data = os.pread(self.fd, len(view), self.pos)
+            count = len(data)
+            view[:count] = data
         self.pos += count
         return count
 
