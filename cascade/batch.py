@@ -11,6 +11,11 @@ directory, so cluster workers share it) as zarr, slab by slab, and the exports r
 from there. Only the cutout and the halo later stages need are computed. The scratch folder
 is removed when the run ends, except after an interruption: running the same command again
 reuses the blocks it holds.
+
+Before anything is computed, the run refuses outputs that would overwrite an input, a mask,
+the project or another output, and locks every output and its scratch folder (see
+``io._lock``): a second run on the same output refuses in one line instead of sharing (and
+deleting) the first one's scratch folder.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 from typing import Any
 
@@ -120,19 +119,13 @@ def _write_all(fd: int, data: memoryview, offset: int) -> None:
 def store_npy(data: da.Array, path: str) -> None:
     """Write ``data`` to the (new or empty) ``.npy`` file at ``path``, one dask chunk at a time.
 
-    The file's full size is reserved first where the file system allows it, so a full disk
-    is found before anything is computed.
+    The header is written, the file sized (sparse), and each block written in place with
+    ``pwrite``: a full disk or a file size limit raises ``OSError``.
     """
     dtype = np.dtype(data.dtype)
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": data.shape}
     with open(path, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, header)
         offset = fh.tell()
-        size = offset + int(np.prod(data.shape)) * dtype.itemsize
-        try:
-            os.posix_fallocate(fh.fileno(), 0, size)
-        except (AttributeError, OSError) as err:
-            if isinstance(err, OSError) and err.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-            fh.truncate(size)
+        fh.truncate(offset + int(np.prod(data.shape)) * dtype.itemsize)
     store(data, NpyTarget(path, data.shape, dtype, offset), lock=False)
