@@ -230,16 +230,28 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=False)
 
 
-def _full_disk_refused(run: subprocess.CompletedProcess[str], folder: Path) -> None:
+def _full_disk_refused(
+    run: subprocess.CompletedProcess[str], folder: Path, reason: str = "the disk is full"
+) -> None:
     assert run.returncode not in (-signal.SIGSEGV, -signal.SIGBUS, 139, 135), run.stderr
-    refused(run, "cannot write")
+    refused(run, "cannot write", reason)
     assert "Traceback" not in run.stderr
     assert list(folder.iterdir()) == []  # no output under the final name, no temporary
 
 
 @pytest.mark.parametrize(
     "fmt",
-    ["hdf5", "compressed hdf5", "numpy", "multipage tiff", "n5", "zarr", "tiff", "multi-scale OME-Zarr"],
+    [
+        "hdf5",
+        "compressed hdf5",
+        "numpy",
+        "multipage tiff",
+        "n5",
+        "zarr",
+        "tiff",
+        "tif sequence",
+        "multi-scale OME-Zarr",
+    ],
 )
 def test_full_disk_fails_in_one_line_and_leaves_nothing(ws: Path, full_disk: Path, fmt: str) -> None:
     run = cascade(
@@ -247,7 +259,7 @@ def test_full_disk_fails_in_one_line_and_leaves_nothing(ws: Path, full_disk: Pat
         "--project=PixelClass.ilp",
         f"--output_format={fmt}",
         "--export_dtype=float64",  # doubles the size: even compressed it cannot fit
-        f"--output_filename_format={full_disk}/o",
+        f"--output_filename_format={full_disk}/o" + ("_{slice_index}" if "sequence" in fmt else ""),
         "img.png",
         cwd=ws,
     )
@@ -326,7 +338,7 @@ def test_file_size_limit_fails_in_one_line_and_leaves_nothing(ws: Path, fmt: str
         timeout=300,
         preexec_fn=_limit_file_size,
     )
-    _full_disk_refused(run, out)
+    _full_disk_refused(run, out, "File too large")
 
 
 @pytest.mark.parametrize(

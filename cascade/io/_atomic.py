@@ -158,10 +158,24 @@ def replace_dir(temp: str, final: str) -> None:
         remove(old)
 
 
+def _disk_full(folder: str) -> bool:
+    """Whether the file system of ``folder`` has (almost) no space left for this user."""
+    try:
+        info = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return info.f_bavail * info.f_frsize < 64 * 1024
+
+
 def export_error(err: OSError, final: str) -> ExportError:
-    """An :class:`ExportError` naming ``final`` for an ``OSError`` (a full disk said plainly)."""
-    if err.errno in DISK_FULL:
-        reason = "the disk is full" if err.errno == errno.ENOSPC else one_line(err)
+    """An :class:`ExportError` naming ``final`` for an ``OSError`` (a full disk said plainly).
+
+    Some writers (tifffile) report a short write without an errno: the file system then says
+    whether it is full.
+    """
+    short = err.errno is None and _disk_full(os.path.dirname(os.path.abspath(final)))
+    if err.errno in DISK_FULL or short:
+        reason = "the disk is full" if err.errno in (errno.ENOSPC, None) else one_line(err)
         return ExportError(f"cannot write {final}: {reason}; nothing was written")
     return ExportError(f"cannot write {final}: {one_line(err)}")
 
