@@ -20,7 +20,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ..errors import CascadeError
+from ..errors import CascadeError, ExportError
 from ._atomic import DISK_FULL, export_error, remove, replace_dir, stem, umask
 from ._store import store_slabs
 
@@ -94,6 +94,8 @@ def resumable_dir(final: str, fingerprint: str) -> Iterator[tuple[str, bool]]:
     """
     work = _work_dir(final)
     resuming = _own_dir(work) and _matches(work, fingerprint)
+    if os.path.lexists(work) and not os.path.islink(work) and not _own_dir(work):
+        raise ExportError(f"cannot write {final}: {work} is in the way (not a folder of yours); remove it")
     try:
         if not resuming:
             remove(work)  # another job's, or anything planted there (a symlink is not followed)
