@@ -188,6 +188,17 @@ def test_planted_symlinks_at_old_temporary_names_are_not_followed(ws: Path, fmt:
     assert hidden(ws) == [f".o.{ext}.{tag}" for tag in ("old", "partial", "stage")]
 
 
+@pytest.mark.parametrize("fmt", ["zarr", "n5"])
+def test_planted_symlink_at_the_resume_folder_is_not_followed(ws: Path, fmt: str) -> None:
+    """The resume folder has a stable name by design (to be found again); a link there is replaced."""
+    (ws / f".o.{fmt}.resume").symlink_to(ws / "victim", target_is_directory=True)
+    data = np.arange(64, dtype=np.float32).reshape(8, 8)
+    write_image(data, str(ws / "o"), format=fmt, axes="yx", resume="job")
+    victim_intact(ws)
+    assert np.array_equal(open_image(str(ws / f"o.{fmt}") + "/exported_data").data.compute(), data)
+    assert hidden(ws) == []
+
+
 def test_train_does_not_follow_a_symlink_at_the_project_temporary(ws: Path) -> None:
     image = iio.imread(ws / "img.png")
     labels = np.zeros(image.shape, np.uint8)
