@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -46,14 +45,16 @@ from .export import (
     resolve_sources,
     source_array,
 )
-from .io import FORMATS, Image, check_target, open_image, output_path, split_path, write_image
+from .io import FORMATS, Image, check_target, open_image, output_path, write_image
 from .io._atomic import export_error
 from .io._internal import dataset_parts
 from .io._lock import hold_locks
+from .io._overwrite import check_overwrites
 from .io._resume import resumable_blocks
 from .pipeline import Cascade, StageResult, predict
 from .progress import progress_label
 from .project.convert import open_project
+from .scratch import make_scratch
 
 __all__ = ["BatchOptions", "run_batch"]
 
@@ -535,72 +536,18 @@ def _fingerprint(base: str, files: Sequence[str], source: str, target: str, inte
 
 
 def _check_overwrites(jobs: Sequence[_Job], project: str | Path, fmt: str) -> None:
-    """Refuse an output that is (or is inside, or holds) an input, a mask or the project.
-
-    Files are compared by identity (symlinks and hard links are seen through); in hdf5, n5
-    and zarr containers by dataset, so writing a new dataset beside the input's is allowed.
-    """
-    reads: list[tuple[Location, str]] = [(_location(str(project)), f"the project {project}")]
+    """Refuse an output that is (or is inside, or holds) an input, a mask or the project."""
+    reads = [(str(project), f"the project {project}")]
     for job in jobs:
         names = list(job.input.image.files) + ([job.input.mask_path] if job.input.mask_path else [])
-        reads += [(_location(name), f"the input {name}") for name in names]
-    for job in jobs:
-        for export in job.exports:
-            container = output_path(export.target, fmt)
-            for output in export.outputs:
-                where = _location(output, container)
-                for read, what in reads:
-                    if _overlaps(where, read):
-                        raise ExportError(
-                            f"the output {output} would overwrite {what}; choose another "
-                            "--output_filename_format (or --output_internal_path)"
-                        )
-
-
-#: A file's identity (device and inode, or its resolved path if it does not exist) and the
-#: dataset path inside it.
-Location = tuple[Any, tuple[str, ...]]
-
-
-def _location(path: str, container: str | None = None) -> Location:
-    """Where ``path`` (``file`` or ``file.h5/internal``) lives; ``container`` overrides the split."""
-    internal: str | None
-    if container is not None and path.startswith(container + "/"):
-        external, internal = container, path[len(container) + 1 :]
-    elif container is not None:
-        external, internal = path, None
-    else:
-        external, internal = split_path(path)
-    try:
-        info = os.stat(external)
-        identity: Any = (info.st_dev, info.st_ino)
-    except OSError:
-        identity = os.path.realpath(external)
-    return identity, tuple(p for p in (internal or "").split("/") if p)
-
-
-def _overlaps(a: Location, b: Location) -> bool:
-    """Same file, and one dataset path is the other or contains it (the whole file contains all)."""
-    shorter = min(len(a[1]), len(b[1]))
-    return bool(a[0] == b[0] and a[1][:shorter] == b[1][:shorter])
-
-
-def make_scratch(path: str) -> str:
-    """Create the scratch folder ``path`` (or reuse it, left by an interrupted run); return it.
-
-    Something else under that name (a symlink, a file, another user's folder) is never
-    written through: a new private folder beside it is used instead (that run cannot resume).
-    """
-    try:
-        os.mkdir(path, 0o700)
-        return path
-    except FileExistsError:
-        pass
-    info = os.lstat(path)
-    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
-        return path
-    parent, name = os.path.split(path)
-    return tempfile.mkdtemp(prefix=f"{name}-", dir=parent)
+        reads += [(name, f"the input {name}") for name in names]
+    outputs = [
+        (output, output_path(export.target, fmt))
+        for job in jobs
+        for export in job.exports
+        for output in export.outputs
+    ]
+    check_overwrites(outputs, reads)
 
 
 def _scratch_dir(base: str, inputs: Sequence[str]) -> str:
