@@ -11,6 +11,11 @@ directory, so cluster workers share it) as zarr, slab by slab, and the exports r
 from there. Only the cutout and the halo later stages need are computed. The scratch folder
 is removed when the run ends, except after an interruption: running the same command again
 reuses the blocks it holds.
+
+Before anything is computed, the run refuses outputs that would overwrite an input, a mask,
+the project or another output, and locks every output and its scratch folder (see
+``io._lock``): a second run on the same output refuses in one line instead of sharing (and
+deleting) the first one's scratch folder.
 """
 
 from __future__ import annotations
@@ -42,11 +47,16 @@ from .export import (
     source_array,
 )
 from .io import FORMATS, Image, check_target, open_image, output_path, write_image
+from .io._atomic import export_error
+from .io._internal import dataset_parts
+from .io._lock import hold_locks
+from .io._overwrite import check_overwrites
 from .io._remote import is_url
 from .io._resume import resumable_blocks
 from .pipeline import Cascade, StageResult, predict
 from .progress import progress_label
 from .project.convert import open_project
+from .scratch import make_scratch
 
 __all__ = ["BatchOptions", "run_batch"]
 
@@ -124,6 +134,11 @@ def _parse(options: BatchOptions, cascade: Cascade) -> _Parsed:
         )
     if options.prediction_masks and len(cascade.stages) > 1:
         raise ExportError("prediction masks apply to Pixel Classification projects only (as in ilastik)")
+    fmt = str(options.output_format).lower()
+    internal = str(options.output_internal_path)
+    if (fmt.endswith(("hdf5", "n5")) or fmt == "zarr") and "{" not in internal:
+        # with placeholders it is checked once they are filled in (still before anything is computed)
+        dataset_parts(internal, "the output", fmt)
     return _Parsed(
         sources=resolve_sources(options.export_sources, len(cascade.stages)),
         cutout=parse_cutout(options.cutout_subregion) if options.cutout_subregion else None,
@@ -161,7 +176,18 @@ def run_batch(
     home = os.path.dirname(os.path.abspath(project))  # {dataset_dir} of URL inputs, as in ilastik
     jobs = [_plan(cascade, path, mask, options, parsed, base, home) for path, mask in zip(inputs, masks)]
     _check_distinct(jobs)
+    _check_overwrites(jobs, project, str(options.output_format))
     scratch = _scratch_dir(base, inputs) if any(job.needs_scratch for job in jobs) else None
+    containers = [output_path(e.target, str(options.output_format)) for job in jobs for e in job.exports]
+    # one run per output (and per scratch folder) at a time: a second run refuses here
+    with hold_locks(containers), hold_locks([scratch] if scratch else [], what="using"):
+        return _write_all(jobs, scratch, echo)
+
+
+def _write_all(jobs: Sequence[_Job], scratch: str | None, echo: Callable[[str], None]) -> list[str]:
+    """Compute and write every job, with the locks held; the scratch folder is removed at the end."""
+    if scratch is not None:
+        scratch = make_scratch(scratch)
     try:
         written: list[str] = []
         for job in jobs:
@@ -246,9 +272,12 @@ class _Job:
         exports = self.exports
         if scratch is not None:
             region = _region(exports[0].prepared) if self.parsed.cutout else None
-            results = _results(
-                self.cascade, self.input, self.options, scratch, region, self.shared_stages, self.stages
-            )
+            try:
+                results = _results(
+                    self.cascade, self.input, self.options, scratch, region, self.shared_stages, self.stages
+                )
+            except OSError as err:
+                raise export_error(err, scratch) from err
             # same sources, names and checks as planned: only the arrays now read stored stages
             exports = tuple(
                 replace(export, prepared=_prepare(source, results, self.input, self.options, self.parsed))
@@ -289,7 +318,7 @@ def _check_distinct(jobs: Sequence[_Job]) -> None:
     for job in jobs:
         for export in job.exports:
             what = f"{export.source!r} of {job.path}"
-            for output in map(os.path.abspath, export.outputs):
+            for output in map(os.path.realpath, export.outputs):
                 if output in seen:
                     raise ExportError(
                         f"{what} and {seen[output]} would both be written to {output}; put {{nickname}} "
@@ -519,6 +548,21 @@ def _fingerprint(base: str, files: Sequence[str], source: str, target: str, inte
     """Same project, inputs, options and export: same fingerprint (so an interrupted run resumes)."""
     text = json.dumps([base, [_identity(f) for f in files], source, target, internal], default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_overwrites(jobs: Sequence[_Job], project: str | Path, fmt: str) -> None:
+    """Refuse an output that is (or is inside, or holds) an input, a mask or the project."""
+    reads = [(str(project), f"the project {project}")]
+    for job in jobs:
+        names = list(job.input.image.files) + ([job.input.mask_path] if job.input.mask_path else [])
+        reads += [(name, f"the input {name}") for name in names]
+    outputs = [
+        (output, output_path(export.target, fmt))
+        for job in jobs
+        for export in job.exports
+        for output in export.outputs
+    ]
+    check_overwrites(outputs, reads)
 
 
 def _scratch_dir(base: str, inputs: Sequence[str]) -> str:

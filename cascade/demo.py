@@ -112,13 +112,16 @@ def run_demo(output: str | Path = "cascade-demo", *, seed: int = 0, trees: int =
         )
     from imageio.v3 import imwrite
 
+    from .io._atomic import atomic_files
+
     picture = _panel(
         [raw[2]]
         + [(p[..., 0] * 255).astype(np.uint8) for p in probabilities]
         + [np.where(truth[2] == 1, 255, 0).astype(np.uint8)]
     )
     png = out / "demo.png"
-    imwrite(png, picture)
+    with atomic_files([str(png)]) as (temp,):  # a private temporary, renamed: no symlink is followed
+        imwrite(temp, picture, extension=".png")
     written.append(str(png))
     return DemoReport(
         accuracy=tuple(a for a, _ in scores),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import stat
+import tempfile
 from typing import Any
 
 import dask.array as da
@@ -20,7 +22,7 @@ import numpy as np
 from ._config import IN_MEMORY_STAGE, config_size
 from .io._resume import MarkingTarget, ResumeState, block_name
 
-__all__ = ["IN_MEMORY_BYTES", "keep_once", "needed_blocks", "spill"]
+__all__ = ["IN_MEMORY_BYTES", "keep_once", "make_scratch", "needed_blocks", "spill"]
 
 #: Results up to this size are kept in memory (``persist``) rather than stored in scratch;
 #: ``dask.config`` key ``cascade.in-memory-stage`` overrides it (bytes or "64 MiB").
@@ -106,3 +108,21 @@ def spill(array: da.Array, folder: str, *, region: Region | None = None, label: 
     source = ZarrSource(path, None, array.shape, array.dtype)
     # named after what it holds, so later stages' tokens do not depend on the file's stamp
     return to_dask(source, array.chunks, name=f"stored-{array.name}")
+
+
+def make_scratch(path: str) -> str:
+    """Create the scratch folder ``path`` (or reuse it, left by an interrupted run); return it.
+
+    Something else under that name (a symlink, a file, another user's folder) is never
+    written through: a new private folder beside it is used instead (that run cannot resume).
+    """
+    try:
+        os.mkdir(path, 0o700)
+        return path
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+        return path
+    parent, name = os.path.split(path)
+    return tempfile.mkdtemp(prefix=f"{name}-", dir=parent)

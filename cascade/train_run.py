@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .errors import CascadeError
+from .errors import CascadeError, ProjectError
+from .io._lock import output_lock
+from .io._paths import split_path
 from .pipeline import Stage
-from .project.native import MAX_LABEL, save_cascade
+from .project.native import MAX_LABEL, is_cascade_project, save_cascade
 from .training import fit
 from .trainspec import ImageSpec, TrainingSpec, _selection, load_training_images
 
-__all__ = ["run_training", "simple_spec"]
+__all__ = ["check_project_target", "run_training", "simple_spec"]
 
 
 def simple_spec(
@@ -66,10 +69,52 @@ def simple_spec(
     )
 
 
+def check_project_target(spec: TrainingSpec, project: str | Path) -> None:
+    """Refuse a project path that is a training image, or an existing file that is not a project.
+
+    Parameters
+    ----------
+    spec : TrainingSpec
+        The images and labels the project will be trained on.
+    project : str or Path
+        The project file to write.
+
+    Raises
+    ------
+    ProjectError
+        If ``project`` resolves to a raw or label image of ``spec``, is a folder, or exists
+        and is not a cascade project (it would be replaced).
+    """
+    path = os.fspath(project)
+    reads = [image.raw for image in spec.images]
+    reads += [lab for image in spec.images for lab in image.labels if lab]
+    for name in dict.fromkeys(reads):
+        external = split_path(str(name))[0]
+        if os.path.exists(external) and os.path.exists(path) and os.path.samefile(external, path):
+            raise ProjectError(f"the project {path} is the training image {name}; choose another --project")
+        if os.path.realpath(external) == os.path.realpath(path):
+            raise ProjectError(f"the project {path} is the training image {name}; choose another --project")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ProjectError(f"cannot write project {path}: directory {parent} does not exist")
+    if os.path.isdir(path):
+        raise ProjectError(f"cannot write project {path}: it is a folder")
+    if os.path.lexists(path) and not is_cascade_project(path):
+        raise ProjectError(
+            f"cannot write project {path}: it exists and is not a cascade project; it is not replaced"
+        )
+
+
 def run_training(spec: TrainingSpec, project: str | Path) -> str:
     """Train and save; returns a one-paragraph summary."""
-    start = time.perf_counter()
     _check_project_path(Path(project))
+    check_project_target(spec, project)
+    with output_lock(os.fspath(project)):  # a second run training the same project refuses
+        return _train(spec, project)
+
+
+def _train(spec: TrainingSpec, project: str | Path) -> str:
+    start = time.perf_counter()
     images, sparse = load_training_images(spec)
     cascade = fit(
         images,

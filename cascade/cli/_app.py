@@ -47,6 +47,9 @@ def handle_errors(func: F) -> F:
             fail(f"file not found: {err.filename or err}")
         except PermissionError as err:
             fail(f"permission denied: {err.filename or err}")
+        except OSError as err:  # e.g. a full disk while writing something not yet named
+            where = f": {err.filename}" if err.filename else ""
+            fail(f"{err.strerror or err}{where}")
         except MemoryError:
             fail("out of memory; use smaller chunks (--chunks) or fewer threads")
         except KeyboardInterrupt:

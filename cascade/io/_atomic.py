@@ -1,57 +1,140 @@
-"""Atomic outputs: write under a hidden temporary sibling name, rename into place when done.
+"""Atomic outputs: write under a private temporary sibling, rename into place when done.
 
-A failed export never leaves anything that looks complete: the partial output is removed
-and the exception re-raised (``OSError`` as :class:`ExportError` naming the output).
+Temporaries are created exclusively (``O_EXCL``, through :mod:`tempfile`) under
+unpredictable names ``.<name>.<random>.<tag>`` in the output's own folder, so a file or
+symlink planted there can never be written through. A failed export never leaves anything
+that looks complete: the temporaries are removed and the exception re-raised (``OSError``
+as :class:`ExportError` naming the output). Temporaries that a killed run left behind are
+removed by :func:`remove_stale` once the output is locked (see ``_lock``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import re
+import secrets
 import shutil
+import stat
+import tempfile
 from collections.abc import Iterator, Sequence
 
 from ..errors import CascadeError, ExportError
 from ._sources import one_line
 
 __all__ = [
+    "DISK_FULL",
     "NAME_MAX",
     "atomic_dir",
     "atomic_files",
     "check_name",
     "check_parent",
-    "hidden_sibling",
+    "export_error",
     "make_parents",
-    "partial_name",
+    "make_temp_dir",
+    "make_temp_file",
     "remove",
     "remove_if_empty",
+    "remove_stale",
+    "replace_dir",
+    "stem",
+    "umask",
 ]
-
 
 #: Longest file name (bytes) that Linux, macOS and Windows file systems accept.
 NAME_MAX = 255
 
+#: errno values of a full disk, a quota or a file size limit: nothing of the output is kept.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+_STEM_BYTES = 160
+_TAGS = ("partial", "stage", "old")
 
-def hidden_sibling(final: str, suffix: str) -> str:
-    """``dir/.<name><suffix>``, with ``<name>`` shortened to fit :data:`NAME_MAX` bytes.
 
-    A name too long for the suffix keeps its start and gets a hash of the whole name, so
-    that the sibling stays unique to ``final`` (a legal 250-byte output name still works).
+def stem(name: str) -> str:
+    """``name``, or its start and a hash of it, short enough for a temporary's prefix and suffix.
+
+    The hash keeps the hidden siblings (temporaries, ``.resume`` folder, lock) of two long
+    names that share their first bytes apart.
+    """
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= _STEM_BYTES:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return raw[: _STEM_BYTES - len(digest) - 1].decode("utf-8", "ignore") + "~" + digest
+
+
+def _temp_parts(final: str, tag: str) -> tuple[str, str, str]:
+    parent, name = os.path.split(os.path.abspath(final))
+    return parent, f".{stem(name)}.", f".{tag}"
+
+
+def umask() -> int:
+    """The process's umask, read without changing it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def make_temp_file(final: str, tag: str = "partial") -> str:
+    """Create an empty private temporary file beside ``final`` and return its path.
+
+    The file is created with ``O_EXCL`` under an unpredictable name, with the permissions
+    a new file of the user would get (``0o666`` less the umask).
+    """
+    parent, prefix, suffix = _temp_parts(final, tag)
+    fd, path = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=parent)
+    try:
+        os.fchmod(fd, 0o666 & ~umask())
+    finally:
+        os.close(fd)
+    return path
+
+
+def make_temp_dir(final: str, tag: str = "partial") -> str:
+    """Create an empty private temporary directory beside ``final`` and return its path."""
+    parent, prefix, suffix = _temp_parts(final, tag)
+    path = tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=parent)
+    os.chmod(path, 0o777 & ~umask())
+    return path
+
+
+def _stale_pattern(name: str) -> re.Pattern[str]:
+    tags = "|".join(_TAGS)
+    legacy = rf"\.{re.escape(name)}\.(?:{tags})-\d+"  # cascade 0.1's pid-named temporaries
+    fresh = rf"\.{re.escape(stem(name))}\.[A-Za-z0-9_]{{8}}\.(?:{tags})"
+    return re.compile(rf"(?:{legacy}|{fresh})")
+
+
+def remove_stale(final: str) -> list[str]:
+    """Remove the temporaries that interrupted runs left for ``final``; return their paths.
+
+    Call it only while holding the output's lock: then no other run is writing them.
     """
     parent, name = os.path.split(os.path.abspath(final))
-    wanted = f".{name}{suffix}"
-    if len(os.fsencode(wanted)) <= NAME_MAX:
-        return os.path.join(parent, wanted)
-    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
-    room = NAME_MAX - len(os.fsencode(suffix)) - len(digest) - 2
-    start = os.fsencode(name)[: max(room, 0)].decode("utf-8", "ignore")
-    return os.path.join(parent, f".{start}~{digest}{suffix}")
+    pattern = _stale_pattern(name)
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return []
+    removed = [os.path.join(parent, e) for e in entries if pattern.fullmatch(e)]
+    removed = [path for path in removed if _owned(path)]  # never another user's files
+    for path in removed:
+        remove(path)
+    return removed
 
 
-def partial_name(final: str, tag: str = "partial") -> str:
-    """The hidden temporary sibling of ``final``: ``dir/.<name>.<tag>-<pid>`` (see :func:`hidden_sibling`)."""
-    return hidden_sibling(final, f".{tag}-{os.getpid()}")
+def _owned(path: str) -> bool:
+    try:
+        return os.lstat(path).st_uid == os.getuid()
+    except OSError:
+        return False
 
 
 def _nearest_existing(directory: str) -> str:
@@ -120,22 +203,50 @@ def check_name(final: str) -> None:
 
 
 def remove(path: str) -> None:
-    """Remove a file or directory tree; missing paths are fine."""
-    if os.path.isdir(path) and not os.path.islink(path):
+    """Remove a file or directory tree (a symlink itself, never what it points to); missing is fine."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
         shutil.rmtree(path, ignore_errors=True)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
 
 
-def _replace_dir(temp: str, final: str) -> None:
+def replace_dir(temp: str, final: str) -> None:
+    """Move the directory ``temp`` to ``final``, replacing (then removing) what was there."""
     old = None
     if os.path.lexists(final):
-        old = partial_name(final, "old")
+        parent, name = os.path.split(os.path.abspath(final))
+        old = os.path.join(parent, f".{stem(name)}.{secrets.token_hex(4)}.old")
         os.replace(final, old)
     os.replace(temp, final)
     if old is not None:
         remove(old)
+
+
+def _disk_full(folder: str) -> bool:
+    """Whether the file system of ``folder`` has (almost) no space left for this user."""
+    try:
+        info = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return info.f_bavail * info.f_frsize < 64 * 1024
+
+
+def export_error(err: OSError, final: str) -> ExportError:
+    """An :class:`ExportError` naming ``final`` for an ``OSError`` (a full disk said plainly).
+
+    Some writers (tifffile) report a short write without an errno: the file system then says
+    whether it is full.
+    """
+    short = err.errno is None and _disk_full(os.path.dirname(os.path.abspath(final)))
+    if err.errno in DISK_FULL or short:
+        reason = "the disk is full" if err.errno in (errno.ENOSPC, None) else one_line(err)
+        return ExportError(f"cannot write {final}: {reason}; nothing was written")
+    return ExportError(f"cannot write {final}: {one_line(err)}")
 
 
 @contextlib.contextmanager
@@ -146,29 +257,43 @@ def _cleanup_on_error(temps: Sequence[str], final: str) -> Iterator[None]:
         for temp in temps:
             remove(temp)
         if isinstance(err, OSError) and not isinstance(err, CascadeError):
-            raise ExportError(f"cannot write {final}: {one_line(err)}") from err
+            raise export_error(err, final) from err
         raise
 
 
 @contextlib.contextmanager
 def atomic_files(finals: Sequence[str]) -> Iterator[list[str]]:
-    """Yield temporary paths for ``finals``; move each into place when the block succeeds.
+    """Yield temporary paths (created, empty) for ``finals``; move each into place on success.
 
     On an exception every temporary file is removed and the exception re-raised.
     """
-    temps = [partial_name(final) for final in finals]
+    temps: list[str] = []
     with _cleanup_on_error(temps, finals[0] if finals else ""):
-        yield temps
+        for final in finals:
+            temps.append(make_temp_file(final))
+        yield list(temps)
         for temp, final in zip(temps, finals, strict=True):
-            if os.path.isdir(final):
+            if os.path.isdir(final) and not os.path.islink(final):
                 raise ExportError(f"cannot write {final}: a directory of that name exists")
+            _keep_mode(final, temp)
             os.replace(temp, final)
+
+
+def _keep_mode(final: str, temp: str) -> None:
+    """Give ``temp`` the permissions of the file ``final`` it replaces (not of a symlink's target)."""
+    try:
+        info = os.lstat(final)
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(info.st_mode):
+        os.chmod(temp, stat.S_IMODE(info.st_mode))
 
 
 @contextlib.contextmanager
 def atomic_dir(final: str) -> Iterator[str]:
-    """Yield a temporary directory path (not created) that replaces ``final`` on success."""
-    temp = partial_name(final)
-    with _cleanup_on_error([temp], final):
-        yield temp
-        _replace_dir(temp, final)
+    """Yield a new empty private directory that replaces ``final`` on success."""
+    temps: list[str] = []
+    with _cleanup_on_error(temps, final):
+        temps.append(make_temp_dir(final))
+        yield temps[0]
+        replace_dir(temps[0], final)

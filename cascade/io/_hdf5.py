@@ -8,8 +8,9 @@ distributed client is active), so worker processes never hold the file open toge
 
 from __future__ import annotations
 
-import posixpath
-from collections.abc import Mapping
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dask.array as da
@@ -18,12 +19,21 @@ import numpy as np
 from dask.utils import SerializableLock
 
 from ..errors import DataError, ExportError
-from ._atomic import atomic_files, partial_name
+from ._atomic import atomic_files
+from ._internal import dataset_parts
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
 from ._sources import LazySource, store, to_dask
 from ._store import active_client, aligned_block
 
-__all__ = ["H5Source", "list_h5_datasets", "read_hdf5", "write_hdf5", "write_lock"]
+__all__ = [
+    "H5Source",
+    "check_hdf5_target",
+    "h5_file",
+    "list_h5_datasets",
+    "read_hdf5",
+    "write_hdf5",
+    "write_lock",
+]
 
 H5_BLOCK_BYTES = 512_000
 
@@ -101,6 +111,99 @@ def write_lock(name: str) -> Any:
     return Lock(f"cascade-write-{name}")  # type: ignore[no-untyped-call]
 
 
+class _GuardedFile:
+    """A file object for h5py's ``fileobj`` driver that never lets a failed write reach HDF5.
+
+    HDF5 cannot recover from a failed write (a full disk): it keeps the dirty metadata,
+    fails again when the file is closed and crashes the process at exit. Here a failed
+    write is recorded and reported as done; :func:`h5_file` raises it once HDF5 has closed
+    the file, and the caller discards the file.
+    """
+
+    def __init__(self, path: str) -> None:
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        self.fd = os.open(path, flags)
+        self.pos = 0
+        self.size = os.fstat(self.fd).st_size
+        self.error: OSError | None = None
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self.pos, self.size)[whence]
+        self.pos = base + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = max(self.size - self.pos, 0)
+        data = os.pread(self.fd, size, self.pos)
+        self.pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        if hasattr(os, "preadv"):
+            count = os.preadv(self.fd, [buffer], self.pos)
+        else:  # no preadv (macOS before 11): read, then copy
+            view = memoryview(buffer).cast("B")
+            data = os.pread(self.fd, len(view), self.pos)
+            count = len(data)
+            view[:count] = data
+        self.pos += count
+        return count
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(view):
+                    done += os.pwrite(self.fd, view[done:], self.pos + done)
+            except OSError as err:
+                self.error = err
+        self.pos += len(view)
+        self.size = max(self.size, self.pos)
+        return len(view)
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self.pos if size is None else size
+        if self.error is None:
+            try:
+                os.ftruncate(self.fd, size)
+            except OSError as err:
+                self.error = err
+        self.size = size
+        return size
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+@contextlib.contextmanager
+def h5_file(path: str, mode: str) -> Iterator[h5py.File]:
+    """Open an existing file at ``path`` for writing with HDF5 (``mode`` ``"w"`` or ``"r+"``).
+
+    A write that fails (a full disk, a file size limit) raises its ``OSError`` once HDF5
+    has closed the file; the file is then incomplete and must be discarded.
+    """
+    guarded = _GuardedFile(path)
+    try:
+        with h5py.File(guarded, mode, locking=False) as f:
+            yield f
+    except BaseException as err:
+        guarded.close()
+        if guarded.error is not None:
+            raise guarded.error from err
+        raise
+    guarded.close()
+    if guarded.error is not None:
+        raise guarded.error
+
+
 class H5Target:
     """A ``dask.array.store`` target that opens the file for each block it writes."""
 
@@ -109,7 +212,7 @@ class H5Target:
         self.internal = internal
 
     def __setitem__(self, index: tuple[slice, ...], value: np.ndarray) -> None:
-        with h5py.File(self.path, "r+", locking=False) as f:
+        with h5_file(self.path, "r+") as f:
             f[self.internal][index] = value
 
 
@@ -124,49 +227,66 @@ def _create(f: h5py.File, name: str, data: da.Array, axes: str, gzip: bool, attr
         ds.attrs[key] = value
 
 
+def check_hdf5_target(path: str, internal: str) -> None:
+    """Raise :class:`ExportError` unless ``internal`` can be written into the file ``path``.
+
+    An existing file must be HDF5; the internal path must not pass through a dataset or
+    name a group (replacing a group would delete the datasets in it).
+    """
+    if not os.path.lexists(path):
+        return
+    if not h5py.is_hdf5(path):
+        raise ExportError(f"cannot write {path}: it exists and is not an HDF5 file")
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            node: Any = f
+            for depth, part in enumerate(internal.split("/")):
+                node = node.get(part)
+                where = "/".join(internal.split("/")[: depth + 1])
+                if node is None:
+                    return
+                if isinstance(node, h5py.Dataset) and where != internal:
+                    raise ExportError(f"cannot write {path}/{internal}: {where} is a dataset, not a group")
+            if isinstance(node, h5py.Group):
+                raise ExportError(
+                    f"cannot write {path}/{internal}: it is a group; name a dataset (groups are not replaced)"
+                )
+    except OSError as err:
+        raise ExportError(f"cannot write {path}: {' '.join(str(err).split())}") from err
+
+
+def _copy_others(src: h5py.Group, dst: h5py.Group, skip: str) -> None:
+    """Copy everything in ``src`` into ``dst`` except the object at the relative path ``skip``."""
+    for key, value in src.attrs.items():
+        dst.attrs[key] = value
+    head, _, rest = skip.partition("/")
+    for name in src:
+        link = src.get(name, getlink=True)
+        if isinstance(link, h5py.SoftLink | h5py.ExternalLink):
+            dst[name] = link
+        elif name != head:
+            src.copy(name, dst, name=name)
+        elif rest and isinstance(src[name], h5py.Group):
+            _copy_others(src[name], dst.create_group(name), rest)
+
+
 def write_hdf5(
     data: da.Array, path: str, internal: str, axes: str, *, gzip: bool, attrs: Mapping[str, Any]
 ) -> list[str]:
     """Write ``data`` to ``path/internal`` block by block; other datasets in an existing file stay.
 
-    A new file is written under a temporary name and renamed when complete; in an existing
-    file the dataset is written under a temporary name and moved over the old one.
+    A new file is always written under a temporary name and renamed when complete; the other
+    objects of an existing file are copied into it, so a replaced dataset leaves no unused
+    space behind and an interrupted run leaves the old file as it was.
     """
-    internal = internal.strip("/")
-    if not internal:
-        raise ExportError(f"cannot write {path}: HDF5 output needs an internal path")
-    if h5py.is_hdf5(path):
-        return _write_into_existing(data, path, internal, axes, gzip, attrs)
+    internal = "/".join(dataset_parts(internal, path, "HDF5"))
+    check_hdf5_target(path, internal)
+    existing = os.path.lexists(path)
     with atomic_files([path]) as (temp,):
-        with h5py.File(temp, "w", locking=False) as f:
+        with h5_file(temp, "w") as f:
+            if existing:
+                with h5py.File(path, "r", locking=False) as old:
+                    _copy_others(old, f, internal)
             _create(f, internal, data, axes, gzip, attrs)
         store(data, H5Target(temp, internal), lock=write_lock(temp))
-    return [path]
-
-
-def _write_into_existing(
-    data: da.Array, path: str, internal: str, axes: str, gzip: bool, attrs: Mapping[str, Any]
-) -> list[str]:
-    parent, name = posixpath.split(internal)
-    temp = posixpath.join(parent, posixpath.basename(partial_name(name)))
-    try:
-        with h5py.File(path, "r+", locking=False) as f:
-            if temp in f:
-                del f[temp]
-            _create(f, temp, data, axes, gzip, attrs)
-        store(data, H5Target(path, temp), lock=write_lock(path))
-        with h5py.File(path, "r+", locking=False) as f:
-            if internal in f:
-                del f[internal]
-            f.move(temp, internal)
-    except BaseException as err:
-        try:
-            with h5py.File(path, "r+", locking=False) as f:
-                if temp in f:
-                    del f[temp]
-        except OSError:
-            pass
-        if isinstance(err, OSError):
-            raise ExportError(f"cannot write {path}/{internal}: {' '.join(str(err).split())}") from err
-        raise
     return [path]

@@ -25,7 +25,8 @@ import dask.array as da
 import numpy as np
 
 from ..errors import DataError, ExportError
-from ._atomic import atomic_dir
+from ._atomic import atomic_dir, make_temp_file, remove, remove_stale
+from ._internal import check_inside, dataset_parts
 from ._meta import axistags_json, block_shape
 from ._remote import filesystem, is_url, join, read_bytes
 from ._resume import ResumeState, resumable_dir, store_resumable
@@ -188,14 +189,23 @@ class N5Source(LazySource):
 
 
 def write_n5_group(directory: str, *, root: bool = False) -> None:
-    """Create an N5 group directory with its ``attributes.json`` (the root also gets the version)."""
+    """Create an N5 group directory with its ``attributes.json`` (the root also gets the version).
+
+    The attributes file is replaced by a rename, never written through a symlink.
+    """
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "attributes.json")
-    attrs = n5_attributes(directory)
+    attrs = n5_attributes(directory) if not os.path.islink(path) else {}
     if root:
         attrs.setdefault("n5", N5_VERSION)
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(attrs, fh)
+    temp = make_temp_file(path)
+    try:
+        with open(temp, "w", encoding="utf-8") as fh:
+            json.dump(attrs, fh)
+        os.replace(temp, path)
+    except BaseException:
+        remove(temp)
+        raise
 
 
 class N5Target:
@@ -263,8 +273,8 @@ def create_n5_dataset(
         axes=list(axes[::-1]),
         axistags=axistags_json(axes),
     )
-    os.makedirs(directory)
-    with open(os.path.join(directory, "attributes.json"), "w", encoding="utf-8") as fh:
+    os.makedirs(directory, exist_ok=True)  # new, or an empty private temporary directory
+    with open(os.path.join(directory, "attributes.json"), "x", encoding="utf-8") as fh:
         json.dump(meta, fh)
     return N5Target(directory, tuple(shape), tuple(block), dtype, gzip_level)
 
@@ -273,10 +283,20 @@ def _is_n5_container(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, "attributes.json"))
 
 
-def check_n5_target(path: str) -> None:
-    """Raise :class:`ExportError` if ``path`` exists but is not an N5 container to add a dataset to."""
-    if os.path.lexists(path) and not _is_n5_container(path):
+def check_n5_target(path: str, internal: str = "exported_data") -> None:
+    """Raise :class:`ExportError` unless dataset ``internal`` can be written to the N5 container ``path``.
+
+    An existing ``path`` must be an N5 container, and what is at ``internal`` in it (if
+    anything) an N5 dataset inside it.
+    """
+    parts = dataset_parts(internal, path, "N5")
+    if not os.path.lexists(path):
+        return
+    if not _is_n5_container(path):
         raise ExportError(f"cannot write {path}: it exists and is not an N5 container")
+    final = os.path.join(path, *parts)
+    check_inside(os.path.dirname(final), path)
+    _check_replaceable(final)
 
 
 def write_n5(
@@ -294,40 +314,52 @@ def write_n5(
     Blocks are about 512 KB with ``t = c = 1``, as ilastik's writer chooses them; each dask
     chunk is one N5 block, so blocks are written in parallel.
     """
-    internal = internal.strip("/")
-    if not internal:
-        raise ExportError(f"cannot write {path}: N5 output needs an internal path")
+    parts = dataset_parts(internal, path, "N5")
+    check_n5_target(path, internal)  # again here: nothing but an N5 dataset is ever replaced
     block = aligned_block(block_shape(data.shape, axes, N5_BLOCK_BYTES, data.dtype.itemsize), data.chunks)
     computed = data.chunks
     data = rechunk(data, block)
-    parents = internal.split("/")[:-1]
 
-    def write(root: str, directory: str) -> None:
-        for depth in range(1, len(parents) + 1):
-            write_n5_group(os.path.join(root, *parents[:depth]))
-        target = create_n5_dataset(
+    def create(directory: str) -> N5Target:
+        return create_n5_dataset(
             directory, data.shape, block, data.dtype, axes, gzip_level=gzip_level, attrs=attrs
         )
-        store(data, target, compute_chunks=computed)
+
+    def groups(root: str) -> None:
+        for depth in range(1, len(parts)):
+            group = os.path.join(root, *parts[:depth])
+            check_inside(group, root)
+            write_n5_group(group)
 
     if resume is not None and not _is_n5_container(path):
         with resumable_dir(path, resume) as (work, resuming):
-            directory = os.path.join(work, *internal.split("/"))
+            directory = os.path.join(work, *parts)
             if not resuming:
                 write_n5_group(work, root=True)
-                for depth in range(1, len(parents) + 1):
-                    write_n5_group(os.path.join(work, *parents[:depth]))
-                create_n5_dataset(
-                    directory, data.shape, block, data.dtype, axes, gzip_level=gzip_level, attrs=attrs
-                )
+                groups(work)
+                create(directory)
             target = N5Target(directory, data.shape, block, data.dtype, gzip_level)
             store_resumable(data, target, ResumeState(work), compute_chunks=computed)
         return [path]
     if _is_n5_container(path):
-        with atomic_dir(os.path.join(path, *internal.split("/"))) as temp:
-            write(path, temp)
+        final = os.path.join(path, *parts)
+        groups(path)
+        check_inside(os.path.dirname(final), path)
+        _check_replaceable(final)
+        remove_stale(final)
+        with atomic_dir(final) as temp:
+            store(data, create(temp), compute_chunks=computed)
     else:
         with atomic_dir(path) as temp:
             write_n5_group(temp, root=True)
-            write(temp, os.path.join(temp, *internal.split("/")))
+            groups(temp)
+            store(data, create(os.path.join(temp, *parts)), compute_chunks=computed)
     return [path]
+
+
+def _check_replaceable(final: str) -> None:
+    """Refuse to replace anything at ``final`` but an N5 dataset (a group, a file, a symlink)."""
+    if not os.path.lexists(final):
+        return
+    if os.path.islink(final) or not _is_dataset(n5_attributes(final)):
+        raise ExportError(f"cannot write {final}: it exists and is not an N5 dataset; it is not replaced")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,8 +21,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import CascadeError, ExportError
-from ._atomic import hidden_sibling, partial_name, remove
-from ._sources import one_line
+from ._atomic import DISK_FULL, export_error, remove, replace_dir, stem, umask
 from ._store import store_slabs
 
 __all__ = [
@@ -63,13 +63,23 @@ def _matches(directory: str, fingerprint: str) -> bool:
 
 
 def _work_dir(final: str) -> str:
-    return hidden_sibling(final, ".resume")
+    parent, name = os.path.split(os.path.abspath(final))
+    return os.path.join(parent, f".{stem(name)}.resume")
+
+
+def _own_dir(path: str) -> bool:
+    """Whether ``path`` is a real directory (not a symlink) of this user."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
 
 
 def resumable_blocks(final: str, fingerprint: str) -> int:
     """How many blocks an interrupted run of the same job left for ``final`` (0 if none)."""
     work = _work_dir(final)
-    if not (os.path.isdir(work) and _matches(work, fingerprint)):
+    if not (_own_dir(work) and _matches(work, fingerprint)):
         return 0
     return len(ResumeState(work).done())
 
@@ -83,27 +93,26 @@ def resumable_dir(final: str, fingerprint: str) -> Iterator[tuple[str, bool]]:
     the directory renamed to ``final`` (replacing an older output of that name).
     """
     work = _work_dir(final)
-    resuming = os.path.isdir(work) and _matches(work, fingerprint)
-    if not resuming:
-        remove(work)
-        os.makedirs(os.path.join(work, _STATE), exist_ok=True)
-        with open(os.path.join(work, _STATE, "job.json"), "w", encoding="utf-8") as fh:
-            json.dump({"fingerprint": fingerprint}, fh)
+    resuming = _own_dir(work) and _matches(work, fingerprint)
+    if os.path.lexists(work) and not os.path.islink(work) and not _own_dir(work):
+        raise ExportError(f"cannot write {final}: {work} is in the way (not a folder of yours); remove it")
     try:
+        if not resuming:
+            remove(work)  # another job's, or anything planted there (a symlink is not followed)
+            os.mkdir(work, 0o777 & ~umask())  # exclusive: fails if something reappeared
+            os.mkdir(os.path.join(work, _STATE))
+            with open(os.path.join(work, _STATE, "job.json"), "x", encoding="utf-8") as fh:
+                json.dump({"fingerprint": fingerprint}, fh)
         yield work, resuming
+        remove(os.path.join(work, _STATE))
+        replace_dir(work, final)
     except CascadeError:
         remove(work)  # bad input or output: nothing worth resuming
         raise
     except OSError as err:
-        raise ExportError(f"cannot write {final}: {one_line(err)}") from err
-    remove(os.path.join(work, _STATE))
-    if os.path.lexists(final):
-        old = partial_name(final, "old")
-        os.replace(final, old)
-        os.replace(work, final)
-        remove(old)
-    else:
-        os.replace(work, final)
+        if err.errno in DISK_FULL:  # a full disk keeps nothing; other errors keep the blocks
+            remove(work)
+        raise export_error(err, final) from err
 
 
 class MarkingTarget:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..axes import from_internal
 from ..errors import ExportError
-from ._atomic import atomic_files, check_name, partial_name, remove
+from ._atomic import atomic_files, check_name, make_temp_file, remove
 from ._flat import check_flat, write_flat
 from ._numpy import store_npy
 from ._sources import rechunk, store
@@ -184,7 +184,7 @@ def write_multipage(
     """Write an OME-TIFF (``tzcyx``), or one per slice along the step axis if ``sequence``."""
     data, axes, finals = _multipage_layout(data, path, axes, sequence, offset)
     _check_files(finals)
-    stage = partial_name(finals[0], "stage")
+    stage = make_temp_file(finals[0], "stage")
     try:
         with atomic_files(finals) as temps:
             store_npy(data, stage)

@@ -16,6 +16,7 @@ import itertools
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -165,6 +166,71 @@ def store_slabs(
     )
     boxes = slab_boxes([len(g) - 1 for g in grid], max(1, int(_slab_blocks() / per_cell)))
     total = math.prod(source.numblocks)
+    gate = _Gate(target)
+    try:
+        written = _store_boxes(source, gate, boxes, grid, edges, lock, skip, label)
+    except BaseException:
+        gate.close()  # no write after the failure: the caller removes the partial output next
+        raise
+    return written, total
+
+
+class _Gate:
+    """A store target that stops writing once closed, and whose closing waits for running writes.
+
+    dask's local schedulers raise the first error while other threads still run their
+    tasks; without the gate those would write into (and recreate) an output just removed.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self._setup()
+
+    def _setup(self) -> None:
+        self.closed = False
+        self.active = 0
+        self.cond = threading.Condition()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        with self.cond:
+            if self.closed:
+                raise _Closed
+            self.active += 1
+        try:
+            self.target[index] = value
+        finally:
+            with self.cond:
+                self.active -= 1
+                self.cond.notify_all()
+
+    def close(self, timeout: float = 120.0) -> None:
+        """Refuse further writes and wait (up to ``timeout`` s) for those under way."""
+        with self.cond:
+            self.closed = True
+            self.cond.wait_for(lambda: self.active == 0, timeout=timeout)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"target": self.target}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.target = state["target"]
+        self._setup()
+
+
+class _Closed(Exception):
+    """A write after the store failed (never seen by callers: the first error is raised)."""
+
+
+def _store_boxes(
+    source: da.Array,
+    target: Any,
+    boxes: Sequence[Sequence[range]],
+    grid: Sequence[Sequence[int]],
+    edges: Sequence[Sequence[int]],
+    lock: Any,
+    skip: Callable[[tuple[int, ...]], bool] | None,
+    label: str,
+) -> int:
     written = 0
     for number, box in enumerate(boxes):
         lo = [g[r.start] for g, r in zip(grid, box, strict=True)]
@@ -185,4 +251,4 @@ def store_slabs(
                     da.store(parts, [target] * len(parts), regions=regions, lock=lock)
             written += len(todo)
         report_progress(label, number + 1, len(boxes))
-    return written, total
+    return written

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
-import h5py
 
 from ..axes import parse_axes
 from ..errors import ExportError
-from ._atomic import atomic_files, check_parent, make_parents, remove_if_empty
+from ._atomic import atomic_files, check_parent, make_parents, remove_if_empty, remove_stale
 from ._flat import FLAT_FORMATS
-from ._hdf5 import write_hdf5
+from ._hdf5 import check_hdf5_target, write_hdf5
+from ._internal import dataset_parts
+from ._lock import output_lock
 from ._n5 import N5_DTYPES, check_n5_target, write_n5
 from ._numpy import store_npy
 from ._remote import check_remote_parent, is_url, remote_error
@@ -102,20 +103,17 @@ def output_path(path: str, format: str) -> str:
 
 
 def _internal(job: _Job, what: str) -> str:
-    internal = job.internal_path.strip("/")
-    if not internal:
-        raise ExportError(f"cannot write {job.path}: {what} output needs an internal path")
-    return f"{job.path}/{internal}"
+    return job.path + "/" + "/".join(dataset_parts(job.internal_path, job.path, what))
 
 
 def _check_hdf5(job: _Job, spec: _Format) -> list[str]:
-    if os.path.lexists(job.path) and not h5py.is_hdf5(job.path):
-        raise ExportError(f"cannot write {job.path}: it exists and is not an HDF5 file")
-    return [_internal(job, "HDF5")]
+    target = _internal(job, "HDF5")
+    check_hdf5_target(job.path, target[len(job.path) + 1 :])
+    return [target]
 
 
 def _check_n5(job: _Job, spec: _Format) -> list[str]:
-    check_n5_target(job.path)
+    check_n5_target(job.path, job.internal_path)
     if job.data.dtype.name not in N5_DTYPES:
         raise ExportError(
             f"cannot write {job.path}: N5 cannot store dtype {job.data.dtype.name}; "
@@ -127,7 +125,7 @@ def _check_n5(job: _Job, spec: _Format) -> list[str]:
 def _check_zarr(job: _Job, spec: _Format) -> list[str]:
     from ._zarr import check_zarr_target  # the zarr modules import zarr: only zarr outputs need it
 
-    check_zarr_target(job.path)
+    check_zarr_target(job.path, job.internal_path)
     _zarr_format(job, 3)
     return [_internal(job, "zarr")]
 
@@ -327,12 +325,16 @@ def write_image(
     job, spec = _job(data, path, format, axes, internal_path, compression, attrs, zarr_format, slice_offset)
     job = dataclasses.replace(job, resume=resume)
     outputs = _run_check(job, spec)
-    if is_url(job.path):  # an object store has no folders to create
+    if is_url(job.path):  # an object store has no folders to create and no file locks
         return _WRITERS[spec.kind](job, spec)
     # sequences name one file per slice (possibly in several folders); the rest write job.path
     created = make_parents(outputs if spec.kind.endswith("-seq") else [job.path])
     try:
-        return _WRITERS[spec.kind](job, spec)
+        with output_lock(job.path):
+            if spec.kind in ("2d-seq", "multipage-seq"):
+                for output in outputs:  # the slice files' temporaries left by a killed run
+                    remove_stale(output)
+            return _WRITERS[spec.kind](job, spec)
     except BaseException:
         remove_if_empty(created)
         raise

@@ -18,8 +18,9 @@ import numpy as np
 import zarr
 
 from ..errors import DataError, ExportError
-from ._atomic import atomic_dir
+from ._atomic import atomic_dir, remove_stale
 from ._hdf5 import pick_single
+from ._internal import check_inside, dataset_parts
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
 from ._remote import (
     filesystem,
@@ -250,11 +251,38 @@ def _zarr_group_format(path: str) -> int | None:
     return None
 
 
-def check_zarr_target(path: str) -> None:
-    """Raise :class:`ExportError` if ``path`` exists but is not a zarr group to add a dataset to."""
-    exists = remote_exists(path) if is_url(path) else os.path.lexists(path)
-    if exists and _zarr_group_format(path) is None:
+def check_zarr_target(path: str, internal: str = "exported_data") -> None:
+    """Raise :class:`ExportError` unless array ``internal`` can be written to the zarr group ``path``.
+
+    An existing ``path`` must be a zarr group, and what is at ``internal`` in it (if
+    anything) a zarr array inside it. (An ``s3://`` group's array is replaced in place.)
+    """
+    parts = dataset_parts(internal, path, "zarr")
+    if not (remote_exists(path) if is_url(path) else os.path.lexists(path)):
+        return
+    if _zarr_group_format(path) is None:
         raise ExportError(f"cannot write {path}: it exists and is not a zarr group")
+    if is_url(path):
+        return
+    final = os.path.join(path, *parts)
+    check_inside(os.path.dirname(final), path)
+    _check_replaceable(final)
+
+
+def _check_replaceable(final: str) -> None:
+    """Refuse to replace anything at ``final`` but a zarr array (a group, a file, a symlink)."""
+    if not os.path.lexists(final):
+        return
+    is_array = os.path.isfile(os.path.join(final, ".zarray"))
+    metadata = os.path.join(final, "zarr.json")
+    if not is_array and os.path.isfile(metadata):
+        try:
+            with open(metadata, encoding="utf-8") as fh:
+                is_array = json.load(fh).get("node_type") == "array"
+        except (OSError, ValueError, AttributeError):
+            is_array = False
+    if os.path.islink(final) or not is_array:
+        raise ExportError(f"cannot write {final}: it exists and is not a zarr array; it is not replaced")
 
 
 def _write_remote(
@@ -303,9 +331,9 @@ def write_zarr(
     ``path`` may be an ``s3://`` URL: the array is then written in place, its metadata last,
     and removed again if the write fails (no resuming).
     """
-    internal = internal.strip("/")
-    if not internal:
-        raise ExportError(f"cannot write {path}: zarr output needs an internal path")
+    parts = dataset_parts(internal, path, "zarr")
+    internal = "/".join(parts)
+    check_zarr_target(path, internal)  # again here: nothing but a zarr array is ever replaced
     chunks = aligned_block(block_shape(data.shape, axes, ZARR_BLOCK_BYTES, data.dtype.itemsize), data.chunks)
     existing = _zarr_group_format(path)
 
@@ -344,9 +372,13 @@ def write_zarr(
             store(rechunk(data, target.chunks), target, compute_chunks=data.chunks)
         return [path]
     parent, name = posixpath.split(internal)
+    final = os.path.join(path, *parts)
+    check_inside(os.path.dirname(final), path)
+    _check_replaceable(final)
     if parent:
         zarr.open_group(store=path, mode="r+").require_group(parent)
-    final = os.path.join(path, *internal.split("/"))
+        check_inside(os.path.dirname(final), path)
+    remove_stale(final)
     with atomic_dir(final) as temp:
         target = create(temp, None, existing)
         store(rechunk(data, target.chunks), target, compute_chunks=data.chunks)

@@ -27,7 +27,8 @@ import numpy as np
 from ..errors import CascadeError, ProjectError
 from ..features.selection import FeatureSelection
 from ..forest.packed import PackedForest
-from ..io._atomic import hidden_sibling
+from ..io._atomic import DISK_FULL, make_temp_file
+from ..io._hdf5 import h5_file
 from ..pipeline import Cascade, Stage
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SparseLabels",
     "describe_cascade",
+    "is_cascade_project",
     "load_cascade",
     "read_labels",
     "save_cascade",
@@ -87,9 +89,11 @@ def save_cascade(
                 f"cannot write project {path}: the labels of {stored[3]} hold values outside "
                 f"0..{MAX_LABEL} (labels are stored as uint8)"
             )
-    partial = Path(hidden_sibling(str(path), ".partial"))
+    partial: Path | None = None
     try:
-        with h5py.File(partial, "w") as f:
+        # a private temporary (O_EXCL, unpredictable name): nothing planted there is written through
+        partial = Path(make_temp_file(str(path)))
+        with h5_file(str(partial), "w") as f:
             f.attrs.update(
                 format=FORMAT,
                 schema_version=SCHEMA_VERSION,
@@ -106,10 +110,25 @@ def save_cascade(
                     if entry is not None:
                         _write_labels(group.require_group("labels").create_group(f"image{i:03d}"), entry)
         partial.replace(path)
-    except OSError as err:
-        partial.unlink(missing_ok=True)
-        raise ProjectError(f"cannot write project {path}: {err}") from err
+    except BaseException as err:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            reason = "the disk is full" if err.errno in DISK_FULL else _one_line(err)
+            raise ProjectError(f"cannot write project {path}: {reason}") from err
+        raise
     return path
+
+
+def is_cascade_project(path: str | Path) -> bool:
+    """Whether ``path`` is an HDF5 file with cascade's project ``format`` attribute."""
+    try:
+        if not h5py.is_hdf5(path):
+            return False
+        with h5py.File(path, "r", locking=False) as f:
+            return bool(f.attrs.get("format") == FORMAT)
+    except OSError:
+        return False
 
 
 def _write_stage(group: h5py.Group, stage: Stage) -> None:
