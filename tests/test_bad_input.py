@@ -23,7 +23,7 @@ from test_pipeline import blobs, sparse
 
 from cascade.axes import internal_axes, to_internal
 from cascade.features import parse_feature_selection
-from cascade.io._atomic import NAME_MAX, hidden_sibling
+from cascade.io._atomic import NAME_MAX, stem
 from cascade.pipeline import Stage, predict
 from cascade.project.native import load_cascade, save_cascade
 from cascade.training import TrainingImage, fit
@@ -212,11 +212,13 @@ def test_project_names_long_and_too_long(run_dir: Path) -> None:
 
 
 def test_hidden_siblings_fit_name_max_and_stay_distinct() -> None:
-    long_a, long_b = "/d/" + "a" * 250 + "x", "/d/" + "a" * 250 + "y"
-    siblings = {hidden_sibling(p, ".partial-4194304") for p in (long_a, long_b)}
-    assert len(siblings) == 2
-    assert all(len(os.path.basename(s).encode()) <= NAME_MAX for s in siblings)
-    assert hidden_sibling("/d/short.h5", ".resume") == "/d/.short.h5.resume"
+    """Temporaries, .resume folders and locks are named ``.<stem>.<random>.<tag>`` and the like."""
+    long_a, long_b = "a" * 250 + "x", "a" * 250 + "y"
+    stems = {stem(name) for name in (long_a, long_b)}
+    assert len(stems) == 2
+    longest = ".{}.{}.partial".format("x", "A" * 8)  # mkstemp's 8 random characters
+    assert all(len(f".{s}.".encode()) + len(longest) <= NAME_MAX for s in stems)
+    assert stem("short.h5") == "short.h5"
 
 
 # --- item 7: dask config -------------------------------------------------------------------
