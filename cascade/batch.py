@@ -47,9 +47,9 @@ from .export import (
     source_array,
 )
 from .io import FORMATS, Image, check_target, open_image, output_path, write_image
-from .io._atomic import export_error
+from .io._atomic import export_error, make_parents, remove_if_empty
 from .io._internal import dataset_parts
-from .io._lock import hold_locks
+from .io._lock import hold_locks, lock_path
 from .io._overwrite import check_overwrites
 from .io._remote import is_url
 from .io._resume import resumable_blocks
@@ -179,9 +179,16 @@ def run_batch(
     _check_overwrites(jobs, project, str(options.output_format))
     scratch = _scratch_dir(base, inputs) if any(job.needs_scratch for job in jobs) else None
     containers = [output_path(e.target, str(options.output_format)) for job in jobs for e in job.exports]
-    # one run per output (and per scratch folder) at a time: a second run refuses here
-    with hold_locks(containers), hold_locks([scratch] if scratch else [], what="using"):
-        return _write_all(jobs, scratch, echo)
+    local = [c for c in containers if not is_url(c)]  # an object store has no file locks
+    # every check passed: create the output folders (as ilastik does), which hold the locks
+    created = make_parents([lock_path(c) for c in local])
+    try:
+        # one run per output (and per scratch folder) at a time: a second run refuses here
+        with hold_locks(local), hold_locks([scratch] if scratch else [], what="using"):
+            return _write_all(jobs, scratch, echo)
+    except BaseException:
+        remove_if_empty(created)
+        raise
 
 
 def _write_all(jobs: Sequence[_Job], scratch: str | None, echo: Callable[[str], None]) -> list[str]:

@@ -19,6 +19,7 @@ import secrets
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 
 from ..errors import CascadeError, ExportError
@@ -202,6 +203,24 @@ def check_name(final: str) -> None:
         )
 
 
+def _remove_settled(path: str, quiet: float = 0.3, most: float = 3.0) -> None:
+    """Remove ``path`` and keep removing it until it has stayed absent for ``quiet`` seconds.
+
+    After a failed write, a store may still finish writes it had started concurrently (zarr
+    writes the chunks of one region at once, and the first error does not stop the others);
+    such a late write recreates the folder just removed. Bounded by ``most`` seconds.
+    """
+    start = last_seen = time.monotonic()
+    while True:
+        if os.path.lexists(path):
+            remove(path)
+            last_seen = time.monotonic()
+        now = time.monotonic()
+        if now - last_seen >= quiet or now - start >= most:
+            return
+        time.sleep(0.05)
+
+
 def remove(path: str) -> None:
     """Remove a file or directory tree (a symlink itself, never what it points to); missing is fine."""
     try:
@@ -255,7 +274,7 @@ def _cleanup_on_error(temps: Sequence[str], final: str) -> Iterator[None]:
         yield
     except BaseException as err:
         for temp in temps:
-            remove(temp)
+            _remove_settled(temp)
         if isinstance(err, OSError) and not isinstance(err, CascadeError):
             raise export_error(err, final) from err
         raise

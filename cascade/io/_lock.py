@@ -38,8 +38,16 @@ _guard = threading.Lock()
 
 
 def lock_path(final: str) -> str:
-    """The lock file of the output ``final``: ``.<name>.lock`` in its folder."""
-    parent, name = os.path.split(os.path.abspath(final))
+    """The lock file of the output ``final``: ``.<name>.lock`` in its folder.
+
+    A sequence whose folders are per slice (``out/{slice_index}/img.png``) is locked in the
+    folder above the first templated part, under the rest of its name (``._slice_index__img.png.lock``
+    style), so the lock never names a folder ``{slice_index}``.
+    """
+    parts = os.path.abspath(final).split(os.sep)
+    first = next((i for i, part in enumerate(parts[:-1]) if "{" in part), len(parts) - 1)
+    parent = os.sep.join(parts[:first]) or os.sep
+    name = "_".join(parts[first:])
     return os.path.join(os.path.realpath(parent), f".{stem(name)}.lock")
 
 
