@@ -1,0 +1,218 @@
+"""Issue 14's table in one run: every ratio measured side by side, with the machine in the header.
+
+Rows (each measurement in its own process, so that memory and allocator state are its own):
+
+1. the same 2-stage prediction of a uint8 volume (30 trees, 64^3 blocks, zarr out) through the
+   ``cascade`` command, ``--scheduler local`` (2 workers x 1 thread) against ``--scheduler threads``
+   (2 threads), whole process (start-up, cluster start, compute, write);
+2. ilastik's 2D default features (49 channels) of a 2048^2 image: cascade on 1 thread against
+   fastfilters2 with glibc tuned (``MALLOC_MMAP_THRESHOLD_`` raised), in a subprocess that may die
+   (fastfilters2 crashes on some AVX-512 machines: the row then says so);
+3. the same features: cascade on 2 threads against 1;
+4. ilastik's 3D default features (61 channels) of a 128^3 (``--full``: 256^3) volume: cascade 1 thread
+   against scikit-image's ``multiscale_basic_features`` (fastfilters2 is 2D only), and 2 threads vs 1;
+5. forest prediction, 100 fully grown trees: cascade against scikit-learn ``predict_proba``, same threads,
+   with the largest difference of their outputs;
+6. end to end, ``benchmarks/predict.py``'s 2-stage prediction of a 256^3 volume on 2 threads: Mvox/s
+   and the forest's share of task time.
+
+    python benchmarks/compare.py            # about 10 minutes on 2 cores
+    python benchmarks/compare.py --full     # the issue's sizes (192^3 CLI run, 256^3 3D features)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+TUNED = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def cpu_header() -> str:
+    """CPU model and the SIMD flags that matter for these kernels."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    model = model or platform.processor() or "unknown CPU"
+    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl")
+    return f"{model}; {os.cpu_count()} CPUs; flags: {' '.join(f for f in wanted if f in flags)}"
+
+
+# --- row 1: local cluster vs threads through the CLI ----------------------------------------------
+def cli_runs(size: int, workdir: Path) -> dict[str, float]:
+    """Whole-process time of the same CLI prediction on threads and on a local cluster."""
+    import scaling
+
+    from cascade.io import write_image
+    from cascade.project.native import save_cascade
+
+    project = workdir / "two.cascade"
+    save_cascade(scaling.model(), project)
+    volume = workdir / "vol.zarr"
+    write_image(scaling.volume(size)[..., 0], str(volume), format="zarr", axes="zyx")
+    times = {}
+    for scheduler in ("threads", "local"):
+        out = workdir / f"out_{scheduler}.zarr"
+        cmd = [sys.executable, "-m", "cascade", "predict", f"--project={project}", f"--scheduler={scheduler}"]
+        cmd += ["--threads=2", "--block-shape=64", "--output_format=zarr", f"--output_filename_format={out}"]
+        cmd += ["--export_source=Probabilities Stage 2", str(volume)]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+        times[scheduler] = time.perf_counter() - start
+        if done.returncode:
+            raise SystemExit(f"cascade --scheduler {scheduler} failed: {done.stderr.strip()}")
+    return times
+
+
+# --- rows 2-4: features -------------------------------------------------------------------------
+def features(shape: tuple[int, ...], impl: str, threads: int, env: dict[str, str] | None) -> dict | str:
+    """One features measurement in its own process; a crash or failure is returned as text."""
+    import features as bench
+
+    try:
+        return bench.measure(impl, shape, threads, env)
+    except RuntimeError as err:
+        return f"failed ({str(err).rsplit(' ', 1)[-1]})"
+
+
+# --- row 5: forest ------------------------------------------------------------------------------
+def forest_row(threads: int, pixels: int) -> dict[str, float]:
+    import forest as bench
+    from sklearn.ensemble import RandomForestClassifier
+
+    from cascade.forest import pack_sklearn
+
+    x, y, px = bench.make_workload(10000, 40, 2, pixels, seed=0)
+    rf = RandomForestClassifier(n_estimators=100, n_jobs=threads, random_state=0).fit(x, y)
+    packed = pack_sklearn(rf, 2)
+    ours = bench.cascade_halves(packed, px, threads)  # warm: layout built, kernels loaded
+    theirs = rf.predict_proba(px)
+    t_sk = bench.best_time(lambda: rf.predict_proba(px), 2)
+    t_ours = bench.best_time(lambda: bench.cascade_halves(packed, px, threads), 2)
+    return {"sklearn": t_sk, "cascade": t_ours, "diff": float(np.abs(ours - theirs).max())}
+
+
+# --- row 6: end to end --------------------------------------------------------------------------
+def end_to_end(size: int) -> dict[str, float]:
+    import predict as bench
+
+    with tempfile.TemporaryDirectory() as workdir:
+        project = Path(workdir) / "bench.cascade"
+        bench._train(project)
+        cmd = [sys.executable, str(HERE / "predict.py"), "--child", str(size), str(project), workdir]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"end-to-end run failed: {done.stderr.strip()[-500:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["mvox"] = size**3 / 1e6 / result["seconds"]
+    return result
+
+
+def _ratio(a: dict | str, b: dict | str) -> str:
+    if isinstance(a, str) or isinstance(b, str):
+        return "n/a"
+    return f"{b['seconds'] / a['seconds']:.2f}x"
+
+
+def _time(r: dict | str) -> str:
+    return r if isinstance(r, str) else f"{r['seconds']:.2f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--full", action="store_true", help="the issue's sizes (slower)")
+    args = parser.parse_args()
+    cli_size, edge3 = (192, 256) if args.full else (128, 128)
+    rows: list[tuple[str, str, str, str]] = []
+
+    with tempfile.TemporaryDirectory() as workdir:
+        t = cli_runs(cli_size, Path(workdir))
+    rows.append(
+        (
+            f"2-stage prediction {cli_size}^3 (30 trees, 64^3 blocks, zarr), local (2x1) vs threads (2), whole process",
+            f"{t['local']:.1f} s vs {t['threads']:.1f} s",
+            f"{t['local'] / t['threads']:.2f}x slower",
+            "<= 1.1x",
+        )
+    )
+    print("  row 1 done", file=sys.stderr)
+
+    c1 = features((2048, 2048), "cascade", 1, None)
+    c2 = features((2048, 2048), "cascade", 2, None)
+    ff = features((2048, 2048), "fastfilters2", 1, TUNED)
+    rows.append(
+        (
+            "2D default features (49 ch) 2048^2, cascade 1 thread vs fastfilters2 (tuned malloc)",
+            f"{_time(c1)} vs {_time(ff)}",
+            _ratio(c1, ff),
+            ">= 1.5x",
+        )
+    )
+    rows.append(("same, cascade 2 threads vs 1", f"{_time(c2)} vs {_time(c1)}", _ratio(c2, c1), ">= 1.8x"))
+    c3 = features((edge3,) * 3, "cascade", 1, None)
+    c3x2 = features((edge3,) * 3, "cascade", 2, None)
+    s3 = features((edge3,) * 3, "scikit-image", 1, None)
+    rows.append(
+        (
+            f"3D default features {edge3}^3, cascade 1 thread (61 ch) vs scikit-image (30 ch; fastfilters2 is 2D only)",
+            f"{_time(c3)} vs {_time(s3)}",
+            _ratio(c3, s3),
+            "-",
+        )
+    )
+    rows.append(
+        ("same, cascade 2 threads vs 1", f"{_time(c3x2)} vs {_time(c3)}", _ratio(c3x2, c3), ">= 1.8x")
+    )
+    print("  rows 2-4 done", file=sys.stderr)
+
+    for threads in (1, 2):
+        f = forest_row(threads, 300_000)
+        rows.append(
+            (
+                f"forest, 100 fully grown trees, cascade vs scikit-learn predict_proba, {threads} thread(s)",
+                f"{f['cascade']:.2f} s vs {f['sklearn']:.2f} s (max diff {f['diff']:.1e})",
+                f"{f['sklearn'] / f['cascade']:.2f}x",
+                ">= 6x, identical output",
+            )
+        )
+    print("  row 5 done", file=sys.stderr)
+
+    e = end_to_end(256)
+    rows.append(
+        (
+            "end to end, predict.py 256^3 (2 stages, 100 trees, 2 threads)",
+            f"{e['seconds']:.1f} s",
+            f"{e['mvox']:.2f} Mvox/s, forest {e['forest']:.0%} of task time",
+            ">= 1.0 Mvox/s",
+        )
+    )
+
+    print(f"\n{cpu_header()}\n")
+    print("| what | measured | ratio | goal |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
