@@ -20,10 +20,9 @@ import dask.array as da
 import numpy as np
 
 from .errors import CascadeError, DataError
-from .features import FeatureSelection, compute_features
-from .features.graph import overlap_depths
+from .features import FeatureSelection, compute_features, overlap_depths
 from .forest import PackedForest, predict_proba
-from .scratch import keep_once
+from .io import keep_once
 
 __all__ = [
     "Cascade",

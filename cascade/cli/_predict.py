@@ -135,17 +135,17 @@ def predict(
     if files and raw_data:
         raise CascadeError("give input files either as arguments or with --raw_data, not both")
     config = read_ilastik_config(configfile)
-    output_format = output_format or config.output_format
-    output_filename_format = output_filename_format or config.output_filename_format
     if threads is None and config.threads is not None and not os.environ.get("LAZYFLOW_THREADS"):
         threads = config.threads
     if memory is None and config.total_ram_mb is not None and not os.environ.get("LAZYFLOW_TOTAL_RAM_MB"):
         memory = f"{config.total_ram_mb}MiB"
-    sources = tuple(s.strip() for value in export_source or [] for s in value.split(",") if s.strip())
-    options = BatchOptions(
-        export_sources=sources,
-        output_format=output_format,
-        output_filename_format=output_filename_format,
+    options = BatchOptions.from_text(  # every option parsed and checked before anything starts
+        export_sources=tuple(
+            s.strip() for value in export_source or [] for s in value.split(",") if s.strip()
+        ),
+        # ilastik's --distributed writes n5 unless a format is given
+        output_format=output_format or config.output_format or ("n5" if distributed else None),
+        output_filename_format=output_filename_format or config.output_filename_format,
         output_internal_path=output_internal_path,
         cutout_subregion=cutout_subregion,
         export_dtype=export_dtype,
@@ -161,12 +161,11 @@ def predict(
     )
     if distributed:
         scheduler = scheduler or "local"
-        if output_format is None:  # ilastik's --distributed writes n5
-            options = dataclasses.replace(options, output_format="n5")
     with (
         _output_to(redirect_output, logfile) as echo,
         computing(scheduler, profile, threads, memory, cluster_option) as resources,
     ):
+        # the one setting that depends on the scheduler: the memory a task may hold
         per_task = resources["memory"] // max(2 * resources["threads"], 1)
         options = dataclasses.replace(options, memory_per_task=per_task)
         run_batch(project, list(files or raw_data or []), options, echo=echo)

@@ -106,7 +106,7 @@ def open_project(path: str | Path, *, retrain: bool = False, trees: int = 100) -
     if path.suffix.lower() == ".ilp":
         project = read_ilp(path)
         if retrain or any(stage.forest is None for stage in project.stages):
-            from .retrain import retrain_ilp
+            from ..training import retrain_ilp  # training sits above projects: only a retrain needs it
 
             return retrain_ilp(project, trees=trees)
         return cascade_from_ilp(project)

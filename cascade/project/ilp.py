@@ -20,8 +20,8 @@ import h5py
 import numpy as np
 
 from ..errors import CascadeError, FeatureSelectionError, ProjectError
-from ..features.selection import FeatureSelection
-from ..forest.packed import PackedForest
+from ..features import FeatureSelection
+from ..forest import PackedForest
 from ._h5 import feature_name, text, texts
 from ._ilp_describe import describe_ilp
 from ._ilp_labels import LabelBlock, read_label_sets

@@ -25,10 +25,9 @@ import h5py
 import numpy as np
 
 from ..errors import CascadeError, ProjectError
-from ..features.selection import FeatureSelection
-from ..forest.packed import PackedForest
-from ..io._atomic import DISK_FULL, make_temp_file
-from ..io._hdf5 import h5_file
+from ..features import FeatureSelection
+from ..forest import PackedForest
+from ..io import DISK_FULL, h5_file, make_temp_file
 from ..pipeline import Cascade, Stage
 
 __all__ = [

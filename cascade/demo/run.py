@@ -17,14 +17,13 @@ from pathlib import Path
 import dask
 import numpy as np
 
-from .errors import CascadeError
-from .features import parse_feature_selection
-from .forest import MAX_SEED
-from .io import write_image
-from .pipeline import Stage, predict
-from .project.native import save_cascade
-from .scribbles import scribble_labels
-from .training import TrainingImage, fit
+from ..errors import CascadeError
+from ..features import parse_feature_selection
+from ..forest import MAX_SEED
+from ..io import write_image
+from ..pipeline import Stage, predict
+from ..project import save_cascade
+from ..training import TrainingImage, fit, scribble_labels
 
 __all__ = ["DemoReport", "load_demo_data", "membrane_scores", "run_demo"]
 
@@ -62,7 +61,7 @@ class DemoReport:
 
 def load_demo_data() -> tuple[np.ndarray, np.ndarray]:
     """The bundled crop: raw (3, 256, 256) uint8 and truth (1 = membrane, 2 = cell interior)."""
-    with resources.files("cascade").joinpath("data/isbi2012_crop.npz").open("rb") as fh:
+    with resources.files("cascade.demo").joinpath("data/isbi2012_crop.npz").open("rb") as fh:
         data = np.load(fh)
         return data["raw"], data["truth"]
 
@@ -112,7 +111,7 @@ def run_demo(output: str | Path = "cascade-demo", *, seed: int = 0, trees: int =
         )
     from imageio.v3 import imwrite
 
-    from .io._atomic import atomic_files
+    from ..io import atomic_files
 
     picture = _panel(
         [raw[2]]

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .errors import CascadeError, ProjectError
-from .io._lock import output_lock
-from .io._paths import split_path
-from .pipeline import Stage
-from .project.native import MAX_LABEL, is_cascade_project, save_cascade
-from .training import fit
-from .trainspec import ImageSpec, TrainingSpec, _selection, load_training_images
+from .. import __version__
+from ..errors import CascadeError, ProjectError
+from ..io import output_lock, split_path
+from ..pipeline import Stage
+from ..project import MAX_LABEL, is_cascade_project, save_cascade
+from .fit import fit
+from .spec import ImageSpec, TrainingSpec, _selection, load_training_images
 
 __all__ = ["check_project_target", "run_training", "simple_spec"]
 
@@ -37,7 +36,7 @@ def simple_spec(
         raise CascadeError(
             f"{len(raw_data)} raw image(s) but {len(labels)} label image(s); give one per image"
         )
-    from .io import open_image
+    from ..io import open_image
 
     if classes:
         names = tuple(c.strip() for c in classes.split(",") if c.strip())
@@ -131,7 +130,7 @@ def _train(spec: TrainingSpec, project: str | Path) -> str:
             "training": spec.training,
         },
     )
-    from .io import open_image
+    from ..io import open_image
 
     last = spec.images[-1]
     cascade = dataclasses.replace(cascade, input_axes=open_image(last.raw, axes=last.input_axes).axes)
@@ -146,7 +145,7 @@ def _train(spec: TrainingSpec, project: str | Path) -> str:
 
 def _check_project_path(project: Path) -> None:
     """Refuse a project path that cannot be written, before anything is trained."""
-    from .io._atomic import check_name
+    from ..io import check_name
 
     check_name(str(project))
     if not project.parent.is_dir():

@@ -19,14 +19,10 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ._config import IN_MEMORY_STAGE, config_size
-from .io._resume import MarkingTarget, ResumeState, block_name
+from .._config import IN_MEMORY_BYTES, IN_MEMORY_STAGE, config_size
+from ._resume import MarkingTarget, ResumeState, block_name
 
 __all__ = ["IN_MEMORY_BYTES", "keep_once", "make_scratch", "needed_blocks", "spill"]
-
-#: Results up to this size are kept in memory (``persist``) rather than stored in scratch;
-#: ``dask.config`` key ``cascade.in-memory-stage`` overrides it (bytes or "64 MiB").
-IN_MEMORY_BYTES = 64 * 2**20
 
 Region = tuple[slice, ...]
 
@@ -72,9 +68,9 @@ def spill(array: da.Array, folder: str, *, region: Region | None = None, label: 
     """
     import zarr
 
-    from .io._sources import to_dask
-    from .io._store import store_slabs
-    from .io._zarr import ZarrSource
+    from ._sources import to_dask
+    from ._store import store_slabs
+    from ._zarr import ZarrSource
 
     array = _regular(array)
     os.makedirs(folder, exist_ok=True)

@@ -15,9 +15,8 @@ import numpy as np
 from ..axes import fitting_axes, to_internal
 from ..errors import ProjectError
 from ..pipeline import Cascade
-from ..training import TrainingImage, fit
-from .convert import cascade_from_ilp
-from .ilp import IlpLane, IlpProject, LabelBlock, read_lane_data
+from ..project import IlpLane, IlpProject, LabelBlock, cascade_from_ilp, read_lane_data
+from .fit import TrainingImage, fit
 
 __all__ = ["ilp_training_images", "retrain_ilp"]
 

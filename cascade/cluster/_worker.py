@@ -13,7 +13,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ._malloc import tune_malloc
+from .._malloc import tune_malloc
 
 __all__ = ["WorkerSetup"]
 

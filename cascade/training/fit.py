@@ -24,11 +24,11 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .errors import CascadeError, DataError, FeatureSelectionError
-from .features._block import block_features
-from .forest import MAX_SEED, MAX_TREES, predict_proba, train_forest
-from .pipeline import Cascade, Stage, convert_probabilities
-from .project.native import MAX_LABEL
+from ..errors import CascadeError, DataError, FeatureSelectionError
+from ..features import block_features
+from ..forest import MAX_SEED, MAX_TREES, predict_proba, train_forest
+from ..pipeline import Cascade, Stage, convert_probabilities
+from ..project import MAX_LABEL
 
 __all__ = ["TrainingImage", "fit"]
 

@@ -27,14 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from .axes import parse_axes, to_internal
-from .errors import CascadeError
-from .features import FeatureSelection, parse_feature_selection
-from .forest import MAX_SEED, MAX_TREES
-from .io import open_image
-from .pipeline import Stage
-from .project.native import MAX_LABEL, SparseLabels
-from .training import TrainingImage
+from ..axes import parse_axes, to_internal
+from ..errors import CascadeError
+from ..features import FeatureSelection, parse_feature_selection
+from ..forest import MAX_SEED, MAX_TREES
+from ..io import open_image
+from ..pipeline import Stage
+from ..project import MAX_LABEL, SparseLabels
+from .fit import TrainingImage
 
 __all__ = ["TrainingSpec", "load_spec", "load_training_images", "parse_spec"]
 
