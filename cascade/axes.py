@@ -99,7 +99,8 @@ def from_internal(array: ArrayT, axes: str, target: str) -> ArrayT:
         if k not in kept:
             array = array[..., None]
             kept += k
-    return array.transpose([kept.index(k) for k in target])
+    moved: ArrayT = array.transpose([kept.index(k) for k in target])
+    return moved
 
 
 def fitting_axes(axes: str, ndim: int) -> str | None:

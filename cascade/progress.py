@@ -106,5 +106,5 @@ def task_counter(label: str, step: int, steps: int) -> Iterator[None]:
         fraction = counts["done"] / max(counts["tasks"], 1)
         line.update(label, (step + fraction) / steps)
 
-    with Callback(start=start, posttask=posttask):  # type: ignore[no-untyped-call]
+    with Callback(start=start, posttask=posttask):
         yield

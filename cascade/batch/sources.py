@@ -76,7 +76,8 @@ def source_array(
 ) -> da.Array:
     """The dask array of one source, in internal axis order."""
     if source.stage == 0:
-        return da.concatenate([r.probabilities for r in results], axis=-1)
+        every: da.Array = da.concatenate([r.probabilities for r in results], axis=-1)
+        return every
     if source.kind == "Input":
         # since ilastik 1.4.1b21 "Input Stage k" is the raw image for every stage
         return results[0].stage_input

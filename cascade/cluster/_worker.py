@@ -18,7 +18,7 @@ from .._malloc import tune_malloc
 __all__ = ["WorkerSetup"]
 
 
-class WorkerSetup(WorkerPlugin):  # type: ignore[misc]
+class WorkerSetup(WorkerPlugin):
     """A worker plugin that tunes the worker process's allocator like the CLI's own process."""
 
     name = "cascade-worker-setup"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dask
 import numpy as np
+from dask.base import compute
 
 from ..errors import CascadeError
 from ..features import parse_feature_selection
@@ -102,7 +103,7 @@ def run_demo(output: str | Path = "cascade-demo", *, seed: int = 0, trees: int =
         cascade = fit(images, [Stage(selection, names), Stage(selection, names)], trees=trees, seed=seed)
         project = save_cascade(cascade, out / "demo.cascade")
         results = predict(cascade, raw[2][..., None], axes="yxc", chunks=(128, 128, 1))
-        probabilities = dask.compute(*[r.probabilities for r in results])
+        probabilities = compute(*[r.probabilities for r in results])
     scores = [membrane_scores(np.argmax(p, axis=-1) + 1, truth[2]) for p in probabilities]
     written = [str(project)]
     for k, p in enumerate(probabilities):

@@ -110,21 +110,22 @@ def compute_features(
     _check_axes(axes, image.ndim)
     sizes = dict(zip(axes, image.shape))
     selection.check_shape({k: v for k, v in sizes.items() if k in "zyx"})
+    array: da.Array
     if not isinstance(image, da.Array):
-        image = da.from_array(image, chunks=chunks or feature_chunks(image.shape, axes))
-    elif chunks is not None:
-        image = image.rechunk(chunks)
-    depth = overlap_depths(selection, axes, image.shape)
+        array = da.from_array(image, chunks=chunks or feature_chunks(image.shape, axes))
+    else:
+        array = image.rechunk(chunks) if chunks is not None else image
+    depth = overlap_depths(selection, axes, array.shape)
     new_chunks = tuple(
         (sizes["c"],) if k == "c" else _fit_chunks(c, depth[i])
-        for i, (k, c) in enumerate(zip(axes, image.chunks))
+        for i, (k, c) in enumerate(zip(axes, array.chunks))
     )
-    image = image.rechunk(new_chunks)
-    depth = {i: (d if len(image.chunks[i]) > 1 else 0) for i, d in depth.items()}
+    array = array.rechunk(new_chunks)
+    depth = {i: (d if len(array.chunks[i]) > 1 else 0) for i, d in depth.items()}
     n_out = selection.n_channels(sizes["c"], sizes.get("z"))
     spatial_index = [i for i, k in enumerate(axes) if k in "zyx"]
-    bounds = [np.cumsum((0, *image.chunks[i])) for i in spatial_index]
-    full = tuple(image.shape[i] for i in spatial_index)
+    bounds = [np.cumsum((0, *array.chunks[i])) for i in spatial_index]
+    full = tuple(array.shape[i] for i in spatial_index)
 
     def run(block: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
         assert block_info is not None
@@ -146,16 +147,17 @@ def compute_features(
             core_hi=tuple(core_hi),
         )
 
-    out_chunks = image.chunks[:-1] + ((n_out,),)
-    return da.map_overlap(
+    out_chunks = array.chunks[:-1] + ((n_out,),)
+    features: da.Array = da.map_overlap(
         run,
-        image,
+        array,
         depth=depth,
         boundary="none",
         trim=False,
         allow_rechunk=False,
         dtype=np.float32,
         chunks=out_chunks,
-        meta=np.empty((0,) * image.ndim, np.float32),
+        meta=np.empty((0,) * array.ndim, np.float32),
         token="features",
     )
+    return features

@@ -207,7 +207,7 @@ def _job(
     slice_offset: int,
 ) -> tuple[_Job, _Format]:
     spec = _lookup(format)
-    data = da.asarray(data)  # type: ignore[no-untyped-call]
+    data = da.asarray(data)
     keys = parse_axes(axes, data.ndim)
     final = output_path(path, format)
     if is_url(final):

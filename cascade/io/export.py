@@ -108,14 +108,16 @@ def normalize(
         )
     target = np.dtype(dtype) if dtype else array.dtype
     if pipeline_range is None or export_range is None:
-        return array.astype(target)
+        cast: da.Array = array.astype(target)
+        return cast
     (min_in, max_in), (min_out, max_out) = pipeline_range, export_range
     span = max_in - min_in
     ratio = np.float32((max_out - min_out) / span) if abs(span) > 1e-12 else np.float32(0)
     scaled = np.float32(min_out) + (array.astype(np.float32) - np.float32(min_in)) * ratio
     if np.issubdtype(target, np.integer):
         scaled = da.rint(scaled)
-    return scaled.astype(target)
+    out: da.Array = scaled.astype(target)
+    return out
 
 
 class _KeepUnknown(dict[str, Any]):

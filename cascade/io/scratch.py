@@ -32,7 +32,7 @@ def _regular(array: da.Array) -> da.Array:
     for chunks in array.chunks:
         edges = np.cumsum((0, *chunks))[1:-1]
         if np.any(edges % chunks[0]):
-            result: da.Array = array.rechunk(tuple(c[0] for c in array.chunks))  # type: ignore[no-untyped-call]
+            result: da.Array = array.rechunk(tuple(c[0] for c in array.chunks))
             return result
     return array
 
@@ -54,7 +54,7 @@ def keep_once(array: da.Array, folder: str, *, region: Region | None = None, lab
     interruption, while a zarr store would cost its import and its files.
     """
     if array.nbytes <= config_size(IN_MEMORY_STAGE, IN_MEMORY_BYTES):
-        persisted: da.Array = array.persist()  # type: ignore[no-untyped-call]
+        persisted: da.Array = array.persist()
         return persisted
     return spill(array, folder, region=region, label=label)
 

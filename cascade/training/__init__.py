@@ -1,10 +1,10 @@
-"""Training: fit a cascade's forests (:mod:`.fit`), read a training spec (:mod:`.spec`), and the
+"""Training: fit a cascade's forests (:mod:`.fitting`), read a training spec (:mod:`.spec`), and the
 ``cascade train`` run that saves a project (:mod:`.run`), an ``.ilp``'s forests from its stored labels
 (:mod:`.retrain`); :mod:`.scribbles` makes sparse labels."""
 
 from __future__ import annotations
 
-from .fit import TrainingImage, fit
+from .fitting import TrainingImage, fit
 from .retrain import ilp_training_images, retrain_ilp
 from .run import check_project_target, run_training, simple_spec
 from .scribbles import scribble_labels

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 
+import dask.array as da
 import numpy as np
 
 from ..axes import fitting_axes, to_internal
 from ..errors import ProjectError
 from ..pipeline import Cascade
 from ..project import IlpLane, IlpProject, LabelBlock, cascade_from_ilp, read_lane_data
-from .fit import TrainingImage, fit
+from .fitting import TrainingImage, fit
 
 __all__ = ["ilp_training_images", "retrain_ilp"]
 
 
-def _lane_data(project: IlpProject, lane: IlpLane) -> tuple[object, str]:
+def _lane_data(project: IlpProject, lane: IlpLane) -> tuple[np.ndarray | da.Array, str]:
     if lane.axes is None:
         raise ProjectError(f"{project.path}: lane {lane.index} records no axes")
     if lane.location == "ProjectInternal":
@@ -67,7 +68,7 @@ def ilp_training_images(project: IlpProject) -> list[TrainingImage]:
             continue
         data, axes = _lane_data(project, lane)
         raw, internal = to_internal(data, axes)
-        labels = []
+        labels: list[np.ndarray | None] = []
         for stage_blocks in blocks:
             if not stage_blocks:
                 labels.append(None)

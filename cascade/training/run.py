@@ -14,7 +14,7 @@ from ..errors import CascadeError, ProjectError
 from ..io import output_lock, split_path
 from ..pipeline import Stage
 from ..project import MAX_LABEL, is_cascade_project, save_cascade
-from .fit import fit
+from .fitting import fit
 from .spec import ImageSpec, TrainingSpec, _selection, load_training_images
 
 __all__ = ["check_project_target", "run_training", "simple_spec"]

@@ -34,7 +34,7 @@ from ..forest import MAX_SEED, MAX_TREES
 from ..io import open_image
 from ..pipeline import Stage
 from ..project import MAX_LABEL, SparseLabels
-from .fit import TrainingImage
+from .fitting import TrainingImage
 
 __all__ = ["TrainingSpec", "load_spec", "load_training_images", "parse_spec"]
 
@@ -182,7 +182,7 @@ def load_training_images(
     for entry in spec.images:
         raw_image = open_image(entry.raw, axes=entry.input_axes)
         raw, axes = to_internal(raw_image.data, raw_image.axes)
-        labels = []
+        labels: list[np.ndarray | None] = []
         for k, label_path in enumerate(entry.labels):
             if label_path is None:
                 labels.append(None)
@@ -202,12 +202,12 @@ def load_training_images(
                     f"labels {label_path} (shape {tuple(lab.shape)}, axes {lab_axes}) do not match raw "
                     f"{entry.raw} (shape {tuple(raw.shape)}, axes {axes})"
                 )
-            lab = np.asarray(lab[..., 0])
-            coords = np.argwhere(lab > 0)
-            values = lab[tuple(coords.T)]
+            dense = np.asarray(lab[..., 0])
+            coords = np.argwhere(dense > 0)
+            values = dense[tuple(coords.T)]
             _check_label_values(values, label_path)
-            sparse[k].append((coords, values, tuple(lab.shape), label_path))
-            labels.append(lab)
+            sparse[k].append((coords, values, tuple(dense.shape), label_path))
+            labels.append(dense)
         images.append(TrainingImage(raw=raw, axes=axes, labels=tuple(labels)))
     return images, sparse
 
