@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -281,3 +282,47 @@ def test_readme_and_notebooks_use_only_public_names() -> None:
         )
     ]
     assert wrong == []
+
+
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
+#: Backticked words of the walk that are not cascade's own definitions.
+NOT_CASCADE = {"map_overlap", "--headless"}
+
+
+def _defined_names() -> set[str]:
+    names = set()
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+    return names
+
+
+def test_architecture_doc_is_true() -> None:
+    """docs/architecture.md lists every top-level module and package, and its walk names real files
+    and functions."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    tree, walk = text.split("```")[1], text.split("```")[2]
+    listed = {line.split()[0].rstrip("/") for line in tree.splitlines()[2:] if line.strip()}
+    tops = {p.name for p in PACKAGE.glob("*.py")} | {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert listed == tops
+    files = set(re.findall(r"`([a-z_/]+\.py)`", walk))
+    assert files, "the walk names no file"
+    assert sorted(f for f in files if not (PACKAGE / f).is_file()) == []
+    found = re.findall(r"`([A-Za-z_][A-Za-z0-9_.]*)`", walk)
+    words = {w.rpartition(".")[2] for w in found if not w.endswith(".py")}
+    words -= {Path(f).stem for f in files} | {f.partition("/")[0] for f in files} | NOT_CASCADE
+    assert sorted(words - _defined_names()) == []
+    steps = re.findall(r"^\d+\. ", walk, flags=re.M)
+    assert 10 <= len(steps) <= 15
+
+
+def test_readme_layout_table_names_every_package() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Layout") :]
+    assert "docs/architecture.md" in table
+    for init in PACKAGE.glob("*/__init__.py"):
+        assert f"`cascade/{init.parent.name}/`" in table
+    for module in PACKAGE.glob("*.py"):
+        if module.name != "__main__.py":
+            assert f"{module.name}`" in table, module.name
