@@ -94,7 +94,18 @@ class Cascade:
     input_axes: str | None = None
 
     def input_channels(self, stage_index: int) -> int:
-        """Input channels of a stage: raw, plus the previous stage's classes."""
+        """Input channels of a stage: raw, plus the previous stage's classes.
+
+        Parameters
+        ----------
+        stage_index : int
+            0-based stage index.
+
+        Returns
+        -------
+        int
+            Channels of the stage's input.
+        """
         if stage_index == 0:
             return self.raw_channels
         return self.raw_channels + self.stages[stage_index - 1].n_classes
@@ -125,6 +136,23 @@ def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> 
     Unsigned integers: ``floor((max - min) * p) + min`` (uint8: ``floor(255 p)``). Signed
     integers map [0, 1] onto the type's full range the same way (ilastik's own formula
     overflows there). Floats: ``p`` cast to that float type.
+
+    Parameters
+    ----------
+    probabilities : numpy or dask array
+        Probabilities in [0, 1], float32.
+    dtype : numpy dtype or str
+        The raw image's dtype.
+
+    Returns
+    -------
+    numpy or dask array
+        The converted probabilities (same kind as given).
+
+    Raises
+    ------
+    DataError
+        A dtype that is neither integer nor float.
     """
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.floating):
@@ -142,13 +170,35 @@ def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> 
 
 
 def segmentation(probabilities: da.Array) -> da.Array:
-    """uint8 argmax + 1 over the channel axis (ties go to the first class), keeping a c axis of 1."""
+    """uint8 argmax + 1 over the channel axis (ties go to the first class), keeping a c axis of 1.
+
+    Parameters
+    ----------
+    probabilities : dask array
+        Probabilities with classes on the last axis.
+
+    Returns
+    -------
+    dask array
+        The labels, uint8.
+    """
     labels: da.Array = (da.argmax(probabilities, axis=-1)[..., None] + 1).astype(np.uint8)
     return labels
 
 
 def uncertainty(probabilities: da.Array) -> da.Array:
-    """1 - (largest - second largest probability), float32, with a c axis of 1."""
+    """1 - (largest - second largest probability), float32, with a c axis of 1.
+
+    Parameters
+    ----------
+    probabilities : dask array
+        Probabilities with classes on the last axis.
+
+    Returns
+    -------
+    dask array
+        The uncertainty, float32.
+    """
 
     def margin(block: np.ndarray) -> np.ndarray:
         if block.shape[-1] < 2:
@@ -172,6 +222,23 @@ def stage_probabilities(features: da.Array, forest: PackedForest) -> da.Array:
 
     The forest is one key of the graph that every block depends on, not a copy inside every
     task: a distributed scheduler ships it to each worker once.
+
+    Parameters
+    ----------
+    features : dask array
+        Feature stack with channels on the last axis.
+    forest : PackedForest
+        The stage's forest.
+
+    Returns
+    -------
+    dask array
+        Class probabilities, float32, one channel per class.
+
+    Raises
+    ------
+    DataError
+        When the stack's channel count differs from the forest's feature count.
     """
     if features.shape[-1] != forest.n_features:
         raise DataError(
@@ -259,6 +326,17 @@ def predict(
 
 def check_compatible(cascade: Cascade, shape: tuple[int, ...], axes: str, dtype: Any) -> None:
     """Reject images the cascade cannot classify: channel count, 2D/3D mismatch, dtype.
+
+    Parameters
+    ----------
+    cascade : Cascade
+        The trained stages.
+    shape : tuple of int
+        The image's shape in internal axis order.
+    axes : str
+        Its axis keys.
+    dtype : numpy dtype
+        Its dtype.
 
     Raises
     ------

@@ -16,12 +16,15 @@ Every module of ``cascade/`` is parsed (``ast``, nothing is imported) and each o
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import json
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -326,3 +329,52 @@ def test_readme_layout_table_names_every_package() -> None:
     for module in PACKAGE.glob("*.py"):
         if module.name != "__main__.py":
             assert f"{module.name}`" in table, module.name
+
+
+def _missing_sections(function: Any) -> list[str]:
+    """The numpydoc sections a function's docstring lacks (Parameters; Returns or Yields)."""
+    doc = inspect.getdoc(function) or ""
+    signature = inspect.signature(function)
+    missing = []
+    if [p for p in signature.parameters if p not in ("self", "cls")] and "Parameters\n" not in doc:
+        missing.append("Parameters")
+    returns = signature.return_annotation not in (inspect.Signature.empty, None, "None")
+    if returns and "Returns\n" not in doc and "Yields\n" not in doc:
+        missing.append("Returns")
+    return missing
+
+
+def _public_functions() -> dict[str, Any]:
+    """Functions and methods of the public surface: every public function of a public module, and
+    everything a package's (or the root's) ``__all__`` exports, wherever it is defined."""
+    found: dict[str, Any] = {}
+    for path in _modules():
+        name = _module_name(path)
+        if any(part.startswith("_") for part in name.split(".")[1:]) and path.name != "__init__.py":
+            continue
+        module = importlib.import_module(name)
+        exported = [getattr(module, n) for n in getattr(module, "__all__", [])]
+        defined = [
+            v
+            for k, v in vars(module).items()
+            if not k.startswith("_") and getattr(v, "__module__", "") == name
+        ]
+        for obj in exported + defined:
+            if inspect.isclass(obj):
+                members = list(vars(obj).items())
+            elif inspect.isfunction(obj):
+                members = [(obj.__name__, obj)]
+            else:
+                continue
+            for key, member in members:
+                member = member.__func__ if isinstance(member, (classmethod, staticmethod)) else member
+                if inspect.isfunction(member) and not key.startswith("_"):
+                    found[f"{member.__module__}.{member.__qualname__}"] = inspect.unwrap(member)
+    return found
+
+
+def test_public_functions_have_numpydoc_sections() -> None:
+    functions = _public_functions()
+    assert len(functions) > 100
+    missing = {name: m for name, f in functions.items() if (m := _missing_sections(f))}
+    assert missing == {}

@@ -217,7 +217,23 @@ def export_sources(options: BatchOptions, cascade: Cascade) -> list[ExportSource
 
 
 def parse_block_shape(text: str) -> dict[str, int | None]:
-    """ilastik's ``--distributed_block_roi``: an integer (x = y = z) or a dict ``{'x': 256, 'z': 32}``."""
+    """ilastik's ``--distributed_block_roi``: an integer (x = y = z) or a dict ``{'x': 256, 'z': 32}``.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    dict
+        Block edge per axis key (None: the whole axis).
+
+    Raises
+    ------
+    ExportError
+        For anything but a positive integer or such a dict.
+    """
     import ast
 
     try:
@@ -251,6 +267,24 @@ def block_chunks(
     A task holds its feature block and about as much again in temporaries, so the block has
     ``memory_per_task / (8 * n_features)`` pixels, capped at 512^2 in 2D and 64^3 in 3D (larger
     blocks measured slower: the halo is cropped per scale, and smaller blocks stay in cache).
+
+    Parameters
+    ----------
+    axes : str
+        The input's internal axis keys.
+    shape : tuple of int
+        The input's shape.
+    block_shape : mapping, optional
+        Block edge per axis key (:func:`parse_block_shape`); None: sized from the memory per task.
+    n_features : int
+        The largest feature channel count of any stage.
+    memory_per_task : int, optional
+        Bytes a task may hold (default 512 MiB).
+
+    Returns
+    -------
+    tuple of int
+        The block shape, one edge per axis (t: 1, c: all channels).
     """
     sizes = dict(zip(axes, shape))
     spatial = [k for k in axes if k in "zyx"]

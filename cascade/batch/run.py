@@ -56,6 +56,28 @@ def run_batch(
 
     Everything that can be checked up front (project, options, inputs, axes, channel
     counts, output directories) is checked before anything is computed or written.
+
+    Parameters
+    ----------
+    project : str or Path
+        A ``.cascade`` project or an ilastik ``.ilp``.
+    inputs : sequence of str
+        Input images, in ilastik's path conventions.
+    options : BatchOptions
+        The export options (:meth:`BatchOptions.from_text` parses a command line's).
+    echo : callable
+        Called with one line per written output and per resumed one.
+
+    Returns
+    -------
+    list of str
+        The written files, in input order.
+
+    Raises
+    ------
+    CascadeError
+        A problem with the project, an input, an option or an output, named in one line; nothing
+        is written then.
     """
     if not inputs:
         raise DataError("no input files given")

@@ -33,7 +33,18 @@ class ExportSource:
 
 
 def source_names(n_stages: int) -> list[str]:
-    """ilastik's export source names in its own order (index 0 is the default)."""
+    """ilastik's export source names in its own order (index 0 is the default).
+
+    Parameters
+    ----------
+    n_stages : int
+        Stages of the project.
+
+    Returns
+    -------
+    list of str
+        The names, e.g. ``["Probabilities", "Simple Segmentation", ...]``.
+    """
     return [s.name for s in _sources(n_stages)]
 
 
@@ -47,6 +58,18 @@ def _sources(n_stages: int) -> list[ExportSource]:
 
 def resolve_sources(names: Sequence[str] | None, n_stages: int) -> list[ExportSource]:
     """Match ``--export_source`` values (case-insensitive) to sources; default: index 0.
+
+    Parameters
+    ----------
+    names : sequence of str or None
+        The requested names (None or empty: the default).
+    n_stages : int
+        Stages of the project.
+
+    Returns
+    -------
+    list of ExportSource
+        The requested sources, each once, in the order given.
 
     Raises
     ------
@@ -74,7 +97,22 @@ def resolve_sources(names: Sequence[str] | None, n_stages: int) -> list[ExportSo
 def source_array(
     source: ExportSource, results: Sequence[StageResult], labels: da.Array | None = None
 ) -> da.Array:
-    """The dask array of one source, in internal axis order."""
+    """The dask array of one source, in internal axis order.
+
+    Parameters
+    ----------
+    source : ExportSource
+        The export source.
+    results : sequence of StageResult
+        The stage outputs of one input (:func:`cascade.pipeline.predict`).
+    labels : dask array, optional
+        Label image for the ``Labels`` source (default: all zero, as batch inputs carry none).
+
+    Returns
+    -------
+    dask array
+        The source's data.
+    """
     if source.stage == 0:
         every: da.Array = da.concatenate([r.probabilities for r in results], axis=-1)
         return every

@@ -1,13 +1,13 @@
 """ilastik's pixel features, computed exactly and blockwise with dask."""
 
 from ._block import block_features
+from ._parse import parse_feature_selection
 from .graph import compute_features, feature_chunks, overlap_depths
 from .kernels import gaussian_half_kernel, kernel_radius
 from .selection import (
     DEFAULT_SCALES,
     FEATURE_IDS,
     FeatureSelection,
-    parse_feature_selection,
 )
 
 __all__ = [

@@ -35,6 +35,20 @@ def feature_chunks(shape: tuple[int, ...], axes: str, target_pixels: int | None 
 
     ``target_pixels`` defaults to 512**2 in 2D and 64**3 in 3D (about 50-64 MiB of
     features per block with ilastik's full default set).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The image's shape.
+    axes : str
+        Its internal axis keys.
+    target_pixels : int, optional
+        Pixels per block.
+
+    Returns
+    -------
+    tuple of int
+        The block shape.
     """
     spatial = [k for k in axes if k in "zyx"]
     if target_pixels is None:
@@ -45,7 +59,22 @@ def feature_chunks(shape: tuple[int, ...], axes: str, target_pixels: int | None 
 
 
 def overlap_depths(selection: FeatureSelection, axes: str, shape: tuple[int, ...]) -> dict[int, int]:
-    """Halo per axis index that ``selection`` needs around a block (0 for t, c and 2D-only z)."""
+    """Halo per axis index that ``selection`` needs around a block (0 for t, c and 2D-only z).
+
+    Parameters
+    ----------
+    selection : FeatureSelection
+        The features to compute.
+    axes : str
+        The image's internal axis keys.
+    shape : tuple of int
+        The image's shape (a short z computes some columns in 2D).
+
+    Returns
+    -------
+    dict of int to int
+        Halo in pixels per axis index.
+    """
     sizes = dict(zip(axes, shape))
     z = sizes.get("z")
     columns = selection.columns()

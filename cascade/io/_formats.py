@@ -75,6 +75,18 @@ def _lookup(name: str) -> _Format:
 def output_path(path: str, format: str) -> str:
     """The file ``write_image`` writes: ``path`` with its extension replaced by the format's.
 
+    Parameters
+    ----------
+    path : str
+        The output path as formatted.
+    format : str
+        The output format (one of :data:`FORMATS`).
+
+    Returns
+    -------
+    str
+        The file path.
+
     Examples
     --------
     >>> output_path("/d/img_Probabilities.png", "compressed hdf5")

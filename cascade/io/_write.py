@@ -254,8 +254,24 @@ def check_target(
 ) -> list[str]:
     """Check everything :func:`write_image` checks, without computing or writing anything.
 
-    Parameters are those of :func:`write_image`; ``data`` may be lazy (only its shape and
-    dtype are used).
+    ``data`` may be lazy: only its shape and dtype are used.
+
+    Parameters
+    ----------
+    data : array
+        The data to write (lazy is fine).
+    path : str
+        The output path.
+    format : str
+        The output format (one of :data:`FORMATS`).
+    axes : str
+        The data's axis keys.
+    internal_path : str
+        Dataset path inside hdf5, n5 and zarr containers.
+    zarr_format : int, optional
+        2 or 3 for zarr outputs.
+    slice_offset : int
+        Index of the first slice, for ``{slice_index}`` in sequence names.
 
     Returns
     -------

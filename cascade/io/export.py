@@ -43,7 +43,23 @@ def _literal(text: str, what: str) -> Any:
 
 
 def parse_cutout(text: str) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
-    """``--cutout_subregion`` text like ``"[(0,0,None),(100,200,None)]"`` -> (starts, stops)."""
+    """``--cutout_subregion`` text like ``"[(0,0,None),(100,200,None)]"`` -> (starts, stops).
+
+    Parameters
+    ----------
+    text : str
+        The option's value: two equally long lists of integers or None.
+
+    Returns
+    -------
+    starts, stops : tuple of (int or None)
+        One value per axis of the export source.
+
+    Raises
+    ------
+    ExportError
+        For any other text.
+    """
     value = _literal(text, "cutout subregion")
     if (
         not isinstance(value, list)
@@ -60,7 +76,25 @@ def parse_cutout(text: str) -> tuple[tuple[int | None, ...], tuple[int | None, .
 
 
 def parse_range(text: str, what: str) -> tuple[float, float]:
-    """A ``(low, high)`` data range such as ``"(0.0, 1.0)"``."""
+    """A ``(low, high)`` data range such as ``"(0.0, 1.0)"``.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+    what : str
+        The option's name, for the error message.
+
+    Returns
+    -------
+    (float, float)
+        ``(low, high)``.
+
+    Raises
+    ------
+    ExportError
+        For anything but two numbers.
+    """
     value = _literal(text, what)
     if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, (int, float)) for v in value):
         raise ExportError(f"{what} {text!r} must be a pair of numbers like (0, 255)")
@@ -74,6 +108,22 @@ def apply_cutout(
 
     ``None`` start means 0; ``None`` or 0 stop means the full extent; values are clipped.
     Returns the cropped array and the absolute start and stop per axis.
+
+    Parameters
+    ----------
+    array : dask array
+        The export source in internal axis order.
+    axes : str
+        Its axis keys.
+    cutout : (starts, stops) or None
+        One start and one stop per key of ``axes`` (None: no cutout).
+
+    Returns
+    -------
+    array : dask array
+        The cropped array.
+    lo, hi : tuple of int
+        The absolute start and stop per axis.
     """
     if cutout is None:
         return array, (0,) * array.ndim, tuple(array.shape)
@@ -101,6 +151,25 @@ def normalize(
     Normalisation happens only when both ranges are given:
     ``out = min_out + (a - min_in) * float32((max_out - min_out) / (max_in - min_in))``, then
     ``rint`` when converting float to int, no clipping. Otherwise a plain (truncating) cast.
+
+    Parameters
+    ----------
+    array : dask array
+        The data.
+    dtype : str or None
+        The export dtype (None: keep the data's).
+    pipeline_range, export_range : (float, float) or None
+        ilastik's ``--pipeline_result_drange`` and ``--export_drange``.
+
+    Returns
+    -------
+    dask array
+        The converted data.
+
+    Raises
+    ------
+    ExportError
+        An export range without a pipeline range.
     """
     if export_range is not None and pipeline_range is None:
         raise ExportError(
@@ -126,7 +195,20 @@ class _KeepUnknown(dict[str, Any]):
 
 
 def format_placeholders(template: str, values: Mapping[str, Any]) -> str:
-    """Fill ilastik's placeholders; unknown ``{keys}`` stay as they are (like ilastik)."""
+    """Fill ilastik's placeholders; unknown ``{keys}`` stay as they are (like ilastik).
+
+    Parameters
+    ----------
+    template : str
+        Text with ``{key}`` placeholders.
+    values : mapping
+        Values by key (:func:`placeholders`).
+
+    Returns
+    -------
+    str
+        The filled-in text.
+    """
     try:
         return string.Formatter().vformat(template, (), _KeepUnknown(values))
     except (ValueError, IndexError, AttributeError, TypeError) as err:
@@ -134,14 +216,44 @@ def format_placeholders(template: str, values: Mapping[str, Any]) -> str:
 
 
 def format_filename(template: str, values: Mapping[str, Any]) -> str:
-    """Fill ilastik's placeholders in an output file name (``~`` expanded)."""
+    """Fill ilastik's placeholders in an output file name (``~`` expanded).
+
+    Parameters
+    ----------
+    template : str
+        ilastik's ``--output_filename_format``.
+    values : mapping
+        Values by key (:func:`placeholders`).
+
+    Returns
+    -------
+    str
+        The output path.
+    """
     return format_placeholders(os.path.expanduser(template), values)
 
 
 def placeholders(
     *, dataset_dir: str, nickname: str, result_type: str, axes: str, lo: Sequence[int], hi: Sequence[int]
 ) -> dict[str, Any]:
-    """Values of ``{dataset_dir}``, ``{nickname}``, ``{result_type}``, ``{roi}``, ``{x_start}``..."""
+    """Values of ``{dataset_dir}``, ``{nickname}``, ``{result_type}``, ``{roi}``, ``{x_start}``...
+
+    Parameters
+    ----------
+    dataset_dir, nickname : str
+        The input's folder and nickname (see :class:`cascade.io.Image`).
+    result_type : str
+        The export source's name.
+    axes : str
+        The export source's axis keys.
+    lo, hi : sequence of int
+        The cutout's start and stop per axis.
+
+    Returns
+    -------
+    dict
+        Placeholder values by key.
+    """
     values: dict[str, Any] = {
         "dataset_dir": dataset_dir,
         "nickname": nickname,
@@ -180,6 +292,33 @@ def prepare_export(
 
     The output axis order defaults to the input's original order with ``c`` appended if it
     was absent, as ilastik exports.
+
+    Parameters
+    ----------
+    array : dask array
+        The export source, in internal axis order.
+    internal_axes : str
+        Its axis keys.
+    original_axes : str
+        The input's axis keys as read (the default output order).
+    cutout : (starts, stops), optional
+        ilastik's cutout, per axis of ``internal_axes``.
+    dtype : str, optional
+        The export dtype (one of :data:`EXPORT_DTYPES`).
+    pipeline_range, export_range : (float, float), optional
+        The normalisation ranges (:func:`normalize`).
+    axis_order : str, optional
+        The output axis order (ilastik's ``--output_axis_order``).
+
+    Returns
+    -------
+    PreparedExport
+        The lazy output array, its axes and the cutout's bounds.
+
+    Raises
+    ------
+    ExportError
+        An unknown dtype, an invalid axis order or a cutout outside the data.
     """
     if dtype is not None and dtype not in EXPORT_DTYPES:
         raise ExportError(f"export dtype {dtype!r} is not one of {', '.join(EXPORT_DTYPES)}")

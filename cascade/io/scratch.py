@@ -38,7 +38,20 @@ def _regular(array: da.Array) -> da.Array:
 
 
 def needed_blocks(chunks: tuple[tuple[int, ...], ...], region: Region | None) -> set[tuple[int, ...]]:
-    """Indices of the blocks of a chunking that intersect ``region`` (all if None)."""
+    """Indices of the blocks of a chunking that intersect ``region`` (all if None).
+
+    Parameters
+    ----------
+    chunks : tuple of tuples of int
+        A dask array's chunks.
+    region : tuple of slice or None
+        The region (None: everything).
+
+    Returns
+    -------
+    set of tuple of int
+        Block indices.
+    """
     ranges = []
     for axis_chunks, part in zip(chunks, region or (slice(None),) * len(chunks), strict=True):
         edges = np.cumsum((0, *axis_chunks))
@@ -52,6 +65,22 @@ def keep_once(array: da.Array, folder: str, *, region: Region | None = None, lab
 
     A small result (a few blocks) costs nothing to hold and nothing to recompute after an
     interruption, while a zarr store would cost its import and its files.
+
+    Parameters
+    ----------
+    array : dask array
+        The result.
+    folder : str
+        The scratch folder.
+    region : tuple of slice, optional
+        The part later steps read (None: all).
+    label : str
+        What it is, for progress reports.
+
+    Returns
+    -------
+    dask array
+        The result, computed: persisted, or read back from the scratch folder.
     """
     if array.nbytes <= config_size(IN_MEMORY_STAGE, IN_MEMORY_BYTES):
         persisted: da.Array = array.persist()
@@ -65,6 +94,22 @@ def spill(array: da.Array, folder: str, *, region: Region | None = None, label: 
     Returns a dask array reading it back with the same chunks. Blocks outside ``region``
     are not computed and read as zeros: callers pass a region holding everything later
     steps read. Blocks a previous, interrupted call stored are reused.
+
+    Parameters
+    ----------
+    array : dask array
+        The result.
+    folder : str
+        The scratch folder.
+    region : tuple of slice, optional
+        The part later steps read (None: all).
+    label : str
+        What it is, for progress reports.
+
+    Returns
+    -------
+    dask array
+        A lazy reader of the stored blocks.
     """
     import zarr
 
@@ -111,6 +156,16 @@ def make_scratch(path: str) -> str:
 
     Something else under that name (a symlink, a file, another user's folder) is never
     written through: a new private folder beside it is used instead (that run cannot resume).
+
+    Parameters
+    ----------
+    path : str
+        The wanted folder.
+
+    Returns
+    -------
+    str
+        The folder to use.
     """
     try:
         os.mkdir(path, 0o700)

@@ -46,6 +46,16 @@ def _training_geometry(project: IlpProject) -> tuple[str, str, int]:
 def cascade_from_ilp(project: IlpProject) -> Cascade:
     """Convert a read ilastik project into a cascade (stages with or without forests).
 
+    Parameters
+    ----------
+    project : IlpProject
+        The project, as :func:`read_ilp` read it.
+
+    Returns
+    -------
+    Cascade
+        One stage per ilastik stage, with its forest if the project stores one.
+
     Raises
     ------
     ProjectError

@@ -31,7 +31,39 @@ def simple_spec(
     seed: int,
     training: str,
 ) -> TrainingSpec:
-    """The spec of ``cascade train --raw_data ... --labels ...``: same labels for every stage."""
+    """The spec of ``cascade train --raw_data ... --labels ...``: same labels for every stage.
+
+    Parameters
+    ----------
+    raw_data : list of str
+        Raw images.
+    labels : list of str
+        Label images, one per raw image.
+    stages : int
+        Stage count.
+    features : str
+        A named feature set or a YAML file of one.
+    classes : str or None
+        Comma-separated class names (None: ``class 1`` .. up to the largest label).
+    input_axes : str or None
+        Axes of the raw images (None: guessed).
+    trees : int
+        Trees per stage.
+    seed : int
+        Seed of the forests.
+    training : str
+        ``"oob"`` or ``"in-sample"``.
+
+    Returns
+    -------
+    TrainingSpec
+        The checked spec.
+
+    Raises
+    ------
+    CascadeError
+        A label value out of range, an unreadable image or an invalid option.
+    """
     if len(raw_data) != len(labels):
         raise CascadeError(
             f"{len(raw_data)} raw image(s) but {len(labels)} label image(s); give one per image"
@@ -105,7 +137,25 @@ def check_project_target(spec: TrainingSpec, project: str | Path) -> None:
 
 
 def run_training(spec: TrainingSpec, project: str | Path) -> str:
-    """Train and save; returns a one-paragraph summary."""
+    """Train and save; returns a one-paragraph summary.
+
+    Parameters
+    ----------
+    spec : TrainingSpec
+        What to train.
+    project : str or Path
+        The ``.cascade`` file to write.
+
+    Returns
+    -------
+    str
+        The summary printed by ``cascade train``.
+
+    Raises
+    ------
+    CascadeError
+        An input or output problem, named in one line; the project is then not written.
+    """
     _check_project_path(Path(project))
     check_project_target(spec, project)
     with output_lock(os.fspath(project)):  # a second run training the same project refuses

@@ -131,6 +131,18 @@ def _image(entry: Any, i: int, n_stages: int, base: Path) -> ImageSpec:
 def parse_spec(spec: Mapping[str, Any], base: Path) -> TrainingSpec:
     """Validate a training spec mapping; paths are resolved against ``base``.
 
+    Parameters
+    ----------
+    spec : mapping
+        The spec, as read from YAML.
+    base : Path
+        Folder that relative paths are relative to (the spec file's).
+
+    Returns
+    -------
+    TrainingSpec
+        The checked spec.
+
     Raises
     ------
     CascadeError
@@ -157,7 +169,23 @@ def parse_spec(spec: Mapping[str, Any], base: Path) -> TrainingSpec:
 
 
 def load_spec(path: str | Path) -> TrainingSpec:
-    """Read and validate a training spec YAML file."""
+    """Read and validate a training spec YAML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Returns
+    -------
+    TrainingSpec
+        The checked spec.
+
+    Raises
+    ------
+    CascadeError
+        A missing or unreadable file, or an invalid spec (see :func:`parse_spec`).
+    """
     import yaml
 
     path = Path(path)
@@ -176,6 +204,23 @@ def load_training_images(
     """Open every raw and label image (lazily) in internal axis order.
 
     Returns the training images and, per stage and image, the sparse labels to store.
+
+    Parameters
+    ----------
+    spec : TrainingSpec
+        The checked spec.
+
+    Returns
+    -------
+    images : list of TrainingImage
+        One per spec image.
+    sparse : list of list of SparseLabels or None
+        ``sparse[stage][image]``: the labels to store in the project.
+
+    Raises
+    ------
+    CascadeError
+        Labels whose shape or axes do not match the raw image, or invalid label values.
     """
     images: list[TrainingImage] = []
     sparse: list[list[SparseLabels | None]] = [[] for _ in spec.stages]
