@@ -378,3 +378,20 @@ def test_public_functions_have_numpydoc_sections() -> None:
     assert len(functions) > 100
     missing = {name: m for name, f in functions.items() if (m := _missing_sections(f))}
     assert missing == {}
+
+
+def test_cli_messages_name_only_options_that_exist() -> None:
+    """An option named in a message or help text of the CLI (``use --block-shape``) is one that
+    some command declares (as ``--chunks`` once was not)."""
+    declared, mentioned = set(), set()
+    for path in (PACKAGE / "cli").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                if re.fullmatch(r"--[a-z][a-z0-9_-]*", node.value):
+                    declared.add(node.value)
+                else:
+                    mentioned |= set(re.findall(r"(?<![\w-])--[a-z][a-z0-9_-]*", node.value))
+    assert "--block-shape" in declared
+    assert sorted(mentioned - declared) == []
