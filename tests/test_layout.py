@@ -1,7 +1,7 @@
-"""The package layout: layers, import directions, public surfaces and module sizes (issue 11).
+"""The package layout: layers, import directions, public surfaces, sizes and docs (issue 11).
 
-Every module of ``cascade/`` is parsed (``ast``, nothing is imported) and each of its imports of
-``cascade`` (top of the file or inside a function) is checked:
+Every module of ``cascade/`` is parsed with ``ast`` and each of its imports of ``cascade`` (top of
+the file or inside a function) is checked:
 
 - layers: a module imports only its own package and packages of a lower layer (:data:`LAYERS`); the
   engine (``features``, ``forest``) imports nothing of cascade but itself and ``errors``, and ``io``
@@ -11,6 +11,10 @@ Every module of ``cascade/`` is parsed (``ast``, nothing is imported) and each o
 - sizes: at most 8 modules at the top of ``cascade/``, no module over 400 lines, no function body
   over :data:`MAX_BODY` lines (numba kernel modules are exempt from the last rule, see
   :data:`NUMBA_KERNELS`).
+
+Then: the public API (``cascade.__all__``, imported lazily), that the README and the notebooks use
+only public names, numpydoc sections on every public function, that ``docs/architecture.md`` and the
+README's layout table are true, and that CLI messages name only options that exist.
 """
 
 from __future__ import annotations
