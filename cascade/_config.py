@@ -17,6 +17,9 @@ __all__ = ["check_config", "config_count", "config_size"]
 
 #: Results up to this size are kept in memory rather than stored in scratch.
 IN_MEMORY_STAGE = "cascade.in-memory-stage"
+#: Results up to this size are kept in memory (``persist``) rather than stored in scratch;
+#: ``dask.config`` key ``cascade.in-memory-stage`` overrides it (bytes or "64 MiB").
+IN_MEMORY_BYTES = 64 * 2**20
 #: Blocks per stored slab (default: from the threads; see ``cascade.io._store``).
 SLAB_BLOCKS = "cascade.slab-blocks"
 
@@ -76,7 +79,5 @@ def check_config() -> None:
     CascadeError
         Naming the first key whose value is invalid and its environment variable.
     """
-    from .scratch import IN_MEMORY_BYTES
-
     config_size(IN_MEMORY_STAGE, IN_MEMORY_BYTES)
     config_count(SLAB_BLOCKS)

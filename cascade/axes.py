@@ -56,6 +56,18 @@ def internal_axes(axes: str, shape: tuple[int, ...]) -> str:
 
     Singleton ``t`` and ``z`` axes are dropped; ``y``, ``x`` and ``c`` are always present
     (a 1 x N image stays 2D with ``y`` of length 1, as in ilastik).
+
+    Parameters
+    ----------
+    axes : str
+        The data's axis keys, e.g. ``"tzyxc"``.
+    shape : tuple of int
+        The data's shape, one length per key of ``axes``.
+
+    Returns
+    -------
+    str
+        The internal order, e.g. ``"zyxc"``.
     """
     keys = parse_axes(axes, len(shape))
     sizes = dict(zip(keys, shape))
@@ -64,6 +76,13 @@ def internal_axes(axes: str, shape: tuple[int, ...]) -> str:
 
 def to_internal(array: ArrayT, axes: str) -> tuple[ArrayT, str]:
     """Reorder ``array`` (numpy or dask) from ``axes`` to the internal order.
+
+    Parameters
+    ----------
+    array : numpy or dask array
+        The data, with one dimension per key of ``axes``.
+    axes : str
+        Its axis keys.
 
     Returns
     -------
@@ -87,6 +106,20 @@ def from_internal(array: ArrayT, axes: str, target: str) -> ArrayT:
 
     Axes of ``target`` that ``array`` lacks are inserted with length 1. Axes of
     ``array`` that ``target`` lacks must have length 1 and are dropped.
+
+    Parameters
+    ----------
+    array : numpy or dask array
+        Data in internal axis order.
+    axes : str
+        Its (internal) axis keys.
+    target : str
+        The wanted axis keys.
+
+    Returns
+    -------
+    numpy or dask array
+        The data in ``target`` order (same kind as ``array``).
     """
     target = parse_axes(target)
     for k, n in zip(axes, array.shape):
@@ -99,7 +132,8 @@ def from_internal(array: ArrayT, axes: str, target: str) -> ArrayT:
         if k not in kept:
             array = array[..., None]
             kept += k
-    return array.transpose([kept.index(k) for k in target])
+    moved: ArrayT = array.transpose([kept.index(k) for k in target])
+    return moved
 
 
 def fitting_axes(axes: str, ndim: int) -> str | None:
@@ -107,6 +141,18 @@ def fitting_axes(axes: str, ndim: int) -> str | None:
 
     Used to reuse a training image's axes for another file (ilastik's rule): equal length
     fits; one more key fits by dropping ``c`` (a single-channel image stored without one).
+
+    Parameters
+    ----------
+    axes : str
+        The axis keys of the other image.
+    ndim : int
+        Dimensions of the data to read.
+
+    Returns
+    -------
+    str or None
+        Axis keys of length ``ndim``, or None.
     """
     if len(axes) == ndim:
         return axes

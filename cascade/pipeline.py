@@ -15,15 +15,15 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
+from dask.delayed import delayed
 
+from .axes import ArrayT
 from .errors import CascadeError, DataError
-from .features import FeatureSelection, compute_features
-from .features.graph import overlap_depths
+from .features import FeatureSelection, compute_features, overlap_depths
 from .forest import PackedForest, predict_proba
-from .scratch import keep_once
+from .io import keep_once
 
 __all__ = [
     "Cascade",
@@ -94,7 +94,18 @@ class Cascade:
     input_axes: str | None = None
 
     def input_channels(self, stage_index: int) -> int:
-        """Input channels of a stage: raw, plus the previous stage's classes."""
+        """Input channels of a stage: raw, plus the previous stage's classes.
+
+        Parameters
+        ----------
+        stage_index : int
+            0-based stage index.
+
+        Returns
+        -------
+        int
+            Channels of the stage's input.
+        """
         if stage_index == 0:
             return self.raw_channels
         return self.raw_channels + self.stages[stage_index - 1].n_classes
@@ -119,16 +130,34 @@ class StageResult:
         return uncertainty(self.probabilities)
 
 
-def convert_probabilities(probabilities: da.Array, dtype: np.dtype[Any] | str) -> da.Array:
+def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> ArrayT:
     """Probabilities converted to the raw dtype, as ilastik stacks them for the next stage.
 
     Unsigned integers: ``floor((max - min) * p) + min`` (uint8: ``floor(255 p)``). Signed
     integers map [0, 1] onto the type's full range the same way (ilastik's own formula
     overflows there). Floats: ``p`` cast to that float type.
+
+    Parameters
+    ----------
+    probabilities : numpy or dask array
+        Probabilities in [0, 1], float32.
+    dtype : numpy dtype or str
+        The raw image's dtype.
+
+    Returns
+    -------
+    numpy or dask array
+        The converted probabilities (same kind as given).
+
+    Raises
+    ------
+    DataError
+        A dtype that is neither integer nor float.
     """
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.floating):
-        return probabilities.astype(dtype)
+        floats: ArrayT = probabilities.astype(dtype)
+        return floats
     if not np.issubdtype(dtype, np.integer):
         raise DataError(f"raw dtype {dtype} is neither integer nor float")
     info = np.iinfo(dtype)
@@ -136,16 +165,40 @@ def convert_probabilities(probabilities: da.Array, dtype: np.dtype[Any] | str) -
     scaled = probabilities * span
     if info.min != 0:
         scaled = scaled + np.float32(info.min)
-    return scaled.astype(dtype)
+    integers: ArrayT = scaled.astype(dtype)
+    return integers
 
 
 def segmentation(probabilities: da.Array) -> da.Array:
-    """uint8 argmax + 1 over the channel axis (ties go to the first class), keeping a c axis of 1."""
-    return (da.argmax(probabilities, axis=-1)[..., None] + 1).astype(np.uint8)
+    """uint8 argmax + 1 over the channel axis (ties go to the first class), keeping a c axis of 1.
+
+    Parameters
+    ----------
+    probabilities : dask array
+        Probabilities with classes on the last axis.
+
+    Returns
+    -------
+    dask array
+        The labels, uint8.
+    """
+    labels: da.Array = (da.argmax(probabilities, axis=-1)[..., None] + 1).astype(np.uint8)
+    return labels
 
 
 def uncertainty(probabilities: da.Array) -> da.Array:
-    """1 - (largest - second largest probability), float32, with a c axis of 1."""
+    """1 - (largest - second largest probability), float32, with a c axis of 1.
+
+    Parameters
+    ----------
+    probabilities : dask array
+        Probabilities with classes on the last axis.
+
+    Returns
+    -------
+    dask array
+        The uncertainty, float32.
+    """
 
     def margin(block: np.ndarray) -> np.ndarray:
         if block.shape[-1] < 2:
@@ -153,7 +206,10 @@ def uncertainty(probabilities: da.Array) -> da.Array:
         top = np.partition(block, block.shape[-1] - 2, axis=-1)[..., -2:]
         return (np.float32(1) - (top[..., 1:] - top[..., :1])).astype(np.float32)
 
-    return probabilities.map_blocks(margin, chunks=probabilities.chunks[:-1] + ((1,),), dtype=np.float32)
+    margins: da.Array = da.map_blocks(
+        margin, probabilities, chunks=probabilities.chunks[:-1] + ((1,),), dtype=np.float32
+    )
+    return margins
 
 
 def _predict_block(block: np.ndarray, forest: PackedForest) -> np.ndarray:
@@ -166,19 +222,38 @@ def stage_probabilities(features: da.Array, forest: PackedForest) -> da.Array:
 
     The forest is one key of the graph that every block depends on, not a copy inside every
     task: a distributed scheduler ships it to each worker once.
+
+    Parameters
+    ----------
+    features : dask array
+        Feature stack with channels on the last axis.
+    forest : PackedForest
+        The stage's forest.
+
+    Returns
+    -------
+    dask array
+        Class probabilities, float32, one channel per class.
+
+    Raises
+    ------
+    DataError
+        When the stack's channel count differs from the forest's feature count.
     """
     if features.shape[-1] != forest.n_features:
         raise DataError(
             f"the forest expects {forest.n_features} feature channels but the stack has {features.shape[-1]}"
         )
-    shared = dask.delayed(forest, pure=True, traverse=False)
-    return features.map_blocks(
+    shared = delayed(forest, pure=True, traverse=False)
+    probabilities: da.Array = da.map_blocks(
         _predict_block,
+        features,
         shared,
         chunks=features.chunks[:-1] + ((forest.n_outputs,),),
         dtype=np.float32,
         token="forest",
     )
+    return probabilities
 
 
 def predict(
@@ -227,15 +302,14 @@ def predict(
         One per computed stage, stage 1 first.
     """
     check_compatible(cascade, raw.shape, axes, raw.dtype)
-    if not isinstance(raw, da.Array):
-        raw = da.from_array(raw, chunks=chunks or raw.shape)
+    lazy: da.Array = raw if isinstance(raw, da.Array) else da.from_array(raw, chunks=chunks or raw.shape)
     chain = cascade.stages[: stages or len(cascade.stages)]
     for k, stage in enumerate(chain):
         if stage.forest is None:
             raise CascadeError(f"stage {k + 1} has no trained forest; train the project first")
     regions = _needed_regions(chain, raw.shape, axes, region)
     results: list[StageResult] = []
-    stage_input = raw
+    stage_input = lazy
     for k, stage in enumerate(chain):
         assert stage.forest is not None
         features = compute_features(stage_input, stage.selection, axes=axes, chunks=chunks)
@@ -245,13 +319,24 @@ def predict(
         results.append(StageResult(features, probabilities, stage_input))
         # ilastik converts to the dtype of the image being processed (the lane's raw data)
         converted = convert_probabilities(probabilities, raw.dtype)
-        aligned_raw = raw.rechunk(converted.chunks[:-1] + ((raw.shape[-1],),))
+        aligned_raw = lazy.rechunk(converted.chunks[:-1] + ((raw.shape[-1],),))
         stage_input = da.concatenate([aligned_raw, converted], axis=-1).rechunk({raw.ndim - 1: -1})
     return results
 
 
 def check_compatible(cascade: Cascade, shape: tuple[int, ...], axes: str, dtype: Any) -> None:
     """Reject images the cascade cannot classify: channel count, 2D/3D mismatch, dtype.
+
+    Parameters
+    ----------
+    cascade : Cascade
+        The trained stages.
+    shape : tuple of int
+        The image's shape in internal axis order.
+    axes : str
+        Its axis keys.
+    dtype : numpy dtype
+        Its dtype.
 
     Raises
     ------

@@ -57,7 +57,18 @@ _LABEL: ContextVar[str] = ContextVar("cascade_progress_label", default="")
 
 @contextlib.contextmanager
 def progress_label(label: str) -> Iterator[None]:
-    """Name what the computes inside produce, for reports that give no label of their own."""
+    """Name what the computes inside produce, for reports that give no label of their own.
+
+    Parameters
+    ----------
+    label : str
+        The name, e.g. an output file's.
+
+    Yields
+    ------
+    None
+        While the computes run.
+    """
     token = _LABEL.set(label)
     try:
         yield
@@ -67,7 +78,20 @@ def progress_label(label: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def progress_line(out: TextIO, *, minimum: float = 2.0) -> Iterator[None]:
-    """Show progress reports on ``out`` (one line, redrawn) once a run is ``minimum`` s old."""
+    """Show progress reports on ``out`` (one line, redrawn) once a run is ``minimum`` s old.
+
+    Parameters
+    ----------
+    out : TextIO
+        Where the line is drawn (a terminal).
+    minimum : float
+        Seconds before the line first appears.
+
+    Yields
+    ------
+    None
+        While the run computes.
+    """
     line = _Line(out, minimum)
     token = _LINE.set(line)
     try:
@@ -78,7 +102,15 @@ def progress_line(out: TextIO, *, minimum: float = 2.0) -> Iterator[None]:
 
 
 def report_progress(label: str, done: int, total: int) -> None:
-    """Report that ``done`` of ``total`` steps of ``label`` are finished."""
+    """Report that ``done`` of ``total`` steps of ``label`` are finished.
+
+    Parameters
+    ----------
+    label : str
+        What is being computed.
+    done, total : int
+        Finished and all steps.
+    """
     line = _LINE.get()
     if line is not None and total:
         line.update(label or _LABEL.get(), done / total, force=done == total)
@@ -88,7 +120,20 @@ def report_progress(label: str, done: int, total: int) -> None:
 
 @contextlib.contextmanager
 def task_counter(label: str, step: int, steps: int) -> Iterator[None]:
-    """Count finished tasks of the computes inside, as step ``step`` of ``steps`` of ``label``."""
+    """Count finished tasks of the computes inside, as step ``step`` of ``steps`` of ``label``.
+
+    Parameters
+    ----------
+    label : str
+        What is being computed.
+    step, steps : int
+        This step's number and the step count.
+
+    Yields
+    ------
+    None
+        While the computes run.
+    """
     line = _LINE.get()
     if line is None:
         yield
@@ -106,5 +151,5 @@ def task_counter(label: str, step: int, steps: int) -> Iterator[None]:
         fraction = counts["done"] / max(counts["tasks"], 1)
         line.update(label, (step + fraction) / steps)
 
-    with Callback(start=start, posttask=posttask):  # type: ignore[no-untyped-call]
+    with Callback(start=start, posttask=posttask):
         yield

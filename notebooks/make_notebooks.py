@@ -23,12 +23,9 @@ AUTOCONTEXT = [
         "import matplotlib.pyplot as plt\n"
         "import numpy as np\n"
         "import tifffile\n\n"
+        "import cascade\n"
         "from cascade.demo import membrane_scores\n"
-        "from cascade.features import parse_feature_selection\n"
-        "from cascade.pipeline import Stage, predict\n"
-        "from cascade.project.native import load_cascade, save_cascade\n"
-        "from cascade.scribbles import scribble_labels\n"
-        "from cascade.training import TrainingImage, fit\n\n"
+        "from cascade.training import scribble_labels\n\n"
         "DATA = Path('..').resolve().parent / 'shared' / 'data' / 'isbi2012'\n"
         "raw = tifffile.imread(DATA / 'train-volume.tif')\n"
         "truth = np.where(tifffile.imread(DATA / 'train-labels.tif') == 0, 1, 2).astype(np.uint8)  # 1 = membrane\n"
@@ -40,7 +37,7 @@ AUTOCONTEXT = [
         "images = []\n"
         "for i in train_slices:\n"
         "    labels = scribble_labels(truth[i], fraction=0.03, seed=i)\n"
-        "    images.append(TrainingImage(raw[i][..., None], 'yxc', (labels, labels)))\n"
+        "    images.append(cascade.TrainingImage(raw[i][..., None], 'yxc', (labels, labels)))\n"
         "print([int((im.labels[0] > 0).sum()) for im in images], 'labelled pixels per slice')"
     ),
     new_markdown_cell(
@@ -48,17 +45,18 @@ AUTOCONTEXT = [
         "ilastik's full grid. Training computes features only around the labels."
     ),
     new_code_cell(
-        "selection = parse_feature_selection({'features': {\n"
+        "selection = cascade.parse_feature_selection({'features': {\n"
         "    'GaussianSmoothing': [0.7, 1.6, 3.5], 'LaplacianOfGaussian': [1.0, 3.5],\n"
         "    'GaussianGradientMagnitude': [1.0, 3.5], 'DifferenceOfGaussians': [1.6, 5.0],\n"
         "    'StructureTensorEigenvalues': [1.0, 3.5], 'HessianOfGaussianEigenvalues': [1.0, 1.6, 3.5]}})\n"
         "names = ('membrane', 'cell interior')\n"
-        "model = fit(images, [Stage(selection, names), Stage(selection, names)], trees=100, seed=0)\n"
+        "stages = [cascade.Stage(selection, names), cascade.Stage(selection, names)]\n"
+        "model = cascade.fit(images, stages, trees=100, seed=0)\n"
         "[stage.forest.n_trees for stage in model.stages]"
     ),
     new_markdown_cell("Prediction is lazy: each stage's outputs are dask arrays, computed block by block."),
     new_code_cell(
-        "results = predict(model, raw[test_slices][..., None], axes='tyxc', chunks=(1, 256, 256, 1))\n"
+        "results = cascade.predict(model, raw[test_slices][..., None], axes='tyxc', chunks=(1, 256, 256, 1))\n"
         "results[1].probabilities"
     ),
     new_code_cell(
@@ -77,8 +75,8 @@ AUTOCONTEXT = [
     new_markdown_cell("Projects are plain HDF5 (no pickles) and load back to the same predictions."),
     new_code_cell(
         "import tempfile\n"
-        "path = save_cascade(model, Path(tempfile.mkdtemp()) / 'isbi.cascade')\n"
-        "again = predict(load_cascade(path), raw[test_slices][..., None], axes='tyxc', chunks=(1, 256, 256, 1))\n"
+        "path = cascade.save_cascade(model, Path(tempfile.mkdtemp()) / 'isbi.cascade')\n"
+        "again = cascade.predict(cascade.open_project(path), raw[test_slices][..., None], axes='tyxc', chunks=(1, 256, 256, 1))\n"
         "assert np.array_equal(again[1].probabilities.compute(), probabilities[1])\n"
         "path"
     ),
@@ -99,13 +97,9 @@ CLUSTER = [
         "import dask\n"
         "import numpy as np\n"
         "import tifffile\n\n"
-        "from cascade.cluster import execution\n"
+        "import cascade\n"
         "from cascade.demo import DEMO_FEATURES\n"
-        "from cascade.features import parse_feature_selection\n"
-        "from cascade.io import open_image, write_image\n"
-        "from cascade.pipeline import Stage, predict\n"
-        "from cascade.scribbles import scribble_labels\n"
-        "from cascade.training import TrainingImage, fit\n\n"
+        "from cascade.training import scribble_labels\n\n"
         "DATA = Path('..').resolve().parent / 'shared' / 'data' / 'isbi2012'\n"
         "raw = tifffile.imread(DATA / 'train-volume.tif')\n"
         "truth = np.where(tifffile.imread(DATA / 'train-labels.tif') == 0, 1, 2).astype(np.uint8)"
@@ -113,9 +107,9 @@ CLUSTER = [
     new_markdown_cell("Train a small two-stage model on one slice (threads, in this process)."),
     new_code_cell(
         "labels = scribble_labels(truth[0], fraction=0.03, seed=0)\n"
-        "selection = parse_feature_selection(DEMO_FEATURES)\n"
-        "stages = [Stage(selection, ('membrane', 'cell')), Stage(selection, ('membrane', 'cell'))]\n"
-        "model = fit([TrainingImage(raw[0][..., None], 'yxc', (labels, labels))], stages, trees=30)"
+        "selection = cascade.parse_feature_selection(DEMO_FEATURES)\n"
+        "stages = [cascade.Stage(selection, ('membrane', 'cell')), cascade.Stage(selection, ('membrane', 'cell'))]\n"
+        "model = cascade.fit([cascade.TrainingImage(raw[0][..., None], 'yxc', (labels, labels))], stages, trees=30)"
     ),
     new_markdown_cell(
         "Predict slices 1-6 on a `LocalCluster` of 2 worker processes. The input is read lazily from "
@@ -124,25 +118,25 @@ CLUSTER = [
     ),
     new_code_cell(
         "out = Path(tempfile.mkdtemp()) / 'stage2.zarr'\n"
-        "image = open_image(str(DATA / 'train-volume.tif'), axes='zyx')\n"
+        "image = cascade.open_image(str(DATA / 'train-volume.tif'), axes='zyx')\n"
         "volume = image.data[1:7, :, :, None]\n"
-        "with execution('local', threads=2) as info:\n"
+        "with cascade.execution('local', threads=2) as info:\n"
         "    print('dashboard:', info.dashboard_link, '| workers:', info.n_workers)\n"
-        "    results = predict(model, volume, axes='tyxc', chunks=(1, 256, 256, 1))\n"
-        "    write_image(results[1].probabilities, str(out), format='zarr', axes='tyxc')\n"
-        "distributed_result = open_image(str(out)).data.compute()\n"
+        "    results = cascade.predict(model, volume, axes='tyxc', chunks=(1, 256, 256, 1))\n"
+        "    cascade.write_image(results[1].probabilities, str(out), format='zarr', axes='tyxc')\n"
+        "distributed_result = cascade.open_image(str(out)).data.compute()\n"
         "distributed_result.shape"
     ),
     new_markdown_cell("The cluster's result is identical to the threaded one."),
     new_code_cell(
         "with dask.config.set(scheduler='threads'):\n"
-        "    threaded = predict(model, volume, axes='tyxc', chunks=(1, 256, 256, 1))[1].probabilities.compute()\n"
+        "    threaded = cascade.predict(model, volume, axes='tyxc', chunks=(1, 256, 256, 1))[1].probabilities.compute()\n"
         "assert np.array_equal(threaded, distributed_result)\n"
         "'identical'"
     ),
     new_markdown_cell(
         "## On SLURM\n\n"
-        "The same block with `execution('slurm', profile='my-site.yaml')` submits worker jobs through "
+        "The same block with `cascade.execution('slurm', profile='my-site.yaml')` submits worker jobs through "
         "dask-jobqueue. Copy `configs/cluster/slurm-example.yaml`, set the partition, account, cores, "
         "memory, walltime and the network interface the compute nodes reach; the dashboard stays on the "
         "login node's loopback (`ssh -L 8787:127.0.0.1:8787 login-node`). From the command line:\n\n"

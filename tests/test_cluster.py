@@ -20,7 +20,16 @@ import pytest
 from scipy import ndimage
 
 from cascade import cluster
-from cascade.cluster import available_cores, available_memory, execution, load_profile, parse_overrides
+from cascade.cluster import (
+    available_cores,
+    available_memory,
+    execution,
+    load_profile,
+    parse_overrides,
+    profiles,
+    resources,
+    slurm,
+)
 from cascade.errors import CascadeError
 
 PROFILES = cluster.PROFILES_DIR
@@ -40,8 +49,8 @@ def machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> SimpleNamespace:
     root, proc = tmp_path / "cgroup", tmp_path / "proc-self-cgroup"
     root.mkdir()
     proc.write_text("0::/\n")
-    monkeypatch.setattr(cluster, "_CGROUP_ROOT", root)
-    monkeypatch.setattr(cluster, "_PROC_SELF_CGROUP", proc)
+    monkeypatch.setattr(resources, "_CGROUP_ROOT", root)
+    monkeypatch.setattr(resources, "_PROC_SELF_CGROUP", proc)
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=64 * 2**30))
@@ -201,8 +210,8 @@ def test_settings_layers(tmp_path: Path) -> None:
 
 
 def test_slurm_settings_become_slurmcluster_arguments() -> None:
-    settings = cluster._settings("slurm-example", {"slurm.walltime": "00:05:00", "slurm.account": None})
-    kwargs = cluster._slurm_kwargs(settings["slurm"])
+    settings = profiles._settings("slurm-example", {"slurm.walltime": "00:05:00", "slurm.account": None})
+    kwargs = slurm._slurm_kwargs(settings["slurm"])
     assert kwargs["cores"] == 16
     assert kwargs["walltime"] == "00:05:00"
     assert "account" not in kwargs  # unset: dask-jobqueue falls back to jobqueue.slurm.account
@@ -214,13 +223,13 @@ def test_slurm_settings_become_slurmcluster_arguments() -> None:
 
 
 def test_slurm_needs_an_interface_for_the_scheduler() -> None:
-    settings = cluster._settings(None, {"slurm.cores": 1, "slurm.memory": "1GiB"})
+    settings = profiles._settings(None, {"slurm.cores": 1, "slurm.memory": "1GiB"})
     with pytest.raises(CascadeError, match=r"set slurm\.interface"):
-        cluster._slurm_kwargs(settings["slurm"])
-    settings = cluster._settings(
+        slurm._slurm_kwargs(settings["slurm"])
+    settings = profiles._settings(
         None, {"slurm.cores": 1, "slurm.memory": "1GiB", "slurm.scheduler-options": {"host": "10.0.0.1"}}
     )
-    assert cluster._slurm_kwargs(settings["slurm"])["scheduler_options"]["host"] == "10.0.0.1"
+    assert slurm._slurm_kwargs(settings["slurm"])["scheduler_options"]["host"] == "10.0.0.1"
 
 
 def test_profiles_ship_with_the_package_and_configs_links_to_them() -> None:
@@ -292,7 +301,7 @@ def test_profiles_work_from_a_regular_install(tmp_path: Path) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    installed = target / "cascade" / "cluster_profiles"
+    installed = target / "cascade" / "cluster" / "profiles"
     assert sorted(p.name for p in installed.glob("*.yaml")) == sorted(p.name for p in PROFILES.glob("*.yaml"))
     assert not (target / "configs").exists()
     env = {**os.environ, "PYTHONPATH": str(target)}
@@ -300,7 +309,9 @@ def test_profiles_work_from_a_regular_install(tmp_path: Path) -> None:
         [sys.executable, "-c", "import cascade.cluster as c; print(c.__file__, c.load_profile('slurm-local')['scheduler'])"],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
     )  # fmt: skip
-    assert where.stdout.split() == [str(target / "cascade" / "cluster.py"), "slurm"], where.stderr
+    assert where.stdout.split() == [str(target / "cascade" / "cluster" / "__init__.py"), "slurm"], (
+        where.stderr
+    )
     run = _cli(
         "--headless",
         "--project",

@@ -33,7 +33,7 @@ from codec_probe import require_codec
 
 from cascade.io._meta import keys_from_axistags
 from cascade.pipeline import predict
-from cascade.project.convert import open_project
+from cascade.project import open_project
 
 Runs = dict[str, subprocess.CompletedProcess[str]]
 

@@ -553,7 +553,7 @@ def test_two_identical_autocontext_runs_at_once(ws: Path, data_dir: Path) -> Non
 
 
 def test_planted_symlink_at_the_scratch_folder_is_not_followed(ws: Path, data_dir: Path) -> None:
-    from cascade.scratch import make_scratch
+    from cascade.io import make_scratch
 
     link = ws / ".cascade-scratch-x"
     link.symlink_to(ws / "victim", target_is_directory=True)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from cascade.errors import CascadeError
-from cascade.trainspec import load_spec, parse_spec
+from cascade.training import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

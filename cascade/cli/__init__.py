@@ -31,6 +31,16 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     - ilastik launcher options that change nothing in an export are dropped from ``predict``
       runs, and those cascade cannot honour are refused (:mod:`cascade.cli._ilastik`).
 
+    Parameters
+    ----------
+    argv : sequence of str
+        The arguments, without the program name.
+
+    Returns
+    -------
+    list of str
+        The arguments typer parses.
+
     Raises
     ------
     CascadeError
@@ -66,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     Usage errors of every command (a bad option value, an unknown option, a missing argument)
     are printed as one ``cascade: error: ...`` line with exit code 2, like every other error.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
     """
     from .._malloc import tune_malloc
 

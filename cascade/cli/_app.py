@@ -51,7 +51,7 @@ def handle_errors(func: F) -> F:
             where = f": {err.filename}" if err.filename else ""
             fail(f"{err.strerror or err}{where}")
         except MemoryError:
-            fail("out of memory; use smaller chunks (--chunks) or fewer threads")
+            fail("out of memory; use fewer --threads (or, for predict, smaller blocks with --block-shape)")
         except KeyboardInterrupt:
             fail("interrupted", code=130)
         return None

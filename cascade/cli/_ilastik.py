@@ -133,9 +133,10 @@ def read_ilastik_config(path: str | None) -> IlastikConfig:
         A missing explicit file, a file that is not an INI file, or a value of the wrong type.
     """
     if path is not None:
-        chosen: Path | None = Path(path).expanduser()
-        if not chosen.is_file():
+        explicit = Path(path).expanduser()
+        if not explicit.is_file():
             raise CascadeError(f"--configfile: ilastik config file {path} does not exist or is not a file")
+        chosen: Path | None = explicit
     else:
         chosen = _default_config_path()
     if chosen is None:

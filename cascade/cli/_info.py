@@ -15,10 +15,10 @@ from ._app import app, handle_errors
 def info(project: Annotated[Path, typer.Argument(help="A .cascade or ilastik .ilp project.")]) -> None:
     """Print a project's workflow, stages, classes, features, labels, forests and training data."""
     if project.suffix.lower() == ".ilp":
-        from ..project.ilp import describe_ilp, read_ilp
+        from ..project import describe_ilp, read_ilp
 
         typer.echo(describe_ilp(read_ilp(project)))
     else:
-        from ..project.native import describe_cascade, load_cascade
+        from ..project import describe_cascade, load_cascade
 
         typer.echo(describe_cascade(load_cascade(project), project))

@@ -7,7 +7,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -22,6 +22,9 @@ from ._run import (
     computing,
     print_job_script,
 )
+
+if TYPE_CHECKING:
+    from ._ilastik import IlastikConfig
 
 _Opt = typer.Option
 # the values configparser (and so ilastik's --readonly) accepts as booleans
@@ -119,33 +122,22 @@ def predict(
     nothing here.
     """
     from ..batch import BatchOptions, run_batch
-    from ..errors import CascadeError
     from ._ilastik import read_ilastik_config
 
     if dry_run:
         print_job_script(scheduler, profile, cluster_option)
         return
 
-    if project == Path():
-        raise CascadeError("--project is required")
-    if readonly.strip().lower() not in _BOOLEANS:
-        raise CascadeError(
-            f"--readonly {readonly!r} is not a boolean; use true or false (or 1/0, yes/no, on/off)"
-        )
-    if files and raw_data:
-        raise CascadeError("give input files either as arguments or with --raw_data, not both")
+    _check_arguments(project, readonly, files, raw_data)
     config = read_ilastik_config(configfile)
-    output_format = output_format or config.output_format
-    output_filename_format = output_filename_format or config.output_filename_format
-    if threads is None and config.threads is not None and not os.environ.get("LAZYFLOW_THREADS"):
-        threads = config.threads
-    if memory is None and config.total_ram_mb is not None and not os.environ.get("LAZYFLOW_TOTAL_RAM_MB"):
-        memory = f"{config.total_ram_mb}MiB"
-    sources = tuple(s.strip() for value in export_source or [] for s in value.split(",") if s.strip())
-    options = BatchOptions(
-        export_sources=sources,
-        output_format=output_format,
-        output_filename_format=output_filename_format,
+    threads, memory = _sizes(config, threads, memory)
+    options = BatchOptions.from_text(  # every option parsed and checked before anything starts
+        export_sources=tuple(
+            s.strip() for value in export_source or [] for s in value.split(",") if s.strip()
+        ),
+        # ilastik's --distributed writes n5 unless a format is given
+        output_format=output_format or config.output_format or ("n5" if distributed else None),
+        output_filename_format=output_filename_format or config.output_filename_format,
         output_internal_path=output_internal_path,
         cutout_subregion=cutout_subregion,
         export_dtype=export_dtype,
@@ -161,15 +153,39 @@ def predict(
     )
     if distributed:
         scheduler = scheduler or "local"
-        if output_format is None:  # ilastik's --distributed writes n5
-            options = dataclasses.replace(options, output_format="n5")
     with (
         _output_to(redirect_output, logfile) as echo,
         computing(scheduler, profile, threads, memory, cluster_option) as resources,
     ):
+        # the one setting that depends on the scheduler: the memory a task may hold
         per_task = resources["memory"] // max(2 * resources["threads"], 1)
         options = dataclasses.replace(options, memory_per_task=per_task)
         run_batch(project, list(files or raw_data or []), options, echo=echo)
+
+
+def _check_arguments(
+    project: Path, readonly: str, files: list[str] | None, raw_data: list[str] | None
+) -> None:
+    """Refuse a missing project, a non-boolean ``--readonly`` and inputs given both ways."""
+    from ..errors import CascadeError
+
+    if project == Path():
+        raise CascadeError("--project is required")
+    if readonly.strip().lower() not in _BOOLEANS:
+        raise CascadeError(
+            f"--readonly {readonly!r} is not a boolean; use true or false (or 1/0, yes/no, on/off)"
+        )
+    if files and raw_data:
+        raise CascadeError("give input files either as arguments or with --raw_data, not both")
+
+
+def _sizes(config: IlastikConfig, threads: int | None, memory: str | None) -> tuple[int | None, str | None]:
+    """Threads and memory: the options, else ilastik's config file (unless its variables are set)."""
+    if threads is None and config.threads is not None and not os.environ.get("LAZYFLOW_THREADS"):
+        threads = config.threads
+    if memory is None and config.total_ram_mb is not None and not os.environ.get("LAZYFLOW_TOTAL_RAM_MB"):
+        memory = f"{config.total_ram_mb}MiB"
+    return threads, memory
 
 
 @contextlib.contextmanager

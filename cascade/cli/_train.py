@@ -65,8 +65,7 @@ def train(
 ) -> None:
     """Train every stage from sparse labels and write a project file."""
     from ..errors import CascadeError
-    from ..train_run import run_training, simple_spec
-    from ..trainspec import load_spec
+    from ..training import load_spec, run_training, simple_spec
 
     if dry_run:
         print_job_script(scheduler, profile, cluster_option)

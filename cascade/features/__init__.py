@@ -1,21 +1,24 @@
 """ilastik's pixel features, computed exactly and blockwise with dask."""
 
-from .graph import compute_features, feature_chunks
+from ._block import block_features
+from ._parse import parse_feature_selection
+from .graph import compute_features, feature_chunks, overlap_depths
 from .kernels import gaussian_half_kernel, kernel_radius
 from .selection import (
     DEFAULT_SCALES,
     FEATURE_IDS,
     FeatureSelection,
-    parse_feature_selection,
 )
 
 __all__ = [
     "DEFAULT_SCALES",
     "FEATURE_IDS",
     "FeatureSelection",
+    "block_features",
     "compute_features",
     "feature_chunks",
     "gaussian_half_kernel",
     "kernel_radius",
+    "overlap_depths",
     "parse_feature_selection",
 ]

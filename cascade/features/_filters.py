@@ -80,10 +80,10 @@ def _pass_last(src, taps, odd, off, dst):  # type: ignore[no-untyped-def]
             hi = buf[r + k : r + k + n_out]
             if odd:
                 for i in range(n_out):
-                    acc[i] = _fma32(hi[i] - lo[i], ck, acc[i])
+                    acc[i] = _fma32(hi[i] - lo[i], ck, acc[i])  # type: ignore[call-arg]  # numba intrinsic: typed by numba, not mypy
             else:
                 for i in range(n_out):
-                    acc[i] = _fma32(hi[i] + lo[i], ck, acc[i])
+                    acc[i] = _fma32(hi[i] + lo[i], ck, acc[i])  # type: ignore[call-arg]  # numba intrinsic: typed by numba, not mypy
         dst[row, :] = acc
 
 
@@ -107,10 +107,10 @@ def _pass_middle(src, taps, odd, off, dst):  # type: ignore[no-untyped-def]
                 q = src[a, _mirror(c - k, n_in)]
                 if odd:
                     for w in range(width):
-                        out[w] = _fma32(p[w] - q[w], ck, out[w])
+                        out[w] = _fma32(p[w] - q[w], ck, out[w])  # type: ignore[call-arg]  # numba intrinsic: typed by numba, not mypy
                 else:
                     for w in range(width):
-                        out[w] = _fma32(p[w] + q[w], ck, out[w])
+                        out[w] = _fma32(p[w] + q[w], ck, out[w])  # type: ignore[call-arg]  # numba intrinsic: typed by numba, not mypy
 
 
 def pass_along(
@@ -254,7 +254,7 @@ def eigenvalues_3d(
     """
     out = np.empty((3, *a00.shape), np.float32)
     flat = [a.reshape(-1) for a in (a00, a01, a02, a11, a12, a22)]
-    _ev3d(*flat, out[0].reshape(-1), out[1].reshape(-1), out[2].reshape(-1))
+    _ev3d(*flat, out[0].reshape(-1), out[1].reshape(-1), out[2].reshape(-1))  # type: ignore[call-arg]
     return out
 
 

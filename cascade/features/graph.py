@@ -35,6 +35,20 @@ def feature_chunks(shape: tuple[int, ...], axes: str, target_pixels: int | None 
 
     ``target_pixels`` defaults to 512**2 in 2D and 64**3 in 3D (about 50-64 MiB of
     features per block with ilastik's full default set).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The image's shape.
+    axes : str
+        Its internal axis keys.
+    target_pixels : int, optional
+        Pixels per block.
+
+    Returns
+    -------
+    tuple of int
+        The block shape.
     """
     spatial = [k for k in axes if k in "zyx"]
     if target_pixels is None:
@@ -45,7 +59,22 @@ def feature_chunks(shape: tuple[int, ...], axes: str, target_pixels: int | None 
 
 
 def overlap_depths(selection: FeatureSelection, axes: str, shape: tuple[int, ...]) -> dict[int, int]:
-    """Halo per axis index that ``selection`` needs around a block (0 for t, c and 2D-only z)."""
+    """Halo per axis index that ``selection`` needs around a block (0 for t, c and 2D-only z).
+
+    Parameters
+    ----------
+    selection : FeatureSelection
+        The features to compute.
+    axes : str
+        The image's internal axis keys.
+    shape : tuple of int
+        The image's shape (a short z computes some columns in 2D).
+
+    Returns
+    -------
+    dict of int to int
+        Halo in pixels per axis index.
+    """
     sizes = dict(zip(axes, shape))
     z = sizes.get("z")
     columns = selection.columns()
@@ -110,21 +139,22 @@ def compute_features(
     _check_axes(axes, image.ndim)
     sizes = dict(zip(axes, image.shape))
     selection.check_shape({k: v for k, v in sizes.items() if k in "zyx"})
+    array: da.Array
     if not isinstance(image, da.Array):
-        image = da.from_array(image, chunks=chunks or feature_chunks(image.shape, axes))
-    elif chunks is not None:
-        image = image.rechunk(chunks)
-    depth = overlap_depths(selection, axes, image.shape)
+        array = da.from_array(image, chunks=chunks or feature_chunks(image.shape, axes))
+    else:
+        array = image.rechunk(chunks) if chunks is not None else image
+    depth = overlap_depths(selection, axes, array.shape)
     new_chunks = tuple(
         (sizes["c"],) if k == "c" else _fit_chunks(c, depth[i])
-        for i, (k, c) in enumerate(zip(axes, image.chunks))
+        for i, (k, c) in enumerate(zip(axes, array.chunks))
     )
-    image = image.rechunk(new_chunks)
-    depth = {i: (d if len(image.chunks[i]) > 1 else 0) for i, d in depth.items()}
+    array = array.rechunk(new_chunks)
+    depth = {i: (d if len(array.chunks[i]) > 1 else 0) for i, d in depth.items()}
     n_out = selection.n_channels(sizes["c"], sizes.get("z"))
     spatial_index = [i for i, k in enumerate(axes) if k in "zyx"]
-    bounds = [np.cumsum((0, *image.chunks[i])) for i in spatial_index]
-    full = tuple(image.shape[i] for i in spatial_index)
+    bounds = [np.cumsum((0, *array.chunks[i])) for i in spatial_index]
+    full = tuple(array.shape[i] for i in spatial_index)
 
     def run(block: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
         assert block_info is not None
@@ -146,16 +176,17 @@ def compute_features(
             core_hi=tuple(core_hi),
         )
 
-    out_chunks = image.chunks[:-1] + ((n_out,),)
-    return da.map_overlap(
+    out_chunks = array.chunks[:-1] + ((n_out,),)
+    features: da.Array = da.map_overlap(
         run,
-        image,
+        array,
         depth=depth,
         boundary="none",
         trim=False,
         allow_rechunk=False,
         dtype=np.float32,
         chunks=out_chunks,
-        meta=np.empty((0,) * image.ndim, np.float32),
+        meta=np.empty((0,) * array.ndim, np.float32),
         token="features",
     )
+    return features

@@ -19,6 +19,20 @@ def kernel_radius(sigma: float, window: float, order: int = 0) -> int:
     """Kernel radius ``floor(window * sigma + 0.5)`` (fastfilters' rule; 0 for sigma < 1e-6).
 
     A ``window`` of 0 or less gives fastfilters' default ``ceil((3 + 0.5 * order) * sigma)``.
+
+    Parameters
+    ----------
+    sigma : float
+        The Gaussian's scale.
+    window : float
+        Radius in multiples of sigma.
+    order : int
+        Derivative order (only for the default window).
+
+    Returns
+    -------
+    int
+        The radius in pixels.
     """
     if abs(sigma) < 1e-6:
         return 0

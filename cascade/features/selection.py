@@ -7,7 +7,7 @@ group. It also knows the output channel names and count, and the halo a block ne
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,6 @@ __all__ = [
     "FEATURE_IDS",
     "MINIMUM_SCALE",
     "FeatureSelection",
-    "parse_feature_selection",
 ]
 
 FEATURE_IDS: tuple[str, ...] = (
@@ -43,7 +42,6 @@ DISPLAY_NAMES: dict[str, str] = {
 MINIMUM_SCALE: dict[str, float] = {fid: (0.3 if fid == "GaussianSmoothing" else 0.7) for fid in FEATURE_IDS}
 DEFAULT_SCALES: tuple[float, ...] = (0.3, 0.7, 1.0, 1.6, 3.5, 5.0, 10.0)
 _EIGEN_FEATURES = ("StructureTensorEigenvalues", "HessianOfGaussianEigenvalues")
-_SELECTION_KEYS = ("features", "scales", "compute_in_2d")
 PRESMOOTH_WINDOW = 3.5
 FEATURE_WINDOW = 2.0
 
@@ -101,7 +99,24 @@ class FeatureSelection:
         matrix: Iterable[Iterable[Any]],
         compute_in_2d: Iterable[Any] | bool = False,
     ) -> FeatureSelection:
-        """Build a selection from array-likes (as stored in an ilastik project)."""
+        """Build a selection from array-likes (as stored in an ilastik project).
+
+        Parameters
+        ----------
+        feature_ids : iterable of str
+            Feature ids, one per matrix row (see :data:`FEATURE_IDS`).
+        scales : iterable of float
+            Scales, one per matrix column.
+        matrix : iterable of iterables
+            Truthy where a feature is selected at a scale.
+        compute_in_2d : iterable or bool
+            One flag per scale, or one for all.
+
+        Returns
+        -------
+        FeatureSelection
+            The checked selection.
+        """
         scales_t = tuple(float(s) for s in scales)
         if isinstance(compute_in_2d, bool):
             flags = (compute_in_2d,) * len(scales_t)
@@ -120,21 +135,56 @@ class FeatureSelection:
 
         That is Gaussian smoothing at all seven scales and the other five features at
         0.7 to 10: 49 channels per input channel in 2D, 61 in 3D.
+
+        Parameters
+        ----------
+        compute_in_2d : bool
+            Compute every scale per z-slice.
+
+        Returns
+        -------
+        FeatureSelection
+            The default selection.
         """
         matrix = [[s >= MINIMUM_SCALE[f] for s in DEFAULT_SCALES] for f in FEATURE_IDS]
         return cls.from_matrix(FEATURE_IDS, DEFAULT_SCALES, matrix, compute_in_2d)
 
     # queries -------------------------------------------------------------------------------------
     def selected(self) -> list[tuple[str, int]]:
-        """(feature id, scale column) pairs in output order: feature row major, then scale."""
+        """(feature id, scale column) pairs in output order: feature row major, then scale.
+
+        Returns
+        -------
+        list of (str, int)
+            The selected cells.
+        """
         return [(fid, j) for fid, row in zip(self.feature_ids, self.matrix) for j, on in enumerate(row) if on]
 
     def columns(self) -> list[int]:
-        """Scale columns with at least one selected feature."""
+        """Scale columns with at least one selected feature.
+
+        Returns
+        -------
+        list of int
+            Column indices, ascending.
+        """
         return sorted({j for _, j in self.selected()})
 
     def column_is_2d(self, column: int, z_size: int | None) -> bool:
-        """Whether the column's presmoothing runs per z-slice (no z axis counts as 2D)."""
+        """Whether the column's presmoothing runs per z-slice (no z axis counts as 2D).
+
+        Parameters
+        ----------
+        column : int
+            Scale column.
+        z_size : int or None
+            Length of the z axis (None: no z axis).
+
+        Returns
+        -------
+        bool
+            True for per-slice presmoothing.
+        """
         return z_size is None or z_size == 1 or self.compute_in_2d[column]
 
     def features_are_2d(self, column: int, z_size: int | None) -> bool:
@@ -142,6 +192,18 @@ class FeatureSelection:
 
         ilastik falls back to 2D when the z extent is too small for the filter:
         ``ceil(2 * s') + 1 > z``.
+
+        Parameters
+        ----------
+        column : int
+            Scale column.
+        z_size : int or None
+            Length of the z axis (None: no z axis).
+
+        Returns
+        -------
+        bool
+            True for per-slice feature filters.
         """
         if self.column_is_2d(column, z_size):
             return True
@@ -149,19 +211,59 @@ class FeatureSelection:
         return math.ceil(2 * min(self.scales[column], 1.0)) + 1 > z_size
 
     def channels_per_input(self, fid: str, column: int, z_size: int | None) -> int:
-        """Output channels of one feature at one scale for one input channel."""
+        """Output channels of one feature at one scale for one input channel.
+
+        Parameters
+        ----------
+        fid : str
+            Feature id.
+        column : int
+            Scale column.
+        z_size : int or None
+            Length of the z axis (None: no z axis).
+
+        Returns
+        -------
+        int
+            1, or the eigenvalue / gradient count (2 in 2D, 3 in 3D).
+        """
         if fid not in _EIGEN_FEATURES:
             return 1
         return 2 if self.features_are_2d(column, z_size) else 3
 
     def n_channels(self, n_inputs: int, z_size: int | None = None) -> int:
-        """Total output channels for ``n_inputs`` input channels."""
+        """Total output channels for ``n_inputs`` input channels.
+
+        Parameters
+        ----------
+        n_inputs : int
+            Input channels.
+        z_size : int, optional
+            Length of the z axis (None: no z axis).
+
+        Returns
+        -------
+        int
+            Feature channels.
+        """
         return n_inputs * sum(self.channels_per_input(f, j, z_size) for f, j in self.selected())
 
     def channel_names(self, n_inputs: int, z_size: int | None = None) -> list[str]:
         """ilastik's feature channel names, e.g. ``Hessian of Gaussian Eigenvalues (σ=1.6) in 2D [1]``.
 
         ``in 2D`` appears when the column's ``compute_in_2d`` flag is set (as ilastik names it).
+
+        Parameters
+        ----------
+        n_inputs : int
+            Input channels.
+        z_size : int, optional
+            Length of the z axis (None: no z axis).
+
+        Returns
+        -------
+        list of str
+            One name per feature channel, in output order.
         """
         names: list[str] = []
         for fid, j in self.selected():
@@ -176,6 +278,16 @@ class FeatureSelection:
         """Pixels per side that the column needs around a block to be exact.
 
         Presmoothing radius (window 3.5) plus the longest feature filter chain (window 2).
+
+        Parameters
+        ----------
+        column : int
+            Scale column.
+
+        Returns
+        -------
+        int
+            The halo in pixels.
         """
         s = self.scales[column]
         s_pre = math.sqrt(s * s - 1.0) if s > 1.0 else s
@@ -192,7 +304,13 @@ class FeatureSelection:
         return kernel_radius(s_pre, PRESMOOTH_WINDOW) + chain
 
     def halo(self) -> int:
-        """The largest column halo: what one ``map_overlap`` depth must provide."""
+        """The largest column halo: what one ``map_overlap`` depth must provide.
+
+        Returns
+        -------
+        int
+            The halo in pixels.
+        """
         return max(self.column_halo(j) for j in self.columns())
 
     def check_shape(self, spatial_sizes: Mapping[str, int]) -> None:
@@ -200,6 +318,16 @@ class FeatureSelection:
 
         Each selected column needs ``ceil(3.5 * scale) + 1`` pixels along x and y, and along
         z unless the column is computed in 2D.
+
+        Parameters
+        ----------
+        spatial_sizes : mapping of str to int
+            Length of each spatial axis (``z``, ``y``, ``x``) of the data.
+
+        Raises
+        ------
+        FeatureSelectionError
+            Naming the scale and the axis that is too short.
         """
         z = spatial_sizes.get("z")
         for j in self.columns():
@@ -215,7 +343,13 @@ class FeatureSelection:
                 )
 
     def to_dict(self) -> dict[str, Any]:
-        """The YAML/JSON form read by :func:`parse_feature_selection`."""
+        """The YAML/JSON form read by :func:`parse_feature_selection`.
+
+        Returns
+        -------
+        dict
+            ``features``, ``scales`` and ``compute_in_2d``.
+        """
         return {
             "scales": list(self.scales),
             "compute_in_2d": list(self.compute_in_2d),
@@ -225,63 +359,3 @@ class FeatureSelection:
                 if any(row)
             },
         }
-
-
-def parse_feature_selection(spec: Mapping[str, Any] | str) -> FeatureSelection:
-    """Build a :class:`FeatureSelection` from its YAML form or a named set.
-
-    Parameters
-    ----------
-    spec : mapping or str
-        ``"ilastik-default"`` (or ``"ilastik-default-2d"``), or a mapping with ``features``
-        (feature id -> list of scales), optional ``scales`` (column order; defaults to the
-        sorted union of the listed scales) and optional ``compute_in_2d`` (bool, or list of
-        bools per scale, or list of the scales to compute in 2D).
-
-    Examples
-    --------
-    >>> sel = parse_feature_selection({"features": {"GaussianSmoothing": [1.0, 3.5]}})
-    >>> sel.n_channels(1)
-    2
-    """
-    if isinstance(spec, str):
-        named = {
-            "ilastik-default": lambda: FeatureSelection.ilastik_default(False),
-            "ilastik-default-2d": lambda: FeatureSelection.ilastik_default(True),
-        }
-        if spec not in named:
-            raise FeatureSelectionError(f"unknown feature set {spec!r}; named sets are {', '.join(named)}")
-        return named[spec]()
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("features"), Mapping):
-        raise FeatureSelectionError("a feature selection needs a 'features' mapping: feature id -> scales")
-    unknown = [str(k) for k in spec if k not in _SELECTION_KEYS]
-    if unknown:
-        raise FeatureSelectionError(
-            f"unknown key {unknown[0]!r} in a feature selection; valid keys are {', '.join(_SELECTION_KEYS)}"
-        )
-    features: Mapping[str, Sequence[float]] = spec["features"]
-    try:
-        listed = {fid: [float(s) for s in scales] for fid, scales in features.items()}
-        scales = [float(s) for s in spec.get("scales") or sorted({s for v in listed.values() for s in v})]
-    except (TypeError, ValueError) as err:
-        raise FeatureSelectionError(f"feature scales must be numbers: {err}") from err
-    for fid, wanted in listed.items():
-        missing = [s for s in wanted if s not in scales]
-        if missing:
-            raise FeatureSelectionError(f"{fid}: scale(s) {missing} are not among the scales {scales}")
-    ids = [f for f in FEATURE_IDS if f in listed] + [f for f in listed if f not in FEATURE_IDS]
-    matrix = [[s in listed[fid] for s in scales] for fid in ids]
-    in2d_spec = spec.get("compute_in_2d", False)
-    if isinstance(in2d_spec, bool):
-        in2d: list[bool] | bool = in2d_spec
-    elif (
-        isinstance(in2d_spec, Sequence)
-        and len(in2d_spec) == len(scales)
-        and all(isinstance(v, bool) for v in in2d_spec)
-    ):
-        in2d = list(in2d_spec)
-    elif isinstance(in2d_spec, Sequence):
-        in2d = [s in [float(v) for v in in2d_spec] for s in scales]
-    else:
-        raise FeatureSelectionError("compute_in_2d must be true/false, a list of flags, or a list of scales")
-    return FeatureSelection.from_matrix(ids, scales, matrix, in2d)

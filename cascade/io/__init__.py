@@ -7,6 +7,9 @@ that output file names are built from. :func:`write_image` streams a dask array 
 of the formats of ilastik's ``--output_format`` (:data:`FORMATS`) and never leaves a
 partial output under the final name.
 
+:mod:`.export` holds the pure export steps (cutout, normalisation, dtype, axis order, file
+names) and :mod:`.scratch` the intermediate stage results stored on disk.
+
 =========================  ======  =====================================================
 format                     read    write
 =========================  ======  =====================================================
@@ -27,19 +30,79 @@ Zarr, OME-Zarr and N5 stores and 2D image files can also be read from ``http(s):
 
 from __future__ import annotations
 
+from ._atomic import (
+    DISK_FULL,
+    atomic_files,
+    check_name,
+    export_error,
+    make_parents,
+    make_temp_file,
+    remove_if_empty,
+)
+from ._hdf5 import h5_file
+from ._internal import dataset_parts
+from ._lock import hold_locks, lock_path, output_lock
+from ._overwrite import check_overwrites
 from ._paths import expand_path, make_nickname, split_path
 from ._read import READ_FORMATS, Image, open_image
+from ._remote import is_url
+from ._resume import resumable_blocks
+from ._store import MIN_SLAB_BLOCKS
 from ._write import FORMATS, check_target, output_path, write_image
+from .export import (
+    EXPORT_DTYPES,
+    PreparedExport,
+    apply_cutout,
+    format_filename,
+    format_placeholders,
+    normalize,
+    parse_cutout,
+    parse_range,
+    placeholders,
+    prepare_export,
+)
+from .scratch import IN_MEMORY_BYTES, keep_once, make_scratch, needed_blocks, spill
 
 __all__ = [
+    "DISK_FULL",
+    "EXPORT_DTYPES",
     "FORMATS",
+    "IN_MEMORY_BYTES",
+    "MIN_SLAB_BLOCKS",
     "READ_FORMATS",
     "Image",
+    "PreparedExport",
+    "apply_cutout",
+    "atomic_files",
+    "check_name",
+    "check_overwrites",
     "check_target",
+    "dataset_parts",
     "expand_path",
+    "export_error",
+    "format_filename",
+    "format_placeholders",
+    "h5_file",
+    "hold_locks",
+    "is_url",
+    "keep_once",
+    "lock_path",
     "make_nickname",
+    "make_parents",
+    "make_scratch",
+    "make_temp_file",
+    "needed_blocks",
+    "normalize",
     "open_image",
+    "output_lock",
     "output_path",
+    "parse_cutout",
+    "parse_range",
+    "placeholders",
+    "prepare_export",
+    "remove_if_empty",
+    "resumable_blocks",
+    "spill",
     "split_path",
     "write_image",
 ]

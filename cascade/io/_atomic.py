@@ -88,6 +88,18 @@ def make_temp_file(final: str, tag: str = "partial") -> str:
 
     The file is created with ``O_EXCL`` under an unpredictable name, with the permissions
     a new file of the user would get (``0o666`` less the umask).
+
+    Parameters
+    ----------
+    final : str
+        The final path.
+    tag : str
+        The temporary's suffix (``.<name>.<random>.<tag>``).
+
+    Returns
+    -------
+    str
+        The temporary's path.
     """
     parent, prefix, suffix = _temp_parts(final, tag)
     fd, path = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=parent)
@@ -163,6 +175,11 @@ def check_parent(final: str) -> None:
 def make_parents(finals: Sequence[str]) -> list[str]:
     """Create the missing directories that will hold ``finals`` (``mkdir -p``, as ilastik does).
 
+    Parameters
+    ----------
+    finals : sequence of str
+        Output paths.
+
     Returns
     -------
     list of str
@@ -187,14 +204,26 @@ def make_parents(finals: Sequence[str]) -> list[str]:
 
 
 def remove_if_empty(directories: Sequence[str]) -> None:
-    """Remove ``directories`` (as returned by :func:`make_parents`) that are still empty."""
+    """Remove ``directories`` (as returned by :func:`make_parents`) that are still empty.
+
+    Parameters
+    ----------
+    directories : sequence of str
+        Directories, outermost first.
+    """
     for directory in reversed(directories):
         with contextlib.suppress(OSError):
             os.rmdir(directory)
 
 
 def check_name(final: str) -> None:
-    """Raise :class:`ExportError` if the file name of ``final`` is longer than :data:`NAME_MAX` bytes."""
+    """Raise :class:`ExportError` if the file name of ``final`` is longer than :data:`NAME_MAX` bytes.
+
+    Parameters
+    ----------
+    final : str
+        The output path.
+    """
     size = len(os.fsencode(os.path.basename(os.path.abspath(final))))
     if size > NAME_MAX:
         raise ExportError(
@@ -260,6 +289,18 @@ def export_error(err: OSError, final: str) -> ExportError:
 
     Some writers (tifffile) report a short write without an errno: the file system then says
     whether it is full.
+
+    Parameters
+    ----------
+    err : OSError
+        The error.
+    final : str
+        The output being written.
+
+    Returns
+    -------
+    ExportError
+        The error to raise (``from err``).
     """
     short = err.errno is None and _disk_full(os.path.dirname(os.path.abspath(final)))
     if err.errno in DISK_FULL or short:
@@ -285,6 +326,16 @@ def atomic_files(finals: Sequence[str]) -> Iterator[list[str]]:
     """Yield temporary paths (created, empty) for ``finals``; move each into place on success.
 
     On an exception every temporary file is removed and the exception re-raised.
+
+    Parameters
+    ----------
+    finals : sequence of str
+        The final paths.
+
+    Yields
+    ------
+    list of str
+        One temporary path per final path, in the same order.
     """
     temps: list[str] = []
     with _cleanup_on_error(temps, finals[0] if finals else ""):

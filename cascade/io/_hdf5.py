@@ -189,6 +189,18 @@ def h5_file(path: str, mode: str) -> Iterator[h5py.File]:
 
     A write that fails (a full disk, a file size limit) raises its ``OSError`` once HDF5
     has closed the file; the file is then incomplete and must be discarded.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    mode : str
+        ``"w"`` (truncate) or ``"r+"``.
+
+    Yields
+    ------
+    h5py.File
+        The open file.
     """
     guarded = _GuardedFile(path)
     try:

@@ -43,6 +43,16 @@ def lock_path(final: str) -> str:
     A sequence whose folders are per slice (``out/{slice_index}/img.png``) is locked in the
     folder above the first templated part, under the rest of its name (``._slice_index__img.png.lock``
     style), so the lock never names a folder ``{slice_index}``.
+
+    Parameters
+    ----------
+    final : str
+        The output path.
+
+    Returns
+    -------
+    str
+        The lock file's path.
     """
     parts = os.path.abspath(final).split(os.sep)
     first = next((i for i, part in enumerate(parts[:-1]) if "{" in part), len(parts) - 1)
@@ -121,7 +131,20 @@ def _release(path: str) -> None:
 
 @contextlib.contextmanager
 def output_lock(final: str, *, what: str = "writing") -> Iterator[None]:
-    """Hold the lock of ``final`` for the block; raise :class:`LockedError` if another run holds it."""
+    """Hold the lock of ``final`` for the block; raise :class:`LockedError` if another run holds it.
+
+    Parameters
+    ----------
+    final : str
+        The output path.
+    what : str
+        What the run does with it, for the message.
+
+    Yields
+    ------
+    None
+        While the lock is held.
+    """
     path = _acquire(final, what)
     try:
         yield
@@ -131,7 +154,20 @@ def output_lock(final: str, *, what: str = "writing") -> Iterator[None]:
 
 @contextlib.contextmanager
 def hold_locks(finals: Sequence[str], *, what: str = "writing") -> Iterator[None]:
-    """Hold the locks of all ``finals`` (each once) for the block, or none if one is taken."""
+    """Hold the locks of all ``finals`` (each once) for the block, or none if one is taken.
+
+    Parameters
+    ----------
+    finals : sequence of str
+        Output paths (or folders).
+    what : str
+        What the run does with them, for the message.
+
+    Yields
+    ------
+    None
+        While the locks are held.
+    """
     with contextlib.ExitStack() as stack:
         for final in sorted(dict.fromkeys(os.path.abspath(f) for f in finals)):
             stack.enter_context(output_lock(final, what=what))

@@ -116,6 +116,16 @@ def make_nickname(members: Sequence[Member]) -> str:
     name (``stack_at-<first name>`` if there is none); the common prefix of the internal
     paths, with ``/`` replaced by ``-``, is appended after a ``-``.
 
+    Parameters
+    ----------
+    members : sequence of (str, str or None)
+        (external path, internal path) of every file of the input.
+
+    Returns
+    -------
+    str
+        The nickname.
+
     Examples
     --------
     >>> make_nickname([("/d/file.h5", "volume/data")])

@@ -243,9 +243,9 @@ def _stack(parts: list[tuple[da.Array, str]], names: list[str], along: str) -> t
             )
     arrays = [data for data, _ in parts]
     if along in axes:
-        joined: da.Array = da.concatenate(arrays, axis=axes.index(along))  # type: ignore[no-untyped-call]
+        joined: da.Array = da.concatenate(arrays, axis=axes.index(along))
         return joined, axes
-    stacked: da.Array = da.stack(arrays, axis=0)  # type: ignore[no-untyped-call]
+    stacked: da.Array = da.stack(arrays, axis=0)
     return stacked, along + axes
 
 

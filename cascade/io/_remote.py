@@ -48,6 +48,16 @@ _ZARR_KEYS = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
 def is_url(path: str) -> bool:
     """True if ``path`` is an ``http://``, ``https://`` or ``s3://`` URL.
 
+    Parameters
+    ----------
+    path : str
+        A path or URL.
+
+    Returns
+    -------
+    bool
+        Whether it is a URL cascade reads remotely.
+
     Examples
     --------
     >>> is_url("https://s3.embl.de/i2k-2020/platy-raw.ome.zarr/s6"), is_url("/data/img.zarr")

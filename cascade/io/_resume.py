@@ -77,7 +77,20 @@ def _own_dir(path: str) -> bool:
 
 
 def resumable_blocks(final: str, fingerprint: str) -> int:
-    """How many blocks an interrupted run of the same job left for ``final`` (0 if none)."""
+    """How many blocks an interrupted run of the same job left for ``final`` (0 if none).
+
+    Parameters
+    ----------
+    final : str
+        The output path.
+    fingerprint : str
+        The job's fingerprint (same project, inputs, options and export).
+
+    Returns
+    -------
+    int
+        The number of blocks already written.
+    """
     work = _work_dir(final)
     if not (_own_dir(work) and _matches(work, fingerprint)):
         return 0

@@ -151,7 +151,7 @@ def write_image_2d(data: da.Array, path: str, axes: str, fmt: str, *, compressio
     """Write a 2D image (all axes but y, x and c of length 1) as one file."""
     image = check_image_2d(data, path, axes, fmt)
     with atomic_files([path]) as (temp,):
-        _write_plane(np.asarray(image.compute()), temp, fmt, compression)  # type: ignore[no-untyped-call]
+        _write_plane(np.asarray(image.compute()), temp, fmt, compression)
     return [path]
 
 

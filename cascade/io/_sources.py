@@ -157,15 +157,13 @@ def to_dask(source: LazySource, chunks: Any, name: str | None = None) -> da.Arra
     ``name`` fixes the graph name (default: a token of the source and its file's stamp).
     """
     meta = np.empty((0,) * source.ndim, dtype=source.dtype)
-    array: da.Array = da.from_array(  # type: ignore[no-untyped-call]
-        source, chunks=chunks, asarray=False, fancy=False, meta=meta, name=name
-    )
+    array: da.Array = da.from_array(source, chunks=chunks, asarray=False, fancy=False, meta=meta, name=name)
     return array
 
 
 def rechunk(array: da.Array, chunks: Any) -> da.Array:
     """``array.rechunk(chunks)``, typed."""
-    result: da.Array = array.rechunk(chunks)  # type: ignore[no-untyped-call]
+    result: da.Array = array.rechunk(chunks)
     return result
 
 

@@ -49,7 +49,7 @@ def parallelism() -> int:
     """Threads computing tasks: the distributed client's workers, else the local scheduler's."""
     client = active_client()
     if client is not None:
-        return max(1, sum(client.nthreads().values()))
+        return max(1, int(sum(client.nthreads().values())))
     workers = dask.config.get("num_workers", None)
     return int(workers) if workers else os.cpu_count() or 1
 

@@ -20,6 +20,16 @@ def describe_ilp(project: IlpProject) -> str:
     Lists the workflow and ilastik version, each stage's classes, labels per class, selected
     features (feature x scales, 2D flags), feature channel count and forest, the training
     lanes with whether their data was found, and the project's issues.
+
+    Parameters
+    ----------
+    project : IlpProject
+        The project, as :func:`read_ilp` read it.
+
+    Returns
+    -------
+    str
+        The summary.
     """
     n = len(project.stages)
     lines = [

@@ -47,7 +47,18 @@ class LabelBlock:
     data: np.ndarray
 
     def counts(self, n_classes: int) -> np.ndarray:
-        """Number of pixels labelled with each class 1..n_classes, shape (n_classes,)."""
+        """Number of pixels labelled with each class 1..n_classes, shape (n_classes,).
+
+        Parameters
+        ----------
+        n_classes : int
+            The stage's class count.
+
+        Returns
+        -------
+        numpy.ndarray
+            The counts, int64.
+        """
         return np.bincount(self.data.ravel(), minlength=n_classes + 1)[1 : n_classes + 1]
 
 

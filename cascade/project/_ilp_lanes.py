@@ -68,7 +68,18 @@ class IlpLane:
     exists: bool
 
     def size(self, key: str) -> int | None:
-        """Length of axis ``key`` (1 if the data lacks that axis), or None if the shape is unknown."""
+        """Length of axis ``key`` (1 if the data lacks that axis), or None if the shape is unknown.
+
+        Parameters
+        ----------
+        key : str
+            An axis key.
+
+        Returns
+        -------
+        int or None
+            The length.
+        """
         if self.axes is None or self.shape is None or len(self.axes) != len(self.shape):
             return None
         return self.shape[self.axes.index(key)] if key in self.axes else 1

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from ..errors import ProjectError
-from ..forest.packed import PackedForest
+from ..forest import PackedForest
 from ._h5 import numbered
 
 __all__ = ["LEAF_NODE", "SPLIT_NODE", "float32_thresholds", "read_vigra_forests"]

@@ -46,6 +46,16 @@ def _training_geometry(project: IlpProject) -> tuple[str, str, int]:
 def cascade_from_ilp(project: IlpProject) -> Cascade:
     """Convert a read ilastik project into a cascade (stages with or without forests).
 
+    Parameters
+    ----------
+    project : IlpProject
+        The project, as :func:`read_ilp` read it.
+
+    Returns
+    -------
+    Cascade
+        One stage per ilastik stage, with its forest if the project stores one.
+
     Raises
     ------
     ProjectError
@@ -106,7 +116,7 @@ def open_project(path: str | Path, *, retrain: bool = False, trees: int = 100) -
     if path.suffix.lower() == ".ilp":
         project = read_ilp(path)
         if retrain or any(stage.forest is None for stage in project.stages):
-            from .retrain import retrain_ilp
+            from ..training import retrain_ilp  # training sits above projects: only a retrain needs it
 
             return retrain_ilp(project, trees=trees)
         return cascade_from_ilp(project)

@@ -19,13 +19,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import CascadeError, FeatureSelectionError, ProjectError
-from ..features.selection import FeatureSelection
-from ..forest.packed import PackedForest
+from ..errors import CascadeError, ProjectError
+from ..features import FeatureSelection
+from ..forest import PackedForest
 from ._h5 import feature_name, text, texts
 from ._ilp_describe import describe_ilp
 from ._ilp_labels import LabelBlock, read_label_sets
 from ._ilp_lanes import IlpLane, read_lanes
+from ._ilp_settings import _label_names, _read_export, _read_selection
 from ._vigra import read_vigra_forests
 
 __all__ = [
@@ -50,15 +51,6 @@ WORKFLOWS: dict[str, tuple[str, int]] = {
     "autocontextfourstage": ("AutocontextFourStage", 4),
     "autocontext (4-stage)": ("AutocontextFourStage", 4),
 }
-_EXPORT_TEXT = (
-    "ExportDtype",
-    "OutputAxisOrder",
-    "OutputFilenameFormat",
-    "OutputInternalPath",
-    "OutputFormat",
-)
-_EXPORT_NUMBER = ("InputMin", "InputMax", "ExportMin", "ExportMax")
-_EXPORT_REGION = ("RegionStart", "RegionStop")
 
 
 @dataclass(frozen=True)
@@ -107,6 +99,16 @@ class IlpStage:
 
         ilastik's default for a project without ``ComputeIn2d``: every column in 2D when the
         data has no z axis (``z_size`` None or 1), every column in 3D otherwise.
+
+        Parameters
+        ----------
+        z_size : int or None
+            Length of the data's z axis (None: no z axis).
+
+        Returns
+        -------
+        FeatureSelection or None
+            None when the stage stores no selection.
         """
         if self.selection is None or self.compute_in_2d_stored:
             return self.selection
@@ -114,7 +116,13 @@ class IlpStage:
         return dataclasses.replace(self.selection, compute_in_2d=(flat,) * len(self.selection.scales))
 
     def label_counts(self) -> np.ndarray:
-        """Labelled pixels per class over all lanes, shape (n_classes,), int64."""
+        """Labelled pixels per class over all lanes, shape (n_classes,), int64.
+
+        Returns
+        -------
+        numpy.ndarray
+            The counts.
+        """
         total = np.zeros(self.n_classes, dtype=np.int64)
         for blocks in self.label_blocks:
             for block in blocks:
@@ -165,7 +173,13 @@ class IlpProject:
         return all(stage.selection is not None for stage in self.stages)
 
     def raw_channels(self) -> int | None:
-        """Channel count of the raw data (first lane whose shape is known), or None."""
+        """Channel count of the raw data (first lane whose shape is known), or None.
+
+        Returns
+        -------
+        int or None
+            The channel count.
+        """
         for lane in self.lanes:
             channels = lane.size("c")
             if channels is not None:
@@ -173,7 +187,13 @@ class IlpProject:
         return None
 
     def z_size(self) -> int | None:
-        """z extent of the first lane whose shape is known (1 without z), or None."""
+        """z extent of the first lane whose shape is known (1 without z), or None.
+
+        Returns
+        -------
+        int or None
+            The z extent.
+        """
         for lane in self.lanes:
             z = lane.size("z")
             if z is not None:
@@ -181,7 +201,18 @@ class IlpProject:
         return None
 
     def input_channels(self, stage: int) -> int | None:
-        """Input channels of ``stage``: raw channels, plus the previous stage's classes for stage > 0."""
+        """Input channels of ``stage``: raw channels, plus the previous stage's classes for stage > 0.
+
+        Parameters
+        ----------
+        stage : int
+            0-based stage index.
+
+        Returns
+        -------
+        int or None
+            The channel count, or None when the raw channel count is unknown.
+        """
         raw = self.raw_channels()
         if raw is None or stage == 0:
             return raw
@@ -228,6 +259,18 @@ def read_ilp(path: str | Path) -> IlpProject:
 
 def read_lane_data(project: IlpProject, lane_index: int) -> np.ndarray:
     """Pixels of a lane stored inside the project (``ProjectInternal``), in the lane's own axes.
+
+    Parameters
+    ----------
+    project : IlpProject
+        The project.
+    lane_index : int
+        0-based lane index.
+
+    Returns
+    -------
+    numpy.ndarray
+        The lane's pixels.
 
     Raises
     ------
@@ -303,33 +346,6 @@ def _read_project(f: h5py.File, path: Path) -> IlpProject:
     )
 
 
-def _read_selection(group: h5py.Group) -> tuple[FeatureSelection | None, bool, str | None]:
-    """(selection, ComputeIn2d stored?, problem) of a ``FeatureSelections`` group."""
-    if "FeatureListFilename" in group and text(group["FeatureListFilename"][()]).strip():
-        return None, False, "pre-computed features (FeatureListFilename) are not supported"
-    if not all(key in group for key in ("FeatureIds", "Scales", "SelectionMatrix")):
-        return None, False, "no feature selection stored"
-    flags = np.ravel(group["ComputeIn2d"][()]) if "ComputeIn2d" in group else np.zeros(0, dtype=bool)
-    stored = flags.size > 0
-    try:
-        selection = FeatureSelection.from_matrix(
-            texts(group["FeatureIds"][()]),
-            np.ravel(group["Scales"][()]).tolist(),
-            np.asarray(group["SelectionMatrix"][()], dtype=bool).tolist(),
-            flags.tolist() if stored else False,
-        )
-    except FeatureSelectionError as err:
-        return None, stored, f"unusable feature selection ({err})"
-    return selection, stored, None
-
-
-def _label_names(group: h5py.Group) -> tuple[str, ...]:
-    ds = group.get("LabelNames")
-    if not isinstance(ds, h5py.Dataset) or bool(ds.attrs.get("isEmpty", False)):
-        return ()
-    return texts(ds[()])
-
-
 def _read_classifier(
     group: h5py.Group, n_outputs: int, where: str, issues: list[str], stage: int
 ) -> tuple[PackedForest | None, tuple[str, ...] | None, tuple[int, ...] | None]:
@@ -374,19 +390,3 @@ def _read_stage(
         known_labels=known,
         label_blocks=read_label_sets(pc.get("LabelSets"), lanes, version, f"{where}/LabelSets"),
     )
-
-
-def _read_export(group: h5py.Group | None) -> dict[str, Any]:
-    if not isinstance(group, h5py.Group):
-        return {}
-    settings: dict[str, Any] = {}
-    for key in _EXPORT_REGION:
-        if key in group:
-            settings[key] = tuple(None if int(v) == -1 else int(v) for v in np.ravel(group[key][()]))
-    for key in _EXPORT_NUMBER:
-        if key in group:
-            settings[key] = np.ravel(group[key][()])[0].item()
-    for key in _EXPORT_TEXT:
-        if key in group:
-            settings[key] = text(group[key][()])
-    return settings

@@ -25,10 +25,9 @@ import h5py
 import numpy as np
 
 from ..errors import CascadeError, ProjectError
-from ..features.selection import FeatureSelection
-from ..forest.packed import PackedForest
-from ..io._atomic import DISK_FULL, make_temp_file
-from ..io._hdf5 import h5_file
+from ..features import FeatureSelection
+from ..forest import PackedForest
+from ..io import DISK_FULL, h5_file, make_temp_file
 from ..pipeline import Cascade, Stage
 
 __all__ = [
@@ -78,6 +77,16 @@ def save_cascade(
         Output file, conventionally ending in ``.cascade``.
     labels : sequence, optional
         ``labels[stage][image]``: the sparse labels the stage was trained on.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ProjectError
+        A missing folder, labels outside 0..``MAX_LABEL``, or a file that cannot be written.
     """
     path = Path(path)
     if not path.parent.is_dir():
@@ -121,7 +130,18 @@ def save_cascade(
 
 
 def is_cascade_project(path: str | Path) -> bool:
-    """Whether ``path`` is an HDF5 file with cascade's project ``format`` attribute."""
+    """Whether ``path`` is an HDF5 file with cascade's project ``format`` attribute.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file.
+
+    Returns
+    -------
+    bool
+        False for a missing file or any other file.
+    """
     try:
         if not h5py.is_hdf5(path):
             return False
@@ -158,6 +178,16 @@ def _write_labels(group: h5py.Group, entry: SparseLabels) -> None:
 
 def load_cascade(path: str | Path) -> Cascade:
     """Read a ``.cascade`` project.
+
+    Parameters
+    ----------
+    path : str or Path
+        The project file.
+
+    Returns
+    -------
+    Cascade
+        Its stages, forests, axes and export settings.
 
     Raises
     ------
@@ -262,7 +292,18 @@ def _check_leaves(left: np.ndarray, right: np.ndarray, value: np.ndarray) -> Non
 
 
 def read_labels(path: str | Path) -> list[list[SparseLabels]]:
-    """The sparse training labels stored in a ``.cascade`` project, ``[stage][image]``."""
+    """The sparse training labels stored in a ``.cascade`` project, ``[stage][image]``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The project file.
+
+    Returns
+    -------
+    list of list of SparseLabels
+        ``labels[stage][image]`` (empty when the project stores none).
+    """
     out: list[list[SparseLabels]] = []
     with h5py.File(path, "r", locking=False) as f:
         for name in sorted(f["stages"]):
@@ -282,7 +323,20 @@ def read_labels(path: str | Path) -> list[list[SparseLabels]]:
 
 
 def describe_cascade(cascade: Cascade, path: str | Path | None = None) -> str:
-    """A human-readable summary of a cascade project for ``cascade info``."""
+    """A human-readable summary of a cascade project for ``cascade info``.
+
+    Parameters
+    ----------
+    cascade : Cascade
+        The project's cascade.
+    path : str or Path, optional
+        The file, named in the summary.
+
+    Returns
+    -------
+    str
+        Several lines: stages, classes, features, forests.
+    """
     lines = []
     if path is not None:
         lines.append(f"project: {path}")

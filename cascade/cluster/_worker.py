@@ -13,12 +13,12 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ._malloc import tune_malloc
+from .._malloc import tune_malloc
 
 __all__ = ["WorkerSetup"]
 
 
-class WorkerSetup(WorkerPlugin):  # type: ignore[misc]
+class WorkerSetup(WorkerPlugin):
     """A worker plugin that tunes the worker process's allocator like the CLI's own process."""
 
     name = "cascade-worker-setup"

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 
+import dask.array as da
 import numpy as np
 
 from ..axes import fitting_axes, to_internal
 from ..errors import ProjectError
 from ..pipeline import Cascade
-from ..training import TrainingImage, fit
-from .convert import cascade_from_ilp
-from .ilp import IlpLane, IlpProject, LabelBlock, read_lane_data
+from ..project import IlpLane, IlpProject, LabelBlock, cascade_from_ilp, read_lane_data
+from .fitting import TrainingImage, fit
 
 __all__ = ["ilp_training_images", "retrain_ilp"]
 
 
-def _lane_data(project: IlpProject, lane: IlpLane) -> tuple[object, str]:
+def _lane_data(project: IlpProject, lane: IlpLane) -> tuple[np.ndarray | da.Array, str]:
     if lane.axes is None:
         raise ProjectError(f"{project.path}: lane {lane.index} records no axes")
     if lane.location == "ProjectInternal":
@@ -57,7 +57,23 @@ def _place(dense: np.ndarray, internal: str, block: LabelBlock) -> None:
 
 
 def ilp_training_images(project: IlpProject) -> list[TrainingImage]:
-    """One :class:`TrainingImage` per lane that holds labels in any stage."""
+    """One :class:`TrainingImage` per lane that holds labels in any stage.
+
+    Parameters
+    ----------
+    project : IlpProject
+        The project with its lanes and stored labels.
+
+    Returns
+    -------
+    list of TrainingImage
+        The images with dense labels per stage (None where a stage has none).
+
+    Raises
+    ------
+    ProjectError
+        A lane whose data cannot be found or read.
+    """
     images = []
     for lane in project.lanes:
         blocks = [
@@ -68,7 +84,7 @@ def ilp_training_images(project: IlpProject) -> list[TrainingImage]:
             continue
         data, axes = _lane_data(project, lane)
         raw, internal = to_internal(data, axes)
-        labels = []
+        labels: list[np.ndarray | None] = []
         for stage_blocks in blocks:
             if not stage_blocks:
                 labels.append(None)
@@ -84,7 +100,27 @@ def ilp_training_images(project: IlpProject) -> list[TrainingImage]:
 
 
 def retrain_ilp(project: IlpProject, *, trees: int = 100, seed: int = 0) -> Cascade:
-    """Train every stage of an ilastik project from its stored labels (in-sample, like ilastik)."""
+    """Train every stage of an ilastik project from its stored labels (in-sample, like ilastik).
+
+    Parameters
+    ----------
+    project : IlpProject
+        The project.
+    trees : int
+        Trees per stage (ilastik's ``--tree-count``).
+    seed : int
+        Seed of the forests.
+
+    Returns
+    -------
+    Cascade
+        The trained stages.
+
+    Raises
+    ------
+    ProjectError
+        A project without labels, or lanes that cannot be read.
+    """
     template = cascade_from_ilp(project)
     stages = [dataclasses.replace(stage, forest=None) for stage in template.stages]
     images = ilp_training_images(project)

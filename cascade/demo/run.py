@@ -16,15 +16,15 @@ from pathlib import Path
 
 import dask
 import numpy as np
+from dask.base import compute
 
-from .errors import CascadeError
-from .features import parse_feature_selection
-from .forest import MAX_SEED
-from .io import write_image
-from .pipeline import Stage, predict
-from .project.native import save_cascade
-from .scribbles import scribble_labels
-from .training import TrainingImage, fit
+from ..errors import CascadeError
+from ..features import parse_feature_selection
+from ..forest import MAX_SEED
+from ..io import write_image
+from ..pipeline import Stage, predict
+from ..project import save_cascade
+from ..training import TrainingImage, fit, scribble_labels
 
 __all__ = ["DemoReport", "load_demo_data", "membrane_scores", "run_demo"]
 
@@ -51,7 +51,13 @@ class DemoReport:
     seconds: float
 
     def table(self) -> str:
-        """The scores as a small text table."""
+        """The scores as a small text table.
+
+        Returns
+        -------
+        str
+            One header line and one line per stage.
+        """
         rows = ["stage  accuracy  membrane F1"]
         rows += [
             f"{k + 1:>5}  {a:8.3f}  {f:11.3f}"
@@ -61,14 +67,33 @@ class DemoReport:
 
 
 def load_demo_data() -> tuple[np.ndarray, np.ndarray]:
-    """The bundled crop: raw (3, 256, 256) uint8 and truth (1 = membrane, 2 = cell interior)."""
-    with resources.files("cascade").joinpath("data/isbi2012_crop.npz").open("rb") as fh:
+    """The bundled crop: raw (3, 256, 256) uint8 and truth (1 = membrane, 2 = cell interior).
+
+    Returns
+    -------
+    raw, truth : numpy.ndarray
+        Both of shape (3, 256, 256), uint8.
+    """
+    with resources.files("cascade.demo").joinpath("data/isbi2012_crop.npz").open("rb") as fh:
         data = np.load(fh)
         return data["raw"], data["truth"]
 
 
 def membrane_scores(segmentation: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """(pixel accuracy, F1 of class 1 = membrane) of a segmentation against the truth."""
+    """(pixel accuracy, F1 of class 1 = membrane) of a segmentation against the truth.
+
+    Parameters
+    ----------
+    segmentation : numpy.ndarray
+        Predicted classes (1 = membrane).
+    truth : numpy.ndarray
+        True classes, same shape.
+
+    Returns
+    -------
+    accuracy, f1 : float
+        The fraction of equal pixels and the membrane class's F1 score.
+    """
     predicted, actual = segmentation == 1, truth == 1
     tp = float(np.sum(predicted & actual))
     precision = tp / max(float(predicted.sum()), 1.0)
@@ -86,7 +111,27 @@ def _panel(images: list[np.ndarray], gap: int = 4) -> np.ndarray:
 
 
 def run_demo(output: str | Path = "cascade-demo", *, seed: int = 0, trees: int = 100) -> DemoReport:
-    """Train, predict and score the bundled demo; write outputs into ``output``."""
+    """Train, predict and score the bundled demo; write outputs into ``output``.
+
+    Parameters
+    ----------
+    output : str or Path
+        Folder for the project, the predictions and a comparison image (created if missing).
+    seed : int
+        Seed of the forests, 0 to ``MAX_SEED - 1``.
+    trees : int
+        Trees per stage.
+
+    Returns
+    -------
+    DemoReport
+        The scores per stage, the written files and the time taken.
+
+    Raises
+    ------
+    CascadeError
+        An invalid seed or tree count, or an output that cannot be written.
+    """
     start = time.perf_counter()
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED:
         raise CascadeError(f"seed must be a whole number from 0 to {MAX_SEED - 1}, not {seed!r}")
@@ -103,7 +148,7 @@ def run_demo(output: str | Path = "cascade-demo", *, seed: int = 0, trees: int =
         cascade = fit(images, [Stage(selection, names), Stage(selection, names)], trees=trees, seed=seed)
         project = save_cascade(cascade, out / "demo.cascade")
         results = predict(cascade, raw[2][..., None], axes="yxc", chunks=(128, 128, 1))
-        probabilities = dask.compute(*[r.probabilities for r in results])
+        probabilities = compute(*[r.probabilities for r in results])
     scores = [membrane_scores(np.argmax(p, axis=-1) + 1, truth[2]) for p in probabilities]
     written = [str(project)]
     for k, p in enumerate(probabilities):
@@ -112,7 +157,7 @@ def run_demo(output: str | Path = "cascade-demo", *, seed: int = 0, trees: int =
         )
     from imageio.v3 import imwrite
 
-    from .io._atomic import atomic_files
+    from ..io import atomic_files
 
     picture = _panel(
         [raw[2]]

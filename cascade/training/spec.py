@@ -27,14 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from .axes import parse_axes, to_internal
-from .errors import CascadeError
-from .features import FeatureSelection, parse_feature_selection
-from .forest import MAX_SEED, MAX_TREES
-from .io import open_image
-from .pipeline import Stage
-from .project.native import MAX_LABEL, SparseLabels
-from .training import TrainingImage
+from ..axes import parse_axes, to_internal
+from ..errors import CascadeError
+from ..features import FeatureSelection, parse_feature_selection
+from ..forest import MAX_SEED, MAX_TREES
+from ..io import open_image
+from ..pipeline import Stage
+from ..project import MAX_LABEL, SparseLabels
+from .fitting import TrainingImage
 
 __all__ = ["TrainingSpec", "load_spec", "load_training_images", "parse_spec"]
 
@@ -131,6 +131,18 @@ def _image(entry: Any, i: int, n_stages: int, base: Path) -> ImageSpec:
 def parse_spec(spec: Mapping[str, Any], base: Path) -> TrainingSpec:
     """Validate a training spec mapping; paths are resolved against ``base``.
 
+    Parameters
+    ----------
+    spec : mapping
+        The spec, as read from YAML.
+    base : Path
+        Folder that relative paths are relative to (the spec file's).
+
+    Returns
+    -------
+    TrainingSpec
+        The checked spec.
+
     Raises
     ------
     CascadeError
@@ -157,7 +169,23 @@ def parse_spec(spec: Mapping[str, Any], base: Path) -> TrainingSpec:
 
 
 def load_spec(path: str | Path) -> TrainingSpec:
-    """Read and validate a training spec YAML file."""
+    """Read and validate a training spec YAML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Returns
+    -------
+    TrainingSpec
+        The checked spec.
+
+    Raises
+    ------
+    CascadeError
+        A missing or unreadable file, or an invalid spec (see :func:`parse_spec`).
+    """
     import yaml
 
     path = Path(path)
@@ -176,13 +204,30 @@ def load_training_images(
     """Open every raw and label image (lazily) in internal axis order.
 
     Returns the training images and, per stage and image, the sparse labels to store.
+
+    Parameters
+    ----------
+    spec : TrainingSpec
+        The checked spec.
+
+    Returns
+    -------
+    images : list of TrainingImage
+        One per spec image.
+    sparse : list of list of SparseLabels or None
+        ``sparse[stage][image]``: the labels to store in the project.
+
+    Raises
+    ------
+    CascadeError
+        Labels whose shape or axes do not match the raw image, or invalid label values.
     """
     images: list[TrainingImage] = []
     sparse: list[list[SparseLabels | None]] = [[] for _ in spec.stages]
     for entry in spec.images:
         raw_image = open_image(entry.raw, axes=entry.input_axes)
         raw, axes = to_internal(raw_image.data, raw_image.axes)
-        labels = []
+        labels: list[np.ndarray | None] = []
         for k, label_path in enumerate(entry.labels):
             if label_path is None:
                 labels.append(None)
@@ -202,12 +247,12 @@ def load_training_images(
                     f"labels {label_path} (shape {tuple(lab.shape)}, axes {lab_axes}) do not match raw "
                     f"{entry.raw} (shape {tuple(raw.shape)}, axes {axes})"
                 )
-            lab = np.asarray(lab[..., 0])
-            coords = np.argwhere(lab > 0)
-            values = lab[tuple(coords.T)]
+            dense = np.asarray(lab[..., 0])
+            coords = np.argwhere(dense > 0)
+            values = dense[tuple(coords.T)]
             _check_label_values(values, label_path)
-            sparse[k].append((coords, values, tuple(lab.shape), label_path))
-            labels.append(lab)
+            sparse[k].append((coords, values, tuple(dense.shape), label_path))
+            labels.append(dense)
         images.append(TrainingImage(raw=raw, axes=axes, labels=tuple(labels)))
     return images, sparse
 

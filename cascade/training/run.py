@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .errors import CascadeError, ProjectError
-from .io._lock import output_lock
-from .io._paths import split_path
-from .pipeline import Stage
-from .project.native import MAX_LABEL, is_cascade_project, save_cascade
-from .training import fit
-from .trainspec import ImageSpec, TrainingSpec, _selection, load_training_images
+from .. import __version__
+from ..errors import CascadeError, ProjectError
+from ..io import output_lock, split_path
+from ..pipeline import Stage
+from ..project import MAX_LABEL, is_cascade_project, save_cascade
+from .fitting import fit
+from .spec import ImageSpec, TrainingSpec, _selection, load_training_images
 
 __all__ = ["check_project_target", "run_training", "simple_spec"]
 
@@ -32,12 +31,44 @@ def simple_spec(
     seed: int,
     training: str,
 ) -> TrainingSpec:
-    """The spec of ``cascade train --raw_data ... --labels ...``: same labels for every stage."""
+    """The spec of ``cascade train --raw_data ... --labels ...``: same labels for every stage.
+
+    Parameters
+    ----------
+    raw_data : list of str
+        Raw images.
+    labels : list of str
+        Label images, one per raw image.
+    stages : int
+        Stage count.
+    features : str
+        A named feature set or a YAML file of one.
+    classes : str or None
+        Comma-separated class names (None: ``class 1`` .. up to the largest label).
+    input_axes : str or None
+        Axes of the raw images (None: guessed).
+    trees : int
+        Trees per stage.
+    seed : int
+        Seed of the forests.
+    training : str
+        ``"oob"`` or ``"in-sample"``.
+
+    Returns
+    -------
+    TrainingSpec
+        The checked spec.
+
+    Raises
+    ------
+    CascadeError
+        A label value out of range, an unreadable image or an invalid option.
+    """
     if len(raw_data) != len(labels):
         raise CascadeError(
             f"{len(raw_data)} raw image(s) but {len(labels)} label image(s); give one per image"
         )
-    from .io import open_image
+    from ..io import open_image
 
     if classes:
         names = tuple(c.strip() for c in classes.split(",") if c.strip())
@@ -106,7 +137,25 @@ def check_project_target(spec: TrainingSpec, project: str | Path) -> None:
 
 
 def run_training(spec: TrainingSpec, project: str | Path) -> str:
-    """Train and save; returns a one-paragraph summary."""
+    """Train and save; returns a one-paragraph summary.
+
+    Parameters
+    ----------
+    spec : TrainingSpec
+        What to train.
+    project : str or Path
+        The ``.cascade`` file to write.
+
+    Returns
+    -------
+    str
+        The summary printed by ``cascade train``.
+
+    Raises
+    ------
+    CascadeError
+        An input or output problem, named in one line; the project is then not written.
+    """
     _check_project_path(Path(project))
     check_project_target(spec, project)
     with output_lock(os.fspath(project)):  # a second run training the same project refuses
@@ -131,7 +180,7 @@ def _train(spec: TrainingSpec, project: str | Path) -> str:
             "training": spec.training,
         },
     )
-    from .io import open_image
+    from ..io import open_image
 
     last = spec.images[-1]
     cascade = dataclasses.replace(cascade, input_axes=open_image(last.raw, axes=last.input_axes).axes)
@@ -146,7 +195,7 @@ def _train(spec: TrainingSpec, project: str | Path) -> str:
 
 def _check_project_path(project: Path) -> None:
     """Refuse a project path that cannot be written, before anything is trained."""
-    from .io._atomic import check_name
+    from ..io import check_name
 
     check_name(str(project))
     if not project.parent.is_dir():

@@ -19,14 +19,10 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ._config import IN_MEMORY_STAGE, config_size
-from .io._resume import MarkingTarget, ResumeState, block_name
+from .._config import IN_MEMORY_BYTES, IN_MEMORY_STAGE, config_size
+from ._resume import MarkingTarget, ResumeState, block_name
 
 __all__ = ["IN_MEMORY_BYTES", "keep_once", "make_scratch", "needed_blocks", "spill"]
-
-#: Results up to this size are kept in memory (``persist``) rather than stored in scratch;
-#: ``dask.config`` key ``cascade.in-memory-stage`` overrides it (bytes or "64 MiB").
-IN_MEMORY_BYTES = 64 * 2**20
 
 Region = tuple[slice, ...]
 
@@ -36,13 +32,26 @@ def _regular(array: da.Array) -> da.Array:
     for chunks in array.chunks:
         edges = np.cumsum((0, *chunks))[1:-1]
         if np.any(edges % chunks[0]):
-            result: da.Array = array.rechunk(tuple(c[0] for c in array.chunks))  # type: ignore[no-untyped-call]
+            result: da.Array = array.rechunk(tuple(c[0] for c in array.chunks))
             return result
     return array
 
 
 def needed_blocks(chunks: tuple[tuple[int, ...], ...], region: Region | None) -> set[tuple[int, ...]]:
-    """Indices of the blocks of a chunking that intersect ``region`` (all if None)."""
+    """Indices of the blocks of a chunking that intersect ``region`` (all if None).
+
+    Parameters
+    ----------
+    chunks : tuple of tuples of int
+        A dask array's chunks.
+    region : tuple of slice or None
+        The region (None: everything).
+
+    Returns
+    -------
+    set of tuple of int
+        Block indices.
+    """
     ranges = []
     for axis_chunks, part in zip(chunks, region or (slice(None),) * len(chunks), strict=True):
         edges = np.cumsum((0, *axis_chunks))
@@ -56,9 +65,25 @@ def keep_once(array: da.Array, folder: str, *, region: Region | None = None, lab
 
     A small result (a few blocks) costs nothing to hold and nothing to recompute after an
     interruption, while a zarr store would cost its import and its files.
+
+    Parameters
+    ----------
+    array : dask array
+        The result.
+    folder : str
+        The scratch folder.
+    region : tuple of slice, optional
+        The part later steps read (None: all).
+    label : str
+        What it is, for progress reports.
+
+    Returns
+    -------
+    dask array
+        The result, computed: persisted, or read back from the scratch folder.
     """
     if array.nbytes <= config_size(IN_MEMORY_STAGE, IN_MEMORY_BYTES):
-        persisted: da.Array = array.persist()  # type: ignore[no-untyped-call]
+        persisted: da.Array = array.persist()
         return persisted
     return spill(array, folder, region=region, label=label)
 
@@ -69,12 +94,28 @@ def spill(array: da.Array, folder: str, *, region: Region | None = None, label: 
     Returns a dask array reading it back with the same chunks. Blocks outside ``region``
     are not computed and read as zeros: callers pass a region holding everything later
     steps read. Blocks a previous, interrupted call stored are reused.
+
+    Parameters
+    ----------
+    array : dask array
+        The result.
+    folder : str
+        The scratch folder.
+    region : tuple of slice, optional
+        The part later steps read (None: all).
+    label : str
+        What it is, for progress reports.
+
+    Returns
+    -------
+    dask array
+        A lazy reader of the stored blocks.
     """
     import zarr
 
-    from .io._sources import to_dask
-    from .io._store import store_slabs
-    from .io._zarr import ZarrSource
+    from ._sources import to_dask
+    from ._store import store_slabs
+    from ._zarr import ZarrSource
 
     array = _regular(array)
     os.makedirs(folder, exist_ok=True)
@@ -115,6 +156,16 @@ def make_scratch(path: str) -> str:
 
     Something else under that name (a symlink, a file, another user's folder) is never
     written through: a new private folder beside it is used instead (that run cannot resume).
+
+    Parameters
+    ----------
+    path : str
+        The wanted folder.
+
+    Returns
+    -------
+    str
+        The folder to use.
     """
     try:
         os.mkdir(path, 0o700)

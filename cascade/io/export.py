@@ -1,10 +1,6 @@
-"""ilastik's export step: sources, cutout, normalisation, dtype, axis order and file names.
+"""ilastik's export step: cutout, normalisation, dtype, axis order and file names.
 
-Sources are named as in ilastik: for a one-stage project ``Probabilities``, ``Simple
-Segmentation``, ``Uncertainty``, ``Features``, ``Labels``, ``Input``; for an N-stage
-Autocontext the same names with `` Stage k`` for k = N..1 (last stage first), then
-``Probabilities All Stages``. Names match case-insensitively; the misspelling
-``Propabilities All Stages`` that ilastik's documentation shows is accepted too.
+Pure steps on dask arrays in internal axis order; the export sources are in :mod:`cascade.batch`.
 """
 
 from __future__ import annotations
@@ -20,13 +16,11 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from .axes import from_internal, parse_axes
-from .errors import ExportError
-from .pipeline import StageResult
+from ..axes import from_internal, parse_axes
+from ..errors import ExportError
 
 __all__ = [
     "EXPORT_DTYPES",
-    "ExportSource",
     "PreparedExport",
     "apply_cutout",
     "format_filename",
@@ -35,84 +29,9 @@ __all__ = [
     "parse_cutout",
     "parse_range",
     "prepare_export",
-    "resolve_sources",
-    "source_names",
 ]
 
-_KINDS = ("Probabilities", "Simple Segmentation", "Uncertainty", "Features", "Labels", "Input")
 EXPORT_DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")
-
-
-@dataclass(frozen=True)
-class ExportSource:
-    """One exportable result: ``kind`` (e.g. ``"Probabilities"``) of ``stage`` (1-based; 0 = all)."""
-
-    name: str
-    kind: str
-    stage: int
-
-
-def source_names(n_stages: int) -> list[str]:
-    """ilastik's export source names in its own order (index 0 is the default)."""
-    return [s.name for s in _sources(n_stages)]
-
-
-def _sources(n_stages: int) -> list[ExportSource]:
-    if n_stages == 1:
-        return [ExportSource(kind, kind, 1) for kind in _KINDS]
-    out = [ExportSource(f"{kind} Stage {k}", kind, k) for k in range(n_stages, 0, -1) for kind in _KINDS]
-    out.append(ExportSource("Probabilities All Stages", "Probabilities", 0))
-    return out
-
-
-def resolve_sources(names: Sequence[str] | None, n_stages: int) -> list[ExportSource]:
-    """Match ``--export_source`` values (case-insensitive) to sources; default: index 0.
-
-    Raises
-    ------
-    ExportError
-        For an unknown name, listing the valid ones.
-    """
-    available = _sources(n_stages)
-    if not names:
-        return [available[0]]
-    lookup = {s.name.lower(): s for s in available}
-    if n_stages > 1:
-        lookup["propabilities all stages"] = lookup["probabilities all stages"]
-    chosen = []
-    for name in names:
-        key = " ".join(name.split()).lower()
-        if key not in lookup:
-            raise ExportError(
-                f"unknown export source {name!r}; this project offers: {', '.join(s.name for s in available)}"
-            )
-        if lookup[key] not in chosen:
-            chosen.append(lookup[key])
-    return chosen
-
-
-def source_array(
-    source: ExportSource, results: Sequence[StageResult], labels: da.Array | None = None
-) -> da.Array:
-    """The dask array of one source, in internal axis order."""
-    if source.stage == 0:
-        return da.concatenate([r.probabilities for r in results], axis=-1)
-    if source.kind == "Input":
-        # since ilastik 1.4.1b21 "Input Stage k" is the raw image for every stage
-        return results[0].stage_input
-    if source.kind == "Labels":
-        # batch inputs carry no labels (as in ilastik): an all-zero uint8 image
-        shape = results[0].probabilities.shape[:-1] + (1,)
-        chunks = results[0].probabilities.chunks[:-1] + ((1,),)
-        return labels if labels is not None else da.zeros(shape, dtype=np.uint8, chunks=chunks)
-    result = results[source.stage - 1]
-    if source.kind == "Probabilities":
-        return result.probabilities
-    if source.kind == "Simple Segmentation":
-        return result.segmentation
-    if source.kind == "Uncertainty":
-        return result.uncertainty
-    return result.features
 
 
 def _literal(text: str, what: str) -> Any:
@@ -124,7 +43,23 @@ def _literal(text: str, what: str) -> Any:
 
 
 def parse_cutout(text: str) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
-    """``--cutout_subregion`` text like ``"[(0,0,None),(100,200,None)]"`` -> (starts, stops)."""
+    """``--cutout_subregion`` text like ``"[(0,0,None),(100,200,None)]"`` -> (starts, stops).
+
+    Parameters
+    ----------
+    text : str
+        The option's value: two equally long lists of integers or None.
+
+    Returns
+    -------
+    starts, stops : tuple of (int or None)
+        One value per axis of the export source.
+
+    Raises
+    ------
+    ExportError
+        For any other text.
+    """
     value = _literal(text, "cutout subregion")
     if (
         not isinstance(value, list)
@@ -141,7 +76,25 @@ def parse_cutout(text: str) -> tuple[tuple[int | None, ...], tuple[int | None, .
 
 
 def parse_range(text: str, what: str) -> tuple[float, float]:
-    """A ``(low, high)`` data range such as ``"(0.0, 1.0)"``."""
+    """A ``(low, high)`` data range such as ``"(0.0, 1.0)"``.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+    what : str
+        The option's name, for the error message.
+
+    Returns
+    -------
+    (float, float)
+        ``(low, high)``.
+
+    Raises
+    ------
+    ExportError
+        For anything but two numbers.
+    """
     value = _literal(text, what)
     if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, (int, float)) for v in value):
         raise ExportError(f"{what} {text!r} must be a pair of numbers like (0, 255)")
@@ -155,6 +108,22 @@ def apply_cutout(
 
     ``None`` start means 0; ``None`` or 0 stop means the full extent; values are clipped.
     Returns the cropped array and the absolute start and stop per axis.
+
+    Parameters
+    ----------
+    array : dask array
+        The export source in internal axis order.
+    axes : str
+        Its axis keys.
+    cutout : (starts, stops) or None
+        One start and one stop per key of ``axes`` (None: no cutout).
+
+    Returns
+    -------
+    array : dask array
+        The cropped array.
+    lo, hi : tuple of int
+        The absolute start and stop per axis.
     """
     if cutout is None:
         return array, (0,) * array.ndim, tuple(array.shape)
@@ -182,6 +151,25 @@ def normalize(
     Normalisation happens only when both ranges are given:
     ``out = min_out + (a - min_in) * float32((max_out - min_out) / (max_in - min_in))``, then
     ``rint`` when converting float to int, no clipping. Otherwise a plain (truncating) cast.
+
+    Parameters
+    ----------
+    array : dask array
+        The data.
+    dtype : str or None
+        The export dtype (None: keep the data's).
+    pipeline_range, export_range : (float, float) or None
+        ilastik's ``--pipeline_result_drange`` and ``--export_drange``.
+
+    Returns
+    -------
+    dask array
+        The converted data.
+
+    Raises
+    ------
+    ExportError
+        An export range without a pipeline range.
     """
     if export_range is not None and pipeline_range is None:
         raise ExportError(
@@ -189,14 +177,16 @@ def normalize(
         )
     target = np.dtype(dtype) if dtype else array.dtype
     if pipeline_range is None or export_range is None:
-        return array.astype(target)
+        cast: da.Array = array.astype(target)
+        return cast
     (min_in, max_in), (min_out, max_out) = pipeline_range, export_range
     span = max_in - min_in
     ratio = np.float32((max_out - min_out) / span) if abs(span) > 1e-12 else np.float32(0)
     scaled = np.float32(min_out) + (array.astype(np.float32) - np.float32(min_in)) * ratio
     if np.issubdtype(target, np.integer):
         scaled = da.rint(scaled)
-    return scaled.astype(target)
+    out: da.Array = scaled.astype(target)
+    return out
 
 
 class _KeepUnknown(dict[str, Any]):
@@ -205,7 +195,20 @@ class _KeepUnknown(dict[str, Any]):
 
 
 def format_placeholders(template: str, values: Mapping[str, Any]) -> str:
-    """Fill ilastik's placeholders; unknown ``{keys}`` stay as they are (like ilastik)."""
+    """Fill ilastik's placeholders; unknown ``{keys}`` stay as they are (like ilastik).
+
+    Parameters
+    ----------
+    template : str
+        Text with ``{key}`` placeholders.
+    values : mapping
+        Values by key (:func:`placeholders`).
+
+    Returns
+    -------
+    str
+        The filled-in text.
+    """
     try:
         return string.Formatter().vformat(template, (), _KeepUnknown(values))
     except (ValueError, IndexError, AttributeError, TypeError) as err:
@@ -213,14 +216,44 @@ def format_placeholders(template: str, values: Mapping[str, Any]) -> str:
 
 
 def format_filename(template: str, values: Mapping[str, Any]) -> str:
-    """Fill ilastik's placeholders in an output file name (``~`` expanded)."""
+    """Fill ilastik's placeholders in an output file name (``~`` expanded).
+
+    Parameters
+    ----------
+    template : str
+        ilastik's ``--output_filename_format``.
+    values : mapping
+        Values by key (:func:`placeholders`).
+
+    Returns
+    -------
+    str
+        The output path.
+    """
     return format_placeholders(os.path.expanduser(template), values)
 
 
 def placeholders(
     *, dataset_dir: str, nickname: str, result_type: str, axes: str, lo: Sequence[int], hi: Sequence[int]
 ) -> dict[str, Any]:
-    """Values of ``{dataset_dir}``, ``{nickname}``, ``{result_type}``, ``{roi}``, ``{x_start}``..."""
+    """Values of ``{dataset_dir}``, ``{nickname}``, ``{result_type}``, ``{roi}``, ``{x_start}``...
+
+    Parameters
+    ----------
+    dataset_dir, nickname : str
+        The input's folder and nickname (see :class:`cascade.io.Image`).
+    result_type : str
+        The export source's name.
+    axes : str
+        The export source's axis keys.
+    lo, hi : sequence of int
+        The cutout's start and stop per axis.
+
+    Returns
+    -------
+    dict
+        Placeholder values by key.
+    """
     values: dict[str, Any] = {
         "dataset_dir": dataset_dir,
         "nickname": nickname,
@@ -259,6 +292,33 @@ def prepare_export(
 
     The output axis order defaults to the input's original order with ``c`` appended if it
     was absent, as ilastik exports.
+
+    Parameters
+    ----------
+    array : dask array
+        The export source, in internal axis order.
+    internal_axes : str
+        Its axis keys.
+    original_axes : str
+        The input's axis keys as read (the default output order).
+    cutout : (starts, stops), optional
+        ilastik's cutout, per axis of ``internal_axes``.
+    dtype : str, optional
+        The export dtype (one of :data:`EXPORT_DTYPES`).
+    pipeline_range, export_range : (float, float), optional
+        The normalisation ranges (:func:`normalize`).
+    axis_order : str, optional
+        The output axis order (ilastik's ``--output_axis_order``).
+
+    Returns
+    -------
+    PreparedExport
+        The lazy output array, its axes and the cutout's bounds.
+
+    Raises
+    ------
+    ExportError
+        An unknown dtype, an invalid axis order or a cutout outside the data.
     """
     if dtype is not None and dtype not in EXPORT_DTYPES:
         raise ExportError(f"export dtype {dtype!r} is not one of {', '.join(EXPORT_DTYPES)}")

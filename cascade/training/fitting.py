@@ -20,15 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import dask
 import dask.array as da
 import numpy as np
+from dask.base import compute
+from dask.delayed import delayed
 
-from .errors import CascadeError, DataError, FeatureSelectionError
-from .features._block import block_features
-from .forest import MAX_SEED, MAX_TREES, predict_proba, train_forest
-from .pipeline import Cascade, Stage, convert_probabilities
-from .project.native import MAX_LABEL
+from ..errors import CascadeError, DataError, FeatureSelectionError
+from ..features import block_features
+from ..forest import MAX_SEED, MAX_TREES, predict_proba, train_forest
+from ..pipeline import Cascade, Stage, convert_probabilities
+from ..project import MAX_LABEL
 
 __all__ = ["TrainingImage", "fit"]
 
@@ -117,7 +118,7 @@ def _label_tiles(labels: Any) -> list[tuple[tuple[int, ...], np.ndarray, np.ndar
         return coords, block[tuple(coords.T)].astype(np.int64)
 
     keys = list(np.ndindex(*arr.numblocks))
-    found = dask.compute(*[dask.delayed(find)(arr.blocks[key]) for key in keys])
+    found = compute(*[delayed(find)(arr.blocks[key]) for key in keys])
     tiles = []
     for key, (coords, values) in zip(keys, found):
         if len(values):
@@ -171,7 +172,8 @@ def _tile_samples(ctx: _Context, image: int, k: int, coords: np.ndarray) -> np.n
     """Stage ``k`` features at labelled pixels ``coords`` (computed over their bounding box)."""
     lo = tuple(int(v) for v in coords.min(axis=0))
     hi = tuple(int(v) + 1 for v in coords.max(axis=0))
-    return _region_features(ctx, image, k, lo, hi)[tuple((coords - np.asarray(lo)).T)]
+    samples: np.ndarray = _region_features(ctx, image, k, lo, hi)[tuple((coords - np.asarray(lo)).T)]
+    return samples
 
 
 def fit(
@@ -283,7 +285,7 @@ def _fit_stage(
                     f"stage {k + 1} labels contain class {int(values.max())} but the stage has "
                     f"{stage.n_classes} classes ({', '.join(stage.class_names)})"
                 )
-            tasks.append(dask.delayed(_tile_samples)(ctx, image, k, coords))
+            tasks.append(delayed(_tile_samples)(ctx, image, k, coords))
             owners.append((image, coords, values))
     if not tasks:
         raise CascadeError(f"stage {k + 1} has no labels in any image; label at least one pixel per class")
@@ -293,7 +295,7 @@ def _fit_stage(
             f"stage {k + 1} has labels of one class only ({stage.class_names[int(found[0]) - 1]}); "
             "label at least two classes (ilastik cannot train on one)"
         )
-    features = dask.compute(*tasks)
+    features = compute(*tasks)
     x = np.concatenate(features).astype(np.float32)
     y = np.concatenate([v for _, _, v in owners])
     if ctx.mode != "oob":

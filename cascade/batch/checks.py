@@ -1,0 +1,86 @@
+"""Checks across a run's jobs (distinct outputs, no overwritten input) and its fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ExportError
+from ..io import (
+    check_overwrites,
+    output_path,
+)
+
+if TYPE_CHECKING:
+    from .options import BatchOptions
+    from .plan import _Job
+
+
+def _identity(path: str) -> list[Any]:
+    """A file's (or folder's) identity for resume fingerprints: path, size, modification time."""
+    real = path
+    while real and not os.path.exists(real):  # strip internal paths such as file.h5/data
+        real = os.path.dirname(real)
+    try:
+        info = os.stat(real)
+    except OSError:
+        return [path]
+    return [os.path.abspath(path), info.st_size, info.st_mtime_ns]
+
+
+def _fingerprint_base(project: str | Path, options: BatchOptions) -> str:
+    settings = {k: v for k, v in asdict(options).items() if k != "memory_per_task"}
+    return json.dumps([_identity(str(project)), settings], sort_keys=True, default=str)
+
+
+def _fingerprint(base: str, files: Sequence[str], source: str, target: str, internal: str) -> str:
+    """Same project, inputs, options and export: same fingerprint (so an interrupted run resumes)."""
+    text = json.dumps([base, [_identity(f) for f in files], source, target, internal], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_overwrites(jobs: Sequence[_Job], project: str | Path, fmt: str) -> None:
+    """Refuse an output that is (or is inside, or holds) an input, a mask or the project."""
+    reads = [(str(project), f"the project {project}")]
+    for job in jobs:
+        names = list(job.input.image.files) + ([job.input.mask_path] if job.input.mask_path else [])
+        reads += [(name, f"the input {name}") for name in names]
+    outputs = [
+        (output, output_path(export.target, fmt))
+        for job in jobs
+        for export in job.exports
+        for output in export.outputs
+    ]
+    check_overwrites(outputs, reads)
+
+
+def _scratch_dir(base: str, inputs: Sequence[str]) -> str:
+    """The run's scratch folder (created when a stage is first stored there): in the working
+    directory, shared with cluster workers, else in the system's temp folder; named after the
+    job, so that the same command finds it again."""
+    key = hashlib.sha256(json.dumps([base, [_identity(p) for p in inputs]]).encode()).hexdigest()[:16]
+    for where in (".", tempfile.gettempdir()):
+        if os.access(where, os.W_OK):
+            return os.path.join(os.path.abspath(where), f".cascade-scratch-{key}")
+    raise ExportError("neither the working directory nor the temp folder is writable for scratch files")
+
+
+def _check_distinct(jobs: Sequence[_Job]) -> None:
+    """Refuse to run when two exports would write the same output (the second would replace the first)."""
+    seen: dict[str, str] = {}
+    for job in jobs:
+        for export in job.exports:
+            what = f"{export.source!r} of {job.path}"
+            for output in map(os.path.realpath, export.outputs):
+                if output in seen:
+                    raise ExportError(
+                        f"{what} and {seen[output]} would both be written to {output}; put {{nickname}} "
+                        "and {result_type} in --output_filename_format"
+                    )
+                seen[output] = what
