@@ -73,7 +73,9 @@ def parse_variant(spec: str) -> Variant:
     """
     parts = PRESETS.get(spec, spec).split("+")
     if parts[0] not in FEEDS:
-        raise ValueError(f"variant {spec!r}: feed must be one of {', '.join(FEEDS)} (or {', '.join(PRESETS)})")
+        raise ValueError(
+            f"variant {spec!r}: feed must be one of {', '.join(FEEDS)} (or {', '.join(PRESETS)})"
+        )
     unknown = [m for m in parts[1:] if m not in MODIFIERS]
     if unknown:
         raise ValueError(f"variant {spec!r}: unknown modifier(s) {unknown}; known: {', '.join(MODIFIERS)}")
@@ -226,7 +228,15 @@ def training_feed(
         out = []
         for i, f in enumerate(features):
             keep = rows.image != i
-            held = train(rows.x[keep], rows.y[keep], n_classes=n_classes, trees=trees, seed=seed + 1 + i, balanced=balanced, oob=False)
+            held = train(
+                rows.x[keep],
+                rows.y[keep],
+                n_classes=n_classes,
+                trees=trees,
+                seed=seed + 1 + i,
+                balanced=balanced,
+                oob=False,
+            )
             out.append(predict_slice(held, f))
         return out
     folds = block_folds(features[0].shape[:2], len(features), seed)
@@ -234,7 +244,15 @@ def training_feed(
     out = [np.zeros((*f.shape[:2], n_classes), np.float32) for f in features]
     for fold in range(FOLDS):
         keep = row_fold != fold
-        held = train(rows.x[keep], rows.y[keep], n_classes=n_classes, trees=trees, seed=seed + 1 + fold, balanced=balanced, oob=False)
+        held = train(
+            rows.x[keep],
+            rows.y[keep],
+            n_classes=n_classes,
+            trees=trees,
+            seed=seed + 1 + fold,
+            balanced=balanced,
+            oob=False,
+        )
         for i, f in enumerate(features):
             mask = folds[i] == fold
             out[i][mask] = predict_proba(held.packed, f[mask])
@@ -286,10 +304,20 @@ def run_cascade(
         rows = labelled_rows(train_feats, [labels[i] for i in train_ids])
         stage_seed = seed * 1000 + 100 * k
         need_oob = variant.feed == "oob" and k < stages - 1
-        forest = train(rows.x, rows.y, n_classes=n_classes, trees=trees, seed=stage_seed, balanced=variant.has("balanced"), oob=need_oob)
+        forest = train(
+            rows.x,
+            rows.y,
+            n_classes=n_classes,
+            trees=trees,
+            seed=stage_seed,
+            balanced=variant.has("balanced"),
+            oob=need_oob,
+        )
         results.append({i: predict_slice(forest, feats(i)) for i in test})
         if k < stages - 1:
-            fed = training_feed(variant, forest, rows, train_feats, n_classes=n_classes, trees=trees, seed=stage_seed)
+            fed = training_feed(
+                variant, forest, rows, train_feats, n_classes=n_classes, trees=trees, seed=stage_seed
+            )
             for i, probs in zip(train_ids, fed):
                 history[i].append(probs)
             for i in test:

@@ -123,7 +123,9 @@ def append(path: Path, text: str) -> None:
 
 def table(results: dict[tuple[str, ...], list[list[float]]], stages: int) -> str:
     """Markdown: one row per (dataset, budget, labels, variant), stage F1 mean +- std over seeds."""
-    head = "| dataset | budget | labels | variant | seeds | " + " | ".join(f"stage {k + 1}" for k in range(stages))
+    head = "| dataset | budget | labels | variant | seeds | " + " | ".join(
+        f"stage {k + 1}" for k in range(stages)
+    )
     rows = [head + " | 2 - 1 |", "|" + "---|" * (6 + stages)]
     for key, runs in results.items():
         cells = []
@@ -131,7 +133,9 @@ def table(results: dict[tuple[str, ...], list[list[float]]], stages: int) -> str
             mean, std = summary([r[k] for r in runs])
             cells.append(f"{mean:.3f} ± {std:.3f}")
         gain = summary([r[1] - r[0] for r in runs]) if stages > 1 else (0.0, 0.0)
-        rows.append(f"| {' | '.join(key)} | {len(runs)} | {' | '.join(cells)} | {gain[0]:+.3f} ± {gain[1]:.3f} |")
+        rows.append(
+            f"| {' | '.join(key)} | {len(runs)} | {' | '.join(cells)} | {gain[0]:+.3f} ± {gain[1]:.3f} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -161,19 +165,36 @@ def figure(path: Path, data: Dataset, probs: list[dict[int, np.ndarray]], title:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DATA, help="folder holding isbi2012/ and sstem_drosophila_vnc_gerhard2013/")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DATA,
+        help="folder holding isbi2012/ and sstem_drosophila_vnc_gerhard2013/",
+    )
     parser.add_argument("--dataset", nargs="+", default=["isbi"], choices=["isbi", "drosophila"])
-    parser.add_argument("--budget", type=float, nargs="+", default=[0.02], help="share of training pixels labelled")
+    parser.add_argument(
+        "--budget", type=float, nargs="+", default=[0.02], help="share of training pixels labelled"
+    )
     parser.add_argument("--labels", nargs="+", default=["random"], choices=["random", "scribbles"])
-    parser.add_argument("--variants", nargs="+", default=["ilastik", "default"], help="feed[+modifier...] or preset")
+    parser.add_argument(
+        "--variants", nargs="+", default=["ilastik", "default"], help="feed[+modifier...] or preset"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--stages", type=int, default=3)
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--test", type=int, default=4, help="number of test slices")
-    parser.add_argument("--crop", type=int, default=None, help="centre crop size in pixels (default: whole 512x512 slices)")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file the rows are appended to")
-    parser.add_argument("--figure", type=Path, default=None, help="PNG of raw / stage 1 / stage 2 (first run)")
+    parser.add_argument(
+        "--crop", type=int, default=None, help="centre crop size in pixels (default: whole 512x512 slices)"
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="markdown file the rows are appended to"
+    )
+    parser.add_argument(
+        "--figure", type=Path, default=None, help="PNG of raw / stage 1 / stage 2 (first run)"
+    )
     args = parser.parse_args()
     try:
         variants = [parse_variant(v) for v in args.variants]
@@ -184,23 +205,43 @@ def main() -> None:
 
     cpu = f"{cpu_model()}, {os.cpu_count()} logical cores, 1 thread per process"
     print(f"CPU: {cpu}")
-    settings = f"trees {args.trees}, stages {args.stages}, test slices {args.test}, crop {args.crop or 'none'}"
+    settings = (
+        f"trees {args.trees}, stages {args.stages}, test slices {args.test}, crop {args.crop or 'none'}"
+    )
     append(args.results, f"\n## run {time.strftime('%Y-%m-%d %H:%M:%S')} UTC: {settings}\nCPU: {cpu}\n\n")
-    append(args.results, "| dataset | budget | labels | variant | seed | " + " | ".join(f"F1 stage {k + 1}" for k in range(args.stages)) + " | s |\n")
+    append(
+        args.results,
+        "| dataset | budget | labels | variant | seed | "
+        + " | ".join(f"F1 stage {k + 1}" for k in range(args.stages))
+        + " | s |\n",
+    )
     append(args.results, "|" + "---|" * (6 + args.stages) + "\n")
     selection = FeatureSelection.ilastik_default()
     results: dict[tuple[str, ...], list[list[float]]] = {}
     for name in args.dataset:
         data = load(name, args.data, args.test, args.crop)
-        print(f"{name}: train slices {data.train}, test slices {data.test}, {data.raw.shape[1]}x{data.raw.shape[2]} px")
-        raw_features = {i: slice_features(data.raw[i][..., None], selection) for i in [*data.train, *data.test]}
+        print(
+            f"{name}: train slices {data.train}, test slices {data.test}, {data.raw.shape[1]}x{data.raw.shape[2]} px"
+        )
+        raw_features = {
+            i: slice_features(data.raw[i][..., None], selection) for i in [*data.train, *data.test]
+        }
         for budget in args.budget:
             for mode in args.labels:
                 for seed in args.seeds:
                     labels = {i: draw_labels(data.truth[i], mode, budget, seed * 100 + i) for i in data.train}
                     for variant in variants:
                         start = time.perf_counter()
-                        probs = run_cascade(variant, raw_features, labels, data.test, n_classes=2, stages=args.stages, trees=args.trees, seed=seed)
+                        probs = run_cascade(
+                            variant,
+                            raw_features,
+                            labels,
+                            data.test,
+                            n_classes=2,
+                            stages=args.stages,
+                            trees=args.trees,
+                            seed=seed,
+                        )
                         f1s = [membrane_f1(p, data.truth) for p in probs]
                         seconds = time.perf_counter() - start
                         key = (name, f"{100 * budget:g} %", mode, variant.name)
