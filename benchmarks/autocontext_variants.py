@@ -71,7 +71,8 @@ def parse_variant(spec: str) -> Variant:
     ValueError
         If the feed or a modifier is unknown.
     """
-    parts = PRESETS.get(spec, spec).split("+")
+    parts = spec.split("+")
+    parts[0] = PRESETS.get(parts[0], parts[0])
     if parts[0] not in FEEDS:
         raise ValueError(
             f"variant {spec!r}: feed must be one of {', '.join(FEEDS)} (or {', '.join(PRESETS)})"
