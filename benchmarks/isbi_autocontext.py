@@ -32,6 +32,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUM
     os.environ.setdefault(_name, "1")
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -165,7 +166,8 @@ def figure(path: Path, data: Dataset, probs: list[dict[int, np.ndarray]], title:
     plt.close(fig)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -198,62 +200,73 @@ def main() -> None:
     )
     args = parser.parse_args()
     try:
-        variants = [parse_variant(v) for v in args.variants]
+        args.variants = [parse_variant(v) for v in args.variants]
     except ValueError as err:
         parser.error(str(err))
-    if args.stages < 1 or args.trees < 1:
-        parser.error("--stages and --trees must be >= 1")
+    if args.stages < 1 or args.trees < 1 or args.test < 1:
+        parser.error("--stages, --trees and --test must be >= 1")
+    if not all(0 < b < 1 for b in args.budget):
+        parser.error("--budget values are shares of the pixels, between 0 and 1 (0.02 = 2 %)")
+    return args
 
+
+def run_dataset(
+    args: argparse.Namespace, name: str, results: dict[tuple[str, ...], list[list[float]]]
+) -> None:
+    """Every (budget, labels, seed, variant) run of one dataset; rows printed and appended as they come."""
+    data = load(name, args.data, args.test, args.crop)
+    size = f"{data.raw.shape[1]}x{data.raw.shape[2]} px"
+    print(f"{name}: train slices {data.train}, test slices {data.test}, {size}")
+    selection = FeatureSelection.ilastik_default()
+    raw_features = {i: slice_features(data.raw[i][..., None], selection) for i in [*data.train, *data.test]}
+    for budget, mode, seed in itertools.product(args.budget, args.labels, args.seeds):
+        labels = {i: draw_labels(data.truth[i], mode, budget, seed * 100 + i) for i in data.train}
+        for variant in args.variants:
+            start = time.perf_counter()
+            probs = run_cascade(
+                variant,
+                raw_features,
+                labels,
+                data.test,
+                n_classes=2,
+                stages=args.stages,
+                trees=args.trees,
+                seed=seed,
+            )
+            f1s = [membrane_f1(p, data.truth) for p in probs]
+            key = (name, f"{100 * budget:g} %", mode, variant.name)
+            results.setdefault(key, []).append(f1s)
+            cells = " | ".join(f"{v:.4f}" for v in f1s)
+            row = f"| {' | '.join(key)} | {seed} | {cells} | {time.perf_counter() - start:.0f} |"
+            print(row, flush=True)
+            append(args.results, row + "\n")
+            if args.figure is not None and args.stages >= 2:
+                title = f"{name}, {100 * budget:g} % {mode} labels, variant {variant.name}, {args.trees} trees, seed {seed}"
+                figure(args.figure, data, probs, title)
+                print(f"figure written to {args.figure}")
+                args.figure = None
+
+
+def main() -> None:
+    """Run the study, append every row to the results file, print the summary table."""
+    args = parse_args()
     cpu = f"{cpu_model()}, {os.cpu_count()} logical cores, 1 thread per process"
     print(f"CPU: {cpu}")
     settings = (
         f"trees {args.trees}, stages {args.stages}, test slices {args.test}, crop {args.crop or 'none'}"
     )
-    append(args.results, f"\n## run {time.strftime('%Y-%m-%d %H:%M:%S')} UTC: {settings}\nCPU: {cpu}\n\n")
+    columns = " | ".join(f"F1 stage {k + 1}" for k in range(args.stages))
     append(
         args.results,
-        "| dataset | budget | labels | variant | seed | "
-        + " | ".join(f"F1 stage {k + 1}" for k in range(args.stages))
-        + " | s |\n",
+        f"\n## run {time.strftime('%Y-%m-%d %H:%M:%S')} UTC: {settings}\nCPU: {cpu}\n\n"
+        f"| dataset | budget | labels | variant | seed | {columns} | s |\n"
+        + "|"
+        + "---|" * (6 + args.stages)
+        + "\n",
     )
-    append(args.results, "|" + "---|" * (6 + args.stages) + "\n")
-    selection = FeatureSelection.ilastik_default()
     results: dict[tuple[str, ...], list[list[float]]] = {}
     for name in args.dataset:
-        data = load(name, args.data, args.test, args.crop)
-        print(
-            f"{name}: train slices {data.train}, test slices {data.test}, {data.raw.shape[1]}x{data.raw.shape[2]} px"
-        )
-        raw_features = {
-            i: slice_features(data.raw[i][..., None], selection) for i in [*data.train, *data.test]
-        }
-        for budget in args.budget:
-            for mode in args.labels:
-                for seed in args.seeds:
-                    labels = {i: draw_labels(data.truth[i], mode, budget, seed * 100 + i) for i in data.train}
-                    for variant in variants:
-                        start = time.perf_counter()
-                        probs = run_cascade(
-                            variant,
-                            raw_features,
-                            labels,
-                            data.test,
-                            n_classes=2,
-                            stages=args.stages,
-                            trees=args.trees,
-                            seed=seed,
-                        )
-                        f1s = [membrane_f1(p, data.truth) for p in probs]
-                        seconds = time.perf_counter() - start
-                        key = (name, f"{100 * budget:g} %", mode, variant.name)
-                        results.setdefault(key, []).append(f1s)
-                        row = f"| {' | '.join(key)} | {seed} | {' | '.join(f'{v:.4f}' for v in f1s)} | {seconds:.0f} |"
-                        print(row, flush=True)
-                        append(args.results, row + "\n")
-                        if args.figure is not None and args.stages >= 2:
-                            title = f"{name}, {100 * budget:g} % {mode} labels, variant {variant.name}, {args.trees} trees, seed {seed}"
-                            figure(args.figure, data, probs, title)
-                            args.figure = None
+        run_dataset(args, name, results)
     summary_table = table(results, args.stages)
     print(f"\nCPU: {cpu}; {settings}\n")
     print(summary_table)
