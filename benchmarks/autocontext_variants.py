@@ -218,7 +218,8 @@ def training_feed(
     if variant.feed in ("in-sample", "oob"):
         out = [predict_slice(forest, f) for f in features]
         if variant.feed == "oob":
-            assert forest.oob is not None
+            if forest.oob is None:
+                raise ValueError("the oob feed needs a forest trained with oob=True")
             for i, probs in enumerate(out):
                 mine = rows.image == i
                 probs[rows.coords[mine, 0], rows.coords[mine, 1]] = forest.oob[mine]
