@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
-from test_pipeline import blobs, sparse
+from helpers import blobs, sparse
 
 from cascade.axes import internal_axes, to_internal
 from cascade.features import parse_feature_selection

@@ -2,63 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import tifffile
-from test_pipeline import blobs, sparse
-
-SMALL_FEATURES = """
-features:
-  GaussianSmoothing: [0.7, 1.6]
-  GaussianGradientMagnitude: [1.0]
-  HessianOfGaussianEigenvalues: [1.6]
-"""
-
-
-def cascade(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cascade", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Training data, a trained 2-stage project and a second image to predict."""
-    root = tmp_path_factory.mktemp("cli")
-    raw, truth = blobs(1, size=96)
-    tifffile.imwrite(root / "train.tif", raw)
-    tifffile.imwrite(root / "train_labels.tif", sparse(truth, 2))
-    tifffile.imwrite(root / "new.tif", blobs(5, size=96)[0])
-    (root / "features.yaml").write_text(SMALL_FEATURES)
-    done = cascade(
-        "train",
-        "--project",
-        root / "p.cascade",
-        "--raw_data",
-        root / "train.tif",
-        "--labels",
-        root / "train_labels.tif",
-        "--stages",
-        "2",
-        "--features",
-        root / "features.yaml",
-        "--classes",
-        "disk,background",
-        "--trees",
-        "10",
-    )
-    assert done.returncode == 0, done.stderr
-    assert "trained 2 stage(s)" in done.stdout
-    return root
+from helpers import cascade
 
 
 def test_help_lists_commands() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import dask.array as da
 import numpy as np
 import psutil
 import pytest
+from helpers import slurm_node_idle
 from scipy import ndimage
 
 from cascade import cluster
@@ -467,20 +467,10 @@ def test_unreachable_scheduler_address() -> None:
 # --------------------------------------------------------------------------- SLURM
 
 
-def _slurm_node_idle() -> bool:
-    if shutil.which("sinfo") is None:
-        return False
-    try:
-        done = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0 and bool({"idle", "mix"} & set(done.stdout.split()))
-
-
 @pytest.fixture
 def slurm_logs(tmp_path: Path) -> Path:
     """A folder for the worker jobs' output; skips the test unless a SLURM node is idle."""
-    if not _slurm_node_idle():
+    if not slurm_node_idle():
         pytest.skip("no SLURM node is idle (start one with .ci/slurm-setup.sh)")
     return tmp_path / "slurm-logs"
 

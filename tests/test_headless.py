@@ -26,8 +26,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from test_cli import cascade
-from test_pipeline import blobs, sparse
+from helpers import blobs, cascade, sparse
 
 from cascade.io import write_image
 from cascade.io._meta import axistags_json, keys_from_axistags

@@ -7,6 +7,7 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pytest
+from helpers import blobs, sparse
 
 from cascade.errors import CascadeError, DataError, ProjectError
 from cascade.features import parse_feature_selection
@@ -23,24 +24,6 @@ SELECTION = parse_feature_selection(
         }
     }
 )
-
-
-def blobs(seed: int, size: int = 80) -> tuple[np.ndarray, np.ndarray]:
-    """A noisy image of bright disks and its two-class truth (1 = disk, 2 = background)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    truth = np.full((size, size), 2, np.uint8)
-    for _ in range(6):
-        cy, cx, r = rng.integers(10, size - 10, 2).tolist() + [int(rng.integers(4, 9))]
-        truth[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1
-    image = np.where(truth == 1, 170, 70) + rng.normal(0, 30, truth.shape)
-    return np.clip(image, 0, 255).astype(np.uint8), truth
-
-
-def sparse(truth: np.ndarray, seed: int, every: int = 17) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    keep = rng.random(truth.shape) < 1.0 / every
-    return np.where(keep, truth, 0).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

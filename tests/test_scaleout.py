@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from test_cli import cascade, workspace  # noqa: F401  (the trained 2-stage project fixture)
-from test_cluster import _slurm_node_idle
+from helpers import cascade, slurm_node_idle
 
 
 def _predict(workspace: Path, out: Path, *extra: str) -> np.ndarray:
@@ -43,7 +42,7 @@ def test_local_cluster_equals_threads(workspace: Path, threaded: np.ndarray) -> 
 
 @pytest.mark.slurm
 def test_slurm_two_jobs_equal_threads(workspace: Path, threaded: np.ndarray, tmp_path: Path) -> None:
-    if not _slurm_node_idle():
+    if not slurm_node_idle():
         pytest.skip("no SLURM node is idle (start one with .ci/slurm-setup.sh)")
     result = _predict(
         workspace,

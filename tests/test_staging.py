@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from test_pipeline import blobs, sparse
+from helpers import blobs, sparse
 
 import cascade.pipeline as pipeline
 from cascade.batch import BatchOptions, run_batch

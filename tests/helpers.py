@@ -1,0 +1,51 @@
+"""Plain helpers shared by several test files (fixtures live in ``conftest.py``)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def blobs(seed: int, size: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy image of bright disks and its two-class truth (1 = disk, 2 = background)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    truth = np.full((size, size), 2, np.uint8)
+    for _ in range(6):
+        cy, cx, r = rng.integers(10, size - 10, 2).tolist() + [int(rng.integers(4, 9))]
+        truth[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1
+    image = np.where(truth == 1, 170, 70) + rng.normal(0, 30, truth.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), truth
+
+
+def sparse(truth: np.ndarray, seed: int, every: int = 17) -> np.ndarray:
+    """Keep about one label in ``every`` of ``truth`` (0 elsewhere), seeded."""
+    rng = np.random.default_rng(seed)
+    keep = rng.random(truth.shape) < 1.0 / every
+    return np.where(keep, truth, 0).astype(np.uint8)
+
+
+def cascade(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the ``cascade`` command in a subprocess (this interpreter), capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "cascade", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def slurm_node_idle() -> bool:
+    """Whether a SLURM node is idle (or partly used) to take test jobs."""
+    if shutil.which("sinfo") is None:
+        return False
+    try:
+        done = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and bool({"idle", "mix"} & set(done.stdout.split()))
