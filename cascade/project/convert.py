@@ -9,35 +9,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import CascadeError, ProjectError
+from ..errors import ProjectError
 from ..pipeline import Cascade, Stage
-from .ilp import IlpLane, IlpProject, read_ilp
+from .ilp import IlpProject, read_ilp
 
 __all__ = ["cascade_from_ilp", "open_project"]
 
 
-def _lane_dtype(lane: IlpLane) -> str | None:
-    if lane.dtype is not None:
-        return lane.dtype
-    if lane.exists and lane.resolved_path is not None:
-        from ..io import open_image
-
-        path = lane.resolved_path + (lane.internal_path or "")
-        try:
-            return str(open_image(path).dtype)
-        except CascadeError:
-            return None
-    return None
-
-
 def _training_geometry(project: IlpProject) -> tuple[str, str, int]:
-    """(spatial axes, raw dtype or "unknown", raw channels) of the project's training data."""
+    """(spatial axes, raw dtype or "unknown", raw channels) of the project's training data.
+
+    The dtype is what the project records; the training image is not opened for it, since it
+    is informative only (the next stage's input is converted to the dtype of the image being
+    predicted, as in ilastik).
+    """
     for lane in project.lanes:
         if lane.axes is None or lane.shape is None:
             continue
         z = lane.size("z")
         spatial = "zyx" if z is not None and z > 1 else "yx"
-        return spatial, _lane_dtype(lane) or "unknown", lane.size("c") or 1
+        return spatial, lane.dtype or "unknown", lane.size("c") or 1
     raise ProjectError(
         f"{project.path}: the project records no training image shape, so its input cannot be checked"
     )
