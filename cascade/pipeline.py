@@ -304,16 +304,18 @@ def predict(
     check_compatible(cascade, raw.shape, axes, raw.dtype)
     lazy: da.Array = raw if isinstance(raw, da.Array) else da.from_array(raw, chunks=chunks or raw.shape)
     chain = cascade.stages[: stages or len(cascade.stages)]
-    for k, stage in enumerate(chain):
-        if stage.forest is None:
+    forests = [stage.forest for stage in chain]
+    for k, forest in enumerate(forests):
+        if forest is None:
             raise CascadeError(f"stage {k + 1} has no trained forest; train the project first")
     regions = _needed_regions(chain, raw.shape, axes, region)
     results: list[StageResult] = []
     stage_input = lazy
-    for k, stage in enumerate(chain):
-        assert stage.forest is not None
+    for k, (stage, forest) in enumerate(zip(chain, forests, strict=True)):
+        if forest is None:  # refused above; this narrows the type
+            continue
         features = compute_features(stage_input, stage.selection, axes=axes, chunks=chunks)
-        probabilities = stage_probabilities(features, stage.forest)
+        probabilities = stage_probabilities(features, forest)
         if scratch is not None and (k + 1 < len(chain) or k in keep):
             probabilities = keep_once(probabilities, scratch, region=regions[k], label=f"stage {k + 1}")
         results.append(StageResult(features, probabilities, stage_input))

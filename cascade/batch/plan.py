@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..axes import to_internal
-from ..errors import DataError, ExportError, FeatureSelectionError
+from ..errors import DataError, FeatureSelectionError
 from ..io import (
     Image,
     PreparedExport,
@@ -134,21 +134,6 @@ def _region(prepared: PreparedExport) -> tuple[slice, ...]:
         slice(None) if key == "c" else slice(lo, hi)
         for key, lo, hi in zip(prepared.source_axes, prepared.lo, prepared.hi, strict=True)
     )
-
-
-def _check_distinct(jobs: Sequence[_Job]) -> None:
-    """Refuse to run when two exports would write the same output (the second would replace the first)."""
-    seen: dict[str, str] = {}
-    for job in jobs:
-        for export in job.exports:
-            what = f"{export.source!r} of {job.path}"
-            for output in map(os.path.realpath, export.outputs):
-                if output in seen:
-                    raise ExportError(
-                        f"{what} and {seen[output]} would both be written to {output}; put {{nickname}} "
-                        "and {result_type} in --output_filename_format"
-                    )
-                seen[output] = what
 
 
 def _open_input(cascade: Cascade, path: str, mask_path: str | None, options: BatchOptions) -> _Input:

@@ -13,7 +13,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ..errors import AxesError
+from ..errors import AxesError, CascadeError
 from ._block import block_features
 from .selection import FeatureSelection
 
@@ -157,7 +157,8 @@ def compute_features(
     full = tuple(array.shape[i] for i in spatial_index)
 
     def run(block: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
-        assert block_info is not None
+        if block_info is None:  # dask passes it to every block of map_overlap's function
+            raise CascadeError("features need dask's block_info to place each block")
         location = block_info[0]["chunk-location"]
         core_lo, core_hi, lo = [], [], []
         for n, i in enumerate(spatial_index):

@@ -205,9 +205,8 @@ class FeatureSelection:
         bool
             True for per-slice feature filters.
         """
-        if self.column_is_2d(column, z_size):
+        if z_size is None or self.column_is_2d(column, z_size):
             return True
-        assert z_size is not None
         return math.ceil(2 * min(self.scales[column], 1.0)) + 1 > z_size
 
     def channels_per_input(self, fid: str, column: int, z_size: int | None) -> int:

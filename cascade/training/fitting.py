@@ -158,7 +158,8 @@ def _region_probabilities(
     """Stage ``k``'s probabilities over ``[lo, hi)``, with out-of-bag values at its training pixels."""
     feats = _region_features(ctx, image, k, lo, hi)
     forest = ctx.stages[k].forest
-    assert forest is not None
+    if forest is None:  # fit trains stage k before it asks for stage k's probabilities
+        raise CascadeError(f"stage {k + 1} has no trained forest yet")
     probs = predict_proba(forest, feats.reshape(-1, feats.shape[-1])).reshape(*feats.shape[:-1], -1)
     if ctx.mode == "oob" and image in ctx.oob[k]:
         coords, values = ctx.oob[k][image]
