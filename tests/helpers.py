@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -29,14 +30,20 @@ def sparse(truth: np.ndarray, seed: int, every: int = 17) -> np.ndarray:
     return np.where(keep, truth, 0).astype(np.uint8)
 
 
-def cascade(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the ``cascade`` command in a subprocess (this interpreter), capturing its output."""
+def cascade(
+    *args: object, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``cascade`` command in a subprocess (this interpreter), capturing its output.
+
+    ``env`` holds variables set over this process's environment.
+    """
     return subprocess.run(
         [sys.executable, "-m", "cascade", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
-        timeout=300,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
     )
 
 

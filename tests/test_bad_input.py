@@ -9,17 +9,15 @@ stderr without a traceback, the words that name the problem, and that no file ap
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import tifffile
-from helpers import blobs, sparse
+from helpers import blobs, cascade, sparse
 
 from cascade.axes import internal_axes, to_internal
 from cascade.features import parse_feature_selection
@@ -31,17 +29,6 @@ from cascade.training import TrainingImage, fit
 FEATURES = {"features": {"GaussianSmoothing": [0.7, 1.6], "GaussianGradientMagnitude": [1.0]}}
 #: A selection whose only scale (0.3) fits images of 3 pixels: ceil(3.5 * 0.3) + 1 = 3.
 TINY_FEATURES = {"features": {"GaussianSmoothing": [0.3]}}
-
-
-def cascade(*args: object, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cascade", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=300,
-    )
 
 
 def files(folder: Path) -> set[Path]:

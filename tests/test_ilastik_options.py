@@ -7,25 +7,13 @@ and refuses in one line those that would edit the project.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import cascade as run
 
 API = "ilp/ilastik__ilastik/api_projects"
-
-
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cascade", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
 
 
 @pytest.fixture
@@ -83,11 +71,9 @@ def test_configfile_sets_default_format_name_and_threads(tmp_path: Path, headles
 
 def test_default_config_file_is_read(tmp_path: Path, headless: list[str]) -> None:
     """ilastik reads ``$XDG_CONFIG_HOME/ilastik/ilastik.ini`` without --configfile; so does cascade."""
-    import os
-
     (tmp_path / "cfg" / "ilastik").mkdir(parents=True)
     (tmp_path / "cfg" / "ilastik" / "ilastik.ini").write_text("[ilastik]\noutput_format: numpy\n")
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
     done = run(*headless, f"--output_filename_format={tmp_path}/o", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "o.npy").is_file()

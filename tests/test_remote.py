@@ -21,6 +21,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from helpers import cascade
 
 from cascade.errors import DataError, ExportError
 from cascade.io import open_image
@@ -190,15 +191,8 @@ def s3(stores: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
 
 # ---------------------------------------------------------------------------- runs
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m cascade --headless ...`` in a fresh interpreter."""
-    return subprocess.run(
-        [sys.executable, "-m", "cascade", "--headless", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **FAKE_AWS, **(env or {})},
-        timeout=600,
-    )
+    """``python -m cascade --headless ...`` in a fresh interpreter, with the fake S3 credentials."""
+    return cascade("--headless", *args, cwd=cwd, env={**FAKE_AWS, **(env or {})}, timeout=600)
 
 
 def predict(

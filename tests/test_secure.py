@@ -21,6 +21,7 @@ import h5py
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from helpers import cascade
 
 from cascade.errors import ExportError
 from cascade.io import open_image, write_image
@@ -28,16 +29,6 @@ from cascade.io._internal import dataset_parts
 from cascade.io._lock import lock_path, output_lock
 
 API = "ilp/ilastik__ilastik/api_projects"
-
-
-def cascade(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cascade", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def refused(run: subprocess.CompletedProcess[str], *words: str) -> None:
