@@ -12,6 +12,7 @@ __all__ = [
     "DataError",
     "ExportError",
     "FeatureSelectionError",
+    "ObjectsError",
     "ProjectError",
 ]
 
@@ -38,3 +39,7 @@ class ProjectError(CascadeError):
 
 class ExportError(CascadeError):
     """An export option or output path that cannot be honoured."""
+
+
+class ObjectsError(CascadeError):
+    """Object classification: thresholding settings, object features or an object stage."""

@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "forest": 2,
     "io": 3,
     "pipeline": 4,
+    "objects": 4,
     "project": 5,
     "training": 6,
     "batch": 7,

@@ -1,0 +1,15 @@
+"""ilastik's Object Classification, blockwise: objects, object features, object classes.
+
+See ``docs/objects.md`` for the design and ``cascade/objects/model.py`` for the data handed
+between the steps.
+"""
+
+from .model import DEFAULT_FEATURES, FeatureTable, ObjectFeatureSelection, Objects, ThresholdSettings
+
+__all__ = [
+    "DEFAULT_FEATURES",
+    "FeatureTable",
+    "ObjectFeatureSelection",
+    "Objects",
+    "ThresholdSettings",
+]

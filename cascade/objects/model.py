@@ -1,0 +1,132 @@
+"""The data every step of object classification hands to the next.
+
+ilastik's Object Classification (see ``docs/objects.md``): pixel probabilities, a binary
+segmentation or a label image become *objects* (a globally consistent uint32 label image, ids
+1..N per time point in ilastik's raster order), objects get *features* (one table row per object,
+row 0 the background), a vigra/scikit-learn forest classifies the rows, and the classes or
+probabilities are painted back onto the objects. Only the per-object tables are global; every
+image in between is a lazy dask array computed chunk by chunk.
+
+Conventions (the same as ilastik's, see ``reference/ilastik-objects.md``):
+
+- images are dask arrays in cascade's internal axis order ``[t][z]yx[c]``; label images have no
+  channel axis;
+- per-object coordinates (centres, bounding boxes, hull centres...) are in ilastik's **x, y[, z]**
+  order;
+- a feature table of one time point maps ``plugin name -> feature name -> float32 array (N + 1, k)``,
+  row ``i`` for object id ``i``, row 0 all zeros (the background).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from ..errors import ObjectsError
+
+__all__ = [
+    "DEFAULT_FEATURES",
+    "FeatureTable",
+    "ObjectFeatureSelection",
+    "Objects",
+    "ThresholdSettings",
+]
+
+#: The plugin name of the features ilastik always computes (not classifier inputs).
+DEFAULT_FEATURES = "Default features"
+
+#: Selected object features: plugin name -> feature name -> parameters (only ``margin`` matters).
+ObjectFeatureSelection = Mapping[str, Mapping[str, Mapping[str, Any]]]
+
+#: One time point's features: plugin name -> feature name -> float32 array (N + 1, k).
+FeatureTable = dict[str, dict[str, np.ndarray]]
+
+_METHODS = ("simple", "hysteresis")
+
+
+@dataclass(frozen=True)
+class ThresholdSettings:
+    """ilastik's ``ThresholdTwoLevels`` settings (what turns probabilities into objects).
+
+    Attributes
+    ----------
+    method : str
+        ``"simple"`` (ilastik's CurOperator 0) or ``"hysteresis"`` (1).
+    channel : int
+        Channel of the probabilities thresholded at ``low`` (the final threshold).
+    core_channel : int
+        Channel thresholded at ``high`` for the cores (hysteresis only).
+    low, high : float
+        The final threshold (``p >= low``; the only one of ``"simple"``) and the core threshold.
+    sigmas : tuple of float
+        Gaussian smoothing sigma per spatial axis in **x, y, z** order (ilastik's ``SmootherSigma``);
+        no smoothing when any sigma of an axis with extent > 1 is below 0.1.
+    min_size, max_size : int
+        Objects keep ``min_size <= pixels <= max_size`` (inclusive), counted per time point.
+    """
+
+    method: str = "simple"
+    channel: int = 0
+    core_channel: int = 0
+    low: float = 0.5
+    high: float = 0.8
+    sigmas: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    min_size: int = 10
+    max_size: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise ObjectsError(f"threshold method must be one of {', '.join(_METHODS)}, got {self.method!r}")
+        if self.channel < 0 or self.core_channel < 0:
+            raise ObjectsError("threshold channels must be >= 0")
+        if not all(np.isfinite(s) and s >= 0 for s in self.sigmas) or len(self.sigmas) != 3:
+            raise ObjectsError(f"smoothing sigmas must be three numbers >= 0 (x, y, z), got {self.sigmas}")
+        if self.min_size < 0 or self.max_size < self.min_size:
+            raise ObjectsError(f"size filter needs 0 <= min_size <= max_size, got {self.min_size}, {self.max_size}")
+
+    @property
+    def channels_needed(self) -> int:
+        """How many probability channels the settings read."""
+        used = (self.channel, self.core_channel) if self.method == "hysteresis" else (self.channel,)
+        return max(used) + 1
+
+
+@dataclass(frozen=True)
+class Objects:
+    """A globally consistent object label image.
+
+    Attributes
+    ----------
+    labels : dask.array.Array
+        uint32 object ids, axes :attr:`axes` (internal order, no channel axis): ids ``1..counts[t]``
+        in each time point, numbered in ilastik's raster order (first pixel of each object, x
+        fastest, then y, then z), 0 the background. Objects crossing chunk borders have one id.
+    axes : str
+        Axes of :attr:`labels`, e.g. ``"yx"``, ``"zyx"``, ``"tyx"``, ``"tzyx"``.
+    counts : tuple of int
+        Number of objects per time point (one entry when there is no ``t`` axis).
+    original_ids : tuple of numpy.ndarray or None
+        "From label image" only: per time point, the user's label value of each id (index = id,
+        entry 0 is 0); ilastik's ``original_oid`` column.
+    """
+
+    labels: da.Array
+    axes: str
+    counts: tuple[int, ...]
+    original_ids: tuple[np.ndarray, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if "c" in self.axes or len(self.axes) != self.labels.ndim:
+            raise ObjectsError(f"object labels need axes without 'c' matching ndim, got {self.axes!r}")
+        steps = self.labels.shape[0] if self.axes.startswith("t") else 1
+        if len(self.counts) != steps:
+            raise ObjectsError(f"{len(self.counts)} object counts for {steps} time point(s)")
+
+    @property
+    def spatial_axes(self) -> str:
+        """The spatial axes (``"yx"`` or ``"zyx"``; a z of extent 1 still counts as present)."""
+        return self.axes.lstrip("t")
