@@ -4,12 +4,22 @@ See ``docs/objects.md`` for the design and ``cascade/objects/model.py`` for the 
 between the steps.
 """
 
-from .model import DEFAULT_FEATURES, FeatureTable, ObjectFeatureSelection, Objects, ThresholdSettings
+from .model import (
+    DEFAULT_FEATURES,
+    OBJECT_SOURCES,
+    FeatureTable,
+    ObjectFeatureSelection,
+    Objects,
+    ObjectStage,
+    ThresholdSettings,
+)
 
 __all__ = [
     "DEFAULT_FEATURES",
+    "OBJECT_SOURCES",
     "FeatureTable",
     "ObjectFeatureSelection",
+    "ObjectStage",
     "Objects",
     "ThresholdSettings",
 ]

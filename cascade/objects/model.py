@@ -27,11 +27,14 @@ import dask.array as da
 import numpy as np
 
 from ..errors import ObjectsError
+from ..forest import PackedForest
 
 __all__ = [
     "DEFAULT_FEATURES",
+    "OBJECT_SOURCES",
     "FeatureTable",
     "ObjectFeatureSelection",
+    "ObjectStage",
     "Objects",
     "ThresholdSettings",
 ]
@@ -46,6 +49,9 @@ ObjectFeatureSelection = Mapping[str, Mapping[str, Mapping[str, Any]]]
 FeatureTable = dict[str, dict[str, np.ndarray]]
 
 _METHODS = ("simple", "hysteresis")
+
+#: Where an object stage takes its objects from (ilastik's four Object Classification workflows).
+OBJECT_SOURCES = ("probabilities", "segmentation", "label image", "pixel classification")
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,9 @@ class ThresholdSettings:
         if not all(np.isfinite(s) and s >= 0 for s in self.sigmas) or len(self.sigmas) != 3:
             raise ObjectsError(f"smoothing sigmas must be three numbers >= 0 (x, y, z), got {self.sigmas}")
         if self.min_size < 0 or self.max_size < self.min_size:
-            raise ObjectsError(f"size filter needs 0 <= min_size <= max_size, got {self.min_size}, {self.max_size}")
+            raise ObjectsError(
+                f"size filter needs 0 <= min_size <= max_size, got {self.min_size}, {self.max_size}"
+            )
 
     @property
     def channels_needed(self) -> int:
@@ -130,3 +138,62 @@ class Objects:
     def spatial_axes(self) -> str:
         """The spatial axes (``"yx"`` or ``"zyx"``; a z of extent 1 still counts as present)."""
         return self.axes.lstrip("t")
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectStage:
+    """A trained object classification stage (what an OC ``.ilp`` or a ``.cascade`` object stage holds).
+
+    Attributes
+    ----------
+    source : str
+        One of :data:`OBJECT_SOURCES`: objects from thresholded pixel probabilities (given as an
+        input, or computed by the project's own pixel stages for ``"pixel classification"``), from a
+        binary segmentation, or from a label image.
+    threshold : ThresholdSettings or None
+        The thresholding of ``"probabilities"`` / ``"pixel classification"``; None otherwise.
+    features : ObjectFeatureSelection
+        The classifier's features (ilastik's ``SelectedFeatures``), without the default features.
+    class_names : tuple of str
+        One name per object class; class k is prediction value k and probability channel k-1.
+    forest : PackedForest or None
+        The object forest; its columns follow ilastik's feature matrix order (sorted plugin,
+        sorted feature, columns). None until trained.
+    raw_channels : int
+        Channels of the raw image the features were computed on.
+    spatial_axes : str
+        ``"yx"`` or ``"zyx"``.
+    block_shape, halo : tuple of int
+        ilastik's "Blockwise Object Classification" block shape and halo, x, y, z order
+        (defaults 512 and 64).
+    table_settings : dict
+        ilastik's table export settings (``file type``, ``file path``, ``margin``, ``include raw``...);
+        empty when the project never configured a table.
+    """
+
+    source: str
+    threshold: ThresholdSettings | None
+    features: ObjectFeatureSelection
+    class_names: tuple[str, ...]
+    forest: PackedForest | None
+    raw_channels: int
+    spatial_axes: str
+    block_shape: tuple[int, int, int] = (512, 512, 512)
+    halo: tuple[int, int, int] = (64, 64, 64)
+    table_settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.source not in OBJECT_SOURCES:
+            raise ObjectsError(
+                f"object source must be one of {', '.join(OBJECT_SOURCES)}, got {self.source!r}"
+            )
+        if (self.threshold is None) == (self.source in ("probabilities", "pixel classification")):
+            verb = "need" if self.threshold is None else "take no"
+            raise ObjectsError(f"objects from {self.source} {verb} threshold settings")
+        if len(self.class_names) < 2:
+            raise ObjectsError("an object classifier needs at least two classes")
+
+    @property
+    def n_classes(self) -> int:
+        """Number of object classes."""
+        return len(self.class_names)
