@@ -14,6 +14,7 @@ from .native import (
     describe_cascade,
     is_cascade_project,
     load_cascade,
+    load_object_stage,
     read_labels,
     save_cascade,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "describe_ilp",
     "is_cascade_project",
     "load_cascade",
+    "load_object_stage",
     "open_project",
     "read_ilp",
     "read_labels",
