@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dask.array as da
 import numpy as np
 import pytest
+import yaml
 from scipy import ndimage
 
-from cascade.errors import ObjectsError
-from cascade.objects import Objects
+from cascade.errors import CascadeError, ObjectsError
+from cascade.objects import Objects, ThresholdSettings
+from cascade.training import load_spec, parse_spec
 from cascade.training._object_labels import object_classes
+from cascade.training._object_spec import object_feature_selection
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _objects(ids: np.ndarray, axes: str, chunks: tuple[int, ...]) -> Objects:
@@ -88,3 +95,85 @@ def test_undecidable_or_invalid_labels_are_refused(change: str, message: str) ->
         values = values[:, :49]
     with pytest.raises(ObjectsError, match=message):
         object_classes(_objects(ids, "yx", (10, 10)), da.from_array(values), 2)
+
+
+def test_example_spec_has_an_object_stage() -> None:
+    spec = load_spec(ROOT / "configs" / "train-example.yaml")
+    assert spec.objects is not None and spec.objects.source == "pixel classification"
+    assert spec.objects.threshold == ThresholdSettings(sigmas=(1.0, 1.0, 1.0), min_size=10)
+    assert spec.objects.classes == ("small", "large")
+    assert spec.images[0].object_labels is not None and spec.images[1].object_labels is None
+    assert spec.images[0].object_labels.endswith("object-labels.tif")
+
+
+def test_object_stage_alone_from_a_segmentation(tmp_path: Path) -> None:
+    text = """
+images:
+  - {raw: a.h5/raw, object_input: seg.h5/seg, object_labels: ol.tif}
+  - {raw: b.h5/raw, object_input: seg-b.h5/seg}
+objects: {source: segmentation, classes: [a, b, c], features: [Mean, Count, Mean in neighborhood]}
+forest: {seed: 4294967295}
+"""
+    spec = parse_spec(yaml.safe_load(text), tmp_path)
+    assert spec.stages == () and spec.objects is not None and spec.objects.threshold is None
+    assert spec.images[0].object_input == str(tmp_path / "seg.h5/seg")
+    assert spec.images[0].labels == () and spec.seed == 4294967295
+    assert object_feature_selection(spec.objects.features, 3, 1) == {
+        "Standard Object Features": {"Mean": {}, "Count": {}, "Mean in neighborhood": {"margin": (30, 30, 1)}}
+    }
+
+
+@pytest.mark.parametrize(("ndim", "channels", "columns"), [(2, 1, 156), (3, 2, 0)])
+def test_ilastik_default_features_are_the_gui_defaults(ndim: int, channels: int, columns: int) -> None:
+    selection = object_feature_selection("ilastik-default", ndim, channels)
+    plugins = {2: ["2D Convex Hull Features", "2D Skeleton Features"], 3: ["3D Convex Hull Features"]}
+    assert sorted(selection) == sorted([*plugins[ndim], "Standard Object Features"])
+    standard = selection["Standard Object Features"]
+    assert not {"RegionCenter", "Coord<Minimum>", "Coord<Maximum>"} & set(standard)
+    assert ("Covariance in neighborhood" in standard) == (channels > 1)
+    assert standard["Histogram in neighborhood"] == {"margin": (30, 30) if ndim == 2 else (30, 30, 1)}
+    width = {"Histogram": 64, "Quantiles": 7, "RegionRadii": ndim, "RegionAxes": ndim * ndim}
+    if columns:  # 2d_wPred's 156 Standard columns (reference 4.7): the same selection
+        total = sum(width.get(n.replace(" in neighborhood", ""), 1) for n in standard)
+        assert total == columns
+    assert "InputCenter" not in selection[plugins[ndim][0]]
+    assert "Convexity" in selection[plugins[ndim][0]]
+
+
+@pytest.mark.parametrize(
+    ("objects", "images", "message"),
+    [
+        ("{classes: [a, b]}", "[{raw: a.tif, object_labels: o.tif}]", "has no stages"),
+        ("{source: otsu, classes: [a, b]}", "[{raw: a.tif}]", "source must be one of"),
+        ("{source: segmentation, classes: [a]}", "[{raw: a.tif}]", "at least two class names"),
+        (
+            "{source: segmentation, classes: [a, b], features: nope}",
+            "[{raw: a}]",
+            "unknown object feature set",
+        ),
+        ("{source: segmentation, classes: [a, b], threshold: 0.5}", "[{raw: a}]", "take no 'threshold'"),
+        ("{source: probabilities, classes: [a, b], threshold: {lo: 1}}", "[{raw: a}]", "unknown key 'lo'"),
+        (
+            "{source: probabilities, classes: [a, b], threshold: {low: x}}",
+            "[{raw: a}]",
+            "low must be a number",
+        ),
+        (
+            "{source: probabilities, classes: [a, b], threshold: {method: otsu}}",
+            "[{raw: a}]",
+            "method must be",
+        ),
+        ("{source: segmentation, classes: [a, b], colour: red}", "[{raw: a}]", "unknown key 'colour'"),
+        (
+            "{source: segmentation, classes: [a, b]}",
+            "[{raw: a, object_labels: o}]",
+            "needs an 'object_input'",
+        ),
+        ("{source: segmentation, classes: [a, b]}", "[{raw: a, object_input: s}]", "at least one image"),
+        (None, "[{raw: a, labels: l, object_labels: o}]", "has no 'objects' stage"),
+    ],
+)
+def test_bad_object_specs(objects: str | None, images: str, message: str) -> None:
+    text = f"images: {images}\n" + (f"objects: {objects}\n" if objects else "stages: [{classes: [a, b]}]\n")
+    with pytest.raises(CascadeError, match=message):
+        parse_spec(yaml.safe_load(text), Path("."))
