@@ -12,9 +12,7 @@ from scipy import ndimage
 
 from cascade.errors import CascadeError, ObjectsError
 from cascade.objects import Objects, ThresholdSettings
-from cascade.training import load_spec, parse_spec
-from cascade.training._object_labels import object_classes
-from cascade.training._object_spec import object_feature_selection
+from cascade.training import load_spec, object_classes, object_feature_selection, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

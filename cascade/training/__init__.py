@@ -1,16 +1,22 @@
 """Training: fit a cascade's forests (:mod:`.fitting`), read a training spec (:mod:`.spec`), and the
 ``cascade train`` run that saves a project (:mod:`.run`), an ``.ilp``'s forests from its stored labels
-(:mod:`.retrain`); :mod:`.scribbles` makes sparse labels."""
+(:mod:`.retrain`); :mod:`.scribbles` makes sparse labels. An object stage is trained by
+:mod:`.objects` (its spec entry in :mod:`._object_spec`, its labels in :mod:`._object_labels`)."""
 
 from __future__ import annotations
 
+from ._object_labels import ObjectLabels, object_classes
+from ._object_spec import OBJECT_FEATURE_SETS, ObjectSpec, object_feature_selection
 from .fitting import TrainingImage, fit
 from .retrain import ilp_training_images, retrain_ilp
-from .run import check_project_target, run_training, simple_spec
+from .run import check_project_target, run_training, simple_spec, with_simple_objects
 from .scribbles import scribble_labels
 from .spec import TrainingSpec, load_spec, load_training_images, parse_spec
 
 __all__ = [
+    "OBJECT_FEATURE_SETS",
+    "ObjectLabels",
+    "ObjectSpec",
     "TrainingImage",
     "TrainingSpec",
     "check_project_target",
@@ -18,9 +24,12 @@ __all__ = [
     "ilp_training_images",
     "load_spec",
     "load_training_images",
+    "object_classes",
+    "object_feature_selection",
     "parse_spec",
     "retrain_ilp",
     "run_training",
     "scribble_labels",
     "simple_spec",
+    "with_simple_objects",
 ]

@@ -26,7 +26,13 @@ from typing import Any
 from ..errors import CascadeError, ObjectsError
 from ..objects import OBJECT_SOURCES, ObjectFeatureSelection, ThresholdSettings
 
-__all__ = ["OBJECT_FEATURE_SETS", "ObjectSpec", "object_feature_selection", "parse_object_spec"]
+__all__ = [
+    "OBJECT_FEATURE_SETS",
+    "ObjectSpec",
+    "object_feature_selection",
+    "object_features_file",
+    "parse_object_spec",
+]
 
 _STANDARD = "Standard Object Features"
 #: ilastik's GUI "All excluding location" on its default plugins: the non-location Standard features...
@@ -145,13 +151,31 @@ def parse_object_spec(value: Any, base: Path, n_stages: int) -> ObjectSpec:
     classes = value.get("classes")
     if not isinstance(classes, Sequence) or isinstance(classes, str) or len(classes) < 2:
         raise CascadeError(f"objects need a 'classes' list of at least two class names, got {classes!r}")
-    features = _features(value.get("features", "ilastik-default"), base)
+    features = object_features_file(value.get("features", "ilastik-default"), base)
     object_feature_selection(features, 2, 1)  # names and structure checked now, not after hours
     return ObjectSpec(source, _threshold(value.get("threshold"), source), features, tuple(map(str, classes)))
 
 
-def _features(value: Any, base: Path) -> Any:
-    """A feature YAML file's contents, or ``value`` itself."""
+def object_features_file(value: Any, base: Path) -> Any:
+    """A feature YAML file's contents, or ``value`` itself (a set name, list or mapping).
+
+    Parameters
+    ----------
+    value : Any
+        ``features`` as given: a ``.yaml``/``.yml`` path is read.
+    base : Path
+        Folder a relative path is relative to.
+
+    Returns
+    -------
+    Any
+        What :func:`object_feature_selection` takes.
+
+    Raises
+    ------
+    CascadeError
+        A feature file that does not exist.
+    """
     if isinstance(value, str) and value.endswith((".yaml", ".yml")):
         import yaml
 
