@@ -8,6 +8,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import yaml
+from helpers import cascade
 from scipy import ndimage
 
 from cascade.errors import CascadeError, ObjectsError
@@ -175,3 +176,46 @@ def test_bad_object_specs(objects: str | None, images: str, message: str) -> Non
     text = f"images: {images}\n" + (f"objects: {objects}\n" if objects else "stages: [{classes: [a, b]}]\n")
     with pytest.raises(CascadeError, match=message):
         parse_spec(yaml.safe_load(text), Path("."))
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--raw_data", "r.tif", "--prediction_maps", "p.h5"], ["--object_labels"]),
+        (["--raw_data", "r.tif", "--object_labels", "o.tif"], ["--labels", "--segmentation_image"]),
+        (
+            [
+                "--raw_data",
+                "r.tif",
+                "--object_labels",
+                "a.tif",
+                "--object_labels",
+                "b.tif",
+                "--label_image",
+                "l",
+            ],
+            ["1 raw image(s) but 2 object label image(s)"],
+        ),
+        (
+            [
+                "--raw_data",
+                "r.tif",
+                "--object_labels",
+                "o",
+                "--segmentation_image",
+                "s",
+                "--label_image",
+                "l",
+            ],
+            ["give one object source"],
+        ),
+        (["spec.yaml", "--object_labels", "o.tif"], ["in the training spec file", "not both"]),
+    ],
+)
+def test_train_refuses_inconsistent_object_options(tmp_path: Path, args: list[str], words: list[str]) -> None:
+    done = cascade("train", "--project", "out.cascade", *args, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    line = done.stderr.strip()
+    assert line.startswith("cascade: error: ") and "\n" not in line
+    assert all(word in line for word in words), line
+    assert list(tmp_path.iterdir()) == []

@@ -119,6 +119,13 @@ def train(
 
     if spec is not None and raw_data:
         raise CascadeError("give either a training spec file or --raw_data/--labels, not both")
+    second = prediction_maps or segmentation_image or label_image
+    if spec is not None and (object_labels or second):
+        raise CascadeError("give the object stage in the training spec file, or use --raw_data, not both")
+    if second and not object_labels:
+        raise CascadeError(
+            "objects are trained from --object_labels: give one object label image per raw image"
+        )
     if spec is not None:
         parsed = load_spec(spec)
     elif raw_data and (labels or object_labels):
@@ -127,13 +134,6 @@ def train(
     else:
         raise CascadeError(
             "nothing to train on: give a spec YAML or --raw_data IMG with --labels and/or --object_labels"
-        )
-    second = prediction_maps or segmentation_image or label_image
-    if spec is not None and (object_labels or second):
-        raise CascadeError("give the object stage in the training spec file, or use --raw_data, not both")
-    if second and not object_labels:
-        raise CascadeError(
-            "objects are trained from --object_labels: give one object label image per raw image"
         )
     if object_labels:
         inputs = {
