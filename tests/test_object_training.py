@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import dask.array as da
 import numpy as np
 import pytest
+import tifffile
 import yaml
 from helpers import cascade
 from scipy import ndimage
 
-from cascade.errors import CascadeError, ObjectsError
-from cascade.objects import Objects, ThresholdSettings
-from cascade.training import load_spec, object_classes, object_feature_selection, parse_spec
+from cascade.errors import CascadeError, ObjectsError, ProjectError
+from cascade.io import open_image, write_image
+from cascade.objects import (
+    Objects,
+    ObjectStage,
+    ThresholdSettings,
+    object_features,
+    object_predictions,
+    object_probabilities,
+    objects_from_probabilities,
+    objects_from_segmentation,
+)
+from cascade.project import load_cascade, load_object_stage, read_object_ilp
+from cascade.training import (
+    load_spec,
+    object_classes,
+    object_feature_selection,
+    parse_spec,
+    run_training,
+    train_object_stage,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,7 +180,7 @@ def test_ilastik_default_features_are_the_gui_defaults(ndim: int, channels: int,
         (
             "{source: probabilities, classes: [a, b], threshold: {method: otsu}}",
             "[{raw: a}]",
-            "method must be",
+            "method .otsu.",
         ),
         ("{source: segmentation, classes: [a, b], colour: red}", "[{raw: a}]", "unknown key 'colour'"),
         (
@@ -219,3 +239,184 @@ def test_train_refuses_inconsistent_object_options(tmp_path: Path, args: list[st
     assert line.startswith("cascade: error: ") and "\n" not in line
     assert all(word in line for word in words), line
     assert list(tmp_path.iterdir()) == []
+
+
+# --- training end to end ------------------------------------------------------------------------------
+OC = Path("ilp") / "ilastik__ilastik" / "object_classification"
+
+
+def _cells(seed: int, shape: tuple[int, int] = (96, 128)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw (small bright disks = class 1, large dim disks = class 2), the segmentation, the class image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    truth = np.zeros(shape, np.uint8)
+    for cy in range(10, shape[0] - 8, 19):
+        for cx in range(10, shape[1] - 8, 19):
+            kind = int(rng.integers(1, 3))
+            radius = 3 if kind == 1 else 6
+            disk = (yy - cy - rng.integers(-1, 2)) ** 2 + (xx - cx - rng.integers(-1, 2)) ** 2 <= radius**2
+            truth[disk] = kind
+    raw = np.where(truth == 1, 200, np.where(truth == 2, 140, 40)) + rng.integers(0, 30, shape)
+    return raw.astype(np.uint8), (truth > 0).astype(np.uint8), truth
+
+
+def _centre_labels(truth: np.ndarray, every: int = 2) -> np.ndarray:
+    """Object labels: one pixel at the centre of every ``every``-th object, its class."""
+    ids, n = ndimage.label(truth > 0)
+    labels = np.zeros(truth.shape, np.uint8)
+    for k, centre in enumerate(ndimage.center_of_mass(truth > 0, ids, range(1, n + 1))):
+        if k % every == 0:
+            y, x = np.round(centre).astype(int)
+            labels[y, x] = truth[y, x]
+    return labels
+
+
+def _predicted(
+    stage: ObjectStage, raw: np.ndarray, segmentation: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stage's class per object of a segmentation, and the true class per object."""
+    objects = objects_from_segmentation(da.from_array(segmentation, chunks=32), "yx")
+    tables = object_features(
+        da.from_array(raw[..., None], chunks=(40, 40, 1)), "yxc", objects, stage.features
+    )
+    predicted = object_predictions(object_probabilities(stage, tables))[0]
+    truth = object_classes(objects, da.from_array(_truth_image(raw, segmentation)), 2).classes[0]
+    return predicted[1:], truth[1:]
+
+
+def _truth_image(raw: np.ndarray, segmentation: np.ndarray) -> np.ndarray:
+    return np.where(segmentation > 0, np.where(raw >= 170, 1, 2), 0).astype(np.uint8)
+
+
+def test_cli_trains_an_object_stage_alone_from_a_segmentation(tmp_path: Path) -> None:
+    raw, segmentation, truth = _cells(0)
+    tifffile.imwrite(tmp_path / "raw.tif", raw)
+    tifffile.imwrite(tmp_path / "seg.tif", segmentation)
+    tifffile.imwrite(tmp_path / "ol.tif", _centre_labels(truth))
+    args = ["--raw_data", "raw.tif", "--segmentation_image", "seg.tif", "--object_labels", "ol.tif"]
+    args += ["--object_features", "standard", "--object_classes", "small,large", "--trees", "20"]
+    done = cascade("train", "--project", "objects.cascade", *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("trained an object stage on 1 image(s) (object stage (segmentation): ")
+    assert "15 labelled objects (small: 5, large: 10))" in done.stdout
+    stage = load_object_stage(tmp_path / "objects.cascade")
+    assert stage is not None and stage.source == "segmentation" and stage.threshold is None
+    assert stage.class_names == ("small", "large") and stage.spatial_axes == "yx" and stage.raw_channels == 1
+    assert stage.forest is not None and stage.forest.n_trees == 20
+    assert stage.forest.n_features == 1 + 1 + 6 + 7 + 64 + 2 + 4  # 'standard' in 2D, one channel
+    test_raw, test_segmentation, _ = _cells(5)
+    predicted, expected = _predicted(stage, test_raw, test_segmentation)
+    assert len(predicted) == 30 and np.mean(predicted == expected) >= 0.9
+    with pytest.raises(ProjectError, match="object stage only"):
+        load_cascade(tmp_path / "objects.cascade")
+
+
+def test_training_does_not_depend_on_the_chunking(tmp_path: Path) -> None:
+    raw, segmentation, truth = _cells(1)
+    forests = []
+    for chunks in ((96, 128), (17, 23)):
+        folder = tmp_path / f"c{chunks[0]}"
+        folder.mkdir()
+        for name, data in (("raw", raw), ("seg", segmentation), ("ol", _centre_labels(truth, 1))):
+            write_image(
+                da.from_array(data, chunks=chunks), str(folder / f"{name}.zarr"), format="zarr", axes="yx"
+            )
+        spec = {
+            "images": [{"raw": "raw.zarr", "object_input": "seg.zarr", "object_labels": "ol.zarr"}],
+            "objects": {
+                "source": "segmentation",
+                "classes": ["a", "b"],
+                "features": ["Mean", "Count", "Variance"],
+            },
+            "forest": {"trees": 5, "seed": 3},
+        }
+        run_training(parse_spec(spec, folder), folder / "p.cascade")
+        forests.append(load_object_stage(folder / "p.cascade").forest)  # type: ignore[union-attr]
+    for name in ("feature", "threshold", "left", "right", "value", "roots"):
+        assert np.array_equal(getattr(forests[0], name), getattr(forests[1], name)), name
+
+
+def test_spec_trains_pixel_stages_then_objects_of_their_probabilities(tmp_path: Path) -> None:
+    raw, segmentation, truth = _cells(2)
+    pixel_labels = np.zeros(raw.shape, np.uint8)
+    pixel_labels[::5, ::5] = np.where(segmentation[::5, ::5] > 0, 1, 2)
+    for name, data in (("raw", raw), ("pixels", pixel_labels), ("ol", _centre_labels(truth, 1))):
+        tifffile.imwrite(tmp_path / f"{name}.tif", data)
+    spec = """
+images: [{raw: raw.tif, labels: pixels.tif, object_labels: ol.tif}]
+stages: [{classes: [cell, background], features: {features: {GaussianSmoothing: [0.7, 1.6]}}}]
+objects:
+  source: pixel classification
+  threshold: {low: 0.5, sigmas: 0.0, min_size: 5}
+  features: standard
+  classes: [small, large]
+forest: {trees: 10}
+"""
+    (tmp_path / "spec.yaml").write_text(spec)
+    summary = run_training(load_spec(tmp_path / "spec.yaml"), tmp_path / "p.cascade")
+    assert "trained 1 stage(s) and an object stage" in summary and "30 labelled objects" in summary
+    stage = load_object_stage(tmp_path / "p.cascade")
+    assert stage is not None and stage.source == "pixel classification"
+    assert stage.threshold == ThresholdSettings(low=0.5, sigmas=(0.0, 0.0, 0.0), min_size=5)
+    assert len(load_cascade(tmp_path / "p.cascade").stages) == 1
+
+
+def test_mixed_labels_are_named_in_the_summary(tmp_path: Path) -> None:
+    raw, segmentation, truth = _cells(3)
+    labels = _centre_labels(truth, 1)
+    ids = ndimage.label(segmentation)[0]
+    ys, xs = np.nonzero(ids == 1)
+    labels[ys[:3], xs[:3]] = 3 - truth[ys[0], xs[0]]  # three pixels of the other class: the majority
+    labels[0, 0] = 1  # on the background
+    for name, data in (("raw", raw), ("seg", segmentation), ("ol", labels)):
+        tifffile.imwrite(tmp_path / f"{name}.tif", data)
+    spec = {
+        "images": [{"raw": "raw.tif", "object_input": "seg.tif", "object_labels": "ol.tif"}],
+        "objects": {"source": "segmentation", "classes": ["a", "b"], "features": "standard"},
+        "forest": {"trees": 3},
+    }
+    summary = run_training(parse_spec(spec, tmp_path), tmp_path / "p.cascade")
+    centre = ", ".join(f"{v:.0f}" for v in (xs.mean(), ys.mean()))
+    assert (
+        f"object 1 at ({centre}) in {tmp_path / 'ol.tif'} has labelled pixels of several classes" in summary
+    )
+    assert f"it takes class {3 - truth[ys[0], xs[0]]}" in summary
+    assert "1 labelled pixel(s) of" in summary and "lie on no object and are ignored" in summary
+
+
+def test_object_labels_reproduce_ilastiks_label_inputs_on_2d_wpred(tmp_path: Path, data_dir: Path) -> None:
+    """Labelling one pixel of each object ilastik's 2d_wPred labels gives its LabelInputs and its 179 columns."""
+    oc = data_dir / OC
+    project = read_object_ilp(oc / "ObjectClassification2d_wPred.ilp")
+    stored, threshold = project.labels[0][0], project.stage.threshold
+    assert threshold is not None and project.stage.forest is not None
+    probabilities = open_image(str(oc / "inputdata" / "2d_Probabilities.h5") + "/exported_data")
+    ids = objects_from_probabilities(probabilities.data, "yxc", threshold).labels.compute()
+    labels = np.zeros(ids.shape, np.uint8)
+    for oid in np.flatnonzero(stored):
+        ys, xs = np.nonzero(ids == oid)
+        labels[ys[0], xs[0]] = stored[oid]
+    tifffile.imwrite(tmp_path / "ol.tif", labels)
+    spec = {
+        "images": [
+            {
+                "raw": str(oc / "inputdata" / "2d.h5") + "/data",
+                "object_input": str(oc / "inputdata" / "2d_Probabilities.h5") + "/exported_data",
+                "object_labels": "ol.tif",
+            }
+        ],
+        "objects": {
+            "source": "probabilities",
+            "threshold": dataclasses.asdict(threshold),
+            "features": {p: dict(f) for p, f in project.stage.features.items()},
+            "classes": list(project.stage.class_names),
+        },
+        "forest": {"trees": 10},
+    }
+    trained = train_object_stage(parse_spec(spec, tmp_path), None, seed=0)
+    classes = trained.labels[0].classes[0]
+    assert np.array_equal(classes[: len(stored)], stored) and not classes[len(stored) :].any()
+    assert trained.labels[0].mixed == () and trained.labels[0].on_background == 0
+    assert trained.stage.forest is not None
+    assert trained.stage.forest.n_features == project.stage.forest.n_features == 179
+    assert trained.stage.features == project.stage.features

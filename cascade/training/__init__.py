@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._object_labels import ObjectLabels, object_classes
 from ._object_spec import OBJECT_FEATURE_SETS, ObjectSpec, object_feature_selection
 from .fitting import TrainingImage, fit
+from .objects import ObjectTraining, train_object_stage
 from .retrain import ilp_training_images, retrain_ilp
 from .run import check_project_target, run_training, simple_spec, with_simple_objects
 from .scribbles import scribble_labels
@@ -17,6 +18,7 @@ __all__ = [
     "OBJECT_FEATURE_SETS",
     "ObjectLabels",
     "ObjectSpec",
+    "ObjectTraining",
     "TrainingImage",
     "TrainingSpec",
     "check_project_target",
@@ -31,5 +33,6 @@ __all__ = [
     "run_training",
     "scribble_labels",
     "simple_spec",
+    "train_object_stage",
     "with_simple_objects",
 ]

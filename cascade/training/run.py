@@ -276,10 +276,17 @@ def _train(spec: TrainingSpec, project: str | Path) -> str:
     counts = [sum(len(e[1]) for e in stage if e is not None) for stage in sparse]
     parts = [f"stage {k + 1}: {n} labelled pixels" for k, n in enumerate(counts)]
     return (
-        f"trained {len(cascade.stages)} stage(s){' and an object stage' if trained else ''} on "
+        f"trained {_what(len(cascade.stages), trained is not None)} on "
         f"{len(spec.images)} image(s) ({'; '.join([*parts, *([trained.summary] if trained else [])])}) "
         f"in {time.perf_counter() - start:.1f} s -> {project}"
     )
+
+
+def _what(stages: int, objects: bool) -> str:
+    """``2 stage(s)``, ``1 stage(s) and an object stage`` or ``an object stage``."""
+    if not stages:
+        return "an object stage"
+    return f"{stages} stage(s)" + (" and an object stage" if objects else "")
 
 
 def _check_project_path(project: Path) -> None:
