@@ -9,13 +9,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import cascade
 
 from cascade.errors import ProjectError
 from cascade.features import parse_feature_selection
 from cascade.forest import PackedForest, train_forest
 from cascade.objects import ObjectStage, ThresholdSettings
 from cascade.pipeline import Cascade, Stage
-from cascade.project import load_cascade, load_object_stage, save_cascade
+from cascade.project import has_object_stage, load_cascade, load_object_stage, save_cascade
 
 SELECTION = parse_feature_selection({"features": {"GaussianSmoothing": [0.7, 1.6]}})
 FEATURES = {
@@ -182,3 +183,29 @@ def test_damaged_object_stage_is_one_project_error(tmp_path: Path, how: str, mes
     with pytest.raises(ProjectError, match=message) as info:
         load_object_stage(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_info_and_has_object_stage(tmp_path: Path) -> None:
+    alone = save_cascade(dataclasses.replace(_pixels(), stages=()), tmp_path / "alone.cascade",
+                         objects=_objects(source="segmentation", threshold=None))  # fmt: skip
+    both = save_cascade(_pixels(), tmp_path / "both.cascade", objects=_objects())
+    pixels = save_cascade(_pixels(), tmp_path / "pixels.cascade")
+    assert has_object_stage(alone) and has_object_stage(both) and not has_object_stage(pixels)
+    assert not has_object_stage(tmp_path / "missing.cascade")
+    described = load_cascade(alone, allow_no_stages=True)
+    assert described.stages == () and described.input_axes == "zyx" and described.raw_channels == 1
+    done = cascade("info", str(alone))
+    assert done.returncode == 0, done.stderr
+    assert "workflow: Object Classification (from segmentation)\n" in done.stdout
+    assert "object stage: classes small, large, odd" in done.stdout
+    assert "  Standard Object Features: Count, Mean, Mean in neighborhood" in done.stdout
+    assert "  forest: 5 trees, 4 features" in done.stdout
+    done = cascade("info", str(both))
+    assert (
+        "workflow: Object Classification (from pixel classification) after Pixel Classification"
+        in done.stdout
+    )
+    assert (
+        "  threshold: hysteresis, channel 1, low 0.4, high 0.9 (core channel 0), smoothing 1.5, 1.0, 0.0"
+        in (done.stdout)
+    )

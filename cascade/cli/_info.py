@@ -19,6 +19,8 @@ def info(project: Annotated[Path, typer.Argument(help="A .cascade or ilastik .il
 
         typer.echo(describe_ilp(read_ilp(project)))
     else:
-        from ..project import describe_cascade, load_cascade
+        from ..project import describe_cascade, load_cascade, load_object_stage
 
-        typer.echo(describe_cascade(load_cascade(project), project))
+        objects = load_object_stage(project)
+        cascade = load_cascade(project, allow_no_stages=objects is not None)
+        typer.echo(describe_cascade(cascade, project, objects=objects))

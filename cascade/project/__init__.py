@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
+from ._describe import describe_cascade
 from .convert import cascade_from_ilp, open_project
 from .ilp import IlpLane, IlpProject, IlpStage, LabelBlock, describe_ilp, read_ilp, read_lane_data
 from .native import (
     MAX_LABEL,
     SparseLabels,
-    describe_cascade,
+    has_object_stage,
     is_cascade_project,
     load_cascade,
     load_object_stage,
@@ -29,6 +30,7 @@ __all__ = [
     "cascade_from_ilp",
     "describe_cascade",
     "describe_ilp",
+    "has_object_stage",
     "is_cascade_project",
     "load_cascade",
     "load_object_stage",

@@ -37,7 +37,7 @@ __all__ = [
     "MAX_LABEL",
     "SCHEMA_VERSION",
     "SparseLabels",
-    "describe_cascade",
+    "has_object_stage",
     "is_cascade_project",
     "load_cascade",
     "load_object_stage",
@@ -176,13 +176,16 @@ def _write_labels(group: h5py.Group, entry: SparseLabels) -> None:
     group.attrs.update(shape=np.asarray(shape, np.int64), source=source)
 
 
-def load_cascade(path: str | Path) -> Cascade:
+def load_cascade(path: str | Path, *, allow_no_stages: bool = False) -> Cascade:
     """Read a ``.cascade`` project.
 
     Parameters
     ----------
     path : str or Path
         The project file.
+    allow_no_stages : bool
+        Return a cascade without stages (its raw data's description) for a project that holds
+        an object stage only, instead of refusing it.
 
     Returns
     -------
@@ -195,7 +198,29 @@ def load_cascade(path: str | Path) -> Cascade:
         One line naming the file and the problem: missing, not HDF5, not a cascade project,
         a newer schema, or inconsistent contents.
     """
-    return _open(path, _read)
+    return _open(path, lambda f, p: _read(f, p, allow_no_stages))
+
+
+def has_object_stage(path: str | Path) -> bool:
+    """Whether ``path`` is a cascade project holding an object stage (nothing else is read).
+
+    Parameters
+    ----------
+    path : str or Path
+        A file.
+
+    Returns
+    -------
+    bool
+        False for a missing file, another file, or a pixel-only project.
+    """
+    try:
+        if not h5py.is_hdf5(path):
+            return False
+        with h5py.File(path, "r", locking=False) as f:
+            return bool(f.attrs.get("format") == FORMAT and OBJECT_GROUP in f)
+    except OSError:
+        return False
 
 
 def load_object_stage(path: str | Path) -> ObjectStage | None:
@@ -259,15 +284,15 @@ def _check_format(f: h5py.File, path: Path) -> None:
         )
 
 
-def _read(f: h5py.File, path: Path) -> Cascade:
+def _read(f: h5py.File, path: Path, allow_no_stages: bool = False) -> Cascade:
     _check_format(f, path)
     names = sorted(f["stages"]) if "stages" in f else []
-    if not names and OBJECT_GROUP in f:
+    if not names and OBJECT_GROUP in f and not allow_no_stages:
         raise ProjectError(
             f"{path}: the project holds an object stage only (no pixel stages); run it as object "
             "classification (export sources such as 'Object Predictions')"
         )
-    if not names:
+    if not names and OBJECT_GROUP not in f:
         raise ProjectError(f"{path}: the project holds no stages")
     try:
         stages = tuple(_read_stage(f["stages"][name]) for name in names)
@@ -312,8 +337,9 @@ def read_labels(path: str | Path) -> list[list[SparseLabels]]:
     """
     out: list[list[SparseLabels]] = []
     with h5py.File(path, "r", locking=False) as f:
-        for name in sorted(f["stages"]):
-            stage: Mapping[str, Any] = f["stages"][name].get("labels", {})
+        stages: Mapping[str, Any] = f.get("stages", {})
+        for name in sorted(stages):
+            stage: Mapping[str, Any] = stages[name].get("labels", {})
             out.append(
                 [
                     (
@@ -326,58 +352,3 @@ def read_labels(path: str | Path) -> list[list[SparseLabels]]:
                 ]
             )
     return out
-
-
-def describe_cascade(cascade: Cascade, path: str | Path | None = None) -> str:
-    """A human-readable summary of a cascade project for ``cascade info``.
-
-    Parameters
-    ----------
-    cascade : Cascade
-        The project's cascade.
-    path : str or Path, optional
-        The file, named in the summary.
-
-    Returns
-    -------
-    str
-        Several lines: stages, classes, features, forests.
-    """
-    lines = []
-    if path is not None:
-        lines.append(f"project: {path}")
-    n = len(cascade.stages)
-    lines.append(f"workflow: {'Pixel Classification' if n == 1 else f'Autocontext ({n} stages)'}")
-    lines.append(
-        f"raw data: {cascade.raw_channels} channel(s), {cascade.raw_dtype}, "
-        f"spatial axes {cascade.spatial_axes}"
-    )
-    z = 2 if cascade.spatial_axes == "zyx" else None
-    labels = read_labels(path) if path is not None and Path(path).suffix != ".ilp" else []
-    for k, stage in enumerate(cascade.stages):
-        sel = stage.selection
-        lines.append(f"stage {k + 1}: classes {', '.join(stage.class_names)}")
-        for fid, row in zip(sel.feature_ids, sel.matrix):
-            scales = [
-                f"{s}{' (2D)' if sel.compute_in_2d[j] else ''}"
-                for j, (s, on) in enumerate(zip(sel.scales, row))
-                if on
-            ]
-            if scales:
-                lines.append(f"  {fid}: {', '.join(scales)}")
-        lines.append(f"  feature channels: {sel.n_channels(cascade.input_channels(k), 64 if z else None)}")
-        if k < len(labels) and labels[k]:
-            counts = np.zeros(stage.n_classes, np.int64)
-            for _, values, _, _ in labels[k]:
-                counts += np.bincount(values, minlength=stage.n_classes + 1)[1 : stage.n_classes + 1]
-            lines.append("  labels: " + ", ".join(f"{c}={int(v)}" for c, v in zip(stage.class_names, counts)))
-        if stage.forest is None:
-            lines.append("  forest: not trained")
-        else:
-            lines.append(
-                f"  forest: {stage.forest.n_trees} trees, {stage.forest.n_features} features, "
-                f"{stage.forest.feature.shape[0]} nodes"
-            )
-    for key, value in sorted(cascade.provenance.items()):
-        lines.append(f"{key}: {value}")
-    return "\n".join(lines)
