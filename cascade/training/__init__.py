@@ -5,14 +5,19 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._object_labels import ObjectLabels, object_classes
 from ._object_spec import OBJECT_FEATURE_SETS, ObjectSpec, object_feature_selection
 from .fitting import TrainingImage, fit
-from .objects import ObjectTraining, train_object_stage
 from .retrain import ilp_training_images, retrain_ilp
 from .run import check_project_target, run_training, simple_spec, with_simple_objects
 from .scribbles import scribble_labels
 from .spec import TrainingSpec, load_spec, load_training_images, parse_spec
+
+if TYPE_CHECKING:
+    from .objects import ObjectTraining, train_object_stage
 
 __all__ = [
     "OBJECT_FEATURE_SETS",
@@ -36,3 +41,15 @@ __all__ = [
     "train_object_stage",
     "with_simple_objects",
 ]
+
+#: name -> module, for the names imported on first use (object training needs all of cascade.objects)
+_LAZY = {"ObjectTraining": ".objects", "train_object_stage": ".objects"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import an object-training name from its module on first use (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
