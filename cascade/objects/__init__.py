@@ -4,6 +4,7 @@ See ``docs/objects.md`` for the design and ``cascade/objects/model.py`` for the 
 between the steps.
 """
 
+from .components import label_components, objects_from_label_image, objects_from_segmentation
 from .model import (
     DEFAULT_FEATURES,
     OBJECT_SOURCES,
@@ -13,6 +14,7 @@ from .model import (
     ObjectStage,
     ThresholdSettings,
 )
+from .threshold import objects_from_probabilities, smooth_probabilities, threshold_labels
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -22,4 +24,10 @@ __all__ = [
     "ObjectStage",
     "Objects",
     "ThresholdSettings",
+    "label_components",
+    "objects_from_label_image",
+    "objects_from_probabilities",
+    "objects_from_segmentation",
+    "smooth_probabilities",
+    "threshold_labels",
 ]

@@ -180,7 +180,8 @@ def relabel_block(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
     ndarray of uint32, shape (1, z, y, x)
     """
     labels, _ = local_labels(block[0])
-    return lut[labels][None]
+    out: np.ndarray = lut[labels][None]
+    return out
 
 
 def value_block(block: np.ndarray) -> np.ndarray:

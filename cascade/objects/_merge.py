@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
-from dask.base import tokenize
+from dask.base import compute, tokenize
+from dask.delayed import delayed
 from dask.highlevelgraph import HighLevelGraph
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -118,15 +118,15 @@ def _scan_graph(image: da.Array, cores: da.Array | None, core_luts: dict[Index, 
         extra: tuple[Any, ...] = ()
         if core_blocks is not None and core_luts is not None:
             extra = (core_blocks[index], core_luts[index])
-        scans[index] = dask.delayed(scan_block, pure=True)(blocks[index], origin, extent, *extra)
+        scans[index] = delayed(scan_block, pure=True)(blocks[index], origin, extent, *extra)
     pairs = []
     for index, table in scans.items():
         for axis in (1, 2, 3):
             after = index[:axis] + (index[axis] + 1,) + index[axis + 1 :]
             if after in scans:
-                pair = dask.delayed(face_pairs, pure=True)(table, scans[after], axis - 1)
+                pair = delayed(face_pairs, pure=True)(table, scans[after], axis - 1)
                 pairs.append((index, after, pair))
-    tables = {index: dask.delayed(_table_only, pure=True)(table) for index, table in scans.items()}
+    tables = {index: delayed(_table_only, pure=True)(table) for index, table in scans.items()}
     return tables, pairs
 
 
@@ -149,7 +149,7 @@ def scan(
         Computed eagerly (one pass over ``image``).
     """
     tables, pairs = _scan_graph(image, cores, core_luts)
-    done_tables, done_pairs = dask.compute(tables, [p for _, _, p in pairs])
+    done_tables, done_pairs = compute(tables, [p for _, _, p in pairs])
     blocks = tuple(sorted(done_tables))
     counts = np.array([done_tables[b].count for b in blocks], np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -162,7 +162,11 @@ def scan(
 
 
 def _merge(
-    blocks: tuple[Index, ...], offsets: np.ndarray, tables: list[BlockTable], edges: list[np.ndarray], steps: int
+    blocks: tuple[Index, ...],
+    offsets: np.ndarray,
+    tables: list[BlockTable],
+    edges: list[np.ndarray],
+    steps: int,
 ) -> Components:
     """Union-find over the face pairs, then order the components by (t, first pixel)."""
     total = int(offsets[-1])
@@ -187,7 +191,10 @@ def _merge(
 
 
 def relabel(
-    image: da.Array, luts: dict[Index, Any], block_function: Callable[[np.ndarray, Any], np.ndarray], name: str
+    image: da.Array,
+    luts: dict[Index, Any],
+    block_function: Callable[[np.ndarray, Any], np.ndarray],
+    name: str,
 ) -> da.Array:
     """A lazy uint32 array: ``block_function(block, luts[index])`` for every block of ``image``.
 
@@ -211,5 +218,5 @@ def relabel(
     tasks: dict[Any, Any] = {
         (layer, *index): (block_function, (image.name, *index), luts[index]) for index in luts
     }
-    graph = HighLevelGraph.from_collections(layer, tasks, dependencies=[image])
+    graph = HighLevelGraph.from_collections(layer, tasks, dependencies=[image])  # type: ignore[list-item]
     return da.Array(graph, layer, chunks=image.chunks, dtype=np.uint32)

@@ -12,9 +12,10 @@ returned labels are lazy and label every chunk again when computed (one lookup p
 
 from __future__ import annotations
 
-import dask
 import dask.array as da
 import numpy as np
+from dask.base import compute
+from dask.delayed import delayed
 
 from ..errors import ObjectsError
 from ._cc import relabel_block, value_block
@@ -49,7 +50,9 @@ def check_axes(axes: str, ndim: int, channel: bool) -> str:
     keys = axes.strip().lower()
     allowed = ("tzyxc", "zyxc", "tyxc", "yxc") if channel else ("tzyx", "zyx", "tyx", "yx")
     if keys not in allowed:
-        raise ObjectsError(f"axes {axes!r}: objects need one of {', '.join(allowed)} (cascade's internal order)")
+        raise ObjectsError(
+            f"axes {axes!r}: objects need one of {', '.join(allowed)} (cascade's internal order)"
+        )
     if len(keys) != ndim:
         raise ObjectsError(f"axes {axes!r} name {len(keys)} dimensions but the image has {ndim}")
     return keys
@@ -71,7 +74,8 @@ def as_tzyx(image: da.Array, axes: str) -> da.Array:
         Four-dimensional, one time point per chunk.
     """
     index = tuple(None if key not in axes else slice(None) for key in "tzyx")
-    return image[index].rechunk({0: 1})
+    volume: da.Array = image[index].rechunk({0: 1})
+    return volume
 
 
 def from_tzyx(labels: da.Array, axes: str) -> da.Array:
@@ -88,10 +92,13 @@ def from_tzyx(labels: da.Array, axes: str) -> da.Array:
     -------
     dask.array.Array
     """
-    return labels[tuple(slice(None) if key in axes else 0 for key in "tzyx")]
+    out: da.Array = labels[tuple(slice(None) if key in axes else 0 for key in "tzyx")]
+    return out
 
 
-def objects_from_components(image: da.Array, components: Components, axes: str, keep: np.ndarray | None) -> Objects:
+def objects_from_components(
+    image: da.Array, components: Components, axes: str, keep: np.ndarray | None
+) -> Objects:
     """The :class:`Objects` of ``components`` of a ``tzyx`` image: kept ones numbered 1..N per t.
 
     Parameters
@@ -173,7 +180,8 @@ def objects_from_segmentation(segmentation: da.Array, axes: str) -> Objects:
 def _value_lut(block: np.ndarray, lut: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Label-image block -> ids: ``lut`` holds the block's sorted distinct values and their ids."""
     values, ids = lut
-    return ids[np.searchsorted(values, block[0])][None]
+    out: np.ndarray = ids[np.searchsorted(values, block[0])][None]
+    return out
 
 
 def objects_from_label_image(label_image: da.Array, axes: str) -> Objects:
@@ -208,8 +216,8 @@ def objects_from_label_image(label_image: da.Array, axes: str) -> Objects:
     keys = check_axes(keys, label_image.ndim, channel=False)
     volume = as_tzyx(label_image, keys)
     blocks = volume.to_delayed(optimize_graph=False)
-    found = {index: dask.delayed(value_block, pure=True)(blocks[index]) for index in np.ndindex(*volume.numblocks)}
-    (per_block,) = dask.compute(found)
+    found = {index: delayed(value_block, pure=True)(blocks[index]) for index in np.ndindex(*volume.numblocks)}
+    (per_block,) = compute(found)
     originals = []
     for t in range(volume.shape[0]):
         values = np.unique(np.concatenate([v for index, v in per_block.items() if index[0] == t]))

@@ -35,7 +35,9 @@ __all__ = ["objects_from_probabilities", "smooth_probabilities", "threshold_labe
 MIN_SIGMA = 0.1
 
 
-def _smoothing_taps(shape: tuple[int, ...], axes: str, sigmas: tuple[float, float, float]) -> dict[int, np.ndarray]:
+def _smoothing_taps(
+    shape: tuple[int, ...], axes: str, sigmas: tuple[float, float, float]
+) -> dict[int, np.ndarray]:
     """Axis -> vigra taps for the spatial axes of extent > 1; empty when no smoothing applies."""
     by_key = dict(zip("xyz", sigmas))
     smoothed = {axes.index(k): by_key[k] for k in "zyx" if k in axes and shape[axes.index(k)] > 1}
@@ -93,13 +95,13 @@ def smooth_probabilities(probabilities: da.Array, axes: str, sigmas: tuple[float
     axes = check_axes(axes, probabilities.ndim, channel=True)
     if len(sigmas) != 3 or not all(np.isfinite(s) and s >= 0 for s in sigmas):
         raise ObjectsError(f"smoothing sigmas must be three numbers >= 0 (x, y, z), got {sigmas}")
-    data = probabilities.astype(np.float32)
+    data: da.Array = probabilities.astype(np.float32)
     taps = _smoothing_taps(data.shape, axes, sigmas)
     if not taps:
         return data
     depth = {axis: (taps[axis].shape[0] // 2 if axis in taps else 0) for axis in range(data.ndim)}
     work = data.rechunk({axis: _at_least(data.chunks[axis], depth[axis]) for axis in taps})
-    smoothed = work.map_overlap(
+    smoothed: da.Array = work.map_overlap(
         smooth_block,
         depth=depth,
         boundary="none",
@@ -110,7 +112,9 @@ def smooth_probabilities(probabilities: da.Array, axes: str, sigmas: tuple[float
         taps=taps,
         blocks=work.numblocks,
     )
-    return smoothed if smoothed.chunks == data.chunks else smoothed.rechunk(data.chunks)
+    if smoothed.chunks != data.chunks:
+        smoothed = smoothed.rechunk(data.chunks)
+    return smoothed
 
 
 def _check(probabilities: da.Array, axes: str, settings: ThresholdSettings) -> str:
@@ -129,9 +133,13 @@ def _sized(components: Components, settings: ThresholdSettings) -> np.ndarray:
     return (components.size >= settings.min_size) & (components.size <= settings.max_size)
 
 
-def _masks(probabilities: da.Array, axes: str, settings: ThresholdSettings) -> tuple[da.Array, da.Array | None]:
+def _masks(
+    probabilities: da.Array, axes: str, settings: ThresholdSettings
+) -> tuple[da.Array, da.Array | None]:
     """The final mask and (hysteresis) the core mask, both ``tzyx``."""
-    channels = sorted({settings.channel, settings.core_channel} if settings.method == "hysteresis" else {settings.channel})
+    channels = sorted(
+        {settings.channel, settings.core_channel} if settings.method == "hysteresis" else {settings.channel}
+    )
     picked = probabilities[..., channels]
     smoothed = smooth_probabilities(picked, axes, settings.sigmas)
     spatial = axes[:-1]
@@ -141,10 +149,14 @@ def _masks(probabilities: da.Array, axes: str, settings: ThresholdSettings) -> t
     core = smoothed[..., channels.index(settings.core_channel)]
     if settings.channel != settings.core_channel:
         final = final + core
-    return as_tzyx(final >= np.float32(settings.low), spatial), as_tzyx(core >= np.float32(settings.high), spatial)
+    return as_tzyx(final >= np.float32(settings.low), spatial), as_tzyx(
+        core >= np.float32(settings.high), spatial
+    )
 
 
-def _components(probabilities: da.Array, axes: str, settings: ThresholdSettings) -> tuple[da.Array, Components, np.ndarray]:
+def _components(
+    probabilities: da.Array, axes: str, settings: ThresholdSettings
+) -> tuple[da.Array, Components, np.ndarray]:
     """The ``tzyx`` final mask, its global components and which of them survive."""
     final, cores = _masks(probabilities, axes, settings)
     if cores is None:
