@@ -102,12 +102,14 @@ def _origins(chunks: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
     return [tuple(np.cumsum((0,) + c[:-1]).tolist()) for c in chunks]
 
 
-def _table_only(table: BlockTable) -> BlockTable:
-    return table.without_faces()
+def _link(table: BlockTable, *after: BlockTable | None) -> tuple[BlockTable, list[np.ndarray | None]]:
+    """A block's table without its faces, and its face pairs with the next block along z, y and x."""
+    pairs = [None if other is None else face_pairs(table, other, axis) for axis, other in enumerate(after)]
+    return table.without_faces(), pairs
 
 
 def _scan_graph(image: da.Array, cores: da.Array | None, core_luts: dict[Index, np.ndarray] | None) -> Any:
-    """Delayed block tables and face pairs of a ``tzyx`` image (t chunks of 1)."""
+    """Per block, a delayed ``(table, [pairs with the next block along z, y, x])`` (two tasks a block)."""
     blocks = image.to_delayed(optimize_graph=False)
     core_blocks = None if cores is None else cores.to_delayed(optimize_graph=False)
     starts = _origins(image.chunks)
@@ -119,15 +121,11 @@ def _scan_graph(image: da.Array, cores: da.Array | None, core_luts: dict[Index, 
         if core_blocks is not None and core_luts is not None:
             extra = (core_blocks[index], core_luts[index])
         scans[index] = delayed(scan_block, pure=True)(blocks[index], origin, extent, *extra)
-    pairs = []
+    links = {}
     for index, table in scans.items():
-        for axis in (1, 2, 3):
-            after = index[:axis] + (index[axis] + 1,) + index[axis + 1 :]
-            if after in scans:
-                pair = delayed(face_pairs, pure=True)(table, scans[after], axis - 1)
-                pairs.append((index, after, pair))
-    tables = {index: delayed(_table_only, pure=True)(table) for index, table in scans.items()}
-    return tables, pairs
+        after = [scans.get(index[:axis] + (index[axis] + 1,) + index[axis + 1 :]) for axis in (1, 2, 3)]
+        links[index] = delayed(_link, pure=True, nout=2)(table, *after)
+    return links
 
 
 def scan(
@@ -148,17 +146,18 @@ def scan(
     Components
         Computed eagerly (one pass over ``image``).
     """
-    tables, pairs = _scan_graph(image, cores, core_luts)
-    done_tables, done_pairs = compute(tables, [p for _, _, p in pairs])
-    blocks = tuple(sorted(done_tables))
-    counts = np.array([done_tables[b].count for b in blocks], np.int64)
+    (links,) = compute(_scan_graph(image, cores, core_luts))
+    blocks = tuple(sorted(links))
+    counts = np.array([links[b][0].count for b in blocks], np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     where = {b: offsets[k] for k, b in enumerate(blocks)}
-    edges = [
-        np.stack([found[:, 0] - 1 + where[low], found[:, 1] - 1 + where[high]], axis=1)
-        for (low, high, _), found in zip(pairs, done_pairs)
-    ]
-    return _merge(blocks, offsets, [done_tables[b] for b in blocks], edges, image.shape[0])
+    edges = []
+    for low in blocks:
+        for axis, found in zip((1, 2, 3), links[low][1]):
+            if found is not None:
+                high = low[:axis] + (low[axis] + 1,) + low[axis + 1 :]
+                edges.append(np.stack([found[:, 0] - 1 + where[low], found[:, 1] - 1 + where[high]], axis=1))
+    return _merge(blocks, offsets, [links[b][0] for b in blocks], edges, image.shape[0])
 
 
 def _merge(

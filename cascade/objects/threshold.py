@@ -64,7 +64,8 @@ def _at_least(chunks: tuple[int, ...], size: int) -> tuple[int, ...]:
         else:
             merged.append(c)
     if len(merged) > 1 and merged[-1] < size:
-        merged[-2] += merged.pop()
+        last = merged.pop()
+        merged[-1] += last
     return tuple(merged)
 
 
