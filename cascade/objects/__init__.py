@@ -4,6 +4,7 @@ See ``docs/objects.md`` for the design and ``cascade/objects/model.py`` for the 
 between the steps.
 """
 
+from .features import FeatureColumns, feature_names, object_features
 from .model import (
     DEFAULT_FEATURES,
     OBJECT_SOURCES,
@@ -17,9 +18,12 @@ from .model import (
 __all__ = [
     "DEFAULT_FEATURES",
     "OBJECT_SOURCES",
+    "FeatureColumns",
     "FeatureTable",
     "ObjectFeatureSelection",
     "ObjectStage",
     "Objects",
     "ThresholdSettings",
+    "feature_names",
+    "object_features",
 ]
