@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._accumulate import BINS, Partial
+from ._eigen import eigensystems
 
 #: vigra's ``StandardQuantiles``: 0, 10, 25, 50, 75, 90, 100 %.
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
@@ -68,15 +69,15 @@ def _covariance(m2: np.ndarray, cross: np.ndarray) -> np.ndarray:
     return out.reshape(m2.shape[0], channels * channels)
 
 
-def _scatter_matrices(first: Partial, second: Partial) -> np.ndarray:
-    """Per object the coordinate covariance matrix (scatter / n), ``(rows, d, d)``."""
-    ndim = first["csum"].shape[1]
-    n = first["count"].astype(np.float64)
-    out = np.empty((n.size, ndim, ndim), dtype=np.float64)
+def _scatter_matrices(second: Partial) -> np.ndarray:
+    """Per object the coordinate scatter matrix (sum of outer products around the centre)."""
+    flat = second["cscatter"]
+    ndim = int(round((np.sqrt(8 * flat.shape[1] + 1) - 1) / 2))
+    out = np.empty((flat.shape[0], ndim, ndim), dtype=np.float64)
     pair = 0
     for i in range(ndim):
         for j in range(i, ndim):
-            out[:, i, j] = out[:, j, i] = _divide(second["cscatter"][:, pair], n)
+            out[:, i, j] = out[:, j, i] = flat[:, pair]
             pair += 1
     return out
 
@@ -105,16 +106,10 @@ def geometry(name: str, first: Partial, second: Partial | None) -> np.ndarray:
         return first["cmax"].astype(np.float64) + 1.0
     if second is None:
         raise KeyError(name)
-    matrices = _scatter_matrices(first, second)
-    finite = np.isfinite(matrices).all(axis=(1, 2))
-    values = np.full(matrices.shape[:2], np.nan)
-    vectors = np.full(matrices.shape, np.nan)
-    if finite.any():
-        found, axes = np.linalg.eigh(matrices[finite])
-        values[finite] = found[:, ::-1]
-        vectors[finite] = axes[:, :, ::-1]
+    values, vectors = eigensystems(_scatter_matrices(second))
     if name == "RegionRadii":
-        return np.sqrt(np.maximum(values, 0.0))
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(_divide(values, first["count"].astype(np.float64)[:, None]))
     return vectors.reshape(vectors.shape[0], -1)
 
 
@@ -145,6 +140,7 @@ def quantiles(hist: np.ndarray, vmin: np.ndarray, vmax: np.ndarray, lo: float, h
         float64 ``(rows, 7)``: 0 % = ``vmin``, 100 % = ``vmax``, the others interpolated
         linearly inside the bin that reaches the quantile's count; NaN for empty rows.
     """
+    vmin, vmax = np.asarray(vmin, dtype=np.float64), np.asarray(vmax, dtype=np.float64)
     top = hi if hi != lo else hi + BINS * np.finfo(np.float64).eps
     scale = BINS / (float(top) - float(lo))
     inverse = 1.0 / scale
@@ -206,7 +202,7 @@ def _all_quantiles(first: Partial, second: Partial) -> np.ndarray:
     for c in range(channels):
         hist = second["hist"][:, c * BINS : (c + 1) * BINS]
         lo, hi = float(first["g_lo"][c]), float(first["g_hi"][c])
-        columns.append(quantiles(hist, first["min"][:, c].astype(np.float64), first["max"][:, c], lo, hi))
+        columns.append(quantiles(hist, first["min"][:, c], first["max"][:, c], lo, hi))
     return np.concatenate(columns, axis=1)
 
 
