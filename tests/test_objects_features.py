@@ -186,3 +186,82 @@ def test_2d_two_channels_chunked_equals_whole_and_reference(chunks: tuple[int, i
             compare(whole[STANDARD][name][1:], reference[name].astype(np.float32))
     assert whole[STANDARD]["RegionAxes"].shape == (labels.max() + 1, 4)
     assert not whole[STANDARD]["Count"][0].any()
+
+
+def _reference_local(raw: np.ndarray, labels: np.ndarray, margin: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Neighbourhood features by brute-force distances inside each object's window (ilastik 4.5)."""
+    top = max(margin)
+    pitch = np.array([top // m for m in margin], dtype=np.float64)  # x, y[, z]
+    shape = np.array(labels.shape[::-1])
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in labels.shape], indexing="ij")[::-1], axis=-1)
+    rows: dict[str, list[np.ndarray]] = {}
+    for i in range(1, labels.max() + 1):
+        inside = labels == i
+        points = grid[inside]
+        lo = np.maximum(points.min(axis=0) - margin, 0)
+        hi = np.minimum(points.max(axis=0) + 1 + np.array(margin), shape)
+        window = tuple(slice(a, b) for a, b in zip(lo[::-1], hi[::-1], strict=True))
+        cells = grid[window].reshape(-1, len(margin))
+        gaps = (cells[:, None, :] - points[None, :, :]) * pitch
+        passed = (np.sqrt((gaps**2).sum(axis=-1)).min(axis=1) < top).reshape(inside[window].shape)
+        for suffix, mask in ((" in neighborhood", passed & ~inside[window]), (" in object and neighborhood", passed)):
+            values = raw[window][mask].astype(np.float32).astype(np.float64)
+            found = _reference_object(values, cells[mask.ravel()], values.min(axis=0), values.max(axis=0))
+            for name in LOCAL:
+                rows.setdefault(name + suffix, []).append(np.ravel(found[name]))
+    return {name: np.array(value) for name, value in rows.items()}
+
+
+@pytest.mark.parametrize("chunks", [(13, 29), (64, 8)])
+def test_2d_neighborhood_chunked_equals_whole_and_reference(chunks: tuple[int, int]) -> None:
+    """"in neighborhood" features with an anisotropic margin (window clipping matters) == brute force."""
+    labels = _blobs((48, 70), seed=3)
+    raw = np.random.default_rng(4).normal(10, 3, size=(48, 70, 2)).astype(np.float32)
+    margin = (5, 3)
+    selection = {STANDARD: {f"{name} in neighborhood": {"margin": list(margin)} for name in LOCAL}}
+    (whole,) = object_features(da.from_array(raw), "yxc", _objects(labels, "yx", -1), selection)
+    (chunked,) = object_features(da.from_array(raw, chunks=(*chunks, 2)), "yxc", _objects(labels, "yx", chunks), selection)
+    reference = _reference_local(raw, labels, margin)
+    assert sorted(whole[STANDARD]) == sorted(reference)
+    for name, expected in reference.items():
+        assert np.array_equal(whole[STANDARD][name], chunked[STANDARD][name], equal_nan=True), name
+        exact = name.split(" ")[0] in ("Minimum", "Maximum", "Histogram")
+        compare = np.testing.assert_array_equal if exact else _close
+        compare(whole[STANDARD][name][1:], expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("chunks", [(5, 17, 13), (12, 9, 50), (3, 40, 7)])
+def test_3d_chunked_equals_whole_and_reference(chunks: tuple[int, int, int]) -> None:
+    """3D (zyx), coordinates x, y, z: chunked == whole bit for bit, == numpy recomputation."""
+    labels = _blobs((12, 40, 50), seed=5)
+    raw = np.random.default_rng(6).integers(0, 4000, size=(12, 40, 50, 1)).astype(np.uint16)
+    names = (*ALL_STANDARD, "Mean in neighborhood", "Variance in neighborhood")
+    selection = {STANDARD: {name: ({"margin": [3, 2, 1]} if "neigh" in name else {}) for name in names}}
+    (whole,) = object_features(da.from_array(raw), "zyxc", _objects(labels, "zyx", -1), selection)
+    (chunked,) = object_features(
+        da.from_array(raw, chunks=(*chunks, 1)), "zyxc", _objects(labels, "zyx", chunks), selection
+    )
+    reference = _reference(raw, labels) | _reference_local(raw[..., 0:1], labels, (3, 2, 1))
+    for name, ours in whole[STANDARD].items():
+        assert np.array_equal(ours, chunked[STANDARD][name], equal_nan=True), name
+        if name in reference:
+            _close(ours[1:], reference[name])
+    assert whole[STANDARD]["RegionAxes"].shape[1] == 9
+    assert np.array_equal(whole[DEFAULT_FEATURES]["Count"], whole[STANDARD]["Count"])
+
+
+def test_time_points_chunked_equals_whole_and_single_frames() -> None:
+    """tyx: one table per time point, each equal to that frame alone, at any chunking."""
+    labels = np.stack([_blobs((40, 52), seed=s) for s in (7, 8, 9)])
+    labels[1] = 0  # a time point without objects
+    raw = np.random.default_rng(10).integers(0, 255, size=(3, 40, 52, 1)).astype(np.uint8)
+    selection = {STANDARD: {"Mean": {}, "Quantiles": {}, "Sum in neighborhood": {"margin": 4}}}
+    tables = object_features(da.from_array(raw, chunks=(1, 11, 19, 1)), "tyxc", _objects(labels, "tyx", (2, 11, 19)), selection)
+    assert len(tables) == 3
+    assert tables[1][STANDARD]["Mean"].shape == (1, 1)
+    assert tables[1][STANDARD]["Sum in neighborhood"].shape == (1, 1)
+    for t in (0, 2):
+        (alone,) = object_features(da.from_array(raw[t]), "yxc", _objects(labels[t], "yx", -1), selection)
+        for plugin, features in alone.items():
+            for name, values in features.items():
+                assert np.array_equal(tables[t][plugin][name], values, equal_nan=True), (t, name)
