@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from cascade.errors import ObjectsError
 from cascade.objects._hull import convex_hull_features_2d, convex_hull_features_3d
+from cascade.objects._skeleton import SKELETON_FEATURES, skeleton_features_2d
 
 PROJECTS = ("ObjectClassification2d_wPred.ilp", "ObjectClassification2d_wSeg.ilp")
 ROI = "ObjectExtraction/RegionFeatures/0000/[[0], [1]]"
@@ -146,3 +147,85 @@ def test_hull_3d_on_one_slice_equals_2d(seed: int) -> None:
 def test_hull_rejects_bad_masks(mask: np.ndarray, origin: tuple[int, ...]) -> None:
     with pytest.raises(ObjectsError, match="object"):
         convex_hull_features_2d(mask, origin)
+
+
+@pytest.mark.parametrize("project", PROJECTS)
+def test_skeleton_2d_matches_ilastik(data_dir: Path, project: str) -> None:
+    """Every stored skeleton feature of every object, bit for bit as float32 (incl. 4 holes)."""
+    labels, stored = _stored(data_dir, project)
+    reference = stored["2D Skeleton Features"]
+    objects = _objects(labels)
+    assert len(objects) == reference["Diameter"].shape[0] - 1
+    mismatches = []
+    for i, mask, origin in objects:
+        features = skeleton_features_2d(mask, origin, image_shape=labels.shape)
+        assert features.keys() == set(SKELETON_FEATURES)
+        for name, values in reference.items():
+            if not np.array_equal(features[name].astype(np.float32), values[i]):
+                mismatches.append((i, name))
+    assert mismatches == []
+    holes = reference["Hole Count"][1:, 0]
+    assert holes.sum() == (4 if "wSeg" in project else 0)
+
+
+def test_skeleton_depends_on_the_image_border(data_dir: Path) -> None:
+    """vigra's image border is not object boundary: the same pixels inside the image differ."""
+    labels, stored = _stored(data_dir, PROJECTS[0])
+    changed = 0
+    touching = 0
+    for i, mask, origin in _objects(labels):
+        if 0 not in origin and all(o + n < s for o, n, s in zip(origin, mask.shape, labels.shape)):
+            continue
+        touching += 1
+        at_border = skeleton_features_2d(mask, origin, image_shape=labels.shape)
+        inside = skeleton_features_2d(np.pad(mask, 1), (origin[0] - 1, origin[1] - 1))
+        changed += any(not np.array_equal(at_border[k], inside[k]) for k in at_border)
+        # Without image_shape the crop is the image: the tight crop reproduces the border case
+        # only where the object spans it, so the stored values need image_shape.
+        assert stored["2D Skeleton Features"]["Diameter"][i, 0] == np.float32(at_border["Diameter"][0])
+    assert touching == changed == 22
+
+
+def test_skeleton_does_not_depend_on_the_crop() -> None:
+    """A loose crop, another position: the same numbers (points shifted)."""
+    yy, xx = np.mgrid[:40, :60]
+    shape = ((yy - 20) / 15.0) ** 2 + ((xx - 30) / 25.0) ** 2 <= 1.0
+    shape[18:23, 5:55] = True
+    tight = skeleton_features_2d(shape[5:36, 5:56], (105, 205), image_shape=(300, 400))
+    loose = skeleton_features_2d(shape, (100, 200), image_shape=(300, 400))
+    moved = skeleton_features_2d(shape, (7, 11), image_shape=(300, 400))
+    for name in SKELETON_FEATURES:
+        np.testing.assert_array_equal(tight[name], loose[name], err_msg=name)
+        shift = [189.0, 93.0] if name in ("Skeleton Center", "Terminal 1", "Terminal 2") else 0.0
+        np.testing.assert_array_equal(moved[name], loose[name] - shift, err_msg=name)
+
+
+def test_skeleton_of_a_ring_has_one_hole() -> None:
+    yy, xx = np.mgrid[:41, :41]
+    radius = np.hypot(yy - 20, xx - 20)
+    ring = (radius <= 18) & (radius >= 9)
+    features = skeleton_features_2d(ring, (50, 50), image_shape=(200, 200))
+    assert features["Hole Count"][0] == 1
+    disk = skeleton_features_2d(radius <= 18, (50, 50), image_shape=(200, 200))
+    assert disk["Hole Count"][0] == 0
+    for values in (features, disk):
+        ends = values["Terminal 2"] - values["Terminal 1"]
+        assert values["Euclidean Diameter"][0] == np.sqrt(ends @ ends)
+        assert values["Diameter"][0] >= values["Euclidean Diameter"][0]
+
+
+def test_skeleton_of_a_bar_is_its_centre_line() -> None:
+    bar = np.ones((5, 31), bool)
+    features = skeleton_features_2d(bar, (10, 20), image_shape=(100, 100))
+    assert features["Branch Count"][0] == 2
+    assert features["Hole Count"][0] == 0
+    np.testing.assert_array_equal(features["Skeleton Center"], [35.0, 12.0])
+    # The ends run into the bar's corners: (50, 14) and (20, 14), two diagonal steps each.
+    assert sorted([features["Terminal 1"][0], features["Terminal 2"][0]]) == [20.0, 50.0]
+    assert features["Diameter"][0] == pytest.approx(26 + 4 * np.sqrt(2), rel=1e-14)
+    assert features["Total Length"][0] == pytest.approx(features["Diameter"][0], rel=1e-14)
+
+
+def test_skeleton_rejects_a_crop_outside_the_image() -> None:
+    with pytest.raises(ObjectsError, match="not inside the image"):
+        skeleton_features_2d(np.ones((5, 5), bool), (98, 0), image_shape=(100, 100))

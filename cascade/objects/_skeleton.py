@@ -120,10 +120,14 @@ def _padded_crop(
         top = (offset[1], offset[0])
     else:
         top = (0, 0)
-    if len(image_shape) != 2 or any(o < t for o, t in zip(offset[::-1], top, strict=True)) or any(
-        o + n > s for o, n, s in zip(offset, mask.shape, image_shape, strict=True)
+    if (
+        len(image_shape) != 2
+        or any(o < t for o, t in zip(offset[::-1], top, strict=True))
+        or any(o + n > s for o, n, s in zip(offset, mask.shape, image_shape, strict=True))
     ):
-        raise ObjectsError(f"object crop at {offset} of shape {mask.shape} is not inside the image {image_shape}")
+        raise ObjectsError(
+            f"object crop at {offset} of shape {mask.shape} is not inside the image {image_shape}"
+        )
     ys, xs = np.nonzero(mask)
     y0, y1 = int(ys.min()) + offset[0], int(ys.max()) + offset[0] + 1
     x0, x1 = int(xs.min()) + offset[1], int(xs.max()) + offset[1] + 1
@@ -209,4 +213,3 @@ def _weights(points: list[Point], dest: np.ndarray, corner: Point, image: tuple[
             on = dest[q[1] - corner[1], q[0] - corner[0]]
             weights[edge(p, q)] = norm(p, q) if on else INFINITE
     return weights
-

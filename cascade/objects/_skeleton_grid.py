@@ -101,7 +101,9 @@ def _parabola_scan(line: np.ndarray, labels: np.ndarray, dim: int, start: int, m
             stack = [[zero, 0.0, begin - 1.0, begin - 1.0, end]]
 
 
-def _write_segment(line: np.ndarray, stack: list[list], begin: float, current: float, index: int, dim: int) -> int:
+def _write_segment(
+    line: np.ndarray, stack: list[list], begin: float, current: float, index: int, dim: int
+) -> int:
     entry = 0
     c = begin
     while c < current:
@@ -118,9 +120,7 @@ def _write_segment(line: np.ndarray, stack: list[list], begin: float, current: f
 def neighbours(point: Point, lo: Point, hi: Point, offsets: tuple[Point, ...] = NEIGHBOURS_8) -> list[Point]:
     """The neighbours of ``point`` inside the image box ``[lo, hi)``, in vigra's order."""
     x, y = point
-    return [
-        (x + dx, y + dy) for dx, dy in offsets if lo[0] <= x + dx < hi[0] and lo[1] <= y + dy < hi[1]
-    ]
+    return [(x + dx, y + dy) for dx, dy in offsets if lo[0] <= x + dx < hi[0] and lo[1] <= y + dy < hi[1]]
 
 
 def thin(dest: np.ndarray, cost: np.ndarray, interior: np.ndarray) -> None:
