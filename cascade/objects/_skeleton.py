@@ -28,20 +28,15 @@ layout, which could pick another of two equally short loops.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._hull import check_object_mask
-from ._skeleton_grid import (
-    BACK_4,
-    INFINITE,
-    Point,
-    neighbours,
-    norm,
-    thin,
-    vector_distance,
-)
-from ._skeleton_paths import ShortestPaths, edge
-from ._skeleton_tree import skeleton_tree_features
+from ._skeleton_grid import raw_skeleton, thin, vector_distance
+from ._skeleton_tree import tree_features
+
+Point = tuple[int, int]
 
 __all__ = ["SKELETON_FEATURES", "skeleton_features_2d"]
 
@@ -90,18 +85,24 @@ def skeleton_features_2d(
     """
     offset = check_object_mask(mask, origin, 2)
     crop, corner, image = _padded_crop(mask, offset, image_shape)
-    max_dist = 2 * (image[1][0] - image[0][0] + image[1][1] - image[0][1])
-    vectors = vector_distance(crop, corner, max_dist)
+    width, height = image[1][0] - image[0][0], image[1][1] - image[0][1]
+    vectors = vector_distance(crop, corner[0], corner[1], 2 * (width + height))
     squared = vectors[..., 0] ** 2 + vectors[..., 1] ** 2
-    dest = _raw_skeleton(crop, vectors, squared, corner, image)
+    dest = raw_skeleton(crop, vectors, squared)
     thin(dest, squared, _interior(crop.shape, corner, image))
-    points = [(int(x) + corner[0], int(y) + corner[1]) for y, x in zip(*np.nonzero(dest), strict=True)]
-    if not points:
+    if not dest.any():
         return _empty()
-    weights = _weights(points, dest, corner, image)
-    paths = ShortestPaths(weights, image)
-    values = skeleton_tree_features(points, paths, squared, crop, corner)
-    return {name: np.asarray(values[name], dtype=np.float64).reshape(-1) for name in SKELETON_FEATURES}
+    values = tree_features(dest, squared, crop, corner[0], corner[1], _max_weight(width, height))
+    names = SKELETON_FEATURES[:6]
+    features = {name: values[k : k + 1] for k, name in enumerate(names)}
+    features.update({name: values[6 + 2 * k : 8 + 2 * k] for k, name in enumerate(_POINTS)})
+    return features
+
+
+def _max_weight(width: int, height: int) -> float:
+    """vigra's search limit: the edge count of the image's 8-connected grid times sqrt(2)."""
+    edges = (width - 1) * height + width * (height - 1) + 2 * (width - 1) * (height - 1)
+    return edges * math.sqrt(2.0)
 
 
 def _empty() -> dict[str, np.ndarray]:
@@ -148,68 +149,3 @@ def _interior(shape: tuple[int, ...], corner: Point, image: tuple[Point, Point])
     inside_y = (ys > image[0][1]) & (ys < image[1][1] - 1)
     inside_x = (xs > image[0][0]) & (xs < image[1][0] - 1)
     return inside_y[:, None] & inside_x[None, :]
-
-
-def _raw_skeleton(
-    crop: np.ndarray, vectors: np.ndarray, squared: np.ndarray, corner: Point, image: tuple[Point, Point]
-) -> np.ndarray:
-    """vigra's skeleton candidates: one pass over the 4-connected edges, then the short ends."""
-    dest = np.zeros(crop.shape, dtype=bool)
-    ends: list[tuple[int, int]] = []
-    height, width = crop.shape
-    for y in range(height):
-        for x in range(width):
-            for dx, dy in BACK_4:
-                qx, qy = x + dx, y + dy
-                if 0 <= qx < width and 0 <= qy < height:
-                    _mark(crop, vectors, squared, dest, ends, (x, y), (qx, qy))
-    lo = (image[0][0] - corner[0], image[0][1] - corner[1])
-    hi = (image[1][0] - corner[0], image[1][1] - corner[1])
-    for x, y in ends:
-        near = [q for q in neighbours((x, y), lo, hi) if dest[q[1], q[0]] and squared[q[1], q[0]] < 4]
-        if not near:
-            vx, vy = (int(v) for v in vectors[y, x])
-            dest[y + int(vy / 2), x + int(vx / 2)] = True
-    return dest
-
-
-def _mark(
-    crop: np.ndarray,
-    vectors: np.ndarray,
-    squared: np.ndarray,
-    dest: np.ndarray,
-    ends: list[tuple[int, int]],
-    p1: tuple[int, int],
-    p2: tuple[int, int],
-) -> None:
-    """vigra's test of one edge (p1, p2) of the 4-connected grid (local (x, y) points)."""
-    l1, l2 = bool(crop[p1[1], p1[0]]), bool(crop[p2[1], p2[0]])
-    v1 = (int(vectors[p1[1], p1[0], 0]), int(vectors[p1[1], p1[0], 1]))
-    v2 = (int(vectors[p2[1], p2[0], 0]), int(vectors[p2[1], p2[0], 1]))
-    if l1 != l2:
-        for inside, v, p, q in ((l1, v1, p1, p2), (l2, v2, p2, p1)):
-            if inside and max(abs(v[0] + p[0] - q[0]), abs(v[1] + p[1] - q[1])) > 1:
-                dest[p[1], p[0]] = True
-        return
-    if not l1:
-        return
-    dp = (p2[0] - p1[0], p2[1] - p1[1])
-    dv = (v2[0] - v1[0] + dp[0], v2[1] - v1[1] + dp[1])
-    if max(abs(dv[0]), abs(dv[1])) <= 1:
-        return
-    d1 = dv[0] * dp[0] + dv[1] * dp[1]
-    d2 = dv[0] * (v1[0] + v2[0]) + dv[1] * (v1[1] + v2[1])
-    chosen = p1 if d1 * d2 <= 0 else p2
-    dest[chosen[1], chosen[0]] = True
-    if squared[chosen[1], chosen[0]] == 4:
-        ends.append(chosen)
-
-
-def _weights(points: list[Point], dest: np.ndarray, corner: Point, image: tuple[Point, Point]) -> dict:
-    """Edge weights: the step length between skeleton pixels, vigra's 'infinite' elsewhere."""
-    weights = {}
-    for p in points:
-        for q in neighbours(p, *image):
-            on = dest[q[1] - corner[1], q[0] - corner[0]]
-            weights[edge(p, q)] = norm(p, q) if on else INFINITE
-    return weights

@@ -1,213 +1,222 @@
-"""The grid algorithms under vigra's 2D skeleton, step for step (see ``_skeleton.py``).
+"""The grid steps under vigra's 2D skeleton, step for step, as numba kernels (see ``_skeleton.py``).
 
-vigra's ``skeletonizeImage`` breaks ties by the order in which it visits pixels, edges and heap
-entries, so every routine here keeps vigra's visiting order: pixels in raster order (x fastest),
-neighbours in vigra's ``GridGraph`` order, the indexed binary heap of ``ChangeablePriorityQueue``.
-Points are ``(x, y)`` tuples in absolute image coordinates; arrays are indexed ``[y, x]`` in the
-object's padded crop whose top-left pixel is ``corner``.
+vigra's ``skeletonizeImage`` breaks ties by the order in which it visits pixels, edges and queue
+entries, so every kernel keeps vigra's visiting order: pixels in raster order (x fastest),
+neighbours in vigra's ``GridGraph`` order. Arrays are the object's padded crop, indexed
+``[y, x]``; positions that enter floating-point arithmetic are absolute (``x0``, ``y0`` is the
+crop's first pixel in the image), as in vigra.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
-import sys
 
 import numpy as np
+from numba import njit
 
-Point = tuple[int, int]
-
-#: Offsets (dx, dy) of the 8-neighbourhood in vigra's order; the first four are the "back" arcs.
-NEIGHBOURS_8 = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1))
-#: Offsets (dx, dy) of the causal 4-neighbours an undirected ``EdgeIt`` visits per pixel.
-BACK_4 = ((0, -1), (-1, 0))
-#: vigra's "infinite" edge weight.
-INFINITE = 0.5 * sys.float_info.max
-#: ``isSimplePreserveEndPoints`` of vigra's ``skeletonThinning``, as the set of true entries.
-SIMPLE_CONFIGURATIONS = frozenset(
-    {7, 10, 11, 14, 15, 18, 19, 22, 23, 41, 42, 43, 46, 47, 72, 73, 80, 84, 104, 105, 112, 116}
-    | {146, 147, 148, 150, 151, 200, 201, 208, 212, 224, 232, 233, 240, 244}
-)
+#: Offsets of the 8-neighbourhood in vigra's order (the first four are the "back" arcs);
+#: the opposite of neighbour ``k`` is ``7 - k``.
+NX = np.array([-1, 0, 1, -1, 1, -1, 0, 1], dtype=np.int64)
+NY = np.array([-1, -1, -1, 0, 0, 1, 1, 1], dtype=np.int64)
+#: ``isSimplePreserveEndPoints`` of vigra's ``skeletonThinning``: the true entries.
+_SIMPLE_CODES = (7, 10, 11, 14, 15, 18, 19, 22, 23, 41, 42, 43, 46, 47, 72, 73, 80, 84, 104, 105)
+_SIMPLE_CODES += (112, 116, 146, 147, 148, 150, 151, 200, 201, 208, 212, 224, 232, 233, 240, 244)
+SIMPLE = np.zeros(256, dtype=np.bool_)
+SIMPLE[list(_SIMPLE_CODES)] = True
 
 
-def vector_distance(labels: np.ndarray, corner: Point, max_dist: int) -> np.ndarray:
-    """vigra's ``boundaryVectorDistance(labels, v, False, OuterBoundary)`` on a crop.
+@njit(cache=True, nogil=True)
+def vector_distance(crop: np.ndarray, x0: int, y0: int, max_dist: int) -> np.ndarray:  # pragma: no cover
+    """vigra's ``boundaryVectorDistance(labels, v, False, OuterBoundary)`` of a bool crop.
 
-    Parameters
-    ----------
-    labels : numpy.ndarray
-        bool (y, x) crop: True = the object.
-    corner : tuple of int
-        Absolute (x, y) of the crop's first pixel (scanline positions are absolute, as in vigra).
-    max_dist : int
-        vigra's ``maxDist``: twice the sum of the whole image's shape.
-
-    Returns
-    -------
-    numpy.ndarray
-        int64 (y, x, 2): the (dx, dy) from each pixel to its nearest pixel of another label.
+    Returns int64 (y, x, 2): the (dx, dy) from each pixel to the nearest pixel of another label;
+    ``max_dist`` is vigra's ``maxDist`` (twice the sum of the whole image's shape).
     """
-    vectors = np.full(labels.shape + (2,), max_dist, dtype=np.int64)
-    for y in range(labels.shape[0]):
-        _parabola_scan(vectors[y], labels[y], 0, corner[0], max_dist)
-    for x in range(labels.shape[1]):
-        _parabola_scan(vectors[:, x], labels[:, x], 1, corner[1], max_dist)
+    height, width = crop.shape
+    vectors = np.full((height, width, 2), max_dist, dtype=np.int64)
+    for y in range(height):
+        _parabola_scan(vectors[y], crop[y], 0, x0, max_dist)
+    for x in range(width):
+        _parabola_scan(vectors[:, x], crop[:, x], 1, y0, max_dist)
     return vectors
 
 
-def _partial(vec: list[int], dim: int) -> float:
-    return float(sum(float(v) * float(v) for v in vec[: dim + 1]))
+@njit(cache=True, nogil=True)
+def _apex(vx: int, vy: int, dim: int) -> float:  # pragma: no cover
+    if dim == 0:
+        return float(vx) * float(vx)
+    return float(vx) * float(vx) + float(vy) * float(vy)
 
 
-def _parabola_scan(line: np.ndarray, labels: np.ndarray, dim: int, start: int, max_dist: int) -> None:
+@njit(cache=True, nogil=True)
+def _parabola_scan(line: np.ndarray, labels: np.ndarray, dim: int, start: int, max_dist: int) -> None:  # pragma: no cover
     """One scanline of vigra's ``boundaryVectorDistParabola`` (array border inactive)."""
     width = line.shape[0]
     end = float(start + width)
-    border = [max_dist, max_dist]
-    zero = [0, 0]
-    data = [list(map(int, v)) for v in line]
-    stack = [[border, _partial(border, dim), 0.0, float(start) - 1.0, end]]
+    size = width + 2
+    px = np.zeros(size, np.int64)
+    py = np.zeros(size, np.int64)
+    st = np.zeros((size, 4))  # apex height, left, centre, right
+    top = 0
     if start > 0:
-        stack = [[zero, 0.0, start - 1.0, start - 1.0, end]]
-    current_label = bool(labels[0])
+        _entry(st, 0, 0.0, start - 1.0, start - 1.0, end)
+    else:
+        px[0] = max_dist
+        py[0] = max_dist
+        _entry(st, 0, _apex(max_dist, max_dist, dim), 0.0, start - 1.0, end)
+    label = labels[0]
     begin = float(start)
     written = 0
     for i in range(width + 1):
         current = float(start + i)
-        point = (data[i] if current_label == bool(labels[i]) else zero) if i < width else border
-        apex = _partial(point, dim)
+        if i == width:
+            qx, qy = max_dist, max_dist
+        elif label == labels[i]:
+            qx, qy = line[i, 0], line[i, 1]
+        else:
+            qx, qy = 0, 0
+        apex = _apex(qx, qy, dim)
         while True:
-            top = stack[-1]
-            diff = current - top[3]
-            cut = current + (apex - top[1] - diff * diff) / (2.0 * diff)
-            if cut < top[2]:
-                stack.pop()
-                if stack:
+            diff = current - st[top, 2]
+            cut = current + (apex - st[top, 0] - diff * diff) / (2.0 * diff)
+            if cut < st[top, 1]:
+                top -= 1
+                if top >= 0:
                     continue
                 cut = begin
-            elif cut < top[4]:
-                top[4] = cut
+            elif cut < st[top, 3]:
+                st[top, 3] = cut
             if cut < end:
-                stack.append([point, apex, cut, current, end])
-            if i < width and current_label == bool(labels[i]):
+                top += 1
+                px[top] = qx
+                py[top] = qy
+                _entry(st, top, apex, cut, current, end)
+            if i < width and label == labels[i]:
                 break
-            written = _write_segment(line, stack, begin, current, written, dim)
+            written = _write_segment(line, px, py, st, begin, current, written, dim)
             if i == width:
                 break
             begin = current
-            current_label = bool(labels[i])
-            point = data[i]
-            apex = _partial(point, dim)
-            stack = [[zero, 0.0, begin - 1.0, begin - 1.0, end]]
+            label = labels[i]
+            qx, qy = line[i, 0], line[i, 1]
+            apex = _apex(qx, qy, dim)
+            top = 0
+            px[0] = 0
+            py[0] = 0
+            _entry(st, 0, 0.0, begin - 1.0, begin - 1.0, end)
 
 
-def _write_segment(
-    line: np.ndarray, stack: list[list], begin: float, current: float, index: int, dim: int
-) -> int:
+@njit(cache=True, nogil=True)
+def _entry(st: np.ndarray, k: int, apex: float, left: float, center: float, right: float) -> None:  # pragma: no cover
+    st[k, 0] = apex
+    st[k, 1] = left
+    st[k, 2] = center
+    st[k, 3] = right
+
+
+@njit(cache=True, nogil=True)
+def _write_segment(line, px, py, st, begin, current, index, dim):  # type: ignore[no-untyped-def]  # pragma: no cover
     entry = 0
     c = begin
     while c < current:
-        while c >= stack[entry][4]:
+        while c >= st[entry, 3]:
             entry += 1
-        vec = list(stack[entry][0])
-        vec[dim] = int(stack[entry][3] - c)
-        line[index] = vec
+        line[index, 0] = px[entry]
+        line[index, 1] = py[entry]
+        line[index, dim] = int(st[entry, 2] - c)
         index += 1
         c += 1.0
     return index
 
 
-def neighbours(point: Point, lo: Point, hi: Point, offsets: tuple[Point, ...] = NEIGHBOURS_8) -> list[Point]:
-    """The neighbours of ``point`` inside the image box ``[lo, hi)``, in vigra's order."""
-    x, y = point
-    return [(x + dx, y + dy) for dx, dy in offsets if lo[0] <= x + dx < hi[0] and lo[1] <= y + dy < hi[1]]
+@njit(cache=True, nogil=True)
+def raw_skeleton(crop: np.ndarray, vectors: np.ndarray, squared: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """vigra's skeleton candidates: one pass over the 4-connected edges, then the short ends.
+
+    ``vigra``'s undirected edge iterator visits each pixel in raster order and its two causal
+    4-neighbours, above then left; a pixel pair is the edge's (u, v).
+    """
+    height, width = crop.shape
+    dest = np.zeros((height, width), dtype=np.bool_)
+    ends = [(np.int64(0), np.int64(0))]
+    ends.pop()
+    for y in range(height):
+        for x in range(width):
+            if y > 0:
+                _mark(crop, vectors, squared, dest, ends, x, y, x, y - 1)
+            if x > 0:
+                _mark(crop, vectors, squared, dest, ends, x, y, x - 1, y)
+    for k in range(len(ends)):
+        x, y = ends[k]
+        near = 0
+        for n in range(8):
+            qx, qy = x + NX[n], y + NY[n]
+            if 0 <= qx < width and 0 <= qy < height and dest[qy, qx] and squared[qy, qx] < 4:
+                near += 1
+        if near == 0:
+            dest[y + int(vectors[y, x, 1] / 2), x + int(vectors[y, x, 0] / 2)] = True
+    return dest
 
 
-def thin(dest: np.ndarray, cost: np.ndarray, interior: np.ndarray) -> None:
+@njit(cache=True, nogil=True)
+def _mark(crop, vectors, squared, dest, ends, x1, y1, x2, y2):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """vigra's test of the edge (p1, p2) of the 4-connected grid."""
+    l1 = crop[y1, x1]
+    l2 = crop[y2, x2]
+    v1x, v1y = vectors[y1, x1, 0], vectors[y1, x1, 1]
+    v2x, v2y = vectors[y2, x2, 0], vectors[y2, x2, 1]
+    if l1 != l2:
+        if l1 and max(abs(v1x + x1 - x2), abs(v1y + y1 - y2)) > 1:
+            dest[y1, x1] = True
+        if l2 and max(abs(v2x + x2 - x1), abs(v2y + y2 - y1)) > 1:
+            dest[y2, x2] = True
+        return
+    if not l1:
+        return
+    dpx, dpy = x2 - x1, y2 - y1
+    dvx, dvy = v2x - v1x + dpx, v2y - v1y + dpy
+    if max(abs(dvx), abs(dvy)) <= 1:
+        return
+    d1 = dvx * dpx + dvy * dpy
+    d2 = dvx * (v1x + v2x) + dvy * (v1y + v2y)
+    cx, cy = (x1, y1) if d1 * d2 <= 0 else (x2, y2)
+    dest[cy, cx] = True
+    if squared[cy, cx] == 4:
+        ends.append((np.int64(cx), np.int64(cy)))
+
+
+@njit(cache=True, nogil=True)
+def thin(dest: np.ndarray, cost: np.ndarray, interior: np.ndarray) -> None:  # pragma: no cover
     """vigra's ``skeletonThinning`` (end points preserved) of the raw skeleton ``dest`` in place.
 
     ``interior`` marks the pixels with all 8 neighbours inside the image (vigra thins only those).
     vigra orders its queue by ``cost + k * 0.5 / image size`` (k counts the pushes): cost first,
     then first in, first out, which is what this queue does.
     """
-    queue: list[tuple[int, int, int, int]] = []
+    height, width = dest.shape
+    queue = [(np.int64(0), np.int64(0), np.int64(0), np.int64(0))]
+    queue.pop()
     count = 0
-    for y, x in zip(*np.nonzero(dest & interior), strict=True):
-        if _simple(dest, y, x):
-            heapq.heappush(queue, (int(cost[y, x]), count, y, x))
-            count += 1
-    while queue:
+    for y in range(height):
+        for x in range(width):
+            if dest[y, x] and interior[y, x] and _simple(dest, x, y):
+                heapq.heappush(queue, (cost[y, x], np.int64(count), np.int64(y), np.int64(x)))
+                count += 1
+    while len(queue) > 0:
         _, _, y, x = heapq.heappop(queue)
-        if not dest[y, x] or not _simple(dest, y, x):
+        if not dest[y, x] or not _simple(dest, x, y):
             continue
         dest[y, x] = False
-        for dx, dy in NEIGHBOURS_8:
-            qy, qx = y + dy, x + dx
-            if interior[qy, qx] and dest[qy, qx] and _simple(dest, qy, qx):
-                heapq.heappush(queue, (int(cost[qy, qx]), count, qy, qx))
+        for n in range(8):
+            qx, qy = x + NX[n], y + NY[n]
+            if interior[qy, qx] and dest[qy, qx] and _simple(dest, qx, qy):
+                heapq.heappush(queue, (cost[qy, qx], np.int64(count), qy, qx))
                 count += 1
 
 
-def _simple(dest: np.ndarray, y: int, x: int) -> bool:
+@njit(cache=True, nogil=True)
+def _simple(dest: np.ndarray, x: int, y: int) -> bool:  # pragma: no cover
     code = 0
-    for dx, dy in NEIGHBOURS_8:
-        code = (code << 1) | int(bool(dest[y + dy, x + dx]))
-    return code in SIMPLE_CONFIGURATIONS
-
-
-def inspect_polygon(poly: list[Point], inside: np.ndarray, corner: Point) -> bool:
-    """vigra's ``inspectPolygon(poly, hasNoHole)``: True when every pixel in the polygon is the object."""
-    for k in range(0, len(poly_points := _scan_intervals(poly)), 2):
-        (x0, y), (x1, _) = poly_points[k], poly_points[k + 1]
-        for x in range(x0, x1 + 1):
-            if not inside[y - corner[1], x - corner[0]]:
-                return False
-    return True
-
-
-def _scan_intervals(poly: list[Point]) -> list[Point]:
-    """vigra's ``createScanIntervals`` for a closed polygon of integer points."""
-    result: list[Point] = []
-    drop_next = False
-    n = len(poly)
-    for k in range(n - 1):
-        p1, p2 = poly[k], poly[k + 1]
-        if p1[1] == p2[1]:
-            continue
-        dy = 1 if p1[1] < p2[1] else -1
-        t = _c_divide(p2[0] - p1[0], p2[1] - p1[1])
-        y = p1[1] + dy if drop_next else p1[1]
-        drop_next = False
-        while (y - p2[1]) * dy < 0:
-            result.append((p1[0] + (y - p1[1]) * t, y))
-            y += dy
-        j = (k + 2) % n
-        convex = _clockwise(p1, p2, poly[j])
-        if convex:
-            result.append(p2)
-        while j != k + 1:
-            bend = dy * (poly[j][1] - p2[1])
-            if bend != 0:
-                drop_next = (convex and bend > 0) or (not convex and bend < 0)
-                break
-            j = (j + 1) % n
-    if drop_next:
-        result.pop(0)
-    result.sort(key=lambda p: (p[1], p[0]))
-    return result
-
-
-def _c_divide(a: int, b: int) -> int:
-    """C++ integer division (truncation toward zero)."""
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b > 0) else -q
-
-
-def _clockwise(o: Point, a: Point, b: Point) -> bool:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]) <= 0
-
-
-def norm(a: Point, b: Point) -> float:
-    """vigra's ``norm`` of an integer point difference."""
-    dx, dy = a[0] - b[0], a[1] - b[1]
-    return math.sqrt(dx * dx + dy * dy)
+    for n in range(8):
+        code = (code << 1) | (1 if dest[y + NY[n], x + NX[n]] else 0)
+    return SIMPLE[code]

@@ -1,140 +1,124 @@
-"""vigra's ``ShortestPathDijkstra`` with its ``ChangeablePriorityQueue``, for ``_skeleton.py``.
+"""vigra's ``ShortestPathDijkstra`` with its ``ChangeablePriorityQueue``, as numba kernels.
 
 Ties between equal path lengths decide vigra's skeleton diameter, centre and loops, so the heap is
-vigra's indexed binary heap (same sift rules), the neighbours are visited in vigra's ``GridGraph``
-order and a search is confined to a region of interest exactly as vigra's ``run(start, stop, ...)``.
+vigra's indexed binary heap (same sift rules), neighbours are visited in vigra's ``GridGraph``
+order and a search is confined to a box exactly as vigra's ``run(start, stop, ...)``. Pixels are
+linear indices ``y * width + x`` of the object's padded crop; ``weights[i, k]`` is the weight of
+the edge from pixel ``i`` to its neighbour ``k`` (kept symmetric: ``weights[j, 7 - k]``), 0 where
+vigra never set one.
 """
 
 from __future__ import annotations
 
 import sys
 
-from ._skeleton_grid import INFINITE, Point, neighbours
+import numpy as np
+from numba import njit
 
+from ._skeleton_grid import NX, NY
+
+#: vigra's "infinite" edge weight.
+INFINITE = 0.5 * sys.float_info.max
 #: vigra's default ``maxDistance`` of a search.
 NO_LIMIT = sys.float_info.max
 
-Edge = tuple[Point, Point]
+
+@njit(cache=True, nogil=True)
+def _swap(heap: np.ndarray, index: np.ndarray, i: int, j: int) -> None:  # pragma: no cover
+    a = heap[i]
+    heap[i] = heap[j]
+    heap[j] = a
+    index[heap[i]] = i
+    index[heap[j]] = j
 
 
-def edge(a: Point, b: Point) -> Edge:
-    """The key of the undirected edge between two neighbouring pixels."""
-    return (a, b) if a < b else (b, a)
+@njit(cache=True, nogil=True)
+def _up(heap: np.ndarray, index: np.ndarray, priority: np.ndarray, k: int) -> None:  # pragma: no cover
+    while k > 1 and priority[heap[k // 2]] > priority[heap[k]]:
+        _swap(heap, index, k, k // 2)
+        k //= 2
 
 
-class _Heap:
-    """vigra's ``ChangeablePriorityQueue`` (a min-heap, 1-based, with priority changes)."""
-
-    def __init__(self) -> None:
-        self.heap: list[Point] = [(0, 0)]
-        self.index: dict[Point, int] = {}
-        self.priority: dict[Point, float] = {}
-
-    def push(self, item: Point, priority: float) -> None:
-        if item not in self.index:
-            self.heap.append(item)
-            self.index[item] = len(self.heap) - 1
-            self.priority[item] = priority
-            self._up(len(self.heap) - 1)
-        elif priority > self.priority[item]:
-            self.priority[item] = priority
-            self._down(self.index[item])
-        elif priority < self.priority[item]:
-            self.priority[item] = priority
-            self._up(self.index[item])
-
-    def pop(self) -> Point:
-        top = self.heap[1]
-        self._swap(1, len(self.heap) - 1)
-        self.heap.pop()
-        self._down(1)
-        del self.index[top]
-        return top
-
-    def _swap(self, i: int, j: int) -> None:
-        heap = self.heap
-        heap[i], heap[j] = heap[j], heap[i]
-        self.index[heap[i]] = i
-        self.index[heap[j]] = j
-
-    def _up(self, k: int) -> None:
-        p = self.priority
-        while k > 1 and p[self.heap[k // 2]] > p[self.heap[k]]:
-            self._swap(k, k // 2)
-            k //= 2
-
-    def _down(self, k: int) -> None:
-        p = self.priority
-        size = len(self.heap) - 1
-        while 2 * k <= size:
-            j = 2 * k
-            if j < size and p[self.heap[j]] > p[self.heap[j + 1]]:
-                j += 1
-            if p[self.heap[k]] <= p[self.heap[j]]:
-                break
-            self._swap(k, j)
-            k = j
+@njit(cache=True, nogil=True)
+def _down(heap: np.ndarray, index: np.ndarray, priority: np.ndarray, k: int, size: int) -> None:  # pragma: no cover
+    while 2 * k <= size:
+        j = 2 * k
+        if j < size and priority[heap[j]] > priority[heap[j + 1]]:
+            j += 1
+        if priority[heap[k]] <= priority[heap[j]]:
+            break
+        _swap(heap, index, k, j)
+        k = j
 
 
-class ShortestPaths:
-    """vigra's ``ShortestPathDijkstra`` on the 8-connected grid, restricted to one box.
+@njit(cache=True, nogil=True)
+def _push(heap, index, priority, size, item, value):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """vigra's ``push``: insert, or change the priority of an item already queued; the new size."""
+    if index[item] < 0:
+        size += 1
+        index[item] = size
+        heap[size] = item
+        priority[item] = value
+        _up(heap, index, priority, size)
+    elif value > priority[item]:
+        priority[item] = value
+        _down(heap, index, priority, index[item], size)
+    elif value < priority[item]:
+        priority[item] = value
+        _up(heap, index, priority, index[item])
+    return size
 
-    Parameters
-    ----------
-    weights : dict
-        Edge weights by :func:`edge` key; an edge not in it weighs 0 (vigra's zero-initialised map).
-    image : tuple of two points
-        The image box ``[lo, hi)`` in (x, y): which neighbours exist.
+
+@njit(cache=True, nogil=True)
+def _pop(heap: np.ndarray, index: np.ndarray, priority: np.ndarray, size: int) -> int:  # pragma: no cover
+    top = heap[1]
+    _swap(heap, index, 1, size)
+    _down(heap, index, priority, 1, size - 1)
+    index[top] = -1
+    return top
+
+
+@njit(cache=True, nogil=True)
+def search(weights, box, width, source, target, limit, pred, order):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """One vigra Dijkstra search from ``source`` inside ``box`` = (x0, y0, x1, y1), crop-local.
+
+    Fills ``pred`` (-1 = not reached; the source is its own predecessor) and ``order`` (the
+    settled pixels); returns ``(settled count, vigra's target() or -1)``. ``target`` -1: none.
     """
-
-    def __init__(self, weights: dict[Edge, float], image: tuple[Point, Point]) -> None:
-        self.weights = weights
-        self.image = image
-        self.box = image
-        self.predecessors: dict[Point, Point] = {}
-        self.order: list[Point] = []
-        self.target: Point | None = None
-
-    def run(self, box: tuple[Point, Point], source: Point, limit: float = NO_LIMIT) -> None:
-        """A search from ``source`` inside ``box`` (vigra's ``run(start, stop, ...)``)."""
-        self.box = box
-        self.rerun(source, None, limit)
-
-    def rerun(self, source: Point, target: Point | None = None, limit: float = NO_LIMIT) -> None:
-        """A new search in the same box (vigra's ``reRun``)."""
-        self.predecessors = {source: source}
-        self.order = []
-        heap = _Heap()
-        heap.push(source, 0.0)
-        distance = {source: 0.0}
-        lo, hi = self.box
-        while len(heap.heap) > 1:
-            top = heap.heap[1]
-            if distance[top] > limit:
-                break
-            heap.pop()
-            self.order.append(top)
-            if top == target:
-                break
-            for other in neighbours(top, *self.image):
-                step = distance[top] + self.weights.get(edge(top, other), 0.0) + 0.0
-                if other in heap.index:
-                    if step < distance[other]:
-                        heap.push(other, step)
-                        distance[other] = step
-                        self.predecessors[other] = top
-                elif other not in self.predecessors and _inside(other, lo, hi) and step <= limit:
-                    heap.push(other, step)
-                    distance[other] = step
-                    self.predecessors[other] = top
-        for left in heap.index:
-            del self.predecessors[left]
-        last = self.order[-1]
-        self.target = last if target is None or last == target else None
-
-
-def _inside(p: Point, lo: Point, hi: Point) -> bool:
-    return lo[0] <= p[0] < hi[0] and lo[1] <= p[1] < hi[1]
-
-
-__all__ = ["INFINITE", "NO_LIMIT", "ShortestPaths", "edge"]
+    n = pred.shape[0]
+    height = n // width
+    heap = np.zeros(n + 1, np.int64)
+    index = np.full(n, -1, np.int64)
+    distance = np.zeros(n)
+    pred[:] = -1
+    pred[source] = source
+    size = _push(heap, index, distance, 0, source, 0.0)
+    settled = 0
+    while size > 0:
+        top = heap[1]
+        if distance[top] > limit:
+            break
+        _pop(heap, index, distance, size)
+        size -= 1
+        order[settled] = top
+        settled += 1
+        if top == target:
+            break
+        x, y = top % width, top // width
+        for k in range(8):
+            qx, qy = x + NX[k], y + NY[k]
+            if qx < 0 or qy < 0 or qx >= width or qy >= height:
+                continue
+            other = qy * width + qx
+            step = distance[top] + weights[top, k] + 0.0
+            if index[other] >= 0:
+                if step < distance[other]:
+                    size = _push(heap, index, distance, size, other, step)
+                    pred[other] = top
+            elif pred[other] == -1 and box[0] <= qx < box[2] and box[1] <= qy < box[3] and step <= limit:
+                size = _push(heap, index, distance, size, other, step)
+                pred[other] = top
+    for k in range(1, size + 1):
+        pred[heap[k]] = -1
+    last = order[settled - 1]
+    return settled, (last if target < 0 or last == target else -1)

@@ -1,232 +1,187 @@
-"""The tree part of vigra's ``skeletonizeImage`` for one object (see ``_skeleton.py``).
+"""The tree part of vigra's ``skeletonizeImage`` for one object, as numba kernels (``_skeleton.py``).
 
 From the thinned skeleton: the longest path (two Dijkstra sweeps), its arc-length middle as the
 root, the skeleton tree with branch lengths and saliences, loops that enclose holes, and the
 branches that survive vigra's relative salience pruning (threshold 0.2, topology preserved).
+Pixels are linear indices of the padded crop; node attributes are arrays over all crop pixels
+with vigra's ``SkeletonNode`` defaults (``parent`` -1, ``child`` -1, ``salience`` 1).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
-from ._skeleton_grid import INFINITE, Point, inspect_polygon, neighbours, norm
-from ._skeleton_paths import ShortestPaths, edge
+from ._skeleton_grid import NX, NY
+from ._skeleton_loops import loops
+from ._skeleton_paths import INFINITE, search
 
 #: vigra's ``pruneSalienceRelative`` threshold as ilastik calls it.
 PRUNING_THRESHOLD = 0.2
 #: Branches shorter than this get no salience (vigra: staircase noise of the boundary).
 MIN_LENGTH = 4.0
-#: The four causal 8-neighbours (vigra's ``OutBackArcIt``).
-BACK_8 = ((-1, -1), (0, -1), (1, -1), (-1, 0))
 
 
-@dataclass
-class _Node:
-    """vigra's ``SkeletonNode``."""
-
-    parent: Point | None = None
-    child: Point | None = None
-    length: float = 0.0
-    salience: float = 1.0
-    area: int = 0
-    loop: bool = False
+@njit(cache=True, nogil=True)
+def _norm(a: int, b: int, width: int) -> float:  # pragma: no cover
+    dx = a % width - b % width
+    dy = a // width - b // width
+    return math.sqrt(float(dx * dx + dy * dy))
 
 
-def skeleton_tree_features(
-    points: list[Point], paths: ShortestPaths, squared: np.ndarray, crop: np.ndarray, corner: Point
-) -> dict[str, object]:
-    """vigra's per-region skeleton analysis and its ``SkeletonFeatures``.
-
-    Parameters
-    ----------
-    points : list of (x, y)
-        The thinned skeleton's pixels in raster order (absolute coordinates).
-    paths : ShortestPaths
-        The searcher over the skeleton's edge weights (which this function changes).
-    squared : numpy.ndarray
-        Squared distance to the boundary per crop pixel.
-    crop : numpy.ndarray
-        The object's bool crop (for the hole test).
-    corner : (x, y)
-        Absolute position of the crop's first pixel.
-
-    Returns
-    -------
-    dict
-        Feature name -> value (points as (x, y)).
-    """
-    nodes = {p: _Node(parent=p) for p in points}
-    lower = (min(p[0] for p in points), min(p[1] for p in points))
-    upper = (max(p[0] for p in points) + 1, max(p[1] for p in points) + 1)
-    limit = _max_weight(paths.image)
-    paths.run((lower, upper), points[-1], limit)
-    anchor = paths.target
-    paths.rerun(anchor, None, limit)
-    line = [paths.target]
-    while paths.predecessors[line[-1]] != line[-1]:
-        line.append(paths.predecessors[line[-1]])
-    center = line[_round(_arc_length_middle(line))]
-    paths.rerun(center, None, limit)
-    order = list(paths.order)
-    distance = {p: math.sqrt(float(squared[p[1] - corner[1], p[0] - corner[0]])) for p in order}
-    _grow(order, nodes, paths, distance)
-    _propagate(order, nodes)
-    nodes[center].loop = True
-    holes, loop_length = _loops(order, nodes, paths, squared, crop, corner)
-    threshold = PRUNING_THRESHOLD * nodes[center].salience
-    branches = [nodes[p] for p in order if nodes[p].child is None and nodes[p].salience >= threshold]
-    branches = [n for n in branches if not n.loop]
-    total = loop_length
-    average = 0.0
-    for n in branches:
-        average += n.length
-        total += n.length
-    if branches:
-        average /= len(branches)
-    diameter = 0.0
-    for k in range(1, len(line)):
-        diameter += norm(line[k], line[k - 1])
-    return {
-        "Diameter": diameter,
-        "Euclidean Diameter": norm(line[-1], line[0]),
-        "Total Length": total,
-        "Average Length": average,
-        "Branch Count": float(len(branches)),
-        "Hole Count": float(holes),
-        "Skeleton Center": center,
-        "Terminal 1": line[0],
-        "Terminal 2": line[-1],
-    }
+@njit(cache=True, nogil=True)
+def _neighbour(p: int, k: int, width: int, height: int) -> int:  # pragma: no cover
+    """Neighbour ``k`` of pixel ``p`` in vigra's order, -1 outside the crop."""
+    x, y = p % width + NX[k], p // width + NY[k]
+    if x < 0 or y < 0 or x >= width or y >= height:
+        return -1
+    return y * width + x
 
 
-def _max_weight(image: tuple[Point, Point]) -> float:
-    """vigra's search limit: the number of edges of the image's 8-connected grid times sqrt(2)."""
-    w, h = image[1][0] - image[0][0], image[1][1] - image[0][1]
-    edges = (w - 1) * h + w * (h - 1) + 2 * (w - 1) * (h - 1)
-    return edges * math.sqrt(2.0)
+@njit(cache=True, nogil=True)
+def _cut_edges(weights: np.ndarray, p: int, width: int, height: int) -> None:  # pragma: no cover
+    for k in range(8):
+        q = _neighbour(p, k, width, height)
+        if q >= 0:
+            weights[p, k] = INFINITE
+            weights[q, 7 - k] = INFINITE
 
 
-def _round(value: float) -> int:
-    """vigra's ``roundi``."""
-    return int(value + 0.5) if value >= 0.0 else int(value - 0.5)
+@njit(cache=True, nogil=True)
+def edge_weights(dest: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """The step length between skeleton pixels, vigra's 'infinite' from a skeleton pixel elsewhere."""
+    height, width = dest.shape
+    flat = dest.ravel()
+    weights = np.zeros((height * width, 8))
+    for p in range(height * width):
+        if flat[p]:
+            for k in range(8):
+                q = _neighbour(p, k, width, height)
+                if q >= 0:
+                    w = _norm(p, q, width) if flat[q] else INFINITE
+                    weights[p, k] = w
+                    weights[q, 7 - k] = w
+    return weights
 
 
-def _arc_length_middle(line: list[Point]) -> float:
-    """vigra's ``Polygon::arcLengthQuantile(0.5)``."""
-    if len(line) == 1:
-        return 0.0
-    arc = [0.0]
-    for k in range(1, len(line)):
-        arc.append(arc[-1] + norm(line[k], line[k - 1]))
+@njit(cache=True, nogil=True)
+def _arc_middle(line: np.ndarray, width: int) -> int:  # pragma: no cover
+    """vigra's ``center_line[roundi(center_line.arcLengthQuantile(0.5))]``."""
+    if line.shape[0] == 1:
+        return line[0]
+    arc = np.zeros(line.shape[0])
+    for k in range(1, line.shape[0]):
+        arc[k] = arc[k - 1] + _norm(line[k], line[k - 1], width)
     half = 0.5 * arc[-1]
     k = 0
-    while k < len(line) and arc[k] < half:
+    while k < line.shape[0] and arc[k] < half:
         k += 1
     k -= 1
-    return k + (half - arc[k]) / (arc[k + 1] - arc[k])
+    q = k + (half - arc[k]) / (arc[k + 1] - arc[k])
+    return line[int(q + 0.5)]
 
 
-def _grow(order: list[Point], nodes: dict[Point, _Node], paths: ShortestPaths, distance: dict) -> None:
+@njit(cache=True, nogil=True)
+def _path(pred: np.ndarray, start: int) -> np.ndarray:  # pragma: no cover
+    steps = [start]
+    while pred[steps[-1]] != steps[-1]:
+        steps.append(pred[steps[-1]])
+    return np.array(steps, dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _grow(order, pred, weights, parent, child, length, salience, squared, width, height):  # type: ignore[no-untyped-def]  # pragma: no cover
     """From the periphery to the centre: the tree, non-tree edges cut, lengths and saliences."""
-    pred = paths.predecessors
-    for p1 in reversed(order):
+    for i in range(order.shape[0] - 1, -1, -1):
+        p1 = order[i]
         p2 = pred[p1]
-        n1, n2 = nodes[p1], nodes[p2]
-        n1.parent = p2
-        for p in neighbours(p1, *paths.image, BACK_8):
-            key = edge(p1, p)
-            if paths.weights.get(key, 0.0) == INFINITE or p == p2 or pred.get(p) == p1:
+        parent[p1] = p2
+        for k in range(4):
+            p = _neighbour(p1, k, width, height)
+            if p < 0 or weights[p1, k] == INFINITE or p == p2 or pred[p] == p1:
                 continue
-            if n1.child is None or nodes[p].child is None:
+            if child[p1] < 0 or child[p] < 0:
                 continue
-            paths.weights[key] = INFINITE
-        length = n1.length + norm(p1, p2)
-        if n2.length < length:
-            n2.length = length
-            n2.child = p1
-        if n1.length >= MIN_LENGTH:
-            n1.salience = max(n1.salience, (n1.length + 0.5) / distance[p1])
-            if n2.salience < n1.salience:
-                n2.salience = n1.salience
+            weights[p1, k] = INFINITE
+            weights[p, 7 - k] = INFINITE
+        step = length[p1] + _norm(p1, p2, width)
+        if length[p2] < step:
+            length[p2] = step
+            child[p2] = p1
+        if length[p1] >= MIN_LENGTH:
+            salience[p1] = max(salience[p1], (length[p1] + 0.5) / math.sqrt(float(squared[p1])))
+            if salience[p2] < salience[p1]:
+                salience[p2] = salience[p1]
 
 
-def _propagate(order: list[Point], nodes: dict[Point, _Node]) -> None:
-    """From the centre to the periphery: lengths and saliences down the main branches, areas."""
-    for p1 in order:
-        n1 = nodes[p1]
-        p2 = n1.parent
-        assert p2 is not None
-        n2 = nodes[p2]
-        if p1 == n2.child:
-            n1.length = n2.length
-            n1.salience = n2.salience
+@njit(cache=True, nogil=True)
+def _propagate(order, parent, child, length, salience, area, x0, y0, width):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """From the centre to the periphery: lengths and saliences down main branches, twice the areas."""
+    for i in range(order.shape[0]):
+        p1 = order[i]
+        p2 = parent[p1]
+        if p1 == child[p2]:
+            length[p1] = length[p2]
+            salience[p1] = salience[p2]
         else:
-            n1.length += norm(p2, p1)
-        n1.area = n2.area + (p1[0] * p2[1] - p1[1] * p2[0])
+            length[p1] += _norm(p2, p1, width)
+        x1, y1 = p1 % width + x0, p1 // width + y0
+        x2, y2 = p2 % width + x0, p2 // width + y0
+        area[p1] = area[p2] + (x1 * y2 - y1 * x2)
 
 
-def _loops(
-    order: list[Point],
-    nodes: dict[Point, _Node],
-    paths: ShortestPaths,
-    squared: np.ndarray,
-    crop: np.ndarray,
-    corner: Point,
-) -> tuple[int, float]:
-    """From the periphery to the centre: loops around holes; branches ending inside are cut."""
-    holes = 0
-    length = 0.0
-    for p1 in reversed(order):
-        n1 = nodes[p1]
-        if n1.child is None:
-            for p2 in neighbours(p1, *paths.image):
-                n2 = nodes.setdefault(p2, _Node())
-                key = edge(p1, p2)
-                if n1.parent == p2 or paths.weights.get(key, 0.0) == INFINITE:
-                    continue
-                if abs(n1.area - (p1[0] * p2[1] - p1[1] * p2[0]) - n2.area) <= 3:
-                    continue
-                paths.weights[key] = INFINITE
-                poly = _loop(paths, p1, p2)
-                if not inspect_polygon(poly, crop, corner):
-                    holes += 1
-                    length += n1.length + n2.length
-                    most = max(n1.salience, n2.salience)
-                    for q in poly[1:]:
-                        n = nodes.setdefault(q, _Node())
-                        n.loop = True
-                        n.salience = max(n.salience, most)
-            if not n1.loop and squared[p1[1] - corner[1], p1[0] - corner[0]] >= 4:
-                _cut(p1, nodes, paths)
-        if n1.loop:
-            assert n1.parent is not None
-            nodes[n1.parent].loop = True
-    return holes, length
+@njit(cache=True, nogil=True)
+def tree_features(dest, squared, crop, x0, y0, limit):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """vigra's per-region skeleton analysis of the thinned skeleton ``dest`` (one object).
 
-
-def _loop(paths: ShortestPaths, p1: Point, p2: Point) -> list[Point]:
-    paths.rerun(p1, p2)
-    poly = [p1, p2]
-    p = p2
-    while True:
-        p = paths.predecessors[p]
-        poly.append(p)
-        if p == paths.predecessors[p]:
-            return poly
-
-
-def _cut(p1: Point, nodes: dict[Point, _Node], paths: ShortestPaths) -> None:
-    """Remove a branch that ends inside the object (vigra: a discretisation artefact)."""
-    n = nodes[p1]
-    while True:
-        n.salience = 0.0
-        for q in neighbours(p1, *paths.image):
-            paths.weights[edge(p1, q)] = INFINITE
-        assert n.parent is not None
-        if nodes[n.parent].child != p1:
-            return
-        p1 = n.parent
-        n = nodes[p1]
+    Returns the float64 values (Diameter, Euclidean Diameter, Total Length, Average Length,
+    Branch Count, Hole Count, centre x, y, terminal 1 x, y, terminal 2 x, y), points absolute.
+    """
+    height, width = dest.shape
+    n = height * width
+    weights = edge_weights(dest)
+    points = np.flatnonzero(dest.ravel())
+    xs, ys = points % width, points // width
+    box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.int64)
+    pred = np.full(n, -1, np.int64)
+    order = np.zeros(n, np.int64)
+    _, anchor = search(weights, box, width, points[-1], -1, limit, pred, order)
+    _, anchor = search(weights, box, width, anchor, -1, limit, pred, order)
+    line = _path(pred, anchor)
+    center = _arc_middle(line, width)
+    settled, _ = search(weights, box, width, center, -1, limit, pred, order)
+    order = order[:settled].copy()
+    parent = np.full(n, -1, np.int64)
+    parent[points] = points
+    child = np.full(n, -1, np.int64)
+    length = np.zeros(n)
+    salience = np.ones(n)
+    area = np.zeros(n, np.int64)
+    loop = np.zeros(n, np.bool_)
+    flat = squared.ravel()
+    _grow(order, pred.copy(), weights, parent, child, length, salience, flat, width, height)
+    _propagate(order, parent, child, length, salience, area, x0, y0, width)
+    loop[center] = True
+    nodes = (parent, child, length, salience, area, loop)
+    holes, total = loops(order, nodes, weights, flat, crop, box, x0, y0)
+    threshold = PRUNING_THRESHOLD * salience[center]
+    branches = 0
+    average = 0.0
+    for p in order:
+        if child[p] < 0 and salience[p] >= threshold and not loop[p]:
+            branches += 1
+            average += length[p]
+            total += length[p]
+    if branches > 0:
+        average /= branches
+    diameter = 0.0
+    for k in range(1, line.shape[0]):
+        diameter += _norm(line[k], line[k - 1], width)
+    first, last = line[0], line[-1]
+    return np.array([
+        diameter, _norm(last, first, width), total, average, float(branches), float(holes),
+        center % width + x0, center // width + y0, first % width + x0, first // width + y0,
+        last % width + x0, last // width + y0,
+    ], dtype=np.float64)
