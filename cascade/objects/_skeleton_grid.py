@@ -19,7 +19,28 @@ from numba import njit
 NX = np.array([-1, 0, 1, -1, 1, -1, 0, 1], dtype=np.int64)
 NY = np.array([-1, -1, -1, 0, 0, 1, 1, 1], dtype=np.int64)
 #: ``isSimplePreserveEndPoints`` of vigra's ``skeletonThinning``: the true entries.
-_SIMPLE_CODES = (7, 10, 11, 14, 15, 18, 19, 22, 23, 41, 42, 43, 46, 47, 72, 73, 80, 84, 104, 105)
+_SIMPLE_CODES: tuple[int, ...] = (
+    7,
+    10,
+    11,
+    14,
+    15,
+    18,
+    19,
+    22,
+    23,
+    41,
+    42,
+    43,
+    46,
+    47,
+    72,
+    73,
+    80,
+    84,
+    104,
+    105,
+)
 _SIMPLE_CODES += (112, 116, 146, 147, 148, 150, 151, 200, 201, 208, 212, 224, 232, 233, 240, 244)
 SIMPLE = np.zeros(256, dtype=np.bool_)
 SIMPLE[list(_SIMPLE_CODES)] = True
@@ -49,7 +70,9 @@ def _apex(vx: int, vy: int, dim: int) -> float:  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def _parabola_scan(line: np.ndarray, labels: np.ndarray, dim: int, start: int, max_dist: int) -> None:  # pragma: no cover
+def _parabola_scan(
+    line: np.ndarray, labels: np.ndarray, dim: int, start: int, max_dist: int
+) -> None:  # pragma: no cover
     """One scanline of vigra's ``boundaryVectorDistParabola`` (array border inactive)."""
     width = line.shape[0]
     end = float(start + width)
@@ -107,7 +130,9 @@ def _parabola_scan(line: np.ndarray, labels: np.ndarray, dim: int, start: int, m
 
 
 @njit(cache=True, nogil=True)
-def _entry(st: np.ndarray, k: int, apex: float, left: float, center: float, right: float) -> None:  # pragma: no cover
+def _entry(
+    st: np.ndarray, k: int, apex: float, left: float, center: float, right: float
+) -> None:  # pragma: no cover
     st[k, 0] = apex
     st[k, 1] = left
     st[k, 2] = center
@@ -130,7 +155,9 @@ def _write_segment(line, px, py, st, begin, current, index, dim):  # type: ignor
 
 
 @njit(cache=True, nogil=True)
-def raw_skeleton(crop: np.ndarray, vectors: np.ndarray, squared: np.ndarray) -> np.ndarray:  # pragma: no cover
+def raw_skeleton(
+    crop: np.ndarray, vectors: np.ndarray, squared: np.ndarray
+) -> np.ndarray:  # pragma: no cover
     """vigra's skeleton candidates: one pass over the 4-connected edges, then the short ends.
 
     ``vigra``'s undirected edge iterator visits each pixel in raster order and its two causal
@@ -147,14 +174,14 @@ def raw_skeleton(crop: np.ndarray, vectors: np.ndarray, squared: np.ndarray) -> 
             if x > 0:
                 _mark(crop, vectors, squared, dest, ends, x, y, x - 1, y)
     for k in range(len(ends)):
-        x, y = ends[k]
+        ex, ey = ends[k]
         near = 0
         for n in range(8):
-            qx, qy = x + NX[n], y + NY[n]
+            qx, qy = ex + NX[n], ey + NY[n]
             if 0 <= qx < width and 0 <= qy < height and dest[qy, qx] and squared[qy, qx] < 4:
                 near += 1
         if near == 0:
-            dest[y + int(vectors[y, x, 1] / 2), x + int(vectors[y, x, 0] / 2)] = True
+            dest[ey + int(vectors[ey, ex, 1] / 2), ex + int(vectors[ey, ex, 0] / 2)] = True
     return dest
 
 
@@ -203,20 +230,20 @@ def thin(dest: np.ndarray, cost: np.ndarray, interior: np.ndarray) -> None:  # p
                 heapq.heappush(queue, (cost[y, x], np.int64(count), np.int64(y), np.int64(x)))
                 count += 1
     while len(queue) > 0:
-        _, _, y, x = heapq.heappop(queue)
-        if not dest[y, x] or not _simple(dest, x, y):
+        _, _, py, px = heapq.heappop(queue)
+        if not dest[py, px] or not _simple(dest, px, py):
             continue
-        dest[y, x] = False
+        dest[py, px] = False
         for n in range(8):
-            qx, qy = x + NX[n], y + NY[n]
+            qx, qy = px + NX[n], py + NY[n]
             if interior[qy, qx] and dest[qy, qx] and _simple(dest, qx, qy):
                 heapq.heappush(queue, (cost[qy, qx], np.int64(count), qy, qx))
                 count += 1
 
 
 @njit(cache=True, nogil=True)
-def _simple(dest: np.ndarray, x: int, y: int) -> bool:  # pragma: no cover
+def _simple(dest: np.ndarray, x: int | np.int64, y: int | np.int64) -> bool:  # pragma: no cover
     code = 0
     for n in range(8):
         code = (code << 1) | (1 if dest[y + NY[n], x + NX[n]] else 0)
-    return SIMPLE[code]
+    return bool(SIMPLE[code])

@@ -43,7 +43,7 @@ def _scan_intervals(xs: np.ndarray, ys: np.ndarray, width: int) -> np.ndarray:  
         y = y1 + dy if drop else y1
         drop = False
         while (y - y2) * dy < 0:
-            result.append((y * width + x1 + (y - y1) * t))
+            result.append(y * width + x1 + (y - y1) * t)
             y += dy
         j = (k + 2) % n
         convex = _clockwise(x1, y1, x2, y2, xs[j], ys[j])
@@ -63,7 +63,7 @@ def _scan_intervals(xs: np.ndarray, ys: np.ndarray, width: int) -> np.ndarray:  
 @njit(cache=True, nogil=True)
 def has_no_hole(poly: np.ndarray, crop: np.ndarray) -> bool:  # pragma: no cover
     """vigra's ``inspectPolygon(poly, hasNoHole)``: every pixel in the polygon is the object."""
-    height, width = crop.shape
+    width = crop.shape[1]
     keys = _scan_intervals(poly % width, poly // width, width)
     flat = crop.ravel()
     for k in range(0, keys.shape[0], 2):

@@ -40,7 +40,9 @@ def _up(heap: np.ndarray, index: np.ndarray, priority: np.ndarray, k: int) -> No
 
 
 @njit(cache=True, nogil=True)
-def _down(heap: np.ndarray, index: np.ndarray, priority: np.ndarray, k: int, size: int) -> None:  # pragma: no cover
+def _down(
+    heap: np.ndarray, index: np.ndarray, priority: np.ndarray, k: int, size: int
+) -> None:  # pragma: no cover
     while 2 * k <= size:
         j = 2 * k
         if j < size and priority[heap[j]] > priority[heap[j + 1]]:
@@ -75,7 +77,7 @@ def _pop(heap: np.ndarray, index: np.ndarray, priority: np.ndarray, size: int) -
     _swap(heap, index, 1, size)
     _down(heap, index, priority, 1, size - 1)
     index[top] = -1
-    return top
+    return int(top)
 
 
 @njit(cache=True, nogil=True)

@@ -37,7 +37,7 @@ def _neighbour(p: int, k: int, width: int, height: int) -> int:  # pragma: no co
     x, y = p % width + NX[k], p // width + NY[k]
     if x < 0 or y < 0 or x >= width or y >= height:
         return -1
-    return y * width + x
+    return int(y * width + x)
 
 
 @njit(cache=True, nogil=True)
@@ -70,7 +70,7 @@ def edge_weights(dest: np.ndarray) -> np.ndarray:  # pragma: no cover
 def _arc_middle(line: np.ndarray, width: int) -> int:  # pragma: no cover
     """vigra's ``center_line[roundi(center_line.arcLengthQuantile(0.5))]``."""
     if line.shape[0] == 1:
-        return line[0]
+        return int(line[0])
     arc = np.zeros(line.shape[0])
     for k in range(1, line.shape[0]):
         arc[k] = arc[k - 1] + _norm(line[k], line[k - 1], width)
@@ -80,7 +80,7 @@ def _arc_middle(line: np.ndarray, width: int) -> int:  # pragma: no cover
         k += 1
     k -= 1
     q = k + (half - arc[k]) / (arc[k + 1] - arc[k])
-    return line[int(q + 0.5)]
+    return int(line[int(q + 0.5)])
 
 
 @njit(cache=True, nogil=True)
@@ -180,8 +180,20 @@ def tree_features(dest, squared, crop, x0, y0, limit):  # type: ignore[no-untype
     for k in range(1, line.shape[0]):
         diameter += _norm(line[k], line[k - 1], width)
     first, last = line[0], line[-1]
-    return np.array([
-        diameter, _norm(last, first, width), total, average, float(branches), float(holes),
-        center % width + x0, center // width + y0, first % width + x0, first // width + y0,
-        last % width + x0, last // width + y0,
-    ], dtype=np.float64)
+    return np.array(
+        [
+            diameter,
+            _norm(last, first, width),
+            total,
+            average,
+            float(branches),
+            float(holes),
+            center % width + x0,
+            center // width + y0,
+            first % width + x0,
+            first // width + y0,
+            last % width + x0,
+            last // width + y0,
+        ],
+        dtype=np.float64,
+    )
