@@ -107,6 +107,18 @@ def test_hull_of_a_box_is_convex_without_defects() -> None:
     np.testing.assert_array_equal(features["HullCenter"], [34.0, 23.5, 13.0])
 
 
+def test_hull_3d_of_a_ball_is_its_bounding_box() -> None:
+    """vigra's 3D hull is the bounding box too: a ball is not convex, its 8 corners are defects."""
+    zz, yy, xx = np.mgrid[:15, :15, :15]
+    ball = (zz - 7) ** 2 + (yy - 7) ** 2 + (xx - 7) ** 2 <= 49
+    features = convex_hull_features_3d(ball, (0, 0, 0))
+    assert features["HullVolume"][0] == 15**3
+    assert features["Convexity"][0] == ball.sum() / 15**3 < 0.53
+    assert features["DefectCount"][0] == 1  # the corners meet along the box's edges
+    np.testing.assert_array_equal(features["DefectCenter"], [7.0, 7.0, 7.0])
+    assert features["DefectDisplacementMean"][0] == 0.0
+
+
 def test_hull_3d_defects_are_6_connected() -> None:
     """Two corners of a cube cut away diagonally: two defects in 3D (6-neighbourhood)."""
     cube = np.ones((4, 4, 4), bool)
