@@ -18,8 +18,10 @@ computes (ilastik's stored numbers are the reference):
   kurtosis for >= 4, else 0). ``DefectDisplacementMean`` is the volume-weighted mean distance of
   the defect centres from the object centre; ``DefectCenter`` the centre of all defect pixels.
 - An object without defects (a box) has all defect values 0. For ``DefectCenter`` vigra reads
-  past the end of an array there (undefined behaviour: ilastik stores leftover heap values);
-  cascade returns 0 (:data:`NO_DEFECT_CENTER`).
+  past the end of an array there (undefined behaviour) and adds the bounding box's corner:
+  ilastik stores the corner where that memory happened to be zero (7 of the 9 such objects of
+  ``ObjectClassification5t2d1c_wSeg.ilp``) and a stale value of another object elsewhere (all
+  15 of ``ObjectClassification2d_wSeg.ilp``). cascade returns the corner (``Coord<Minimum>``).
 
 The values depend only on the object's own pixels (not on other objects or the image border).
 Centres are in global **x, y[, z]** order, as ilastik stores them; every value is float64 as vigra
@@ -37,7 +39,6 @@ from ..errors import ObjectsError
 
 __all__ = [
     "HULL_FEATURES",
-    "NO_DEFECT_CENTER",
     "convex_hull_features_2d",
     "convex_hull_features_3d",
 ]
@@ -57,9 +58,6 @@ HULL_FEATURES = (
     "HullCenter",
     "DefectCenter",
 )
-
-#: ``DefectCenter`` of an object without defects (vigra: undefined, an out-of-bounds read).
-NO_DEFECT_CENTER = 0.0
 
 
 def convex_hull_features_2d(mask: np.ndarray, origin: tuple[int, ...]) -> dict[str, np.ndarray]:
@@ -181,7 +179,6 @@ def _region_center(coords: tuple[np.ndarray, ...], coord_min: np.ndarray) -> np.
 
 def _defect_features(defects: np.ndarray, center: np.ndarray, coord_min: np.ndarray) -> dict[str, np.ndarray]:
     """The defect part of vigra's ``ConvexHullFeatures::finalize`` (box minus object)."""
-    ndim = defects.ndim
     labels, count = ndimage.label(defects)
     zero = np.array([0.0])
     if count == 0:
@@ -192,7 +189,7 @@ def _defect_features(defects: np.ndarray, center: np.ndarray, coord_min: np.ndar
             "DefectVolumeSkewness": zero,
             "DefectVolumeKurtosis": zero,
             "DefectDisplacementMean": zero,
-            "DefectCenter": np.full(ndim, NO_DEFECT_CENTER),
+            "DefectCenter": coord_min.copy(),  # vigra: zeroed memory + corner (see module doc)
         }
     all_coords = np.nonzero(defects)
     total = all_coords[0].size
