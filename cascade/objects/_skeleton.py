@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 
+from ..errors import ObjectsError
 from ._hull import check_object_mask
 from ._skeleton_grid import raw_skeleton, thin, vector_distance
 from ._skeleton_tree import tree_features
@@ -94,8 +95,8 @@ def skeleton_features_2d(
         return _empty()
     values = tree_features(dest, squared, crop, corner[0], corner[1], _max_weight(width, height))
     names = SKELETON_FEATURES[:6]
-    features = {name: values[k : k + 1] for k, name in enumerate(names)}
-    features.update({name: values[6 + 2 * k : 8 + 2 * k] for k, name in enumerate(_POINTS)})
+    features = {name: values[k : k + 1].copy() for k, name in enumerate(names)}
+    features.update({name: values[6 + 2 * k : 8 + 2 * k].copy() for k, name in enumerate(_POINTS)})
     return features
 
 
@@ -114,8 +115,6 @@ def _padded_crop(
     mask: np.ndarray, offset: tuple[int, ...], image_shape: tuple[int, ...] | None
 ) -> tuple[np.ndarray, Point, tuple[Point, Point]]:
     """The object's bounding box plus one background pixel on each side inside the image."""
-    from ..errors import ObjectsError
-
     if image_shape is None:
         image_shape = (offset[0] + mask.shape[0], offset[1] + mask.shape[1])
         top = (offset[1], offset[0])
