@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from cascade.errors import ObjectsError
 from cascade.objects._hull import convex_hull_features_2d, convex_hull_features_3d
+from cascade.objects._shape_table import shape_feature_table
 from cascade.objects._skeleton import SKELETON_FEATURES, skeleton_features_2d
 
 PROJECTS = ("ObjectClassification2d_wPred.ilp", "ObjectClassification2d_wSeg.ilp")
@@ -291,3 +292,37 @@ def test_skeleton_of_a_bar_is_its_centre_line() -> None:
 def test_skeleton_rejects_a_crop_outside_the_image() -> None:
     with pytest.raises(ObjectsError, match="not inside the image"):
         skeleton_features_2d(np.ones((5, 5), bool), (98, 0), image_shape=(100, 100))
+
+
+def test_shape_feature_table_is_ilastiks_table(data_dir: Path) -> None:
+    """The driver over a whole label image gives ilastik's stored tables (row 0 included)."""
+    labels, stored = _stored(data_dir, PROJECTS[0])
+    plugins = ("2D Convex Hull Features", "2D Skeleton Features")
+    table = shape_feature_table(labels, plugins)
+    for plugin in plugins:
+        for name, values in stored[plugin].items():
+            np.testing.assert_array_equal(table[plugin][name], values, err_msg=name)
+    assert table["2D Skeleton Features"]["Terminal 1"].shape == (110, 2)
+    # A crop of the image that holds object 5 whole, placed with origin and image_shape.
+    box = ndimage.find_objects(labels)[4]
+    crop = np.where(labels[box] == 5, labels[box], 0)
+    part = shape_feature_table(
+        crop, plugins, origin=(box[0].start, box[1].start), image_shape=labels.shape, count=5
+    )
+    for plugin in plugins:
+        for name, values in part[plugin].items():
+            np.testing.assert_array_equal(values[5], table[plugin][name][5], err_msg=name)
+            assert not values[:5].any()
+
+
+@pytest.mark.parametrize(
+    ("labels", "plugins", "match"),
+    [
+        (np.ones((3, 3), np.uint32), ["3D Convex Hull Features"], "needs a 3-D"),
+        (np.ones((3, 3), np.uint32), ["Convex Hull"], "unknown plugin"),
+        (np.ones((3, 3), np.float32), ["2D Skeleton Features"], "integer"),
+    ],
+)
+def test_shape_feature_table_rejects(labels: np.ndarray, plugins: list[str], match: str) -> None:
+    with pytest.raises(ObjectsError, match=match):
+        shape_feature_table(labels, plugins)
