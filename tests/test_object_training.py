@@ -420,3 +420,47 @@ def test_object_labels_reproduce_ilastiks_label_inputs_on_2d_wpred(tmp_path: Pat
     assert trained.stage.forest is not None
     assert trained.stage.forest.n_features == project.stage.forest.n_features == 179
     assert trained.stage.features == project.stage.features
+
+
+def _read_export(path: Path) -> np.ndarray:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return np.asarray(f["exported_data"][()])
+
+
+def test_headless_predicts_objects_with_a_trained_project(tmp_path: Path) -> None:
+    """``cascade train`` then ``cascade --headless --project trained.cascade``, as with an ilastik OC project."""
+    raw, segmentation, truth = _cells(0)
+    test_raw, test_segmentation, _ = _cells(5)
+    for name, data in (("raw", raw), ("seg", segmentation), ("ol", _centre_labels(truth))):
+        tifffile.imwrite(tmp_path / f"{name}.tif", data)
+    tifffile.imwrite(tmp_path / "test.tif", test_raw)
+    tifffile.imwrite(tmp_path / "test_seg.tif", test_segmentation)
+    args = ["--raw_data", "raw.tif", "--segmentation_image", "seg.tif", "--object_labels", "ol.tif"]
+    train = cascade("train", "--project", "p.cascade", *args, "--object_features", "standard", "--trees", "20",
+                    cwd=tmp_path)  # fmt: skip
+    assert train.returncode == 0, train.stderr
+    headless = [
+        "--headless",
+        "--project=p.cascade",
+        "--raw_data=test.tif",
+        "--segmentation_image=test_seg.tif",
+    ]
+    headless += ["--output_filename_format={dataset_dir}/{nickname}_{result_type}.h5"]
+    for source in ("Object Predictions", "Object Identities"):
+        done = cascade(*headless, f"--export_source={source}", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    stage = load_object_stage(tmp_path / "p.cascade")
+    assert stage is not None
+    objects = objects_from_segmentation(da.from_array(test_segmentation), "yx")
+    tables = object_features(da.from_array(test_raw[..., None]), "yxc", objects, stage.features)
+    ids = objects.labels.compute()
+    expected = object_predictions(object_probabilities(stage, tables))[0][ids]
+    predictions = _read_export(tmp_path / "test_Object Predictions.h5")
+    identities = _read_export(tmp_path / "test_Object Identities.h5")
+    assert np.array_equal(predictions[..., 0], expected)
+    assert np.array_equal(identities[..., 0], ids)
+    assert set(np.unique(predictions)) == {0, 1, 2}
+    wrong = cascade(*headless[:3], "--prediction_maps=test_seg.tif", cwd=tmp_path)
+    assert wrong.returncode == 2 and "--prediction_maps does not apply" in wrong.stderr
