@@ -11,7 +11,7 @@ size gives the same bytes; generated once and reused). Then, end to end, each in
   default ``standard``: the Standard Object Features that are not coordinates, no neighbourhoods),
   merged exactly across chunks -> ilastik's feature matrix -> the object forest (trained beforehand
   on a small volume of the same kind, ``--trees``) -> export of ``Object Identities`` (zarr, chunk
-  by chunk) and the object table (CSV, one row per object);
+  by chunk) and ilastik's object table (``cascade.objects.write_table``, CSV, one row per object);
 - **whole image**: the same steps as a user writes them with SciPy and scikit-image on the whole
   array: ``ndimage.gaussian_filter`` + threshold, ``skimage.measure.label`` (6-connectivity), the
   size filter, ``regionprops_table`` (area, centroid, bbox, intensity mean/min/max, inertia
@@ -164,20 +164,6 @@ def _write_csv(path: Path, header: list[str], columns: list[np.ndarray]) -> None
             writer.writerows(zip(*(c[start : start + 65536].tolist() for c in columns)))
 
 
-def _cascade_table(tables: list, probabilities: list, stage: object) -> tuple[list[str], list[np.ndarray]]:
-    """ilastik's table columns (ids, predicted class, probabilities, default + selected features)."""
-    names = stage.class_names  # type: ignore[attr-defined]
-    table, p = tables[0], probabilities[0][1:]
-    header = ["object_id", "labelimage_oid", "Predicted Class", *[f"Probability of {n}" for n in names]]
-    columns = [np.arange(len(p)), np.arange(1, len(p) + 1), np.asarray(names)[np.argmax(p, axis=1)], *p.T]
-    for plugin in sorted(table):
-        for feature in sorted(table[plugin]):
-            values = np.asarray(table[plugin][feature])[1:].reshape(len(p), -1)
-            header += [f"{feature}_{k}" if values.shape[1] > 1 else feature for k in range(values.shape[1])]
-            columns += list(values.T)
-    return header, columns
-
-
 def run_cascade(path: Path, workdir: Path, features: str, trees: int, threads: int) -> dict:
     """The blockwise pipeline on the zarr volume; seconds per step."""
     import dask
@@ -185,7 +171,7 @@ def run_cascade(path: Path, workdir: Path, features: str, trees: int, threads: i
 
     from cascade._malloc import tune_malloc
     from cascade.io import write_image
-    from cascade.objects import object_features, object_probabilities, objects_from_probabilities
+    from cascade.objects import object_features, object_probabilities, objects_from_probabilities, write_table
 
     tune_malloc()
     times: dict[str, float] = {}
@@ -208,7 +194,9 @@ def run_cascade(path: Path, workdir: Path, features: str, trees: int, threads: i
         write_image(objects.labels, str(workdir / "cascade_identities.zarr"), format="zarr", axes="zyx")
         times["export identities"] = time.perf_counter() - start
         start = time.perf_counter()
-        _write_csv(workdir / "cascade_table.csv", *_cascade_table(tables, classes, stage))
+        names = stage.class_names  # type: ignore[attr-defined]
+        write_table(str(workdir / "cascade.csv"), tables, selection=stage.features, class_names=names,  # type: ignore[attr-defined]
+                    probabilities=classes)  # fmt: skip
         times["export table"] = time.perf_counter() - start
     return {"times": times, "objects": int(objects.counts[0])}
 
