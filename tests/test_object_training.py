@@ -311,27 +311,47 @@ def test_cli_trains_an_object_stage_alone_from_a_segmentation(tmp_path: Path) ->
         load_cascade(tmp_path / "objects.cascade")
 
 
-def test_training_does_not_depend_on_the_chunking(tmp_path: Path) -> None:
-    raw, segmentation, truth = _cells(1)
-    forests = []
-    for chunks in ((96, 128), (17, 23)):
-        folder = tmp_path / f"c{chunks[0]}"
+def _volume(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """3D: the cells of :func:`_cells` as short cylinders (z 1..5 of 7), as raw, label image, class image."""
+    raw, segmentation, truth = _cells(seed, (48, 64))
+    stack = np.zeros((7, 48, 64), bool)
+    stack[1:6] = segmentation > 0
+    ids = ndimage.label(stack)[0].astype(np.uint16) * 3  # label values need not be consecutive
+    classes = np.where(stack, truth[None], 0).astype(np.uint8)
+    labels = np.zeros_like(classes)
+    labels[3] = _centre_labels(truth, 1)
+    return np.where(stack, raw[None], 30).astype(np.uint8), ids, labels
+
+
+@pytest.mark.parametrize(
+    ("dims", "chunkings"), [("yx", ((96, 128), (17, 23))), ("zyx", ((7, 48, 64), (3, 11, 20)))]
+)
+def test_training_does_not_depend_on_the_chunking(
+    tmp_path: Path, dims: str, chunkings: tuple[tuple[int, ...], ...]
+) -> None:
+    if dims == "yx":
+        raw, segmentation, truth = _cells(1)
+        images, source = (raw, segmentation, _centre_labels(truth, 1)), "segmentation"
+    else:
+        images, source = _volume(1), "label image"
+    forests, counts = [], []
+    for chunks in chunkings:
+        folder = tmp_path / "x".join(map(str, chunks))
         folder.mkdir()
-        for name, data in (("raw", raw), ("seg", segmentation), ("ol", _centre_labels(truth, 1))):
+        for name, data in zip(("raw", "input", "ol"), images):
             write_image(
-                da.from_array(data, chunks=chunks), str(folder / f"{name}.zarr"), format="zarr", axes="yx"
+                da.from_array(data, chunks=chunks), str(folder / f"{name}.zarr"), format="zarr", axes=dims
             )
         spec = {
-            "images": [{"raw": "raw.zarr", "object_input": "seg.zarr", "object_labels": "ol.zarr"}],
-            "objects": {
-                "source": "segmentation",
-                "classes": ["a", "b"],
-                "features": ["Mean", "Count", "Variance"],
-            },
+            "images": [{"raw": "raw.zarr", "object_input": "input.zarr", "object_labels": "ol.zarr"}],
+            "objects": {"source": source, "classes": ["a", "b"], "features": ["Mean", "Count", "Variance"]},
             "forest": {"trees": 5, "seed": 3},
         }
-        run_training(parse_spec(spec, folder), folder / "p.cascade")
-        forests.append(load_object_stage(folder / "p.cascade").forest)  # type: ignore[union-attr]
+        trained = train_object_stage(parse_spec(spec, folder), None, seed=3)
+        assert trained.stage.spatial_axes == dims and trained.stage.source == source
+        forests.append(trained.stage.forest)
+        counts.append(trained.labels[0].classes[0])
+    assert np.array_equal(counts[0], counts[1]) and np.count_nonzero(counts[0]) == (30 if dims == "yx" else 6)
     for name in ("feature", "threshold", "left", "right", "value", "roots"):
         assert np.array_equal(getattr(forests[0], name), getattr(forests[1], name)), name
 

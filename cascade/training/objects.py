@@ -62,31 +62,40 @@ class ObjectTraining:
     summary: str
 
 
-def _second_input(path: str, raw_axes: str, raw_shape: tuple[int, ...], what: str) -> tuple[da.Array, str]:
-    """An image over the raw image (object input or object labels) in internal axes, checked."""
+def _second_input(
+    path: str, raw_file_axes: str, raw_axes: str, raw_shape: tuple[int, ...], what: str
+) -> da.Array:
+    """An image over the raw image (object input or object labels) in internal axes (with c), checked.
+
+    The file's axes are the raw file's when the dimensions fit (as for pixel label images),
+    without or with a channel axis; otherwise its own.
+    """
     found = open_image(path)
-    with_c = raw_axes  # the file may name its axes itself; fit them to the raw image's when it does not
-    file_axes = found.axes if found.ndim not in (len(with_c), len(with_c) - 1) else None
-    axes = file_axes or (with_c if found.ndim == len(with_c) else with_c[:-1])
+    plain = raw_file_axes.replace("c", "")
+    fits = {len(plain) + 1: plain + "c", len(plain): plain, len(raw_file_axes): raw_file_axes}  # last wins
+    axes = fits.get(found.ndim, found.axes)
     data, internal = to_internal(open_image(path, axes=axes).data, axes)
     if internal[:-1] != raw_axes[:-1] or tuple(data.shape[:-1]) != raw_shape[:-1]:
         raise ObjectsError(
             f"{what} {path} (shape {tuple(data.shape)}, axes {internal}) does not cover the raw image "
             f"(shape {raw_shape}, axes {raw_axes})"
         )
-    return data, internal
+    return data
 
 
-def _objects(image: ImageSpec, spec: ObjectSpec, raw: da.Array, axes: str, pixels: Cascade | None) -> Objects:
-    """The objects of one training image, from the source the spec names."""
+def _objects(
+    image: ImageSpec, spec: ObjectSpec, raw: da.Array, axes: tuple[str, str], pixels: Cascade | None
+) -> Objects:
+    """The objects of one training image, from the source the spec names (``axes``: file's, internal)."""
+    file_axes, internal = axes
     if spec.source == "pixel classification":
         if pixels is None or spec.threshold is None:
             raise ObjectsError("objects from pixel classification need the trained pixel stages")
-        probabilities = predict(pixels, raw, axes=axes)[-1].probabilities
-        return objects_from_probabilities(probabilities, axes, spec.threshold)
+        probabilities = predict(pixels, raw, axes=internal)[-1].probabilities
+        return objects_from_probabilities(probabilities, internal, spec.threshold)
     if image.object_input is None:
         raise ObjectsError(f"{image.raw} needs an object input ({spec.source})")
-    data, internal = _second_input(image.object_input, axes, tuple(raw.shape), f"the {spec.source}")
+    data = _second_input(image.object_input, file_axes, internal, tuple(raw.shape), f"the {spec.source}")
     if spec.source == "probabilities":
         if spec.threshold is None:
             raise ObjectsError("objects from probabilities need threshold settings")
@@ -109,10 +118,10 @@ def _image_rows(
         raise ObjectsError(f"{image.raw} gives no object labels")
     raw_image = open_image(image.raw, axes=image.input_axes)
     raw, axes = to_internal(raw_image.data, raw_image.axes)
-    objects = _objects(image, spec, raw, axes, pixels)
+    objects = _objects(image, spec, raw, (raw_image.axes, axes), pixels)
     spatial = "zyx" if "z" in axes else "yx"
     selection = object_feature_selection(spec.features, len(spatial), int(raw.shape[-1]))
-    labels, _ = _second_input(image.object_labels, axes, tuple(raw.shape), "the object labels")
+    labels = _second_input(image.object_labels, raw_image.axes, axes, tuple(raw.shape), "the object labels")
     found = object_classes(objects, labels[..., 0], len(spec.classes))
     tables = object_features(raw, axes, objects, selection)
     geometry = (int(raw.shape[-1]), spatial, str(raw.dtype))
