@@ -146,7 +146,8 @@ def label_components(image: da.Array, axes: str) -> Objects:
     """
     axes = check_axes(axes, image.ndim, channel=False)
     volume = as_tzyx(image, axes)
-    return objects_from_components(volume, scan(volume), axes, None)
+    components, _, _ = scan(volume)
+    return objects_from_components(volume, components, axes, None)
 
 
 def objects_from_segmentation(segmentation: da.Array, axes: str) -> Objects:
