@@ -248,3 +248,7 @@ def test_bad_axes_are_refused() -> None:
         label_components(image[..., None], "yxc")
     with pytest.raises(ObjectsError, match=r"axes 'cyx'"):
         objects_from_segmentation(image[None], "cyx")
+    with pytest.raises(ObjectsError, match=r"an image to label must hold bool, integer or float values"):
+        label_components(image.astype(np.complex64), "yx")
+    with pytest.raises(ObjectsError, match=r"a label image must hold .* got dtype <U1"):
+        objects_from_label_image(da.from_array(np.array([["a"]])), "yx")

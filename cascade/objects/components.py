@@ -58,6 +58,12 @@ def check_axes(axes: str, ndim: int, channel: bool) -> str:
     return keys
 
 
+def _check_dtype(image: da.Array, what: str) -> None:
+    """Objects come from bool, integer or float values only."""
+    if image.dtype.kind not in "biuf":
+        raise ObjectsError(f"{what} must hold bool, integer or float values, got dtype {image.dtype}")
+
+
 def as_tzyx(image: da.Array, axes: str) -> da.Array:
     """``image`` (axes without ``c``) as ``tzyx``: missing t and z inserted, t chunks of 1.
 
@@ -142,9 +148,10 @@ def label_components(image: da.Array, axes: str) -> Objects:
     Raises
     ------
     ObjectsError
-        If the axes do not fit.
+        If the axes do not fit or the values are not bool, integer or float.
     """
     axes = check_axes(axes, image.ndim, channel=False)
+    _check_dtype(image, "an image to label")
     volume = as_tzyx(image, axes)
     components, _, _ = scan(volume)
     return objects_from_components(volume, components, axes, None)
@@ -215,6 +222,7 @@ def objects_from_label_image(label_image: da.Array, axes: str) -> Objects:
         check_axes(keys, label_image.ndim, channel=True)
         label_image, keys = label_image[..., 0], keys[:-1]
     keys = check_axes(keys, label_image.ndim, channel=False)
+    _check_dtype(label_image, "a label image")
     volume = as_tzyx(label_image, keys)
     blocks = volume.to_delayed(optimize_graph=False)
     found = {index: delayed(value_block, pure=True)(blocks[index]) for index in np.ndindex(*volume.numblocks)}
