@@ -10,6 +10,7 @@ components share pixels with which local cores.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cc3d
@@ -134,13 +135,13 @@ class BlockScan:
 
 
 def scan_block(
-    layers: tuple[np.ndarray, ...], origin: tuple[int, int, int], extent: tuple[int, int, int]
+    layers: Sequence[np.ndarray], origin: tuple[int, int, int], extent: tuple[int, int, int]
 ) -> BlockScan:
     """Label one block of every layer and describe the components for the merge.
 
     Parameters
     ----------
-    layers : tuple of ndarray, each of shape (1, z, y, x)
+    layers : sequence of ndarray, each of shape (1, z, y, x)
         The same block of one or two images (one time point).
     origin : tuple of int
         The block's offset in the time point's ``zyx`` volume.

@@ -20,7 +20,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 from dask.base import compute, tokenize
-from dask.delayed import delayed
+from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -112,20 +112,28 @@ def _link(scan: BlockScan, *after: BlockScan | None) -> tuple[BlockScan, list[li
     return BlockScan(tables, scan.contacts), pairs
 
 
-def _scan_graph(layers: tuple[da.Array, ...]) -> dict[Index, Any]:
-    """Per block, a delayed ``(scan, pairs)`` of :func:`_link` (two tasks a block)."""
-    blocks = [layer.to_delayed(optimize_graph=False) for layer in layers]
+def _gather(*found: Any) -> list[Any]:
+    return list(found)
+
+
+def _scan_graph(layers: tuple[da.Array, ...]) -> tuple[Delayed, list[Index]]:
+    """One delayed list of :func:`_link` results, one per block (two tasks a block, one graph layer)."""
+    token = tokenize(*layers)
+    scan_name, link_name, all_name = (f"objects-{step}-{token}" for step in ("scan", "link", "gather"))
     starts = _origins(layers[0].chunks)
     extent = tuple(int(n) for n in layers[0].shape[1:])
-    scans: dict[Index, Any] = {}
-    for index in itertools.product(*(range(n) for n in layers[0].numblocks)):
+    blocks = list(itertools.product(*(range(n) for n in layers[0].numblocks)))
+    tasks: dict[Any, Any] = {}
+    for index in blocks:
         origin = tuple(starts[a][index[a]] for a in (1, 2, 3))
-        scans[index] = delayed(scan_block, pure=True)(tuple(b[index] for b in blocks), origin, extent)
-    links = {}
-    for index, found in scans.items():
-        after = [scans.get(index[:axis] + (index[axis] + 1,) + index[axis + 1 :]) for axis in (1, 2, 3)]
-        links[index] = delayed(_link, pure=True, nout=2)(found, *after)
-    return links
+        tasks[(scan_name, *index)] = (scan_block, [(layer.name, *index) for layer in layers], origin, extent)
+    for index in blocks:
+        after = [index[:axis] + (index[axis] + 1,) + index[axis + 1 :] for axis in (1, 2, 3)]
+        neighbours = [(scan_name, *a) if (scan_name, *a) in tasks else None for a in after]
+        tasks[(link_name, *index)] = (_link, (scan_name, *index), *neighbours)
+    tasks[all_name] = (_gather, *[(link_name, *index) for index in blocks])
+    graph = HighLevelGraph.from_collections(all_name, tasks, dependencies=layers)  # type: ignore[arg-type]
+    return Delayed(all_name, graph), blocks
 
 
 def _layer(links: dict[Index, Any], blocks: tuple[Index, ...], layer: int, steps: int) -> Components:
@@ -166,7 +174,9 @@ def scan(image: da.Array, cores: da.Array | None = None) -> tuple[Components, Co
     Computed eagerly: one pass over the input(s).
     """
     layers = (image,) if cores is None else (image, cores)
-    (links,) = compute(_scan_graph(layers))
+    gathered, order = _scan_graph(layers)
+    (done,) = compute(gathered)
+    links = dict(zip(order, done))
     blocks = tuple(sorted(links))
     found = [_layer(links, blocks, layer, image.shape[0]) for layer in range(len(layers))]
     if cores is None:
