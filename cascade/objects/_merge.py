@@ -27,7 +27,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ._cc import BlockScan, BlockTable, face_pairs, scan_block
 
-__all__ = ["Components", "relabel", "scan"]
+__all__ = ["Components", "block_results", "relabel", "scan"]
 
 Index = tuple[int, ...]
 
@@ -114,6 +114,30 @@ def _link(scan: BlockScan, *after: BlockScan | None) -> tuple[BlockScan, list[li
 
 def _gather(*found: Any) -> list[Any]:
     return list(found)
+
+
+def block_results(image: da.Array, function: Callable[[np.ndarray], Any]) -> dict[Index, Any]:
+    """``function(block)`` of every block of ``image``, computed now (small results only).
+
+    Parameters
+    ----------
+    image : dask.array.Array
+        Any array.
+    function : callable
+        Applied to each block; its results travel to the client.
+
+    Returns
+    -------
+    dict
+        Block index -> result.
+    """
+    name = f"objects-blocks-{tokenize(image, function)}"
+    blocks = list(itertools.product(*(range(n) for n in image.numblocks)))
+    tasks: dict[Any, Any] = {(name, *index): (function, (image.name, *index)) for index in blocks}
+    tasks[name] = (_gather, *[(name, *index) for index in blocks])
+    graph = HighLevelGraph.from_collections(name, tasks, dependencies=[image])  # type: ignore[list-item]
+    (done,) = compute(Delayed(name, graph))
+    return dict(zip(blocks, done))
 
 
 def _scan_graph(layers: tuple[da.Array, ...]) -> tuple[Delayed, list[Index]]:

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import dask.array as da
 import numpy as np
-from dask.base import compute
-from dask.delayed import delayed
 
 from ..errors import ObjectsError
 from ._cc import relabel_block, value_block
-from ._merge import Components, relabel, scan
+from ._merge import Components, block_results, relabel, scan
 from .model import Objects
 
 __all__ = ["label_components", "objects_from_label_image", "objects_from_segmentation"]
@@ -224,9 +222,7 @@ def objects_from_label_image(label_image: da.Array, axes: str) -> Objects:
     keys = check_axes(keys, label_image.ndim, channel=False)
     _check_dtype(label_image, "a label image")
     volume = as_tzyx(label_image, keys)
-    blocks = volume.to_delayed(optimize_graph=False)
-    found = {index: delayed(value_block, pure=True)(blocks[index]) for index in np.ndindex(*volume.numblocks)}
-    (per_block,) = compute(found)
+    per_block = block_results(volume, value_block)
     originals = []
     for t in range(volume.shape[0]):
         values = np.unique(np.concatenate([v for index, v in per_block.items() if index[0] == t]))
