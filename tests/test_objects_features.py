@@ -280,3 +280,23 @@ def test_time_points_chunked_equals_whole_and_single_frames() -> None:
         for plugin, features in alone.items():
             for name, values in features.items():
                 assert np.array_equal(tables[t][plugin][name], values, equal_nan=True), (t, name)
+
+
+@pytest.mark.parametrize("chunks", [(1024, 1344), (203, 256)])
+def test_stored_shape_plugins_through_object_features(data_dir: Path, chunks: tuple[int, int]) -> None:
+    """Convex hull and skeleton tables of 2d_wPred through ``object_features``, bit for bit, chunked.
+
+    The skeleton depends on the image border (not on the crop): objects cut by a chunk border
+    and objects touching the image border must both come out as ilastik stored them.
+    """
+    labels, raw, _, stored = _stored_project(data_dir, "2d_wPred")
+    plugins = [p for p in stored if p not in (STANDARD, DEFAULT_FEATURES)]
+    assert sorted(plugins) == ["2D Convex Hull Features", "2D Skeleton Features"]
+    selection = {p: {f: {} for f in stored[p]} for p in plugins}
+    (table,) = object_features(
+        da.from_array(raw, chunks=(*chunks, 1)), "yxc", _objects(labels, "yx", chunks), selection
+    )
+    for plugin in plugins:
+        assert sorted(table[plugin]) == sorted(stored[plugin])
+        for feature, ours in table[plugin].items():
+            assert _equal(ours, stored[plugin][feature][()]), (plugin, feature)
