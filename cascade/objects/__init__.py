@@ -5,6 +5,7 @@ between the steps.
 """
 
 from .components import label_components, objects_from_label_image, objects_from_segmentation
+from .features import FeatureColumns, feature_names, object_features
 from .model import (
     DEFAULT_FEATURES,
     OBJECT_SOURCES,
@@ -19,12 +20,15 @@ from .threshold import objects_from_probabilities, smooth_probabilities, thresho
 __all__ = [
     "DEFAULT_FEATURES",
     "OBJECT_SOURCES",
+    "FeatureColumns",
     "FeatureTable",
     "ObjectFeatureSelection",
     "ObjectStage",
     "Objects",
     "ThresholdSettings",
+    "feature_names",
     "label_components",
+    "object_features",
     "objects_from_label_image",
     "objects_from_probabilities",
     "objects_from_segmentation",
