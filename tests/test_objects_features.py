@@ -99,8 +99,8 @@ def _blobs(shape: tuple[int, ...], seed: int) -> np.ndarray:
     """Random blobs (face-connected labels) plus a long thin object crossing every chunk."""
     rng = np.random.default_rng(seed)
     smooth = ndimage.gaussian_filter(rng.normal(size=shape), 2.0)
-    mask = smooth > np.quantile(smooth, 0.7)
-    line = (slice(None),) * (len(shape) - 2) + (shape[-2] // 2, slice(2, shape[-1] - 2))
+    mask = smooth > np.quantile(smooth, 0.7 if len(shape) == 2 else 0.9)
+    line = tuple(size // 2 for size in shape[:-1]) + (slice(2, shape[-1] - 2),)
     mask[line] = True
     labels, _ = ndimage.label(mask)
     return labels.astype(np.uint32)
