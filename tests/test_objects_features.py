@@ -265,3 +265,119 @@ def test_time_points_chunked_equals_whole_and_single_frames() -> None:
         for plugin, features in alone.items():
             for name, values in features.items():
                 assert np.array_equal(tables[t][plugin][name], values, equal_nan=True), (t, name)
+
+
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        ({"Nonsense Plugin": {"Mean": {}}}, "unknown object feature plugin"),
+        ({STANDARD: {"Median": {}}}, "unknown or unsupported standard object feature 'Median'"),
+        ({STANDARD: {"Mean in neighborhood": {"margin": [3, -1]}}}, "margin"),
+        ({STANDARD: {"Mean in neighborhood": {"margin": [3, 3, 3, 3]}}}, "margin"),
+        ({STANDARD: {"Mean in neighborhood": {}}}, "need a margin > 0"),
+        ({"3D Convex Hull Features": {"HullVolume": {}}}, "needs 3D objects"),
+    ],
+)
+def test_bad_selection_raises_before_computing(selection: dict[str, Any], message: str) -> None:
+    """A bad selection is an ObjectsError naming the problem, raised before any chunk is computed."""
+    calls = []
+    labels = da.from_array(np.ones((8, 8), np.uint32)).map_blocks(
+        lambda b: calls.append(1) or b, meta=np.empty((0, 0), np.uint32)
+    )
+    with pytest.raises(ObjectsError, match=message):
+        object_features(da.ones((8, 8, 1)), "yxc", Objects(labels, "yx", (1,)), selection)
+    assert calls == []
+
+
+def test_raw_must_match_objects() -> None:
+    """Raw axes and shape are checked against the objects."""
+    objects = _objects(np.ones((8, 9), np.uint32), "yx", -1)
+    with pytest.raises(ObjectsError, match="raw axes 'xyc'"):
+        object_features(da.ones((9, 8, 1)), "xyc", objects, {})
+    with pytest.raises(ObjectsError, match="does not match the object label image"):
+        object_features(da.ones((8, 8, 1)), "yxc", objects, {})
+
+
+def test_default_features_always_and_row_zero() -> None:
+    """With nothing selected only ilastik's Default features, row 0 zeros, Coord<Maximum> exclusive."""
+    labels = np.zeros((6, 7), np.uint32)
+    labels[1:3, 2:6] = 1
+    (table,) = object_features(da.ones((6, 7, 1)), "yxc", _objects(labels, "yx", (4, 3)), {})
+    assert list(table) == [DEFAULT_FEATURES]
+    default = table[DEFAULT_FEATURES]
+    assert default["Coord<Minimum>"].tolist() == [[0, 0], [2, 1]]
+    assert default["Coord<Maximum>"].tolist() == [[0, 0], [6, 3]]
+    assert default["RegionCenter"].tolist() == [[0, 0], [3.5, 1.5]]
+    assert default["Count"].tolist() == [[0], [8]]
+    assert all(v.dtype == np.float32 for v in default.values())
+
+
+def test_feature_names_widths_and_ilastik_display_names() -> None:
+    """Column counts and ilastik's display names (vigra_objfeats.py) for the table exporter."""
+    selection = {STANDARD: {"Mean": {}, "Histogram in neighborhood": {"margin": [3, 3, 3]}, "RegionAxes": {}}}
+    names = feature_names(selection, raw_channels=2, ndim=3)
+    standard = names[STANDARD]
+    assert standard["Mean"].display == "Mean Intensity"
+    assert standard["Mean"].columns == ("Mean Intensity_0", "Mean Intensity_1")
+    assert standard["Histogram in neighborhood"] == ("Histogram of Intensity in neighborhood", 128)
+    assert standard["Histogram in object and neighborhood"].width == 128
+    assert standard["RegionAxes"] == ("Principal components of the object", 9)
+    assert names[DEFAULT_FEATURES]["Count"].columns == ("Size in pixels",)
+    assert names[DEFAULT_FEATURES]["Coord<Maximum>"] == ("Bounding Box Maximum", 3)
+
+
+def test_feature_names_match_computed_widths() -> None:
+    """Every computed array has the width feature_names announces."""
+    labels = _blobs((30, 40), seed=11)
+    selection = {STANDARD: {name: {} for name in ALL_STANDARD} | {"Covariance in neighborhood": {"margin": 2}}}
+    (table,) = object_features(da.zeros((30, 40, 3)) + 1, "yxc", _objects(labels, "yx", 16), selection)
+    names = feature_names(selection, raw_channels=3, ndim=2)
+    assert {p: sorted(f) for p, f in names.items()} == {p: sorted(f) for p, f in table.items()}
+    for plugin, features in names.items():
+        for name, info in features.items():
+            assert table[plugin][name].shape == (labels.max() + 1, info.width), name
+
+
+def test_objects_batched_per_label_chunk() -> None:
+    """Neighbourhood windows are read in one task per label chunk holding objects, not per object."""
+    labels = _blobs((60, 60), seed=12)
+    objects = _objects(labels, "yx", 30)
+    selection = {STANDARD: {"Mean in neighborhood": {"margin": 3}}}
+    with dask.config.set(scheduler="sync"):
+        (table,) = object_features(da.from_array(np.ones((60, 60, 1))), "yxc", objects, selection)
+    assert np.all(table[STANDARD]["Mean in neighborhood"][1:] == 1)
+    from cascade.objects import _windows
+
+    first = np.array([[x.min(), y.min()] for y, x in (np.nonzero(labels == i) for i in range(1, labels.max() + 1))])
+    bounds = _windows.windows(first, first + 1, (3, 3), labels.shape)
+    tasks = _windows.batched(None, objects.labels, np.arange(1, labels.max() + 1), bounds, first[:, ::-1], print)
+    assert len(tasks) <= 4 < labels.max()
+
+
+HULL = importlib.util.find_spec("cascade.objects._hull") is not None
+SKELETON = importlib.util.find_spec("cascade.objects._skeleton") is not None
+
+
+@pytest.mark.skipif(not (HULL and SKELETON), reason="convex hull / skeleton features not merged yet")
+def test_shape_plugins_get_each_object_crop_and_origin() -> None:
+    """The hull / skeleton plugins see each object's bounding-box crop and its global origin."""
+    from cascade.objects import _hull, _skeleton  # type: ignore[attr-defined]
+
+    labels = _blobs((50, 60), seed=13)
+    selection = {"2D Convex Hull Features": {"HullVolume": {}, "HullCenter": {}}, "2D Skeleton Features": {"Diameter": {}}}
+    (table,) = object_features(da.ones((50, 60, 1)), "yxc", _objects(labels, "yx", (17, 23)), selection)
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        origin = tuple(s.start for s in box)
+        hull = _hull.convex_hull_features_2d(labels[box] == i, origin)
+        skeleton = _skeleton.skeleton_features_2d(labels[box] == i, origin)
+        assert np.array_equal(table["2D Convex Hull Features"]["HullCenter"][i], np.float32(hull["HullCenter"]))
+        assert table["2D Convex Hull Features"]["HullVolume"][i] == np.float32(hull["HullVolume"][0])
+        assert table["2D Skeleton Features"]["Diameter"][i] == np.float32(skeleton["Diameter"][0])
+
+
+def test_shape_plugins_missing_is_an_objects_error() -> None:
+    """Selecting a plugin whose implementation is absent is a clear error (when it is absent)."""
+    if HULL:
+        pytest.skip("convex hull features are available")
+    with pytest.raises(ObjectsError, match="not available"):
+        feature_names({"2D Convex Hull Features": {"HullVolume": {}}}, 1, 2)
