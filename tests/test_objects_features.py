@@ -8,7 +8,6 @@ objects, so these tests do not depend on connected components). That ilastik sto
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,9 @@ def _reference_quantiles(values: np.ndarray, lo: float, hi: float) -> list[float
     return [*out, values.max()]
 
 
-def _reference_object(values: np.ndarray, coords: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[str, Any]:
+def _reference_object(
+    values: np.ndarray, coords: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> dict[str, Any]:
     """Every standard feature of one object with plain numpy (values (n, C) float64, coords (n, d) x-first)."""
     n = len(values)
     mean = values.mean(axis=0)
@@ -176,12 +177,22 @@ def test_2d_two_channels_chunked_equals_whole_and_reference(chunks: tuple[int, i
     raw = np.random.default_rng(2).integers(0, 200, size=(64, 96, 2)).astype(np.uint16)
     selection = {STANDARD: {name: {} for name in ALL_STANDARD}}
     (whole,) = object_features(da.from_array(raw), "yxc", _objects(labels, "yx", -1), selection)
-    (chunked,) = object_features(da.from_array(raw, chunks=(*chunks, 1)), "yxc", _objects(labels, "yx", chunks), selection)
+    (chunked,) = object_features(
+        da.from_array(raw, chunks=(*chunks, 1)), "yxc", _objects(labels, "yx", chunks), selection
+    )
     reference = _reference(raw, labels)
     for name in ALL_STANDARD:
         assert np.array_equal(whole[STANDARD][name], chunked[STANDARD][name], equal_nan=True), name
         if name in reference:
-            exact = name in ("Count", "Minimum", "Maximum", "Coord<Minimum>", "Coord<Maximum>", "Histogram", "Sum")
+            exact = name in (
+                "Count",
+                "Minimum",
+                "Maximum",
+                "Coord<Minimum>",
+                "Coord<Maximum>",
+                "Histogram",
+                "Sum",
+            )
             compare = np.testing.assert_array_equal if exact else _close
             compare(whole[STANDARD][name][1:], reference[name].astype(np.float32))
     assert whole[STANDARD]["RegionAxes"].shape == (labels.max() + 1, 4)
@@ -204,7 +215,10 @@ def _reference_local(raw: np.ndarray, labels: np.ndarray, margin: tuple[int, ...
         cells = grid[window].reshape(-1, len(margin))
         gaps = (cells[:, None, :] - points[None, :, :]) * pitch
         passed = (np.sqrt((gaps**2).sum(axis=-1)).min(axis=1) < top).reshape(inside[window].shape)
-        for suffix, mask in ((" in neighborhood", passed & ~inside[window]), (" in object and neighborhood", passed)):
+        for suffix, mask in (
+            (" in neighborhood", passed & ~inside[window]),
+            (" in object and neighborhood", passed),
+        ):
             values = raw[window][mask].astype(np.float32).astype(np.float64)
             found = _reference_object(values, cells[mask.ravel()], values.min(axis=0), values.max(axis=0))
             for name in LOCAL:
@@ -214,13 +228,15 @@ def _reference_local(raw: np.ndarray, labels: np.ndarray, margin: tuple[int, ...
 
 @pytest.mark.parametrize("chunks", [(13, 29), (64, 8)])
 def test_2d_neighborhood_chunked_equals_whole_and_reference(chunks: tuple[int, int]) -> None:
-    """"in neighborhood" features with an anisotropic margin (window clipping matters) == brute force."""
+    """ "in neighborhood" features with an anisotropic margin (window clipping matters) == brute force."""
     labels = _blobs((48, 70), seed=3)
     raw = np.random.default_rng(4).normal(10, 3, size=(48, 70, 2)).astype(np.float32)
     margin = (5, 3)
     selection = {STANDARD: {f"{name} in neighborhood": {"margin": list(margin)} for name in LOCAL}}
     (whole,) = object_features(da.from_array(raw), "yxc", _objects(labels, "yx", -1), selection)
-    (chunked,) = object_features(da.from_array(raw, chunks=(*chunks, 2)), "yxc", _objects(labels, "yx", chunks), selection)
+    (chunked,) = object_features(
+        da.from_array(raw, chunks=(*chunks, 2)), "yxc", _objects(labels, "yx", chunks), selection
+    )
     reference = _reference_local(raw, labels, margin)
     assert sorted(whole[STANDARD]) == sorted(reference)
     for name, expected in reference.items():
@@ -256,7 +272,9 @@ def test_time_points_chunked_equals_whole_and_single_frames() -> None:
     labels[1] = 0  # a time point without objects
     raw = np.random.default_rng(10).integers(0, 255, size=(3, 40, 52, 1)).astype(np.uint8)
     selection = {STANDARD: {"Mean": {}, "Quantiles": {}, "Sum in neighborhood": {"margin": 4}}}
-    tables = object_features(da.from_array(raw, chunks=(1, 11, 19, 1)), "tyxc", _objects(labels, "tyx", (2, 11, 19)), selection)
+    tables = object_features(
+        da.from_array(raw, chunks=(1, 11, 19, 1)), "tyxc", _objects(labels, "tyx", (2, 11, 19)), selection
+    )
     assert len(tables) == 3
     assert tables[1][STANDARD]["Mean"].shape == (1, 1)
     assert tables[1][STANDARD]["Sum in neighborhood"].shape == (1, 1)
@@ -329,7 +347,9 @@ def test_feature_names_widths_and_ilastik_display_names() -> None:
 def test_feature_names_match_computed_widths() -> None:
     """Every computed array has the width feature_names announces."""
     labels = _blobs((30, 40), seed=11)
-    selection = {STANDARD: {name: {} for name in ALL_STANDARD} | {"Covariance in neighborhood": {"margin": 2}}}
+    selection = {
+        STANDARD: {name: {} for name in ALL_STANDARD} | {"Covariance in neighborhood": {"margin": 2}}
+    }
     (table,) = object_features(da.zeros((30, 40, 3)) + 1, "yxc", _objects(labels, "yx", 16), selection)
     names = feature_names(selection, raw_channels=3, ndim=2)
     assert {p: sorted(f) for p, f in names.items()} == {p: sorted(f) for p, f in table.items()}
@@ -348,9 +368,13 @@ def test_objects_batched_per_label_chunk() -> None:
     assert np.all(table[STANDARD]["Mean in neighborhood"][1:] == 1)
     from cascade.objects import _windows
 
-    first = np.array([[x.min(), y.min()] for y, x in (np.nonzero(labels == i) for i in range(1, labels.max() + 1))])
+    first = np.array(
+        [[x.min(), y.min()] for y, x in (np.nonzero(labels == i) for i in range(1, labels.max() + 1))]
+    )
     bounds = _windows.windows(first, first + 1, (3, 3), labels.shape)
-    tasks = _windows.batched(None, objects.labels, np.arange(1, labels.max() + 1), bounds, first[:, ::-1], print)
+    tasks = _windows.batched(
+        None, objects.labels, np.arange(1, labels.max() + 1), bounds, first[:, ::-1], print
+    )
     assert len(tasks) <= 4 < labels.max()
 
 
@@ -364,13 +388,18 @@ def test_shape_plugins_get_each_object_crop_and_origin() -> None:
     from cascade.objects import _hull, _skeleton  # type: ignore[attr-defined]
 
     labels = _blobs((50, 60), seed=13)
-    selection = {"2D Convex Hull Features": {"HullVolume": {}, "HullCenter": {}}, "2D Skeleton Features": {"Diameter": {}}}
+    selection = {
+        "2D Convex Hull Features": {"HullVolume": {}, "HullCenter": {}},
+        "2D Skeleton Features": {"Diameter": {}},
+    }
     (table,) = object_features(da.ones((50, 60, 1)), "yxc", _objects(labels, "yx", (17, 23)), selection)
     for i, box in enumerate(ndimage.find_objects(labels), start=1):
         origin = tuple(s.start for s in box)
         hull = _hull.convex_hull_features_2d(labels[box] == i, origin)
         skeleton = _skeleton.skeleton_features_2d(labels[box] == i, origin)
-        assert np.array_equal(table["2D Convex Hull Features"]["HullCenter"][i], np.float32(hull["HullCenter"]))
+        assert np.array_equal(
+            table["2D Convex Hull Features"]["HullCenter"][i], np.float32(hull["HullCenter"])
+        )
         assert table["2D Convex Hull Features"]["HullVolume"][i] == np.float32(hull["HullVolume"][0])
         assert table["2D Skeleton Features"]["Diameter"][i] == np.float32(skeleton["Diameter"][0])
 

@@ -134,7 +134,7 @@ def _ql_step(d: np.ndarray, e: np.ndarray, z: np.ndarray, low: int, m: int) -> f
     p = -s * s2 * c3 * el1 * e[low] / dl1
     e[low] = s * p
     d[low] = c * p
-    return h
+    return float(h)
 
 
 @numba.njit(cache=True)

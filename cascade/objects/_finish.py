@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ObjectsError
 from ._accumulate import BINS, Partial
 from ._eigen import eigensystems
 
@@ -45,7 +46,7 @@ def intensity(name: str, first: Partial, second: Partial | None) -> np.ndarray:
     if name == "Mean":
         return _divide(first["sum"], n)
     if second is None:
-        raise KeyError(name)
+        raise ObjectsError(f"{name} needs the second pass")
     m2 = second["m2"]
     if name == "Variance":
         return _divide(m2, n)
@@ -105,11 +106,13 @@ def geometry(name: str, first: Partial, second: Partial | None) -> np.ndarray:
     if name == "Coord<Maximum>":
         return first["cmax"].astype(np.float64) + 1.0
     if second is None:
-        raise KeyError(name)
+        raise ObjectsError(f"{name} needs the second pass")
     values, vectors = eigensystems(_scatter_matrices(second))
     if name == "RegionRadii":
         with np.errstate(invalid="ignore"):
-            return np.sqrt(_divide(values, first["count"].astype(np.float64)[:, None]))
+            return np.asarray(
+                np.sqrt(_divide(values, first["count"].astype(np.float64)[:, None])), np.float64
+            )
     return vectors.reshape(vectors.shape[0], -1)
 
 

@@ -106,7 +106,9 @@ def local_batch(
         raise ObjectsError("neighbourhood features need the raw image")
     sampling = pitch(margin)
     limit = float(max(margin))
-    rows: dict[str, list[np.ndarray]] = {n + s: [] for n in names for s in (NEIGHBORHOOD, OBJECT_AND_NEIGHBORHOOD)}
+    rows: dict[str, list[np.ndarray]] = {
+        n + s: [] for n in names for s in (NEIGHBORHOOD, OBJECT_AND_NEIGHBORHOOD)
+    }
     for object_id, (start, stop) in zip(ids, relative, strict=True):
         window = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
         inside = labels[window] == object_id

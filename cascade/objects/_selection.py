@@ -25,7 +25,16 @@ SKELETON_2D = "2D Skeleton Features"
 #: Standard features computed from pass 1 only.
 PASS1 = ("Count", "Sum", "Mean", "Minimum", "Maximum", "RegionCenter", "Coord<Minimum>", "Coord<Maximum>")
 #: Standard features that need pass 2 (central moments, histograms, coordinate scatter).
-PASS2 = ("Variance", "Skewness", "Kurtosis", "Covariance", "Quantiles", "Histogram", "RegionRadii", "RegionAxes")
+PASS2 = (
+    "Variance",
+    "Skewness",
+    "Kurtosis",
+    "Covariance",
+    "Quantiles",
+    "Histogram",
+    "RegionRadii",
+    "RegionAxes",
+)
 #: Features that have "in neighborhood" variants.
 LOCAL = ("Mean", "Variance", "Skewness", "Kurtosis", "Histogram", "Covariance", "Minimum", "Maximum", "Sum")
 NEIGHBORHOOD = " in neighborhood"
@@ -38,7 +47,14 @@ _HULL_ONE = (
     "DefectVolumeVariance", "DefectVolumeSkewness", "DefectVolumeKurtosis", "DefectDisplacementMean",
 )  # fmt: skip
 _HULL_CENTRES = ("InputCenter", "HullCenter", "DefectCenter")
-_SKELETON_ONE = ("Diameter", "Euclidean Diameter", "Total Length", "Average Length", "Branch Count", "Hole Count")
+_SKELETON_ONE = (
+    "Diameter",
+    "Euclidean Diameter",
+    "Total Length",
+    "Average Length",
+    "Branch Count",
+    "Hole Count",
+)
 _SKELETON_POINTS = ("Skeleton Center", "Terminal 1", "Terminal 2")
 
 _DISPLAY = {
@@ -127,7 +143,9 @@ def _max_margin(selection: ObjectFeatureSelection, ndim: int) -> tuple[int, ...]
     for features in selection.values():
         for params in features.values():
             if params is not None and "margin" in params:
-                margin = tuple(max(a, b) for a, b in zip(margin, _margin(params["margin"], ndim), strict=True))
+                margin = tuple(
+                    max(a, b) for a, b in zip(margin, _margin(params["margin"], ndim), strict=True)
+                )
     return margin
 
 
@@ -256,6 +274,8 @@ def feature_names(
         raise ObjectsError(f"need raw_channels >= 1 and ndim 2 or 3, got {raw_channels}, {ndim}")
     plan = make_plan(selection, ndim)
     return {
-        plugin: {name: FeatureColumns(_display(name), _width(plugin, name, raw_channels, ndim)) for name in names}
+        plugin: {
+            name: FeatureColumns(_display(name), _width(plugin, name, raw_channels, ndim)) for name in names
+        }
         for plugin, names in output_names(plan).items()
     }

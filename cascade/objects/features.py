@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from functools import partial
 
-import dask
 import dask.array as da
 import numpy as np
+from dask.base import compute
+from dask.delayed import delayed
 
 from ..errors import ObjectsError
 from ._accumulate import Partial, densify, merge, pass1, pass2
@@ -109,7 +110,7 @@ def _empty(widths: dict[str, dict[str, FeatureColumns]]) -> FeatureTable:
 def _tree(parts: list[object]) -> object:
     """Merge delayed partials in a tree of fan-in :data:`_FAN_IN`."""
     while len(parts) > 1:
-        parts = [dask.delayed(merge)(parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
+        parts = [delayed(merge)(parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
     return parts[0]
 
 
@@ -121,9 +122,9 @@ def _blockwise(image: da.Array, labels: da.Array, kernel: object, *extra: object
     parts = []
     for index in np.ndindex(*labels.numblocks):
         offset = tuple(int(starts[axis][i]) for axis, i in enumerate(index))
-        block = dask.delayed(kernel)(raw_blocks[(*index, 0)], label_blocks[index], offset, *extra)
+        block = delayed(kernel)(raw_blocks[(*index, 0)], label_blocks[index], offset, *extra)
         parts.append(block)
-    (merged,) = dask.compute(_tree(parts))
+    (merged,) = compute(_tree(parts))
     result: Partial = merged
     return result
 
@@ -134,7 +135,7 @@ def _time_point(image: da.Array, labels: da.Array, count: int, plan: Plan) -> Fe
     second = None
     if plan.needs_pass2:
         means, centres = moments_centres(first)
-        shared = [dask.delayed(a) for a in (means, centres, first["g_lo"], first["g_hi"])]
+        shared = [delayed(a) for a in (means, centres, first["g_lo"], first["g_hi"])]
         second = densify(_blockwise(image, labels, pass2, *shared), count)
     values = finish(tuple(dict.fromkeys(plan.standard + DEFAULTS)), first, second)
     table: FeatureTable = {DEFAULT_FEATURES: {name: values[name] for name in DEFAULTS}}
@@ -161,7 +162,7 @@ def _per_object(
     ids = np.arange(1, count + 1, dtype=np.uint32)
     cmin, cmax = first["cmin"][1:].astype(np.int64), first["cmax"][1:].astype(np.int64) + 1
     bounds = windows(cmin, cmax, margin, labels.shape)
-    parts = dask.compute(*batched(image, labels, ids, bounds, cmin[:, ::-1], kernel))
+    parts = compute(*batched(image, labels, ids, bounds, cmin[:, ::-1], kernel))
     out: dict[str, np.ndarray] = {}
     for part in parts:
         rows = part["ids"].astype(np.int64)
