@@ -101,8 +101,17 @@ def pass1(raw: np.ndarray, labels: np.ndarray, offset: Sequence[int]) -> Partial
 
 def empty(channels: int, ndim: int) -> Partial:
     """The partial of a chunk without object pixels."""
+    values = np.zeros((0, channels), dtype=np.float32)
+    coords = np.zeros((0, ndim), dtype=np.int64)
     return {
         "ids": np.zeros(0, dtype=np.uint32),
+        "count": np.zeros(0, dtype=np.int64),
+        "sum": values.astype(np.float64),
+        "min": values,
+        "max": values,
+        "csum": coords.astype(np.float64),
+        "cmin": coords,
+        "cmax": coords,
         "g_lo": np.full(channels, np.inf, dtype=np.float32),
         "g_hi": np.full(channels, -np.inf, dtype=np.float32),
     }
@@ -163,7 +172,8 @@ def pass2(
     centres : numpy.ndarray
         float64 ``(N + 1, d)``: every object's mean coordinate, x, y[, z] order.
     lo, hi : numpy.ndarray
-        float32 ``(C,)``: the channel range over all object pixels of the time point.
+        float32 ``(C,)``: the channel range over all object pixels of the time point; or
+        ``(N + 1, C)``: one range per object (the neighbourhood pixel sets).
 
     Returns
     -------
@@ -178,6 +188,8 @@ def pass2(
     values = raw.reshape(-1, channels)[where].astype(np.float32)
     centred = values.astype(np.float64) - means[ids][inverse]
     spread = _coords(where, labels.shape, offset) - centres[ids][inverse]
+    if lo.ndim == 2:
+        lo, hi = lo[ids][inverse], hi[ids][inverse]
     bins = bin_index(values, lo, hi)
     keys = (inverse[:, None] * channels + np.arange(channels)) * BINS + bins
     hist = np.bincount(keys.ravel(), minlength=ids.size * channels * BINS)
