@@ -410,3 +410,53 @@ def test_shape_plugins_missing_is_an_objects_error() -> None:
         pytest.skip("convex hull features are available")
     with pytest.raises(ObjectsError, match="not available"):
         feature_names({"2D Convex Hull Features": {"HullVolume": {}}}, 1, 2)
+
+
+def _fake_plugin(
+    monkeypatch: pytest.MonkeyPatch, module: str, function: str
+) -> list[tuple[np.ndarray, tuple[int, ...]]]:
+    """Install a stand-in for a shape-plugin module that records its calls."""
+    import importlib.machinery
+    import sys
+    import types
+
+    calls: list[tuple[np.ndarray, tuple[int, ...]]] = []
+
+    def compute(mask: np.ndarray, origin: tuple[int, ...]) -> dict[str, np.ndarray]:
+        calls.append((mask.copy(), origin))
+        ys, xs = np.nonzero(mask)
+        centre = np.array([xs.mean() + origin[1], ys.mean() + origin[0]])
+        return {
+            "HullVolume": np.array([mask.sum()]),
+            "HullCenter": centre,
+            "Diameter": np.array([mask.shape[1]]),
+        }
+
+    fake = types.ModuleType(module)
+    fake.__spec__ = importlib.machinery.ModuleSpec(module, None)
+    setattr(fake, function, compute)
+    monkeypatch.setitem(sys.modules, module, fake)
+    return calls
+
+
+def test_shape_plugin_wiring_with_stand_ins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each object's bounding-box mask and global origin reach the plugin; its values land in its row."""
+    hull = _fake_plugin(monkeypatch, "cascade.objects._hull", "convex_hull_features_2d")
+    skeleton = _fake_plugin(monkeypatch, "cascade.objects._skeleton", "skeleton_features_2d")
+    labels = _blobs((50, 60), seed=13)
+    selection = {
+        "2D Convex Hull Features": {"HullVolume": {}, "HullCenter": {}},
+        "2D Skeleton Features": {"Diameter": {}},
+    }
+    (table,) = object_features(da.ones((50, 60, 1)), "yxc", _objects(labels, "yx", (17, 23)), selection)
+    assert len(hull) == len(skeleton) == labels.max()
+    (default,) = object_features(da.ones((50, 60, 1)), "yxc", _objects(labels, "yx", -1), {})
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        assert table["2D Convex Hull Features"]["HullVolume"][i, 0] == np.count_nonzero(labels == i)
+        assert np.array_equal(
+            table["2D Convex Hull Features"]["HullCenter"][i], default[DEFAULT_FEATURES]["RegionCenter"][i]
+        )
+        assert table["2D Skeleton Features"]["Diameter"][i, 0] == box[1].stop - box[1].start
+    assert {origin for _, origin in hull} == {
+        tuple(s.start for s in box) for box in ndimage.find_objects(labels)
+    }
