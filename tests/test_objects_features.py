@@ -460,3 +460,17 @@ def test_shape_plugin_wiring_with_stand_ins(monkeypatch: pytest.MonkeyPatch) -> 
     assert {origin for _, origin in hull} == {
         tuple(s.start for s in box) for box in ndimage.find_objects(labels)
     }
+
+
+def test_z_of_extent_one_is_2d() -> None:
+    """Objects with a z axis of extent 1 give ilastik's 2D features (x, y columns only)."""
+    labels = _blobs((30, 40), seed=14)
+    raw = np.random.default_rng(15).integers(0, 99, size=(30, 40, 1)).astype(np.uint8)
+    selection = {STANDARD: {"RegionRadii": {}, "Mean in neighborhood": {"margin": [4, 4]}}}
+    (flat,) = object_features(da.from_array(raw), "yxc", _objects(labels, "yx", 16), selection)
+    (deep,) = object_features(
+        da.from_array(raw[None]), "zyxc", _objects(labels[None], "zyx", (1, 16, 16)), selection
+    )
+    for name, values in flat[STANDARD].items():
+        assert np.array_equal(values, deep[STANDARD][name], equal_nan=True), name
+    assert deep[DEFAULT_FEATURES]["Coord<Minimum>"].shape[1] == 2

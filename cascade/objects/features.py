@@ -73,7 +73,8 @@ def object_features(
     Returns
     -------
     list of FeatureTable
-        One per time point: plugin name -> feature name -> float32 ``(counts[t] + 1, k)``,
+        One per time point: plugin name -> feature name -> float32 ``(counts[t] + 1, k)``
+        (objects with a z axis of extent 1 are 2D, as in ilastik),
         including ``Default features`` (Coord<Minimum>, Coord<Maximum> (exclusive), RegionCenter,
         Count) and, for each selected "<F> in neighborhood", also "<F> in object and
         neighborhood" (both stored by ilastik).
@@ -85,12 +86,16 @@ def object_features(
         (checked before anything is computed).
     """
     _check(raw, raw_axes, objects)
-    plan = make_plan(selection, len(objects.spatial_axes))
-    widths = feature_names(selection, int(raw.shape[-1]), len(objects.spatial_axes))
+    flat = objects.spatial_axes == "zyx" and objects.labels.shape[-3] == 1
+    ndim = 2 if flat else len(objects.spatial_axes)
+    plan = make_plan(selection, ndim)
+    widths = feature_names(selection, int(raw.shape[-1]), ndim)
     tables = []
     for step, count in enumerate(objects.counts):
         labels = objects.labels[step] if objects.axes.startswith("t") else objects.labels
         image = raw[step] if objects.axes.startswith("t") else raw
+        if flat:  # a z of extent 1 is 2D for ilastik (x, y coordinates only)
+            labels, image = labels[0], image[0]
         image = image.rechunk((*labels.chunks, image.shape[-1]))
         if count == 0:
             tables.append(_empty(widths))
