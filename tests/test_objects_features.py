@@ -474,3 +474,28 @@ def test_z_of_extent_one_is_2d() -> None:
     for name, values in flat[STANDARD].items():
         assert np.array_equal(values, deep[STANDARD][name], equal_nan=True), name
     assert deep[DEFAULT_FEATURES]["Coord<Minimum>"].shape[1] == 2
+
+
+def test_local_cluster_equals_threads() -> None:
+    """On a local distributed cluster (two worker processes) the tables equal the threaded ones."""
+    from distributed import Client, LocalCluster
+
+    labels = _blobs((40, 60), seed=16)
+    raw = np.random.default_rng(17).integers(0, 255, size=(40, 60, 1)).astype(np.uint8)
+    names = ("Mean", "Quantiles", "RegionAxes", "Kurtosis in neighborhood")
+    selection = {STANDARD: {name: ({"margin": 3} if "neigh" in name else {}) for name in names}}
+
+    def run() -> dict[str, np.ndarray]:
+        (table,) = object_features(
+            da.from_array(raw, chunks=(13, 17, 1)), "yxc", _objects(labels, "yx", (13, 17)), selection
+        )
+        return table[STANDARD]
+
+    threaded = run()
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    )
+    with cluster, Client(cluster):
+        distributed = run()
+    for name, values in threaded.items():
+        assert np.array_equal(values, distributed[name], equal_nan=True), name
