@@ -385,7 +385,7 @@ SKELETON = importlib.util.find_spec("cascade.objects._skeleton") is not None
 @pytest.mark.skipif(not (HULL and SKELETON), reason="convex hull / skeleton features not merged yet")
 def test_shape_plugins_get_each_object_crop_and_origin() -> None:
     """The hull / skeleton plugins see each object's bounding-box crop and its global origin."""
-    from cascade.objects import _hull, _skeleton  # type: ignore[attr-defined]
+    from cascade.objects import _hull, _skeleton
 
     labels = _blobs((50, 60), seed=13)
     selection = {
@@ -396,7 +396,7 @@ def test_shape_plugins_get_each_object_crop_and_origin() -> None:
     for i, box in enumerate(ndimage.find_objects(labels), start=1):
         origin = tuple(s.start for s in box)
         hull = _hull.convex_hull_features_2d(labels[box] == i, origin)
-        skeleton = _skeleton.skeleton_features_2d(labels[box] == i, origin)
+        skeleton = _skeleton.skeleton_features_2d(labels[box] == i, origin, image_shape=labels.shape)
         assert np.array_equal(
             table["2D Convex Hull Features"]["HullCenter"][i], np.float32(hull["HullCenter"])
         )
@@ -422,7 +422,7 @@ def _fake_plugin(
 
     calls: list[tuple[np.ndarray, tuple[int, ...]]] = []
 
-    def compute(mask: np.ndarray, origin: tuple[int, ...]) -> dict[str, np.ndarray]:
+    def compute(mask: np.ndarray, origin: tuple[int, ...], **options: Any) -> dict[str, np.ndarray]:
         calls.append((mask.copy(), origin))
         ys, xs = np.nonzero(mask)
         centre = np.array([xs.mean() + origin[1], ys.mean() + origin[0]])
@@ -499,3 +499,23 @@ def test_local_cluster_equals_threads() -> None:
         distributed = run()
     for name, values in threaded.items():
         assert np.array_equal(values, distributed[name], equal_nan=True), name
+
+
+@pytest.mark.parametrize("chunks", [(1024, 1344), (203, 256)])
+def test_stored_shape_plugins_through_object_features(data_dir: Path, chunks: tuple[int, int]) -> None:
+    """Convex hull and skeleton tables of 2d_wPred through ``object_features``, bit for bit, chunked.
+
+    The skeleton depends on the image border (not on the crop): objects cut by a chunk border
+    and objects touching the image border must both come out as ilastik stored them.
+    """
+    labels, raw, _, stored = _stored_project(data_dir, "2d_wPred")
+    plugins = [p for p in stored if p not in (STANDARD, DEFAULT_FEATURES)]
+    assert sorted(plugins) == ["2D Convex Hull Features", "2D Skeleton Features"]
+    selection = {p: {f: {} for f in stored[p]} for p in plugins}
+    (table,) = object_features(
+        da.from_array(raw, chunks=(*chunks, 1)), "yxc", _objects(labels, "yx", chunks), selection
+    )
+    for plugin in plugins:
+        assert sorted(table[plugin]) == sorted(stored[plugin])
+        for feature, ours in table[plugin].items():
+            assert _equal(ours, stored[plugin][feature][()]), (plugin, feature)

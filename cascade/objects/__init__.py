@@ -4,6 +4,7 @@ See ``docs/objects.md`` for the design and ``cascade/objects/model.py`` for the 
 between the steps.
 """
 
+from .components import label_components, objects_from_label_image, objects_from_segmentation
 from .features import FeatureColumns, feature_names, object_features
 from .model import (
     DEFAULT_FEATURES,
@@ -14,6 +15,7 @@ from .model import (
     ObjectStage,
     ThresholdSettings,
 )
+from .threshold import objects_from_probabilities, smooth_probabilities, threshold_labels
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -25,5 +27,11 @@ __all__ = [
     "Objects",
     "ThresholdSettings",
     "feature_names",
+    "label_components",
     "object_features",
+    "objects_from_label_image",
+    "objects_from_probabilities",
+    "objects_from_segmentation",
+    "smooth_probabilities",
+    "threshold_labels",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 from scipy import ndimage
@@ -130,6 +131,7 @@ def shape_batch(
     *,
     plugin: str,
     names: tuple[str, ...],
+    image_shape: tuple[int, ...],
 ) -> Partial:
     """Convex-hull or skeleton features of a batch of objects (windows = bounding boxes).
 
@@ -145,6 +147,9 @@ def shape_batch(
         ``"2D Convex Hull Features"``, ``"3D Convex Hull Features"`` or ``"2D Skeleton Features"``.
     names : tuple of str
         The selected features of the plugin.
+    image_shape : tuple of int
+        The spatial shape of the whole image (internal order): vigra's skeleton depends on which
+        sides of an object touch the image border.
 
     Returns
     -------
@@ -158,6 +163,8 @@ def shape_batch(
         SKELETON_2D: "skeleton_features_2d",
     }[plugin]
     compute = getattr(module, function)
+    if plugin == SKELETON_2D:
+        compute = partial(compute, image_shape=tuple(image_shape))
     rows: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for object_id, (start, stop) in zip(ids, relative, strict=True):
         window = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))

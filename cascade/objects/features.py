@@ -150,7 +150,7 @@ def _time_point(image: da.Array, labels: da.Array, count: int, plan: Plan) -> Fe
         kernel = partial(local_batch, names=plan.local, margin=plan.margin)
         table[STANDARD].update(_per_object(image, labels, first, count, plan.margin, kernel))
     for plugin, names in plan.shapes.items():
-        kernel = partial(shape_batch, plugin=plugin, names=names)
+        kernel = partial(shape_batch, plugin=plugin, names=names, image_shape=labels.shape)
         table[plugin] = _per_object(None, labels, first, count, (0,) * labels.ndim, kernel)
     return table
 
