@@ -8,7 +8,6 @@ objects, so these tests do not depend on connected components). That ilastik sto
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -378,11 +377,6 @@ def test_objects_batched_per_label_chunk() -> None:
     assert len(tasks) <= 4 < labels.max()
 
 
-HULL = importlib.util.find_spec("cascade.objects._hull") is not None
-SKELETON = importlib.util.find_spec("cascade.objects._skeleton") is not None
-
-
-@pytest.mark.skipif(not (HULL and SKELETON), reason="convex hull / skeleton features not merged yet")
 def test_shape_plugins_get_each_object_crop_and_origin() -> None:
     """The hull / skeleton plugins see each object's bounding-box crop and its global origin."""
     from cascade.objects import _hull, _skeleton
@@ -402,14 +396,6 @@ def test_shape_plugins_get_each_object_crop_and_origin() -> None:
         )
         assert table["2D Convex Hull Features"]["HullVolume"][i] == np.float32(hull["HullVolume"][0])
         assert table["2D Skeleton Features"]["Diameter"][i] == np.float32(skeleton["Diameter"][0])
-
-
-def test_shape_plugins_missing_is_an_objects_error() -> None:
-    """Selecting a plugin whose implementation is absent is a clear error (when it is absent)."""
-    if HULL:
-        pytest.skip("convex hull features are available")
-    with pytest.raises(ObjectsError, match="not available"):
-        feature_names({"2D Convex Hull Features": {"HullVolume": {}}}, 1, 2)
 
 
 def _fake_plugin(
