@@ -70,9 +70,8 @@ def _covariance(m2: np.ndarray, cross: np.ndarray) -> np.ndarray:
     return out.reshape(m2.shape[0], channels * channels)
 
 
-def _scatter_matrices(second: Partial) -> np.ndarray:
-    """Per object the coordinate scatter matrix (sum of outer products around the centre)."""
-    flat = second["cscatter"]
+def _scatter_matrices(flat: np.ndarray) -> np.ndarray:
+    """Per object the full coordinate scatter matrix from vigra's flat one (j, then i >= j)."""
     ndim = int(round((np.sqrt(8 * flat.shape[1] + 1) - 1) / 2))
     out = np.empty((flat.shape[0], ndim, ndim), dtype=np.float64)
     pair = 0
@@ -91,7 +90,8 @@ def geometry(name: str, first: Partial, second: Partial | None) -> np.ndarray:
     name : str
         The feature.
     first, second : dict
-        Dense pass-1 and pass-2 tables.
+        Dense pass-1 and pass-2 tables; ``first["wscatter"]`` the flat scatter matrices
+        (``_eigen.scatter_batch``) for RegionRadii / RegionAxes.
 
     Returns
     -------
@@ -105,9 +105,9 @@ def geometry(name: str, first: Partial, second: Partial | None) -> np.ndarray:
         return first["cmin"].astype(np.float64)
     if name == "Coord<Maximum>":
         return first["cmax"].astype(np.float64) + 1.0
-    if second is None:
-        raise ObjectsError(f"{name} needs the second pass")
-    values, vectors = eigensystems(_scatter_matrices(second))
+    if "wscatter" not in first:
+        raise ObjectsError(f"{name} needs the coordinate scatter matrices")
+    values, vectors = eigensystems(_scatter_matrices(first["wscatter"]))
     if name == "RegionRadii":
         with np.errstate(invalid="ignore"):
             return np.asarray(
@@ -209,7 +209,6 @@ def _all_quantiles(first: Partial, second: Partial) -> np.ndarray:
     return np.concatenate(columns, axis=1)
 
 
-def moments_centres(first: Partial) -> tuple[np.ndarray, np.ndarray]:
-    """The per-object means (``(rows, C)``) and centres (``(rows, d)``) pass 2 centres on."""
-    n = first["count"].astype(np.float64)[:, None]
-    return _divide(first["sum"], n), _divide(first["csum"], n)
+def means(first: Partial) -> np.ndarray:
+    """The per-object means (``(rows, C)``) pass 2 centres on."""
+    return _divide(first["sum"], first["count"].astype(np.float64)[:, None])

@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from ..errors import ObjectsError
 from ._accumulate import Partial, densify, pass1, pass2
-from ._finish import finish, moments_centres
+from ._finish import finish, means
 from ._selection import NEIGHBORHOOD, OBJECT_AND_NEIGHBORHOOD, SKELETON_2D
 from ._selection import PASS2 as _PASS2
 
@@ -58,9 +58,8 @@ def sets_features(values: list[np.ndarray], names: tuple[str, ...]) -> dict[str,
     first = densify(pass1(pixels, labels, origin), len(values))
     second = None
     if any(name in _PASS2 for name in names) and pixels.size:
-        means, centres = moments_centres(first)
         lo, hi = first["min"].astype(np.float32), first["max"].astype(np.float32)
-        second = densify(pass2(pixels, labels, origin, means, centres, lo, hi), len(values))
+        second = densify(pass2(pixels, labels, origin, means(first), lo, hi), len(values))
     out = {}
     for name, table in finish(names, first, second).items():
         rows = table[1:]

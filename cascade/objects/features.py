@@ -8,10 +8,11 @@ global (``docs/objects.md``):
 1. pass 1: counts, sums, extrema, coordinate sums and extrema, and the channel range over all
    object pixels of the time point;
 2. pass 2 (only when a selected feature needs it): central moments around the merged means,
-   coordinate scatter around the merged centres, 64-bin histograms over the global range; the
-   quantiles come from the merged histograms (``reference/ilastik-objects.md`` 4.4);
-3. per-object windows (``_windows``), batched per label chunk: the "in neighborhood" features and
-   the convex-hull / skeleton plugins.
+   64-bin histograms over the global range; the quantiles come from the merged histograms
+   (``reference/ilastik-objects.md`` 4.4);
+3. per-object windows (``_windows``), batched per label chunk: the "in neighborhood" features,
+   the convex-hull / skeleton plugins, and vigra's incremental coordinate scatter matrix of
+   RegionRadii / RegionAxes (its rounding decides eigenvector signs of degenerate objects).
 
 All values are float32 as ilastik stores them, row ``i`` for object ``i`` and row 0 all zeros;
 coordinates in x, y[, z] order; ``Coord<Maximum>`` exclusive (current ilastik).
@@ -28,7 +29,8 @@ from dask.delayed import delayed
 
 from ..errors import ObjectsError
 from ._accumulate import Partial, densify, merge, pass1, pass2
-from ._finish import finish, moments_centres
+from ._eigen import scatter_batch
+from ._finish import finish, means
 from ._neighborhood import local_batch, shape_batch
 from ._selection import DEFAULTS, STANDARD, FeatureColumns, Plan, feature_names, make_plan
 from ._windows import BatchKernel, batched, windows
@@ -139,9 +141,10 @@ def _time_point(image: da.Array, labels: da.Array, count: int, plan: Plan) -> Fe
     first = densify(_blockwise(image, labels, pass1), count)
     second = None
     if plan.needs_pass2:
-        means, centres = moments_centres(first)
-        shared = [delayed(a) for a in (means, centres, first["g_lo"], first["g_hi"])]
+        shared = [delayed(a) for a in (means(first), first["g_lo"], first["g_hi"])]
         second = densify(_blockwise(image, labels, pass2, *shared), count)
+    if plan.needs_scatter:
+        first |= _per_object(None, labels, first, count, (0,) * labels.ndim, scatter_batch)
     values = finish(tuple(dict.fromkeys(plan.standard + DEFAULTS)), first, second)
     table: FeatureTable = {DEFAULT_FEATURES: {name: values[name] for name in DEFAULTS}}
     if plan.standard or plan.local:
@@ -173,6 +176,6 @@ def _per_object(
         rows = part["ids"].astype(np.int64)
         for name, values in part.items():
             if name != "ids":
-                table = out.setdefault(name, np.zeros((count + 1, values.shape[1]), dtype=np.float32))
+                table = out.setdefault(name, np.zeros((count + 1, values.shape[1]), dtype=values.dtype))
                 table[rows] = values
     return out
