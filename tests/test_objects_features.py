@@ -505,3 +505,26 @@ def test_stored_shape_plugins_through_object_features(data_dir: Path, chunks: tu
         assert sorted(table[plugin]) == sorted(stored[plugin])
         for feature, ours in table[plugin].items():
             assert _equal(ours, stored[plugin][feature][()]), (plugin, feature)
+
+
+def test_stored_features_every_time_point_on_components(data_dir: Path) -> None:
+    """5t2d1c_wSeg stores features of all 5 time points: objects from cascade's own connected
+    components of the shipped segmentation (its stored label cache is stale), every feature bit for
+    bit, incl. RegionAxes of tiny degenerate objects (vigra's incremental scatter matrix)."""
+    from cascade.objects import objects_from_segmentation
+
+    project = h5py.File(data_dir / OC / "ObjectClassification5t2d1c_wSeg.ilp", "r")
+    inputs = data_dir / OC / "inputdata"
+    segmentation = h5py.File(inputs / "5t2d1c_Binary_Segmentation.h5", "r")["exported_data"][()]
+    raw = h5py.File(inputs / "5t2d1c.h5", "r")["data"][()]
+    objects = objects_from_segmentation(da.from_array(segmentation, chunks=(2, 16, 20, 1)), "tyxc")
+    selection = _selection(project["ObjectExtraction/Features"])
+    tables = object_features(da.from_array(raw, chunks=(1, 11, 30, 1)), "tyxc", objects, selection)
+    for t, table in enumerate(tables):
+        stored = project[f"ObjectExtraction/RegionFeatures/0000/[[{t}], [{t + 1}]]"]
+        for plugin in (STANDARD, DEFAULT_FEATURES):
+            assert sorted(table[plugin]) == sorted(stored[plugin])
+            for feature, ours in table[plugin].items():
+                if feature == "Coord<Maximum>":
+                    ours = np.where(np.arange(len(ours))[:, None] > 0, ours - 1, 0)
+                assert _equal(ours, stored[plugin][feature][()]), (t, plugin, feature)
