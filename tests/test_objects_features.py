@@ -199,7 +199,11 @@ def test_2d_two_channels_chunked_equals_whole_and_reference(chunks: tuple[int, i
 
 
 def _reference_local(raw: np.ndarray, labels: np.ndarray, margin: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Neighbourhood features by brute-force distances inside each object's window (ilastik 4.5)."""
+    """Neighbourhood features by brute-force distances inside each object's window (ilastik 4.5).
+
+    The window is ilastik's ``compute_extent``: ``[min - margin, max_inclusive + 2 + margin)``
+    (``Coord<Maximum>`` is exclusive and ilastik adds 1 more), clipped to the image.
+    """
     top = max(margin)
     pitch = np.array([top // m for m in margin], dtype=np.float64)  # x, y[, z]
     shape = np.array(labels.shape[::-1])
@@ -209,7 +213,7 @@ def _reference_local(raw: np.ndarray, labels: np.ndarray, margin: tuple[int, ...
         inside = labels == i
         points = grid[inside]
         lo = np.maximum(points.min(axis=0) - margin, 0)
-        hi = np.minimum(points.max(axis=0) + 1 + np.array(margin), shape)
+        hi = np.minimum(points.max(axis=0) + 2 + np.array(margin), shape)  # current ilastik: +1 beyond
         window = tuple(slice(a, b) for a, b in zip(lo[::-1], hi[::-1], strict=True))
         cells = grid[window].reshape(-1, len(margin))
         gaps = (cells[:, None, :] - points[None, :, :]) * pitch

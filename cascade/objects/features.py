@@ -151,7 +151,7 @@ def _time_point(image: da.Array, labels: da.Array, count: int, plan: Plan) -> Fe
         table[STANDARD] = {name: values[name] for name in plan.standard}
     if plan.local:
         kernel = partial(local_batch, names=plan.local, margin=plan.margin)
-        table[STANDARD].update(_per_object(image, labels, first, count, plan.margin, kernel))
+        table[STANDARD].update(_per_object(image, labels, first, count, plan.margin, kernel, beyond=1))
     for plugin, names in plan.shapes.items():
         kernel = partial(shape_batch, plugin=plugin, names=names, image_shape=labels.shape)
         table[plugin] = _per_object(None, labels, first, count, (0,) * labels.ndim, kernel)
@@ -165,10 +165,16 @@ def _per_object(
     count: int,
     margin: tuple[int, ...],
     kernel: BatchKernel,
+    beyond: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Features computed on each object's window, batched per label chunk, as dense tables."""
+    """Features computed on each object's window, batched per label chunk, as dense tables.
+
+    The window is the bounding box +- ``margin``, its upper end ``beyond`` pixels further:
+    ilastik's ``compute_extent`` adds 1 to ``Coord<Maximum>``, which its plugin already made
+    exclusive, so neighbourhood windows reach one pixel further on the upper side.
+    """
     ids = np.arange(1, count + 1, dtype=np.uint32)
-    cmin, cmax = first["cmin"][1:].astype(np.int64), first["cmax"][1:].astype(np.int64) + 1
+    cmin, cmax = first["cmin"][1:].astype(np.int64), first["cmax"][1:].astype(np.int64) + 1 + beyond
     bounds = windows(cmin, cmax, margin, labels.shape)
     parts = compute(*batched(image, labels, ids, bounds, cmin[:, ::-1], kernel))
     out: dict[str, np.ndarray] = {}
