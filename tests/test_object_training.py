@@ -32,7 +32,9 @@ from cascade.training import (
     object_feature_selection,
     parse_spec,
     run_training,
+    simple_spec,
     train_object_stage,
+    with_simple_objects,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -484,3 +486,30 @@ def test_headless_predicts_objects_with_a_trained_project(tmp_path: Path) -> Non
     assert set(np.unique(predictions)) == {0, 1, 2}
     wrong = cascade(*headless[:3], "--prediction_maps=test_seg.tif", cwd=tmp_path)
     assert wrong.returncode == 2 and "--prediction_maps does not apply" in wrong.stderr
+
+
+def test_simple_form_with_prediction_maps(tmp_path: Path) -> None:
+    """``--prediction_maps`` with ``--threshold``/``--threshold_channel``/``--smoothing``/sizes, in process."""
+    raw, segmentation, truth = _cells(4)
+    maps = np.stack([1 - segmentation, segmentation], axis=-1).astype(np.float32)
+    tifffile.imwrite(tmp_path / "raw.tif", raw)
+    write_image(da.from_array(maps), str(tmp_path / "maps.h5"), format="hdf5", axes="yxc")
+    tifffile.imwrite(tmp_path / "ol.tif", _centre_labels(truth, 1))
+    settings = ThresholdSettings(channel=1, low=0.6, sigmas=(0.0, 0.0, 0.0), min_size=4, max_size=500)
+    spec = simple_spec([str(tmp_path / "raw.tif")], [], 0, "ilastik-default", None, None, 7, 1, "oob")
+    spec = with_simple_objects(
+        spec, [str(tmp_path / "ol.tif")], {"probabilities": [str(tmp_path / "maps.h5/exported_data")]},
+        "standard", None, settings,
+    )  # fmt: skip
+    assert spec.stages == () and spec.objects is not None and spec.objects.classes == ("Label 1", "Label 2")
+    summary = run_training(spec, tmp_path / "p.cascade")
+    assert "object stage (probabilities): 30 labelled objects" in summary
+    stage = load_object_stage(tmp_path / "p.cascade")
+    assert stage is not None and stage.threshold == settings and stage.forest is not None
+    assert stage.forest.n_trees == 7
+    with pytest.raises(CascadeError, match="3 object label image"):
+        with_simple_objects(spec, ["a", "b", "c"], {}, "standard", None, settings)
+    with pytest.raises(CascadeError, match="unknown object feature set 'nope'"):
+        with_simple_objects(spec, ["ol.tif"], {"segmentation": ["s.tif"]}, "nope", "a,b", settings)
+    with pytest.raises(CascadeError, match="at least two classes"):
+        with_simple_objects(spec, ["ol.tif"], {"segmentation": ["s.tif"]}, "standard", "a", settings)
