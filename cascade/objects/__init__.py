@@ -4,6 +4,13 @@ See ``docs/objects.md`` for the design and ``cascade/objects/model.py`` for the 
 between the steps.
 """
 
+from .classify import (
+    feature_matrix,
+    object_predictions,
+    object_probabilities,
+    paint,
+    train_object_forest,
+)
 from .model import (
     DEFAULT_FEATURES,
     OBJECT_SOURCES,
@@ -22,4 +29,9 @@ __all__ = [
     "ObjectStage",
     "Objects",
     "ThresholdSettings",
+    "feature_matrix",
+    "object_predictions",
+    "object_probabilities",
+    "paint",
+    "train_object_forest",
 ]
