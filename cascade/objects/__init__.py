@@ -20,6 +20,7 @@ from .model import (
     ObjectStage,
     ThresholdSettings,
 )
+from .table import table_path, write_table
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -33,5 +34,7 @@ __all__ = [
     "object_predictions",
     "object_probabilities",
     "paint",
+    "table_path",
     "train_object_forest",
+    "write_table",
 ]

@@ -11,6 +11,7 @@ on the object label image, computed chunk by chunk (:func:`paint`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -64,7 +65,7 @@ def feature_matrix(tables: Sequence[FeatureTable], selection: ObjectFeatureSelec
         If the time points give different column counts, or no selected feature was computed.
     """
     matrices = []
-    for t, table in enumerate(tables):
+    for _t, table in enumerate(tables):
         columns = _columns(table, selection)
         rows = _rows(table)
         if not columns:
@@ -153,7 +154,9 @@ def object_predictions(probabilities: Sequence[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def _paint_block(block: np.ndarray, luts: Sequence[np.ndarray], t0: int, has_t: bool, channels: int | None) -> np.ndarray:
+def _paint_block(
+    block: np.ndarray, luts: Sequence[np.ndarray], t0: int, has_t: bool, channels: int | None
+) -> np.ndarray:
     """Look up every pixel's object id in its time point's table (ids beyond a table map to 0)."""
     steps = block if has_t else block[None]
     first = luts[0]
@@ -166,9 +169,7 @@ def _paint_block(block: np.ndarray, luts: Sequence[np.ndarray], t0: int, has_t: 
     return out if has_t else out[0]
 
 
-def paint(
-    labels: da.Array, axes: str, luts: Sequence[np.ndarray], *, channel_axis: bool = True
-) -> da.Array:
+def paint(labels: da.Array, axes: str, luts: Sequence[np.ndarray], *, channel_axis: bool = True) -> da.Array:
     """An export image: every pixel of object ``i`` at time ``t`` gets ``luts[t][i]``, chunk by chunk.
 
     Parameters
@@ -187,7 +188,8 @@ def paint(
     Returns
     -------
     dask.array.Array
-        Axes ``axes + "c"`` (or ``axes``), the tables' dtype, chunked like ``labels`` (all channels in one chunk).
+        Axes ``axes + "c"`` (or ``axes``), the tables' dtype, chunked like ``labels`` (all
+        channels in one chunk).
 
     Raises
     ------
@@ -203,18 +205,18 @@ def paint(
     channels = luts[0].shape[1] if luts[0].ndim == 2 else None
     starts = np.cumsum((0, *labels.chunks[0])) if has_t else np.zeros(1, dtype=np.int64)
 
-    def block(chunk: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+    def block(chunk: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
         t0 = int(block_info[0]["chunk-location"][0]) if has_t and block_info else 0
         return _paint_block(chunk, luts, int(starts[t0]), has_t, channels)
 
+    dtype = luts[0].dtype
     if channels is not None:
-        painted = labels.map_blocks(
-            block, dtype=luts[0].dtype, new_axis=labels.ndim, chunks=(*labels.chunks, (channels,))
-        )
-    else:
-        painted = labels.map_blocks(block, dtype=luts[0].dtype)
-        if channel_axis:
-            painted = painted[..., None]
+        chunks = (*labels.chunks, (channels,))
+        painted: da.Array = da.map_blocks(block, labels, dtype=dtype, new_axis=labels.ndim, chunks=chunks)
+        return painted
+    painted = da.map_blocks(block, labels, dtype=dtype)
+    if channel_axis:
+        painted = painted[..., None]
     return painted
 
 

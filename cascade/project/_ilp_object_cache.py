@@ -52,7 +52,7 @@ def stored_region_features(path: str | Path, lane: int = 0) -> dict[int, Feature
     f, group = _group(path, f"ObjectExtraction/RegionFeatures/{lane:04d}")
     with f:
         tables: dict[int, FeatureTable] = {}
-        for roi, plugins in (group.items() if group is not None else ()):
+        for roi, plugins in group.items() if group is not None else ():
             match = _ROI.match(roi)
             if match is None or not isinstance(plugins, h5py.Group):
                 continue
@@ -83,7 +83,7 @@ def stored_probabilities(path: str | Path, lane: int = 0) -> dict[int, np.ndarra
     with f:
         if group is None:
             return {}
-        steps = sorted((int(k), k) for k in group.keys() if k.isdigit())
+        steps = sorted((int(k), k) for k in group if k.isdigit())
         return {t: np.asarray(group[k][()], dtype=np.float32) for t, k in steps}
 
 

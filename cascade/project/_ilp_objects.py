@@ -187,7 +187,11 @@ def _object_stage(
     forests = oc.get("ClassifierForests")
     if isinstance(forests, h5py.Group) and names:
         forest, _, _ = _read_classifier(forests, len(names), f"{path}:ObjectClassification", [], 1)
-    threshold = _threshold(f.get("ThresholdTwoLevels"), path) if source in ("probabilities", "pixel classification") else None
+    threshold = (
+        _threshold(f.get("ThresholdTwoLevels"), path)
+        if source in ("probabilities", "pixel classification")
+        else None
+    )
     channels, spatial = _raw_geometry(lanes, path)
     block, halo = _blockwise(f.get("Blockwise Object Classification"))
     return ObjectStage(
@@ -206,7 +210,9 @@ def _object_stage(
 
 def _read_pixels(f: h5py.File, path: Path, version: str, lanes: tuple[IlpLane, ...]) -> IlpProject:
     """The pixel classification part of a PC+OC project, as a one-stage Pixel Classification project."""
-    missing = [g for g in ("FeatureSelections", "PixelClassification") if not isinstance(f.get(g), h5py.Group)]
+    missing = [
+        g for g in ("FeatureSelections", "PixelClassification") if not isinstance(f.get(g), h5py.Group)
+    ]
     if missing:
         raise ProjectError(f"{path}: a PC+OC project needs the group(s) {', '.join(missing)}")
     issues: list[str] = []
@@ -247,9 +253,7 @@ def _threshold(group: Any, path: Path) -> ThresholdSettings:
             "cascade runs simple and hysteresis thresholding"
         )
     sigma = group.get("SmootherSigma")
-    sigmas = tuple(
-        float(_scalar(sigma, k, 1.0)) if isinstance(sigma, h5py.Group) else 1.0 for k in "xyz"
-    )
+    sigmas = tuple(float(_scalar(sigma, k, 1.0)) if isinstance(sigma, h5py.Group) else 1.0 for k in "xyz")
     try:
         return ThresholdSettings(
             method=_METHODS[method],
@@ -273,7 +277,7 @@ def _param(value: Any) -> Any:
 
 
 def read_feature_selection(group: Any) -> dict[str, dict[str, dict[str, Any]]]:
-    """``SelectedFeatures`` (or ``Features``): plugin -> feature -> parameters (``margin``, ``displaytext``...).
+    """``SelectedFeatures`` (or ``Features``): plugin -> feature -> parameters (``margin``...).
 
     Parameters
     ----------
@@ -347,8 +351,8 @@ def _label_inputs(group: Any) -> tuple[tuple[np.ndarray, ...], ...]:
     if not isinstance(group, h5py.Group):
         return ()
     lanes = []
-    for lane_key in sorted(k for k in group.keys() if k.isdigit()):
+    for lane_key in sorted(k for k in group if k.isdigit()):
         lane = group[lane_key]
-        steps = sorted((int(k), k) for k in lane.keys() if k.isdigit())
+        steps = sorted((int(k), k) for k in lane if k.isdigit())
         lanes.append(tuple(np.asarray(lane[k][()], dtype=np.float64).astype(np.int64) for _, k in steps))
     return tuple(lanes)
