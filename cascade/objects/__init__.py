@@ -4,6 +4,7 @@ See ``docs/objects.md`` for the design and ``cascade/objects/model.py`` for the 
 between the steps.
 """
 
+from .blockwise import blockwise_image
 from .classify import (
     feature_matrix,
     object_predictions,
@@ -20,17 +21,24 @@ from .model import (
     ObjectStage,
     ThresholdSettings,
 )
+from .pipeline import OBJECT_IMAGES, ObjectResult, classify_objects, find_objects, object_image
 from .table import table_path, write_table
 
 __all__ = [
     "DEFAULT_FEATURES",
+    "OBJECT_IMAGES",
     "OBJECT_SOURCES",
     "FeatureTable",
     "ObjectFeatureSelection",
+    "ObjectResult",
     "ObjectStage",
     "Objects",
     "ThresholdSettings",
+    "blockwise_image",
+    "classify_objects",
     "feature_matrix",
+    "find_objects",
+    "object_image",
     "object_predictions",
     "object_probabilities",
     "paint",
