@@ -22,6 +22,7 @@ __all__ = [
     "block_chunks",
     "export_sources",
     "parse_block_shape",
+    "refuse_object_options",
     "with_project_settings",
 ]
 
@@ -223,18 +224,6 @@ def export_sources(options: BatchOptions, cascade: Cascade) -> list[ExportSource
     ExportError
         Masks for an autocontext, an invalid internal path, or an unknown export source.
     """
-    if options.object_inputs or options.table_filename or options.table_only:
-        given = [f"--{k}" for k in options.object_inputs] + [
-            name
-            for name, on in (
-                ("--table_filename", options.table_filename),
-                ("--table_only", options.table_only),
-            )
-            if on
-        ]
-        raise ExportError(
-            f"{', '.join(given)} apply to Object Classification projects; this is a pixel classifier"
-        )
     if options.prediction_masks and len(cascade.stages) > 1:
         raise ExportError("prediction masks apply to Pixel Classification projects only (as in ilastik)")
     fmt = str(options.output_format).lower()
@@ -243,6 +232,29 @@ def export_sources(options: BatchOptions, cascade: Cascade) -> list[ExportSource
         # with placeholders it is checked once they are filled in (still before anything is computed)
         dataset_parts(internal, "the output", fmt)
     return resolve_sources(options.export_sources, len(cascade.stages))
+
+
+def refuse_object_options(options: BatchOptions) -> None:
+    """Refuse Object Classification options (second inputs, tables) for a pixel classification project.
+
+    Parameters
+    ----------
+    options : BatchOptions
+        The run's options.
+
+    Raises
+    ------
+    ExportError
+        Naming the options given.
+    """
+    flags = [f"--{k}" for k in options.object_inputs]
+    flags += ["--table_filename"] if options.table_filename else []
+    flags += ["--table_only"] if options.table_only else []
+    if flags:
+        raise ExportError(
+            f"{', '.join(flags)} apply to ilastik Object Classification projects; "
+            "this project is a pixel classifier"
+        )
 
 
 def parse_block_shape(text: str) -> dict[str, int | None]:

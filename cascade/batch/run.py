@@ -39,7 +39,7 @@ from ..io import (
 )
 from ..project import is_object_project, open_project
 from .checks import _check_distinct, _check_overwrites, _fingerprint_base, _scratch_dir
-from .options import BatchOptions, export_sources, with_project_settings
+from .options import BatchOptions, export_sources, refuse_object_options, with_project_settings
 from .plan import _Job, _plan
 
 __all__ = ["run_batch"]
@@ -84,6 +84,7 @@ def run_batch(
         from .object_run import run_object_batch
 
         return run_object_batch(project, inputs, options, echo=echo)
+    refuse_object_options(options)
     if not inputs:
         raise DataError("no input files given")
     check_config()
