@@ -54,6 +54,8 @@ from .sources import resolve_object_sources
 __all__ = ["run_object_batch"]
 
 _PIXEL_SOURCES = ("Pixel Probabilities", "Simple Segmentation")
+#: Sources painted from the whole-image object tables.
+_WHOLE_CLASSES = ("Object Predictions", "Object Probabilities")
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class _ObjectJob:
         source = pixels[-1].probabilities if pixels is not None else item.second_data
         if source is None:
             raise DataError(f"{item.path}: no input to find objects in")
-        return classify_objects(self.project.stage, item.raw, item.axes, source, item.axes)
+        tables = self.table is not None or any(e.source in _WHOLE_CLASSES for e in self.exports)
+        return classify_objects(self.project.stage, item.raw, item.axes, source, item.axes, features=tables)
 
     def _image(self, name: str, result: ObjectResult | None, pixels: list[StageResult] | None) -> da.Array:
         if name == "Pixel Probabilities" and pixels is not None:
@@ -100,7 +103,9 @@ class _ObjectJob:
     def write(self, echo: Callable[[str], None]) -> list[str]:
         """Compute the objects once, then stream every export (and the table) to disk."""
         pixels = self._pixels()
-        wants_objects = self.table is not None or any(e.source not in _PIXEL_SOURCES for e in self.exports)
+        wants_objects = self.table is not None or any(
+            e.source in (*_WHOLE_CLASSES, "Object Identities") for e in self.exports
+        )
         result = self._objects(pixels) if wants_objects else None
         written: list[str] = []
         fmt = str(self.options.output_format)

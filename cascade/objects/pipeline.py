@@ -96,7 +96,13 @@ def find_objects(stage: ObjectStage, image: da.Array, axes: str) -> Objects:
 
 
 def classify_objects(
-    stage: ObjectStage, raw: da.Array, raw_axes: str, image: da.Array, axes: str
+    stage: ObjectStage,
+    raw: da.Array,
+    raw_axes: str,
+    image: da.Array,
+    axes: str,
+    *,
+    features: bool = True,
 ) -> ObjectResult:
     """Objects, features and (with a forest) probabilities of one input.
 
@@ -112,15 +118,19 @@ def classify_objects(
         What the objects come from (see :func:`find_objects`), same t/z/y/x as ``raw``.
     axes : str
         Its axes.
+    features : bool
+        Compute the features and probabilities (False: the objects only, e.g. for Object Identities).
 
     Returns
     -------
     ObjectResult
         The objects and their tables (computed now); images stay lazy.
     """
+    objects = find_objects(stage, image, axes)
+    if not features:
+        return ObjectResult(objects, [], None)
     from .features import object_features
 
-    objects = find_objects(stage, image, axes)
     tables = object_features(raw, raw_axes, objects, stage.features)
     probabilities = object_probabilities(stage, tables) if stage.forest is not None else None
     return ObjectResult(objects, list(tables), probabilities)
