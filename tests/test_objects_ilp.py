@@ -252,3 +252,23 @@ def test_table_hdf5_streamed(data_dir: Path, tmp_path: Path) -> None:
     assert table.dtype.names[:3] == ("object_id", "timestep", "labelimage_oid")
     assert "Predicted Class" not in table.dtype.names  # no classifier given: no class columns
     assert list(tmp_path.iterdir()) == [tmp_path / "objects.h5"]  # no temporary left
+
+
+def test_retrain_from_stored_labels(data_dir: Path) -> None:
+    path = _project(data_dir, "5t2d1c_wPred")
+    stored = read_object_ilp(path).stage.forest
+    project = open_object_project(path, retrain=True, trees=50)
+    forest = project.stage.forest
+    assert forest is not None and stored is not None
+    assert forest.n_trees == 50 and forest.n_features == stored.n_features == 179
+    features = stored_region_features(path)
+    (p,) = object_probabilities(project.stage, [features[0]])
+    # the two labelled objects of t=0 (LabelInputs [0, 2, 0, 1]) are fitted by their own forest
+    assert object_predictions([p])[0][[1, 3]].tolist() == [2, 1]
+
+
+def test_retrain_without_labels_is_refused(data_dir: Path) -> None:
+    with pytest.raises(ProjectError, match="no labelled objects"):
+        open_object_project(_project(data_dir, "2d_wSeg"), retrain=True)
+    # without --retrain an unlabelled, untrained project opens (only Object Identities can run)
+    assert open_object_project(_project(data_dir, "2d_wSeg")).stage.forest is None
