@@ -287,3 +287,12 @@ def test_hostile_project_pickle_refused(data_dir: Path, tmp_path: Path) -> None:
     refused(done, "ExportSettings", "refused", "shutil.rmtree")
     assert (tmp_path / "victim").is_dir()
     assert read_object_ilp(data_dir / OC / "ObjectClassification2d_wPred.ilp").stage.table_settings == {}
+
+
+def test_info_describes_object_projects(data_dir: Path) -> None:
+    done = cascade("info", data_dir / OC / "ObjectClassification2d_wPred.ilp")
+    ok(done)
+    assert "Prediction Maps" in done.stdout and "100 trees, 179 features" in done.stdout
+    done = cascade("info", data_dir / PCOC)
+    ok(done)
+    assert "Pixel Classification stage, 2 classes" in done.stdout and "forest     none stored" in done.stdout
