@@ -75,6 +75,26 @@ def _as_steps(image: np.ndarray, has_t: bool) -> list[np.ndarray]:
     return list(image) if has_t else [image]
 
 
+def per_object(image: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The value of every object (the value at its first pixel), row i = id i (row 0 zeros)."""
+    flat_ids = ids.ravel()
+    values = image.reshape(flat_ids.size, -1)
+    found, first = np.unique(flat_ids, return_index=True)
+    out = np.zeros((int(flat_ids.max()) + 1, values.shape[1]), image.dtype)
+    out[found] = values[first]
+    out[0] = 0
+    return out
+
+
+def assert_objects_equal(got: np.ndarray, stored: np.ndarray, what: str) -> None:
+    """Per-object values equal the stored table; the message lists the objects that differ."""
+    assert got.shape == stored.shape, (what, got.shape, stored.shape)
+    differ = np.flatnonzero((got != stored).any(axis=1))
+    assert differ.size == 0, (
+        f"{what}: {differ.size} of {len(stored) - 1} objects differ, ids {differ[:10].tolist()}"
+    )
+
+
 @pytest.mark.parametrize(("name", "has_t"), [("2d_wPred", False), ("5t2d1c_wPred", True)])
 def test_prediction_map_projects_match_ilastik(
     data_dir: Path, tmp_path: Path, name: str, has_t: bool
@@ -97,6 +117,7 @@ def test_prediction_map_projects_match_ilastik(
         )
     ):
         assert np.array_equal(ids_t, stored_ids[t]), t
+        assert_objects_equal(per_object(p_t, ids_t), stored_p[t], f"{name} t={t} probabilities")
         assert np.array_equal(p_t, stored_p[t][ids_t]), t  # every pixel: its object's stored probabilities
         classes = np.r_[0, 1 + np.argmax(stored_p[t][1:], axis=1)].astype(np.uint8)
         assert np.array_equal(pred_t, classes[ids_t]), t
@@ -144,7 +165,9 @@ def test_label_image_project(data_dir: Path, tmp_path: Path) -> None:
     lut[values] = np.arange(1, len(values) + 1)
     assert np.array_equal(ids, lut[given])  # ascending original value -> 1..N
     stored = stored_probabilities(data_dir / OC / "ObjectClassification2d3c_wLabels.ilp")[0]
-    assert np.array_equal(read(tmp_path, "2d3c-data", "Object Probabilities"), stored[ids])
+    probabilities = read(tmp_path, "2d3c-data", "Object Probabilities")
+    assert_objects_equal(per_object(probabilities, ids), stored, "2d3c_wLabels probabilities")
+    assert np.array_equal(probabilities, stored[ids])
 
 
 def test_pixel_and_object_classification_project(data_dir: Path, tmp_path: Path) -> None:
@@ -196,8 +219,11 @@ def test_chunked_equals_whole_and_table(data_dir: Path, tmp_path: Path) -> None:
     stored = stored_probabilities(data_dir / OC / "ObjectClassification5t2d1c_wPred.ilp")
     assert len(rows) == sum(len(p) - 1 for p in stored.values())
     assert {r["User Label"] for r in rows} == {"0"}  # batch inputs carry no labels
-    got = np.array([r["Probability of Label 1"] for r in rows], dtype=np.float32)
-    assert np.array_equal(got, np.concatenate([p[1:, 0] for _, p in sorted(stored.items())]))
+    got = np.array(
+        [[r["Probability of Label 1"], r["Probability of Label 2"]] for r in rows], dtype=np.float32
+    )
+    expected = np.concatenate([p[1:] for _, p in sorted(stored.items())])
+    assert_objects_equal(np.vstack([[0, 0], got]), np.vstack([[0, 0], expected]), "table probabilities")
     assert [int(r["timestep"]) for r in rows] == sorted(int(r["timestep"]) for r in rows)
 
 
