@@ -12,6 +12,7 @@ from .classify import (
     paint,
     train_object_forest,
 )
+from .components import label_components, objects_from_label_image, objects_from_segmentation
 from .model import (
     DEFAULT_FEATURES,
     OBJECT_SOURCES,
@@ -23,6 +24,7 @@ from .model import (
 )
 from .pipeline import OBJECT_IMAGES, ObjectResult, classify_objects, find_objects, object_image
 from .table import table_path, write_table
+from .threshold import objects_from_probabilities, smooth_probabilities, threshold_labels
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -38,11 +40,17 @@ __all__ = [
     "classify_objects",
     "feature_matrix",
     "find_objects",
+    "label_components",
     "object_image",
     "object_predictions",
     "object_probabilities",
+    "objects_from_label_image",
+    "objects_from_probabilities",
+    "objects_from_segmentation",
     "paint",
+    "smooth_probabilities",
     "table_path",
+    "threshold_labels",
     "train_object_forest",
     "write_table",
 ]

@@ -86,7 +86,10 @@ class ThresholdSettings:
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
-            raise ObjectsError(f"threshold method must be one of {', '.join(_METHODS)}, got {self.method!r}")
+            raise ObjectsError(
+                f"threshold method {self.method!r} is not supported (only {', '.join(_METHODS)}; "
+                "ilastik's IPHT and graph cut are not implemented)"
+            )
         if self.channel < 0 or self.core_channel < 0:
             raise ObjectsError("threshold channels must be >= 0")
         if not all(np.isfinite(s) and s >= 0 for s in self.sigmas) or len(self.sigmas) != 3:
