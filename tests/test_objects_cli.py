@@ -257,7 +257,36 @@ def test_blockwise_with_one_block_equals_whole(data_dir: Path, tmp_path: Path) -
     )
     ok(done)
     blockwise = read(tmp_path, "5t2d1c-data", "Blockwise Object Predictions")
-    assert np.array_equal(blockwise, read(tmp_path, "5t2d1c-data", "Object Predictions"))
+    whole = read(tmp_path, "5t2d1c-data", "Object Predictions")
+    assert np.array_equal(blockwise, whole)
+
+
+def test_blockwise_with_small_blocks(data_dir: Path, tmp_path: Path) -> None:
+    """Blocks of 24 with a halo of 6: the same objects, each block classified on its own (uint8 classes)."""
+    project = tmp_path / "ObjectClassification5t2d1c_wPred.ilp"
+    (tmp_path / "inputdata").symlink_to(data_dir / OC / "inputdata")
+    shutil.copy(data_dir / OC / project.name, project)
+    with h5py.File(project, "r+") as f:
+        for key in "xyz":
+            f[f"Blockwise Object Classification/BlockShape3dDict/{key}"][()] = 24
+            f[f"Blockwise Object Classification/HaloPadding3dDict/{key}"][()] = 6
+    role, second, raw = INPUTS["5t2d1c_wPred"]
+    done = cascade(
+        "--headless",
+        f"--project={project}",
+        f"--raw_data=inputdata/{raw}",
+        f"{role}=inputdata/{second}",
+        "--export_source=Blockwise Object Probabilities",
+        "--export_source=Object Identities",
+        f"--output_filename_format={tmp_path}/{{nickname}}_{{result_type}}.h5",
+        cwd=tmp_path,
+    )
+    ok(done)
+    blockwise = read(tmp_path, "5t2d1c-data", "Blockwise Object Probabilities")
+    ids = read(tmp_path, "5t2d1c-data", "Object Identities")[..., 0]
+    assert blockwise.dtype == np.float32 and blockwise.shape == ids.shape + (2,)
+    assert np.array_equal(blockwise.sum(axis=-1) > 0, ids > 0)  # every object pixel classified, background 0
+    assert np.allclose(blockwise.sum(axis=-1)[ids > 0], 1, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,9 @@ from cascade.objects import (
 def scipy_labels(image: np.ndarray, axes: str) -> np.ndarray:
     """ilastik's numbering on the whole array: scipy's cross-structure label per time point."""
     steps = image if axes.startswith("t") else image[None]
-    out = np.stack([ndi.label(s, ndi.generate_binary_structure(s.ndim, 1))[0] for s in steps]).astype(np.uint32)
+    out = np.stack([ndi.label(s, ndi.generate_binary_structure(s.ndim, 1))[0] for s in steps]).astype(
+        np.uint32
+    )
     return out if axes.startswith("t") else out[0]
 
 

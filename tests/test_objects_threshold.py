@@ -98,7 +98,10 @@ def test_stored_threshold_labels_and_objects(oc_dir: Path, name: str) -> None:
 def vigra_line(line: np.ndarray, sigma: float) -> np.ndarray:
     """vigra's Kernel1D<double>::initGaussian(sigma, 1, 2.0) + convolveLine(BORDER_TREATMENT_REFLECT), by hand."""
     r = max(1, int(2.0 * sigma + 0.5))
-    taps = [1.0 / math.sqrt(2 * math.pi) / sigma * math.exp(x * x * (-0.5 / sigma / sigma)) for x in range(-r, r + 1)]
+    taps = [
+        1.0 / math.sqrt(2 * math.pi) / sigma * math.exp(x * x * (-0.5 / sigma / sigma))
+        for x in range(-r, r + 1)
+    ]
     total = 0.0
     for tap in taps:
         total += tap
@@ -125,7 +128,9 @@ def vigra_smooth(image: np.ndarray, sigmas: dict[int, float]) -> np.ndarray:
 def test_smoothing_is_vigra_line_by_line() -> None:
     rng = np.random.default_rng(3)
     image = rng.random((2, 9, 13, 11, 2), dtype=np.float32)  # t z y x c
-    got = smooth_probabilities(da.from_array(image, chunks=(1, 4, 5, 3, 1)), "tzyxc", (1.0, 1.7, 0.6)).compute()
+    got = smooth_probabilities(
+        da.from_array(image, chunks=(1, 4, 5, 3, 1)), "tzyxc", (1.0, 1.7, 0.6)
+    ).compute()
     expected = np.stack(
         [
             np.stack([vigra_smooth(image[t, ..., c], {0: 0.6, 1: 1.7, 2: 1.0}) for c in range(2)], -1)
@@ -163,7 +168,9 @@ def test_smoothing_chunked_equals_whole(
 
 def test_no_smoothing_below_sigma_0_1_and_along_singleton_axes() -> None:
     image = np.random.default_rng(0).random((1, 12, 14, 1), dtype=np.float32)
-    assert np.array_equal(smooth_probabilities(da.from_array(image), "zyxc", (1.0, 0.09, 1.0)).compute(), image)
+    assert np.array_equal(
+        smooth_probabilities(da.from_array(image), "zyxc", (1.0, 0.09, 1.0)).compute(), image
+    )
     # z has extent 1: its sigma is ignored (not even the < 0.1 rule applies to it)
     flat = smooth_probabilities(da.from_array(image), "zyxc", (1.0, 1.0, 0.0)).compute()
     assert np.array_equal(flat[0, ..., 0], vigra_smooth(image[0, ..., 0], {0: 1.0, 1: 1.0}))
@@ -219,7 +226,9 @@ def test_hysteresis_matches_the_whole_image_rules(channels: tuple[int, int]) -> 
     expected = np.stack([_reference_hysteresis(s, settings) for s in smoothed])
     assert expected.max() > 0
     simple = ThresholdSettings(channel=channels[0], low=settings.low, min_size=15)
-    assert not np.array_equal(expected > 0, threshold_labels(da.from_array(image), "tyxc", simple).compute() > 0)
+    assert not np.array_equal(
+        expected > 0, threshold_labels(da.from_array(image), "tyxc", simple).compute() > 0
+    )
     for chunks in [image.shape, (2, 9, 8, 2), (1, 61, 5, 1)]:
         array = da.from_array(image, chunks=chunks)
         assert np.array_equal(threshold_labels(array, "tyxc", settings).compute(), expected), chunks
@@ -250,7 +259,9 @@ def test_size_filter_bounds_are_inclusive_and_count_the_whole_object() -> None:
     assert sorted(np.unique(labels).tolist()) == [0, 1, 2]
     labels = threshold_labels(array, "yxc", ThresholdSettings(sigmas=(0.0, 0.0, 0.0), min_size=11)).compute()
     assert sorted(np.unique(labels).tolist()) == [0, 1]
-    objects = objects_from_probabilities(array, "yxc", ThresholdSettings(sigmas=(0.0, 0.0, 0.0), min_size=0, max_size=10))
+    objects = objects_from_probabilities(
+        array, "yxc", ThresholdSettings(sigmas=(0.0, 0.0, 0.0), min_size=0, max_size=10)
+    )
     assert objects.counts == (2,)
     assert np.array_equal(np.unique(objects.labels.compute()), [0, 1, 2])
 
