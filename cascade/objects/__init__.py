@@ -13,6 +13,7 @@ from .classify import (
     train_object_forest,
 )
 from .components import label_components, objects_from_label_image, objects_from_segmentation
+from .features import FeatureColumns, feature_names, object_features
 from .model import (
     DEFAULT_FEATURES,
     OBJECT_SOURCES,
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_FEATURES",
     "OBJECT_IMAGES",
     "OBJECT_SOURCES",
+    "FeatureColumns",
     "FeatureTable",
     "ObjectFeatureSelection",
     "ObjectResult",
@@ -39,8 +41,10 @@ __all__ = [
     "blockwise_image",
     "classify_objects",
     "feature_matrix",
+    "feature_names",
     "find_objects",
     "label_components",
+    "object_features",
     "object_image",
     "object_predictions",
     "object_probabilities",

@@ -1,0 +1,172 @@
+"""Object features, computed chunk by chunk and merged exactly (ilastik's ``OpRegionFeatures``).
+
+ilastik computes vigra's region features on the whole volume of a time point. Here every chunk of
+the label image (with the matching raw chunk) yields partial sums for the objects it holds; the
+partials are merged by object id in a dask tree reduction, so only per-object tables are ever
+global (``docs/objects.md``):
+
+1. pass 1: counts, sums, extrema, coordinate sums and extrema, and the channel range over all
+   object pixels of the time point;
+2. pass 2 (only when a selected feature needs it): central moments around the merged means,
+   coordinate scatter around the merged centres, 64-bin histograms over the global range; the
+   quantiles come from the merged histograms (``reference/ilastik-objects.md`` 4.4);
+3. per-object windows (``_windows``), batched per label chunk: the "in neighborhood" features and
+   the convex-hull / skeleton plugins.
+
+All values are float32 as ilastik stores them, row ``i`` for object ``i`` and row 0 all zeros;
+coordinates in x, y[, z] order; ``Coord<Maximum>`` exclusive (current ilastik).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import dask
+import dask.array as da
+import numpy as np
+
+from ..errors import ObjectsError
+from ._accumulate import Partial, densify, merge, pass1, pass2
+from ._finish import finish, moments_centres
+from ._neighborhood import local_batch, shape_batch
+from ._selection import DEFAULTS, STANDARD, FeatureColumns, Plan, feature_names, make_plan
+from ._windows import BatchKernel, batched, windows
+from .model import DEFAULT_FEATURES, FeatureTable, ObjectFeatureSelection, Objects
+
+__all__ = ["FeatureColumns", "feature_names", "object_features"]
+
+#: How many partials one merge task combines.
+_FAN_IN = 16
+
+
+def _check(raw: da.Array, raw_axes: str, objects: Objects) -> None:
+    """Raw and objects must describe the same image: axes ``objects.axes + "c"``, same shape."""
+    if raw_axes != objects.axes + "c":
+        raise ObjectsError(f"raw axes {raw_axes!r} do not match the objects' axes {objects.axes!r} plus 'c'")
+    if tuple(raw.shape[:-1]) != tuple(objects.labels.shape):
+        raise ObjectsError(
+            f"raw image shape {tuple(raw.shape)} does not match the object label image {objects.labels.shape}"
+        )
+    if len(objects.spatial_axes) not in (2, 3):
+        raise ObjectsError(f"objects need 2 or 3 spatial axes, got {objects.spatial_axes!r}")
+
+
+def object_features(
+    raw: da.Array, raw_axes: str, objects: Objects, selection: ObjectFeatureSelection
+) -> list[FeatureTable]:
+    """Compute ilastik's object features of every time point, chunk by chunk.
+
+    Parameters
+    ----------
+    raw : dask.array.Array
+        The raw image in internal order with a channel axis (``[t][z]yxc``); any dtype (cast to
+        float32 as ilastik does).
+    raw_axes : str
+        Its axes: ``objects.axes + "c"``.
+    objects : Objects
+        The object label image (ids ``1..counts[t]`` per time point).
+    selection : mapping
+        ilastik's feature selection: plugin name -> feature name -> parameters (``margin`` of
+        the "in neighborhood" features, x, y[, z]).
+
+    Returns
+    -------
+    list of FeatureTable
+        One per time point: plugin name -> feature name -> float32 ``(counts[t] + 1, k)``,
+        including ``Default features`` (Coord<Minimum>, Coord<Maximum> (exclusive), RegionCenter,
+        Count) and, for each selected "<F> in neighborhood", also "<F> in object and
+        neighborhood" (both stored by ilastik).
+
+    Raises
+    ------
+    ObjectsError
+        If the raw image does not match the objects or the selection is not valid
+        (checked before anything is computed).
+    """
+    _check(raw, raw_axes, objects)
+    plan = make_plan(selection, len(objects.spatial_axes))
+    widths = feature_names(selection, int(raw.shape[-1]), len(objects.spatial_axes))
+    tables = []
+    for step, count in enumerate(objects.counts):
+        labels = objects.labels[step] if objects.axes.startswith("t") else objects.labels
+        image = raw[step] if objects.axes.startswith("t") else raw
+        image = image.rechunk((*labels.chunks, image.shape[-1]))
+        if count == 0:
+            tables.append(_empty(widths))
+        else:
+            tables.append(_time_point(image, labels, count, plan))
+    return tables
+
+
+def _empty(widths: dict[str, dict[str, FeatureColumns]]) -> FeatureTable:
+    """The table of a time point without objects: one zero row per feature."""
+    return {
+        plugin: {name: np.zeros((1, info.width), dtype=np.float32) for name, info in names.items()}
+        for plugin, names in widths.items()
+    }
+
+
+def _tree(parts: list[object]) -> object:
+    """Merge delayed partials in a tree of fan-in :data:`_FAN_IN`."""
+    while len(parts) > 1:
+        parts = [dask.delayed(merge)(parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
+    return parts[0]
+
+
+def _blockwise(image: da.Array, labels: da.Array, kernel: object, *extra: object) -> Partial:
+    """Run a pass kernel on every chunk and merge the partials (one dask compute)."""
+    starts = [np.cumsum((0, *sizes[:-1])) for sizes in labels.chunks]
+    label_blocks = labels.to_delayed()
+    raw_blocks = image.to_delayed()
+    parts = []
+    for index in np.ndindex(*labels.numblocks):
+        offset = tuple(int(starts[axis][i]) for axis, i in enumerate(index))
+        block = dask.delayed(kernel)(raw_blocks[(*index, 0)], label_blocks[index], offset, *extra)
+        parts.append(block)
+    (merged,) = dask.compute(_tree(parts))
+    result: Partial = merged
+    return result
+
+
+def _time_point(image: da.Array, labels: da.Array, count: int, plan: Plan) -> FeatureTable:
+    """Every selected feature of one time point (``image``: spatial + c, ``labels``: spatial)."""
+    first = densify(_blockwise(image, labels, pass1), count)
+    second = None
+    if plan.needs_pass2:
+        means, centres = moments_centres(first)
+        shared = [dask.delayed(a) for a in (means, centres, first["g_lo"], first["g_hi"])]
+        second = densify(_blockwise(image, labels, pass2, *shared), count)
+    values = finish(tuple(dict.fromkeys(plan.standard + DEFAULTS)), first, second)
+    table: FeatureTable = {DEFAULT_FEATURES: {name: values[name] for name in DEFAULTS}}
+    if plan.standard or plan.local:
+        table[STANDARD] = {name: values[name] for name in plan.standard}
+    if plan.local:
+        kernel = partial(local_batch, names=plan.local, margin=plan.margin)
+        table[STANDARD].update(_per_object(image, labels, first, count, plan.margin, kernel))
+    for plugin, names in plan.shapes.items():
+        kernel = partial(shape_batch, plugin=plugin, names=names, image_shape=labels.shape)
+        table[plugin] = _per_object(None, labels, first, count, (0,) * labels.ndim, kernel)
+    return table
+
+
+def _per_object(
+    image: da.Array | None,
+    labels: da.Array,
+    first: Partial,
+    count: int,
+    margin: tuple[int, ...],
+    kernel: BatchKernel,
+) -> dict[str, np.ndarray]:
+    """Features computed on each object's window, batched per label chunk, as dense tables."""
+    ids = np.arange(1, count + 1, dtype=np.uint32)
+    cmin, cmax = first["cmin"][1:].astype(np.int64), first["cmax"][1:].astype(np.int64) + 1
+    bounds = windows(cmin, cmax, margin, labels.shape)
+    parts = dask.compute(*batched(image, labels, ids, bounds, cmin[:, ::-1], kernel))
+    out: dict[str, np.ndarray] = {}
+    for part in parts:
+        rows = part["ids"].astype(np.int64)
+        for name, values in part.items():
+            if name != "ids":
+                table = out.setdefault(name, np.zeros((count + 1, values.shape[1]), dtype=np.float32))
+                table[rows] = values
+    return out
