@@ -272,3 +272,10 @@ def test_retrain_without_labels_is_refused(data_dir: Path) -> None:
         open_object_project(_project(data_dir, "2d_wSeg"), retrain=True)
     # without --retrain an unlabelled, untrained project opens (only Object Identities can run)
     assert open_object_project(_project(data_dir, "2d_wSeg")).stage.forest is None
+
+
+def test_retrain_computes_features_ilastik_did_not_store(data_dir: Path) -> None:
+    """2d3c_wLabels stores labels but no object features: they are computed from its training images."""
+    project = open_object_project(_project(data_dir, "2d3c_wLabels"), retrain=True, trees=20)
+    assert project.stage.forest is not None and project.stage.forest.n_trees == 20
+    assert project.stage.forest.n_features == 82

@@ -9,15 +9,27 @@ forest missing while object labels exist) with cascade's own forest.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask.array as da
 import numpy as np
 
+from ..axes import to_internal
 from ..errors import ObjectsError, ProjectError
-from ..objects import ObjectStage, feature_matrix, train_object_forest
-from ..pipeline import Cascade
+from ..io import open_image
+from ..objects import (
+    FeatureTable,
+    ObjectStage,
+    feature_matrix,
+    find_objects,
+    object_features,
+    train_object_forest,
+)
+from ..pipeline import Cascade, predict
+from ._ilp_lanes import IlpLane
 from ._ilp_object_cache import stored_region_features
 from ._ilp_objects import OBJECT_WORKFLOWS, IlpObjectProject, ilp_workflow, read_object_ilp
 from .convert import cascade_from_ilp
@@ -88,7 +100,8 @@ def open_object_project(path: str | Path, *, retrain: bool = False, trees: int =
     """Open an ilastik Object Classification project for a headless run.
 
     The object forest is trained with cascade's forest from the stored object labels when
-    ``retrain`` is given, or when the project stores labels but no forest; a project with neither
+    ``retrain`` is given, or when the project stores labels but no forest (on the object features
+    ilastik stored for them, else on features computed from the training images); a project with neither
     keeps no forest (only exports that need no classifier can run). The PC+OC workflow's pixel
     stage is trained likewise (:func:`cascade.training.retrain_ilp`).
 
@@ -112,9 +125,6 @@ def open_object_project(path: str | Path, *, retrain: bool = False, trees: int =
         A project that cannot be read, or labels that cannot be trained on.
     """
     project = read_object_ilp(path)
-    stage = project.stage
-    if retrain or (stage.forest is None and project.has_labels):
-        stage = _retrained(project, trees)
     pixels = None
     if project.pixels is not None:
         pixel_project = project.pixels
@@ -124,6 +134,9 @@ def open_object_project(path: str | Path, *, retrain: bool = False, trees: int =
             pixels = retrain_ilp(pixel_project, trees=trees)
         else:
             pixels = cascade_from_ilp(pixel_project)
+    stage = project.stage
+    if retrain or (stage.forest is None and project.has_labels):
+        stage = _retrained(project, trees, pixels)
     return ObjectProject(
         path=project.path,
         workflow=project.workflow,
@@ -142,8 +155,34 @@ def open_object_project(path: str | Path, *, retrain: bool = False, trees: int =
     )
 
 
-def _retrained(project: IlpObjectProject, trees: int) -> ObjectStage:
-    """The object stage trained on its labelled objects, with the object features ilastik stored."""
+def _lane_image(lane: IlpLane, project: IlpObjectProject) -> tuple[da.Array, str]:
+    """A training lane's image, lazily, in internal axis order."""
+    if not lane.exists or lane.resolved_path is None:
+        raise ProjectError(
+            f"{project.path}: cannot retrain: training image {lane.file_path!r} of lane {lane.index} "
+            "is not found"
+        )
+    image = open_image(lane.resolved_path + (lane.internal_path or ""), file_axes=lane.axes)
+    data, axes = to_internal(image.data, image.axes)
+    return data, axes
+
+
+def _lane_features(project: IlpObjectProject, lane: int, pixels: Cascade | None) -> list[FeatureTable]:
+    """Object features of a training lane, computed by cascade (when ilastik stored none)."""
+    raw, axes = _lane_image(project.lanes[lane], project)
+    if pixels is not None:
+        source = predict(pixels, raw, axes=axes)[-1].probabilities
+    elif lane < len(project.second_lanes):
+        source, _ = _lane_image(project.second_lanes[lane], project)
+    else:
+        raise ProjectError(f"{project.path}: cannot retrain: lane {lane} has no {project.second_role}")
+    objects = find_objects(project.stage, source, axes)
+    return object_features(raw, axes, objects, project.stage.features)
+
+
+def _retrained(project: IlpObjectProject, trees: int, pixels: Cascade | None) -> ObjectStage:
+    """The object stage trained on its labelled objects: with the object features ilastik stored for
+    them, or else the features cascade computes on the training images."""
     stage = project.stage
     if not stage.class_names:
         raise ProjectError(f"{project.path}: the project defines no object classes to train")
@@ -152,14 +191,10 @@ def _retrained(project: IlpObjectProject, trees: int) -> ObjectStage:
         labelled = [t for t, y in enumerate(per_t) if np.any(y > 0)]
         if not labelled:
             continue
-        stored = stored_region_features(project.path, lane)
-        missing = [t for t in labelled if t not in stored]
-        if missing:
-            raise ProjectError(
-                f"{project.path}: cannot retrain: the project stores no object features for lane {lane} "
-                f"time point(s) {missing}, where objects are labelled"
-            )
-        matrices += feature_matrix([stored[t] for t in labelled], stage.features)
+        tables: Mapping[int, FeatureTable] = stored_region_features(project.path, lane)
+        if any(t not in tables for t in labelled):
+            tables = dict(enumerate(_lane_features(project, lane, pixels)))
+        matrices += feature_matrix([tables[t] for t in labelled], stage.features)
         labels += [per_t[t] for t in labelled]
     try:
         forest = train_object_forest(matrices, labels, stage.n_classes, n_trees=trees)
