@@ -24,7 +24,10 @@ import numpy as np
 
 from ..errors import ObjectsError
 from .classify import object_predictions, object_probabilities, paint
+from .features import object_features
 from .model import ObjectStage
+from .pipeline import find_objects
+from .threshold import threshold_labels
 
 __all__ = ["blockwise_image"]
 
@@ -41,17 +44,12 @@ def _segmentation(stage: ObjectStage, source: da.Array, axes: str) -> tuple[da.A
     """The whole image's segmentation the blocks label, and the stage that labels a crop of it."""
     if stage.threshold is None:
         return source[..., :1], stage
-    from .threshold import threshold_labels
-
     labels = threshold_labels(source, axes, stage.threshold)[..., None]
     return labels, dataclasses.replace(stage, source="segmentation", threshold=None)
 
 
 def _classify_crop(stage: ObjectStage, raw: np.ndarray, seg: np.ndarray, axes: str, name: str) -> np.ndarray:
     """One halo window classified on its own (numpy in, numpy out)."""
-    from .features import object_features
-    from .pipeline import find_objects
-
     objects = find_objects(stage, da.from_array(seg, chunks=-1), axes)
     tables = object_features(da.from_array(raw, chunks=-1), axes, objects, stage.features)
     probabilities = object_probabilities(stage, tables)

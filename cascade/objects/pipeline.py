@@ -17,7 +17,10 @@ import numpy as np
 
 from ..errors import ObjectsError
 from .classify import object_predictions, object_probabilities, paint
+from .components import objects_from_label_image, objects_from_segmentation
+from .features import object_features
 from .model import FeatureTable, Objects, ObjectStage
+from .threshold import objects_from_probabilities
 
 __all__ = ["OBJECT_IMAGES", "ObjectResult", "classify_objects", "find_objects", "object_image"]
 
@@ -83,15 +86,9 @@ def find_objects(stage: ObjectStage, image: da.Array, axes: str) -> Objects:
                 f"thresholding reads channel {stage.threshold.channels_needed - 1} but the prediction "
                 f"map has {channels} channel(s)"
             )
-        from .threshold import objects_from_probabilities
-
         return objects_from_probabilities(image, axes, stage.threshold)
     if stage.source == "segmentation":
-        from .components import objects_from_segmentation
-
         return objects_from_segmentation(image, axes)
-    from .components import objects_from_label_image
-
     return objects_from_label_image(image, axes)
 
 
@@ -129,8 +126,6 @@ def classify_objects(
     objects = find_objects(stage, image, axes)
     if not features:
         return ObjectResult(objects, [], None)
-    from .features import object_features
-
     tables = object_features(raw, raw_axes, objects, stage.features)
     probabilities = object_probabilities(stage, tables) if stage.forest is not None else None
     return ObjectResult(objects, list(tables), probabilities)
