@@ -371,3 +371,44 @@ def test_info_describes_object_projects(data_dir: Path) -> None:
     done = cascade("info", data_dir / PCOC)
     ok(done)
     assert "Pixel Classification stage, 2 classes" in done.stdout and "forest     none stored" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("fmt", "suffix"), [("numpy", ".npy"), ("zarr", ".zarr"), ("multipage tiff", ".tiff")]
+)
+def test_object_exports_in_other_formats(data_dir: Path, tmp_path: Path, fmt: str, suffix: str) -> None:
+    """Every pixel-export format and option applies: here a format, a cutout and the axis order."""
+    ok(
+        run(
+            data_dir,
+            "5t2d1c_wSeg",
+            tmp_path,
+            "--export_source=Object Identities",
+            f"--output_format={fmt}",
+            "--cutout_subregion=[(1, 0, 10, None), (4, None, 60, None)]",
+            "--output_axis_order=txyc",
+        )
+    )
+    (written,) = [p for p in tmp_path.iterdir() if p.name.endswith(suffix)]
+    if fmt == "numpy":
+        got = np.load(written)
+    elif fmt == "zarr":
+        import zarr
+
+        got = np.asarray(zarr.open_array(str(written / "exported_data"), mode="r"))
+    else:
+        import tifffile
+
+        # the tiff writer stores y, x pages (axes TYX) whatever the output axis order
+        got = tifffile.imread(written)[..., None].transpose(0, 2, 1, 3)
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    ok(run(data_dir, "5t2d1c_wSeg", reference, "--export_source=Object Identities"))
+    whole = read(reference, "5t2d1c-data", "Object Identities")  # t, y, x, c
+    assert got.shape == (3, 50, 33, 1) and got.dtype == np.uint32
+    assert np.array_equal(got, whole[1:4, :, 10:60].transpose(0, 2, 1, 3))
+
+
+def test_deprecated_export_flag(data_dir: Path, tmp_path: Path) -> None:
+    ok(run(data_dir, "5t2d1c_wPred", tmp_path, "--export_object_probability_img"))
+    assert [p.name for p in tmp_path.iterdir()] == ["5t2d1c-data_Object Probabilities.h5"]
