@@ -52,13 +52,19 @@ def refused(done: subprocess.CompletedProcess[str], *words: str) -> str:
     return lines[0]
 
 
-def run(data_dir: Path, name: str, out: Path, *options: str) -> subprocess.CompletedProcess[str]:
+def run(
+    data_dir: Path, name: str, out: Path, *options: str, dashes: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run a project on its own inputs (``dashes``: ilastik's ``--raw-data`` spelling of the options)."""
     role, second, raw = INPUTS[name]
+    raw_option = "--raw_data"
+    if dashes:
+        role, raw_option = role.replace("_", "-"), "--raw-data"
     inputs = data_dir / OC / "inputdata"
     return cascade(
         "--headless",
         f"--project={data_dir / OC / f'ObjectClassification{name}.ilp'}",
-        f"--raw_data={inputs / raw}",
+        f"{raw_option}={inputs / raw}",
         f"{role}={inputs / second}",
         f"--output_filename_format={out}/{{nickname}}_{{result_type}}.h5",
         *options,
@@ -136,7 +142,7 @@ def test_segmentation_project_without_classifier(data_dir: Path, tmp_path: Path)
 
 def test_stale_segmentation_project_runs(data_dir: Path, tmp_path: Path) -> None:
     """5t2d1c_wSeg's stored label image is stale; the object counts equal its stored features' rows."""
-    ok(run(data_dir, "5t2d1c_wSeg", tmp_path, "--export_source=object identities"))
+    ok(run(data_dir, "5t2d1c_wSeg", tmp_path, "--export-source=object identities", dashes=True))
     ids = read(tmp_path, "5t2d1c-data", "Object Identities")[..., 0]
     path = data_dir / OC / "ObjectClassification5t2d1c_wSeg.ilp"
     # its CachedProbabilities are stale too; the stored features are not
