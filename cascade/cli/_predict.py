@@ -181,15 +181,7 @@ def predict(
         retrain_trees=tree_count or 100,
         prediction_masks=tuple(prediction_mask or ()),
         block_shape=block_shape or distributed_block_roi,
-        object_inputs={
-            name: tuple(files)
-            for name, files in (
-                ("prediction_maps", prediction_maps),
-                ("segmentation_image", segmentation_image),
-                ("label_image", label_image),
-            )
-            if files
-        },
+        object_inputs=_object_inputs(prediction_maps, segmentation_image, label_image),
         table_filename=table_filename,
         table_only=table_only,
     )
@@ -203,6 +195,18 @@ def predict(
         per_task = resources["memory"] // max(2 * resources["threads"], 1)
         options = dataclasses.replace(options, memory_per_task=per_task)
         run_batch(project, list(files or raw_data or []), options, echo=echo)
+
+
+def _object_inputs(
+    prediction_maps: list[str] | None, segmentation_image: list[str] | None, label_image: list[str] | None
+) -> dict[str, tuple[str, ...]]:
+    """The second inputs of an Object Classification run, by ilastik's role option (given ones only)."""
+    given = {
+        "prediction_maps": prediction_maps,
+        "segmentation_image": segmentation_image,
+        "label_image": label_image,
+    }
+    return {name: tuple(files) for name, files in given.items() if files}
 
 
 def _export_sources(given: list[str] | None, *deprecated: bool) -> tuple[str, ...]:

@@ -40,6 +40,14 @@ def _block_chunks(shape: tuple[int, ...], axes: str, block: dict[str, int]) -> t
     return tuple(out)
 
 
+def _depth(axes: str, chunks: tuple[tuple[int, ...], ...], halo: dict[str, int]) -> dict[int, int]:
+    """The halo per axis: ilastik's, capped at the axis's smallest block (dask's overlap needs that)."""
+    return {
+        i: min(halo[key], min(sizes)) if key in "zyx" and len(sizes) > 1 else 0
+        for i, (key, sizes) in enumerate(zip(axes, chunks, strict=True))
+    }
+
+
 def _segmentation(stage: ObjectStage, source: da.Array, axes: str) -> tuple[da.Array, ObjectStage]:
     """The whole image's segmentation the blocks label, and the stage that labels a crop of it."""
     if stage.threshold is None:
@@ -95,10 +103,7 @@ def blockwise_image(stage: ObjectStage, raw: da.Array, source: da.Array, axes: s
     chunks = _block_chunks(raw.shape, axes, block)
     raw = raw.rechunk(chunks)
     seg = seg.rechunk(chunks[:-1] + ((1,),))
-    depth = {
-        i: (min(halo[k], min(c)) if k in "zyx" and len(c) > 1 else 0)
-        for i, (k, c) in enumerate(zip(axes, chunks))
-    }
+    depth = _depth(axes, chunks, halo)
     channels = stage.n_classes if name.endswith("Probabilities") else 1
     dtype = np.float32 if channels > 1 or name.endswith("Probabilities") else np.uint8
 
