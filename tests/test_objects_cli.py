@@ -418,3 +418,15 @@ def test_object_exports_in_other_formats(data_dir: Path, tmp_path: Path, fmt: st
 def test_deprecated_export_flag(data_dir: Path, tmp_path: Path) -> None:
     ok(run(data_dir, "5t2d1c_wPred", tmp_path, "--export_object_probability_img"))
     assert [p.name for p in tmp_path.iterdir()] == ["5t2d1c-data_Object Probabilities.h5"]
+
+
+def test_local_cluster_equals_threads(data_dir: Path, tmp_path: Path) -> None:
+    """Objects, tables and painting on a local dask cluster give the threaded result, bit for bit."""
+    threads, local = tmp_path / "threads", tmp_path / "local"
+    threads.mkdir()
+    local.mkdir()
+    sources = ("--export_source=Object Probabilities", "--export_source=Object Identities")
+    ok(run(data_dir, "5t2d1c_wPred", threads, *sources))
+    ok(run(data_dir, "5t2d1c_wPred", local, *sources, "--scheduler", "local", "--threads", "2"))
+    for source in ("Object Probabilities", "Object Identities"):
+        assert np.array_equal(read(threads, "5t2d1c-data", source), read(local, "5t2d1c-data", source))
