@@ -11,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import h5py
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from cascade.objects import DEFAULT_FEATURES, Objects, object_features
+from cascade.errors import ObjectsError
+from cascade.objects import DEFAULT_FEATURES, Objects, feature_names, object_features
 
 OC = "ilp/ilastik__ilastik/object_classification"
 STANDARD = "Standard Object Features"
@@ -95,8 +97,8 @@ def _blobs(shape: tuple[int, ...], seed: int) -> np.ndarray:
     """Random blobs (face-connected labels) plus a long thin object crossing every chunk."""
     rng = np.random.default_rng(seed)
     smooth = ndimage.gaussian_filter(rng.normal(size=shape), 2.0)
-    mask = smooth > np.quantile(smooth, 0.7)
-    line = (slice(None),) * (len(shape) - 2) + (shape[-2] // 2, slice(2, shape[-1] - 2))
+    mask = smooth > np.quantile(smooth, 0.7 if len(shape) == 2 else 0.9)
+    line = tuple(size // 2 for size in shape[:-1]) + (slice(2, shape[-1] - 2),)
     mask[line] = True
     labels, _ = ndimage.label(mask)
     return labels.astype(np.uint32)
@@ -197,7 +199,11 @@ def test_2d_two_channels_chunked_equals_whole_and_reference(chunks: tuple[int, i
 
 
 def _reference_local(raw: np.ndarray, labels: np.ndarray, margin: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Neighbourhood features by brute-force distances inside each object's window (ilastik 4.5)."""
+    """Neighbourhood features by brute-force distances inside each object's window (ilastik 4.5).
+
+    The window is ilastik's ``compute_extent``: ``[min - margin, max_inclusive + 2 + margin)``
+    (``Coord<Maximum>`` is exclusive and ilastik adds 1 more), clipped to the image.
+    """
     top = max(margin)
     pitch = np.array([top // m for m in margin], dtype=np.float64)  # x, y[, z]
     shape = np.array(labels.shape[::-1])
@@ -207,7 +213,7 @@ def _reference_local(raw: np.ndarray, labels: np.ndarray, margin: tuple[int, ...
         inside = labels == i
         points = grid[inside]
         lo = np.maximum(points.min(axis=0) - margin, 0)
-        hi = np.minimum(points.max(axis=0) + 1 + np.array(margin), shape)
+        hi = np.minimum(points.max(axis=0) + 2 + np.array(margin), shape)  # current ilastik: +1 beyond
         window = tuple(slice(a, b) for a, b in zip(lo[::-1], hi[::-1], strict=True))
         cells = grid[window].reshape(-1, len(margin))
         gaps = (cells[:, None, :] - points[None, :, :]) * pitch
@@ -282,6 +288,209 @@ def test_time_points_chunked_equals_whole_and_single_frames() -> None:
                 assert np.array_equal(tables[t][plugin][name], values, equal_nan=True), (t, name)
 
 
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        ({"Nonsense Plugin": {"Mean": {}}}, "unknown object feature plugin"),
+        ({STANDARD: {"Median": {}}}, "unknown or unsupported standard object feature 'Median'"),
+        ({STANDARD: {"Mean in neighborhood": {"margin": [3, -1]}}}, "margin"),
+        ({STANDARD: {"Mean in neighborhood": {"margin": [3, 3, 3, 3]}}}, "margin"),
+        ({STANDARD: {"Mean in neighborhood": {}}}, "need a margin > 0"),
+        ({"3D Convex Hull Features": {"HullVolume": {}}}, "needs 3D objects"),
+    ],
+)
+def test_bad_selection_raises_before_computing(selection: dict[str, Any], message: str) -> None:
+    """A bad selection is an ObjectsError naming the problem, raised before any chunk is computed."""
+    calls = []
+    labels = da.from_array(np.ones((8, 8), np.uint32)).map_blocks(
+        lambda b: calls.append(1) or b, meta=np.empty((0, 0), np.uint32)
+    )
+    with pytest.raises(ObjectsError, match=message):
+        object_features(da.ones((8, 8, 1)), "yxc", Objects(labels, "yx", (1,)), selection)
+    assert calls == []
+
+
+def test_raw_must_match_objects() -> None:
+    """Raw axes and shape are checked against the objects."""
+    objects = _objects(np.ones((8, 9), np.uint32), "yx", -1)
+    with pytest.raises(ObjectsError, match="raw axes 'xyc'"):
+        object_features(da.ones((9, 8, 1)), "xyc", objects, {})
+    with pytest.raises(ObjectsError, match="does not match the object label image"):
+        object_features(da.ones((8, 8, 1)), "yxc", objects, {})
+
+
+def test_default_features_always_and_row_zero() -> None:
+    """With nothing selected only ilastik's Default features, row 0 zeros, Coord<Maximum> exclusive."""
+    labels = np.zeros((6, 7), np.uint32)
+    labels[1:3, 2:6] = 1
+    (table,) = object_features(da.ones((6, 7, 1)), "yxc", _objects(labels, "yx", (4, 3)), {})
+    assert list(table) == [DEFAULT_FEATURES]
+    default = table[DEFAULT_FEATURES]
+    assert default["Coord<Minimum>"].tolist() == [[0, 0], [2, 1]]
+    assert default["Coord<Maximum>"].tolist() == [[0, 0], [6, 3]]
+    assert default["RegionCenter"].tolist() == [[0, 0], [3.5, 1.5]]
+    assert default["Count"].tolist() == [[0], [8]]
+    assert all(v.dtype == np.float32 for v in default.values())
+
+
+def test_feature_names_widths_and_ilastik_display_names() -> None:
+    """Column counts and ilastik's display names (vigra_objfeats.py) for the table exporter."""
+    selection = {STANDARD: {"Mean": {}, "Histogram in neighborhood": {"margin": [3, 3, 3]}, "RegionAxes": {}}}
+    names = feature_names(selection, raw_channels=2, ndim=3)
+    standard = names[STANDARD]
+    assert standard["Mean"].display == "Mean Intensity"
+    assert standard["Mean"].columns == ("Mean Intensity_0", "Mean Intensity_1")
+    assert standard["Histogram in neighborhood"] == ("Histogram of Intensity in neighborhood", 128)
+    assert standard["Histogram in object and neighborhood"].width == 128
+    assert standard["RegionAxes"] == ("Principal components of the object", 9)
+    assert names[DEFAULT_FEATURES]["Count"].columns == ("Size in pixels",)
+    assert names[DEFAULT_FEATURES]["Coord<Maximum>"] == ("Bounding Box Maximum", 3)
+
+
+def test_feature_names_match_computed_widths() -> None:
+    """Every computed array has the width feature_names announces."""
+    labels = _blobs((30, 40), seed=11)
+    selection = {
+        STANDARD: {name: {} for name in ALL_STANDARD} | {"Covariance in neighborhood": {"margin": 2}}
+    }
+    (table,) = object_features(da.zeros((30, 40, 3)) + 1, "yxc", _objects(labels, "yx", 16), selection)
+    names = feature_names(selection, raw_channels=3, ndim=2)
+    assert {p: sorted(f) for p, f in names.items()} == {p: sorted(f) for p, f in table.items()}
+    for plugin, features in names.items():
+        for name, info in features.items():
+            assert table[plugin][name].shape == (labels.max() + 1, info.width), name
+
+
+def test_objects_batched_per_label_chunk() -> None:
+    """Neighbourhood windows are read in one task per label chunk holding objects, not per object."""
+    labels = _blobs((60, 60), seed=12)
+    objects = _objects(labels, "yx", 30)
+    selection = {STANDARD: {"Mean in neighborhood": {"margin": 3}}}
+    with dask.config.set(scheduler="sync"):
+        (table,) = object_features(da.from_array(np.ones((60, 60, 1))), "yxc", objects, selection)
+    assert np.all(table[STANDARD]["Mean in neighborhood"][1:] == 1)
+    from cascade.objects import _windows
+
+    first = np.array(
+        [[x.min(), y.min()] for y, x in (np.nonzero(labels == i) for i in range(1, labels.max() + 1))]
+    )
+    bounds = _windows.windows(first, first + 1, (3, 3), labels.shape)
+    tasks = _windows.batched(
+        None, objects.labels, np.arange(1, labels.max() + 1), bounds, first[:, ::-1], print
+    )
+    assert len(tasks) <= 4 < labels.max()
+
+
+def test_shape_plugins_get_each_object_crop_and_origin() -> None:
+    """The hull / skeleton plugins see each object's bounding-box crop and its global origin."""
+    from cascade.objects import _hull, _skeleton
+
+    labels = _blobs((50, 60), seed=13)
+    selection = {
+        "2D Convex Hull Features": {"HullVolume": {}, "HullCenter": {}},
+        "2D Skeleton Features": {"Diameter": {}},
+    }
+    (table,) = object_features(da.ones((50, 60, 1)), "yxc", _objects(labels, "yx", (17, 23)), selection)
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        origin = tuple(s.start for s in box)
+        hull = _hull.convex_hull_features_2d(labels[box] == i, origin)
+        skeleton = _skeleton.skeleton_features_2d(labels[box] == i, origin, image_shape=labels.shape)
+        assert np.array_equal(
+            table["2D Convex Hull Features"]["HullCenter"][i], np.float32(hull["HullCenter"])
+        )
+        assert table["2D Convex Hull Features"]["HullVolume"][i] == np.float32(hull["HullVolume"][0])
+        assert table["2D Skeleton Features"]["Diameter"][i] == np.float32(skeleton["Diameter"][0])
+
+
+def _fake_plugin(
+    monkeypatch: pytest.MonkeyPatch, module: str, function: str
+) -> list[tuple[np.ndarray, tuple[int, ...]]]:
+    """Install a stand-in for a shape-plugin module that records its calls."""
+    import importlib.machinery
+    import sys
+    import types
+
+    calls: list[tuple[np.ndarray, tuple[int, ...]]] = []
+
+    def compute(mask: np.ndarray, origin: tuple[int, ...], **options: Any) -> dict[str, np.ndarray]:
+        calls.append((mask.copy(), origin))
+        ys, xs = np.nonzero(mask)
+        centre = np.array([xs.mean() + origin[1], ys.mean() + origin[0]])
+        return {
+            "HullVolume": np.array([mask.sum()]),
+            "HullCenter": centre,
+            "Diameter": np.array([mask.shape[1]]),
+        }
+
+    fake = types.ModuleType(module)
+    fake.__spec__ = importlib.machinery.ModuleSpec(module, None)
+    setattr(fake, function, compute)
+    monkeypatch.setitem(sys.modules, module, fake)
+    return calls
+
+
+def test_shape_plugin_wiring_with_stand_ins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each object's bounding-box mask and global origin reach the plugin; its values land in its row."""
+    hull = _fake_plugin(monkeypatch, "cascade.objects._hull", "convex_hull_features_2d")
+    skeleton = _fake_plugin(monkeypatch, "cascade.objects._skeleton", "skeleton_features_2d")
+    labels = _blobs((50, 60), seed=13)
+    selection = {
+        "2D Convex Hull Features": {"HullVolume": {}, "HullCenter": {}},
+        "2D Skeleton Features": {"Diameter": {}},
+    }
+    (table,) = object_features(da.ones((50, 60, 1)), "yxc", _objects(labels, "yx", (17, 23)), selection)
+    assert len(hull) == len(skeleton) == labels.max()
+    (default,) = object_features(da.ones((50, 60, 1)), "yxc", _objects(labels, "yx", -1), {})
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        assert table["2D Convex Hull Features"]["HullVolume"][i, 0] == np.count_nonzero(labels == i)
+        assert np.array_equal(
+            table["2D Convex Hull Features"]["HullCenter"][i], default[DEFAULT_FEATURES]["RegionCenter"][i]
+        )
+        assert table["2D Skeleton Features"]["Diameter"][i, 0] == box[1].stop - box[1].start
+    assert {origin for _, origin in hull} == {
+        tuple(s.start for s in box) for box in ndimage.find_objects(labels)
+    }
+
+
+def test_z_of_extent_one_is_2d() -> None:
+    """Objects with a z axis of extent 1 give ilastik's 2D features (x, y columns only)."""
+    labels = _blobs((30, 40), seed=14)
+    raw = np.random.default_rng(15).integers(0, 99, size=(30, 40, 1)).astype(np.uint8)
+    selection = {STANDARD: {"RegionRadii": {}, "Mean in neighborhood": {"margin": [4, 4]}}}
+    (flat,) = object_features(da.from_array(raw), "yxc", _objects(labels, "yx", 16), selection)
+    (deep,) = object_features(
+        da.from_array(raw[None]), "zyxc", _objects(labels[None], "zyx", (1, 16, 16)), selection
+    )
+    for name, values in flat[STANDARD].items():
+        assert np.array_equal(values, deep[STANDARD][name], equal_nan=True), name
+    assert deep[DEFAULT_FEATURES]["Coord<Minimum>"].shape[1] == 2
+
+
+def test_local_cluster_equals_threads() -> None:
+    """On a local distributed cluster (two worker processes) the tables equal the threaded ones."""
+    from distributed import Client, LocalCluster
+
+    labels = _blobs((40, 60), seed=16)
+    raw = np.random.default_rng(17).integers(0, 255, size=(40, 60, 1)).astype(np.uint8)
+    names = ("Mean", "Quantiles", "RegionAxes", "Kurtosis in neighborhood")
+    selection = {STANDARD: {name: ({"margin": 3} if "neigh" in name else {}) for name in names}}
+
+    def run() -> dict[str, np.ndarray]:
+        (table,) = object_features(
+            da.from_array(raw, chunks=(13, 17, 1)), "yxc", _objects(labels, "yx", (13, 17)), selection
+        )
+        return table[STANDARD]
+
+    threaded = run()
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    )
+    with cluster, Client(cluster):
+        distributed = run()
+    for name, values in threaded.items():
+        assert np.array_equal(values, distributed[name], equal_nan=True), name
+
+
 @pytest.mark.parametrize("chunks", [(1024, 1344), (203, 256)])
 def test_stored_shape_plugins_through_object_features(data_dir: Path, chunks: tuple[int, int]) -> None:
     """Convex hull and skeleton tables of 2d_wPred through ``object_features``, bit for bit, chunked.
@@ -300,3 +509,26 @@ def test_stored_shape_plugins_through_object_features(data_dir: Path, chunks: tu
         assert sorted(table[plugin]) == sorted(stored[plugin])
         for feature, ours in table[plugin].items():
             assert _equal(ours, stored[plugin][feature][()]), (plugin, feature)
+
+
+def test_stored_features_every_time_point_on_components(data_dir: Path) -> None:
+    """5t2d1c_wSeg stores features of all 5 time points: objects from cascade's own connected
+    components of the shipped segmentation (its stored label cache is stale), every feature bit for
+    bit, incl. RegionAxes of tiny degenerate objects (vigra's incremental scatter matrix)."""
+    from cascade.objects import objects_from_segmentation
+
+    project = h5py.File(data_dir / OC / "ObjectClassification5t2d1c_wSeg.ilp", "r")
+    inputs = data_dir / OC / "inputdata"
+    segmentation = h5py.File(inputs / "5t2d1c_Binary_Segmentation.h5", "r")["exported_data"][()]
+    raw = h5py.File(inputs / "5t2d1c.h5", "r")["data"][()]
+    objects = objects_from_segmentation(da.from_array(segmentation, chunks=(2, 16, 20, 1)), "tyxc")
+    selection = _selection(project["ObjectExtraction/Features"])
+    tables = object_features(da.from_array(raw, chunks=(1, 11, 30, 1)), "tyxc", objects, selection)
+    for t, table in enumerate(tables):
+        stored = project[f"ObjectExtraction/RegionFeatures/0000/[[{t}], [{t + 1}]]"]
+        for plugin in (STANDARD, DEFAULT_FEATURES):
+            assert sorted(table[plugin]) == sorted(stored[plugin])
+            for feature, ours in table[plugin].items():
+                if feature == "Coord<Maximum>":
+                    ours = np.where(np.arange(len(ours))[:, None] > 0, ours - 1, 0)
+                assert _equal(ours, stored[plugin][feature][()]), (t, plugin, feature)

@@ -285,3 +285,39 @@ def test_bad_threshold_inputs_are_refused_before_computing() -> None:
     for method in ("ipht", "graphcut"):
         with pytest.raises(ObjectsError, match=rf"threshold method '{method}' is not supported"):
             ThresholdSettings(method=method)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes", "chunks"),
+    [
+        ((9, 25, 23, 2), "zyxc", [(2, 6, 23, 2), (9, 3, 5, 1)]),
+        ((2, 7, 20, 22, 2), "tzyxc", [(1, 3, 7, 8, 2), (2, 7, 2, 22, 2)]),
+    ],
+)
+@pytest.mark.parametrize(
+    "settings",
+    [
+        ThresholdSettings(low=0.6, sigmas=(1.0, 1.4, 0.7), min_size=4),
+        ThresholdSettings(method="hysteresis", low=0.6, high=0.63, sigmas=(1.0, 1.4, 0.7), min_size=4),
+        ThresholdSettings(
+            method="hysteresis", core_channel=1, low=1.1, high=0.6, sigmas=(1.0, 1.0, 0.5), min_size=4
+        ),
+    ],
+)
+def test_3d_and_time_thresholding_chunked_equals_whole(
+    shape: tuple[int, ...], axes: str, chunks: list[tuple[int, ...]], settings: ThresholdSettings
+) -> None:
+    rng = np.random.default_rng(len(shape))
+    image = ndi.gaussian_filter(rng.random(shape), (1.0,) * (len(shape) - 1) + (0,))
+    image = ((image - image.min()) / (image.max() - image.min())).astype(np.float32)
+    whole = threshold_labels(da.from_array(image), axes, settings).compute()
+    objects = objects_from_probabilities(da.from_array(image), axes, settings)
+    expected = objects.labels.compute()
+    assert expected.max() > 1
+    assert np.array_equal(expected, label_components(da.from_array(whole), axes[:-1]).labels.compute())
+    for chunking in chunks:
+        array = da.from_array(image, chunks=chunking)
+        assert np.array_equal(threshold_labels(array, axes, settings).compute(), whole), chunking
+        found = objects_from_probabilities(array, axes, settings)
+        assert found.counts == objects.counts
+        assert np.array_equal(found.labels.compute(), expected), chunking

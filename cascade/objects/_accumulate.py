@@ -8,7 +8,9 @@ point is scattered into dense tables indexed by object id (:func:`densify`).
 
 Pass 1 (:func:`pass1`) collects counts, sums, extrema and coordinate sums / extrema; pass 2
 (:func:`pass2`) the central moments around the *global* means of pass 1 and the histograms over
-the global object-pixel range, so the merged result equals a whole-image two-pass computation.
+the global object-pixel range, so the merged result equals a whole-image two-pass computation
+(the coordinate scatter of RegionRadii/RegionAxes is vigra's incremental one, replayed per object
+in ``_eigen.scatter_batch``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ Partial = dict[str, np.ndarray]
 #: Bins of ilastik's (vigra's) object histograms.
 BINS = 64
 
-_ADD = ("count", "sum", "csum", "m2", "m3", "m4", "cross", "cscatter", "hist")
+_ADD = ("count", "sum", "csum", "m2", "m3", "m4", "cross", "hist")
 _MIN = ("min", "cmin", "g_lo")
 _MAX = ("max", "cmax", "g_hi")
 
@@ -101,8 +103,17 @@ def pass1(raw: np.ndarray, labels: np.ndarray, offset: Sequence[int]) -> Partial
 
 def empty(channels: int, ndim: int) -> Partial:
     """The partial of a chunk without object pixels."""
+    values = np.zeros((0, channels), dtype=np.float32)
+    coords = np.zeros((0, ndim), dtype=np.int64)
     return {
         "ids": np.zeros(0, dtype=np.uint32),
+        "count": np.zeros(0, dtype=np.int64),
+        "sum": values.astype(np.float64),
+        "min": values,
+        "max": values,
+        "csum": coords.astype(np.float64),
+        "cmin": coords,
+        "cmax": coords,
         "g_lo": np.full(channels, np.inf, dtype=np.float32),
         "g_hi": np.full(channels, -np.inf, dtype=np.float32),
     }
@@ -136,19 +147,11 @@ def _central(inverse: np.ndarray, centred: np.ndarray, size: int) -> dict[str, n
     }
 
 
-def _scatter(inverse: np.ndarray, centred: np.ndarray, size: int) -> np.ndarray:
-    """Per-id coordinate scatter sums, upper triangle (i <= j) row by row."""
-    ndim = centred.shape[1]
-    pairs = [centred[:, i] * centred[:, j] for i in range(ndim) for j in range(i, ndim)]
-    return _sums(inverse, np.stack(pairs, axis=1), size)
-
-
 def pass2(
     raw: np.ndarray,
     labels: np.ndarray,
     offset: Sequence[int],
     means: np.ndarray,
-    centres: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
 ) -> Partial:
@@ -160,16 +163,15 @@ def pass2(
         As for :func:`pass1`.
     means : numpy.ndarray
         float64 ``(N + 1, C)``: every object's mean value per channel (from the merged pass 1).
-    centres : numpy.ndarray
-        float64 ``(N + 1, d)``: every object's mean coordinate, x, y[, z] order.
     lo, hi : numpy.ndarray
-        float32 ``(C,)``: the channel range over all object pixels of the time point.
+        float32 ``(C,)``: the channel range over all object pixels of the time point; or
+        ``(N + 1, C)``: one range per object (the neighbourhood pixel sets).
 
     Returns
     -------
     dict of str to numpy.ndarray
         ``ids``, ``m2``/``m3``/``m4`` (per channel), ``cross`` (channel pairs a < b),
-        ``cscatter`` (coordinate pairs i <= j), ``hist`` ``(ids, C * 64)`` (channel, then bin).
+        ``hist`` ``(ids, C * 64)`` (channel, then bin).
     """
     where, ids, inverse = _group(labels)
     channels = raw.shape[-1]
@@ -177,14 +179,14 @@ def pass2(
         return {"ids": ids}
     values = raw.reshape(-1, channels)[where].astype(np.float32)
     centred = values.astype(np.float64) - means[ids][inverse]
-    spread = _coords(where, labels.shape, offset) - centres[ids][inverse]
+    if lo.ndim == 2:
+        lo, hi = lo[ids][inverse], hi[ids][inverse]
     bins = bin_index(values, lo, hi)
     keys = (inverse[:, None] * channels + np.arange(channels)) * BINS + bins
     hist = np.bincount(keys.ravel(), minlength=ids.size * channels * BINS)
     return {
         "ids": ids,
         **_central(inverse, centred, ids.size),
-        "cscatter": _scatter(inverse, spread, ids.size),
         "hist": hist.reshape(ids.size, channels * BINS).astype(np.int64),
     }
 

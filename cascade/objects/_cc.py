@@ -4,18 +4,28 @@ Every function here is pure numpy on one block of a ``tzyx`` image with a t exte
 Components are maximal regions of *equal* non-zero value, 6-connected (a z extent of 1 makes
 that ilastik's 4-neighbourhood in 2D); ``cc3d`` labels a block, numbered 1..n locally. The
 merge across blocks (``_merge.py``) needs, per block, a small table (first pixel, size, value
-and core contact of every local component) and the labels on the block's faces.
+of every local component), the labels on the block's faces and, for hysteresis, which local
+components share pixels with which local cores.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cc3d
 import numpy as np
 from numba import njit
 
-__all__ = ["BlockTable", "face_pairs", "local_labels", "relabel_block", "scan_block", "value_block"]
+__all__ = [
+    "BlockScan",
+    "BlockTable",
+    "face_pairs",
+    "local_labels",
+    "relabel_block",
+    "scan_block",
+    "value_block",
+]
 
 
 @dataclass(frozen=True)
@@ -30,8 +40,6 @@ class BlockTable:
         Pixels of each component in this block.
     value : ndarray of uint64
         The image value of each component (equal across a component; the merge joins equal values).
-    touches : ndarray of bool
-        Whether the component overlaps a kept core pixel (hysteresis; all True otherwise).
     faces : tuple of (ndarray, ndarray)
         Per spatial axis (z, y, x), the local labels on the block's first and last plane.
     """
@@ -39,7 +47,6 @@ class BlockTable:
     first: np.ndarray
     size: np.ndarray
     value: np.ndarray
-    touches: np.ndarray
     faces: tuple[tuple[np.ndarray, np.ndarray], ...]
 
     @property
@@ -49,7 +56,7 @@ class BlockTable:
 
     def without_faces(self) -> BlockTable:
         """The table alone (what travels to the merge once the face pairs are known)."""
-        return BlockTable(self.first, self.size, self.value, self.touches, ())
+        return BlockTable(self.first, self.size, self.value, ())
 
 
 def _comparable(block: np.ndarray) -> np.ndarray:
@@ -97,48 +104,66 @@ def _first_and_sizes(flat, n):  # type: ignore[no-untyped-def]
     return first, sizes
 
 
-def scan_block(
-    block: np.ndarray,
-    origin: tuple[int, int, int],
-    extent: tuple[int, int, int],
-    cores: np.ndarray | None = None,
-    core_keep: np.ndarray | None = None,
+def _table(
+    labels: np.ndarray, n: int, zyx: np.ndarray, origin: tuple[int, ...], extent: tuple[int, ...]
 ) -> BlockTable:
-    """Label one block and describe its components for the merge.
-
-    Parameters
-    ----------
-    block : ndarray, shape (1, z, y, x)
-        One time point's block of the image.
-    origin : tuple of int
-        The block's offset in the time point's ``zyx`` volume.
-    extent : tuple of int
-        The volume's ``zyx`` shape (for the global raster index).
-    cores, core_keep : ndarray, optional
-        Hysteresis: the core mask block (same shape) and, per local core id, whether that core
-        survived the size filter (index 0 the background, False).
-
-    Returns
-    -------
-    BlockTable
-        The block's components and faces.
-    """
-    zyx = block[0]
-    labels, n = local_labels(zyx)
     first, sizes = _first_and_sizes(labels.ravel(), n)
     first, sizes = first[1:], sizes[1:]
     coords = np.unravel_index(first, labels.shape)
     raster = (coords[0] + origin[0]) * extent[1] + coords[1] + origin[1]
     raster = raster.astype(np.int64) * extent[2] + coords[2] + origin[2]
     value = _comparable(zyx).ravel()[first].astype(np.uint64)
-    touches = np.ones(n, np.bool_)
-    if cores is not None and core_keep is not None:
-        core_labels, _ = local_labels(cores[0])
-        hit = np.zeros(n + 1, np.bool_)
-        hit[labels[core_keep[core_labels]]] = True
-        touches = hit[1:]
     faces = tuple((labels.take(0, axis), labels.take(-1, axis)) for axis in range(3))
-    return BlockTable(raster, sizes, value, touches, faces)
+    return BlockTable(raster, sizes, value, faces)
+
+
+@dataclass(frozen=True)
+class BlockScan:
+    """One block's tables, one per layer (the image, and for hysteresis its cores), and their contacts.
+
+    Attributes
+    ----------
+    tables : tuple of BlockTable
+        One table per layer.
+    contacts : ndarray of int64, shape (k, 2)
+        Distinct ``(layer 0 id, layer 1 id)`` pairs of local components sharing a pixel (empty
+        with one layer).
+    """
+
+    tables: tuple[BlockTable, ...]
+    contacts: np.ndarray
+
+
+def scan_block(
+    layers: Sequence[np.ndarray], origin: tuple[int, int, int], extent: tuple[int, int, int]
+) -> BlockScan:
+    """Label one block of every layer and describe the components for the merge.
+
+    Parameters
+    ----------
+    layers : sequence of ndarray, each of shape (1, z, y, x)
+        The same block of one or two images (one time point).
+    origin : tuple of int
+        The block's offset in the time point's ``zyx`` volume.
+    extent : tuple of int
+        The volume's ``zyx`` shape (for the global raster index).
+
+    Returns
+    -------
+    BlockScan
+        The block's components, faces and (two layers) contacts.
+    """
+    labelled = [local_labels(layer[0]) for layer in layers]
+    tables = tuple(
+        _table(labels, n, layer[0], origin, extent) for (labels, n), layer in zip(labelled, layers)
+    )
+    contacts = np.zeros((0, 2), np.int64)
+    if len(labelled) == 2:
+        (a, _), (b, nb) = labelled
+        both = (a > 0) & (b > 0)
+        key = np.unique(a[both].astype(np.int64) * (nb + 1) + b[both])
+        contacts = np.stack([key // (nb + 1), key % (nb + 1)], axis=1)
+    return BlockScan(tables, contacts)
 
 
 def face_pairs(low: BlockTable, high: BlockTable, axis: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["eigensystems"]
+__all__ = ["eigensystems", "scatter_batch"]
 
 
 @numba.njit(cache=True)
@@ -134,7 +134,7 @@ def _ql_step(d: np.ndarray, e: np.ndarray, z: np.ndarray, low: int, m: int) -> f
     p = -s * s2 * c3 * el1 * e[low] / dl1
     e[low] = s * p
     d[low] = c * p
-    return h
+    return float(h)
 
 
 @numba.njit(cache=True)
@@ -214,3 +214,80 @@ def eigensystems(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     vectors = np.full(matrices.shape, np.nan)
     _solve_all(matrices, values, vectors)
     return values, vectors
+
+
+@numba.njit(cache=True)
+def _welford(  # pragma: no cover - numba
+    crop: np.ndarray, object_id: int, origin: np.ndarray, ndim: int, flat: np.ndarray
+) -> None:
+    """vigra's incremental coordinate scatter of one object, pixels in raster order (x fastest).
+
+    ``crop`` is ``(z, y, x)`` (z of extent 1 in 2D), ``origin`` its corner in x, y, z order;
+    ``flat`` receives vigra's flat scatter matrix (for j, for i >= j: ``w * d[i] * d[j]``).
+    """
+    n = 0.0
+    total = np.zeros(3)
+    here = np.zeros(3)
+    diff = np.zeros(3)
+    for z in range(crop.shape[0]):
+        for y in range(crop.shape[1]):
+            for x in range(crop.shape[2]):
+                if crop[z, y, x] != object_id:
+                    continue
+                here[0] = origin[0] + x
+                here[1] = origin[1] + y
+                here[2] = origin[2] + z
+                n += 1.0
+                for i in range(ndim):
+                    total[i] += here[i]
+                if n > 1.0:
+                    weight = n * 1.0 / (n - 1.0)
+                    for i in range(ndim):
+                        diff[i] = total[i] / n - here[i]
+                    k = 0
+                    for j in range(ndim):
+                        for i in range(j, ndim):
+                            flat[k] += weight * diff[i] * diff[j]
+                            k += 1
+
+
+def scatter_batch(
+    raw: np.ndarray | None,
+    labels: np.ndarray,
+    ids: np.ndarray,
+    relative: np.ndarray,
+    origin: tuple[int, ...],
+) -> dict[str, np.ndarray]:
+    """vigra's coordinate scatter matrices of a batch of objects (windows = bounding boxes).
+
+    vigra updates the scatter matrix pixel by pixel (Welford, in raster order); its rounding
+    decides the eigenvector signs of nearly degenerate objects (RegionAxes), so it is replayed
+    per object on its bounding-box crop, which also makes it independent of the chunking.
+
+    Parameters
+    ----------
+    raw : None
+        Unused.
+    labels : numpy.ndarray
+        The batch's label region (``[z]yx``).
+    ids : numpy.ndarray
+        The objects of the batch.
+    relative : numpy.ndarray
+        ``(n, 2, d)`` each object's bounding box in the region, internal order.
+    origin : tuple of int
+        The region's position in the image, internal order.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``ids`` and ``wscatter`` float64 ``(n, d (d + 1) / 2)`` in vigra's flat order.
+    """
+    ndim = labels.ndim
+    out = np.zeros((len(ids), ndim * (ndim + 1) // 2), dtype=np.float64)
+    for row, (object_id, (start, stop)) in enumerate(zip(ids, relative, strict=True)):
+        window = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
+        crop = labels[window].reshape((1,) * (3 - ndim) + labels[window].shape)
+        corner = np.zeros(3)
+        corner[:ndim] = [o + a for o, a in zip(origin[::-1], start[::-1], strict=True)]
+        _welford(np.ascontiguousarray(crop), int(object_id), corner, ndim, out[row])
+    return {"ids": ids, "wscatter": out}

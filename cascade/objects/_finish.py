@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ObjectsError
 from ._accumulate import BINS, Partial
 from ._eigen import eigensystems
 
@@ -45,7 +46,7 @@ def intensity(name: str, first: Partial, second: Partial | None) -> np.ndarray:
     if name == "Mean":
         return _divide(first["sum"], n)
     if second is None:
-        raise KeyError(name)
+        raise ObjectsError(f"{name} needs the second pass")
     m2 = second["m2"]
     if name == "Variance":
         return _divide(m2, n)
@@ -69,9 +70,8 @@ def _covariance(m2: np.ndarray, cross: np.ndarray) -> np.ndarray:
     return out.reshape(m2.shape[0], channels * channels)
 
 
-def _scatter_matrices(second: Partial) -> np.ndarray:
-    """Per object the coordinate scatter matrix (sum of outer products around the centre)."""
-    flat = second["cscatter"]
+def _scatter_matrices(flat: np.ndarray) -> np.ndarray:
+    """Per object the full coordinate scatter matrix from vigra's flat one (j, then i >= j)."""
     ndim = int(round((np.sqrt(8 * flat.shape[1] + 1) - 1) / 2))
     out = np.empty((flat.shape[0], ndim, ndim), dtype=np.float64)
     pair = 0
@@ -90,7 +90,8 @@ def geometry(name: str, first: Partial, second: Partial | None) -> np.ndarray:
     name : str
         The feature.
     first, second : dict
-        Dense pass-1 and pass-2 tables.
+        Dense pass-1 and pass-2 tables; ``first["wscatter"]`` the flat scatter matrices
+        (``_eigen.scatter_batch``) for RegionRadii / RegionAxes.
 
     Returns
     -------
@@ -104,12 +105,14 @@ def geometry(name: str, first: Partial, second: Partial | None) -> np.ndarray:
         return first["cmin"].astype(np.float64)
     if name == "Coord<Maximum>":
         return first["cmax"].astype(np.float64) + 1.0
-    if second is None:
-        raise KeyError(name)
-    values, vectors = eigensystems(_scatter_matrices(second))
+    if "wscatter" not in first:
+        raise ObjectsError(f"{name} needs the coordinate scatter matrices")
+    values, vectors = eigensystems(_scatter_matrices(first["wscatter"]))
     if name == "RegionRadii":
         with np.errstate(invalid="ignore"):
-            return np.sqrt(_divide(values, first["count"].astype(np.float64)[:, None]))
+            return np.asarray(
+                np.sqrt(_divide(values, first["count"].astype(np.float64)[:, None])), np.float64
+            )
     return vectors.reshape(vectors.shape[0], -1)
 
 
@@ -206,7 +209,6 @@ def _all_quantiles(first: Partial, second: Partial) -> np.ndarray:
     return np.concatenate(columns, axis=1)
 
 
-def moments_centres(first: Partial) -> tuple[np.ndarray, np.ndarray]:
-    """The per-object means (``(rows, C)``) and centres (``(rows, d)``) pass 2 centres on."""
-    n = first["count"].astype(np.float64)[:, None]
-    return _divide(first["sum"], n), _divide(first["csum"], n)
+def means(first: Partial) -> np.ndarray:
+    """The per-object means (``(rows, C)``) pass 2 centres on."""
+    return _divide(first["sum"], first["count"].astype(np.float64)[:, None])

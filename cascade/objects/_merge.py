@@ -20,14 +20,14 @@ from typing import Any
 import dask.array as da
 import numpy as np
 from dask.base import compute, tokenize
-from dask.delayed import delayed
+from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ._cc import BlockTable, face_pairs, scan_block
+from ._cc import BlockScan, BlockTable, face_pairs, scan_block
 
-__all__ = ["Components", "relabel", "scan"]
+__all__ = ["Components", "block_results", "relabel", "scan"]
 
 Index = tuple[int, ...]
 
@@ -48,8 +48,6 @@ class Components:
         Time point of every global component.
     size : ndarray of int64
         Pixels of every global component.
-    touches : ndarray of bool
-        Whether a global component overlaps a kept core (hysteresis; True otherwise).
     steps : int
         Number of time points.
     """
@@ -59,7 +57,6 @@ class Components:
     component: np.ndarray
     t: np.ndarray
     size: np.ndarray
-    touches: np.ndarray
     steps: int
 
     def ids(self, keep: np.ndarray | None = None) -> np.ndarray:
@@ -102,62 +99,126 @@ def _origins(chunks: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
     return [tuple(np.cumsum((0,) + c[:-1]).tolist()) for c in chunks]
 
 
-def _link(table: BlockTable, *after: BlockTable | None) -> tuple[BlockTable, list[np.ndarray | None]]:
-    """A block's table without its faces, and its face pairs with the next block along z, y and x."""
-    pairs = [None if other is None else face_pairs(table, other, axis) for axis, other in enumerate(after)]
-    return table.without_faces(), pairs
+def _link(scan: BlockScan, *after: BlockScan | None) -> tuple[BlockScan, list[list[np.ndarray | None]]]:
+    """A block's scan without faces, and per layer its face pairs with the next block along z, y, x."""
+    pairs = [
+        [
+            None if other is None else face_pairs(table, other.tables[layer], axis)
+            for axis, other in enumerate(after)
+        ]
+        for layer, table in enumerate(scan.tables)
+    ]
+    tables = tuple(table.without_faces() for table in scan.tables)
+    return BlockScan(tables, scan.contacts), pairs
 
 
-def _scan_graph(image: da.Array, cores: da.Array | None, core_luts: dict[Index, np.ndarray] | None) -> Any:
-    """Per block, a delayed ``(table, [pairs with the next block along z, y, x])`` (two tasks a block)."""
-    blocks = image.to_delayed(optimize_graph=False)
-    core_blocks = None if cores is None else cores.to_delayed(optimize_graph=False)
-    starts = _origins(image.chunks)
-    extent = tuple(int(n) for n in image.shape[1:])
-    scans: dict[Index, Any] = {}
-    for index in itertools.product(*(range(n) for n in image.numblocks)):
+def _gather(*found: Any) -> list[Any]:
+    return list(found)
+
+
+def block_results(image: da.Array, function: Callable[[np.ndarray], Any]) -> dict[Index, Any]:
+    """``function(block)`` of every block of ``image``, computed now (small results only).
+
+    Parameters
+    ----------
+    image : dask.array.Array
+        Any array.
+    function : callable
+        Applied to each block; its results travel to the client.
+
+    Returns
+    -------
+    dict
+        Block index -> result.
+    """
+    name = f"objects-blocks-{tokenize(image, function)}"
+    blocks = list(itertools.product(*(range(n) for n in image.numblocks)))
+    tasks: dict[Any, Any] = {(name, *index): (function, (image.name, *index)) for index in blocks}
+    tasks[name] = (_gather, *[(name, *index) for index in blocks])
+    graph = HighLevelGraph.from_collections(name, tasks, dependencies=[image])  # type: ignore[list-item]
+    (done,) = compute(Delayed(name, graph))
+    return dict(zip(blocks, done))
+
+
+def _scan_graph(layers: tuple[da.Array, ...]) -> tuple[Delayed, list[Index]]:
+    """One delayed list of :func:`_link` results, one per block (two tasks a block, one graph layer)."""
+    token = tokenize(*layers)
+    scan_name, link_name, all_name = (f"objects-{step}-{token}" for step in ("scan", "link", "gather"))
+    starts = _origins(layers[0].chunks)
+    extent = tuple(int(n) for n in layers[0].shape[1:])
+    blocks = list(itertools.product(*(range(n) for n in layers[0].numblocks)))
+    tasks: dict[Any, Any] = {}
+    for index in blocks:
         origin = tuple(starts[a][index[a]] for a in (1, 2, 3))
-        extra: tuple[Any, ...] = ()
-        if core_blocks is not None and core_luts is not None:
-            extra = (core_blocks[index], core_luts[index])
-        scans[index] = delayed(scan_block, pure=True)(blocks[index], origin, extent, *extra)
-    links = {}
-    for index, table in scans.items():
-        after = [scans.get(index[:axis] + (index[axis] + 1,) + index[axis + 1 :]) for axis in (1, 2, 3)]
-        links[index] = delayed(_link, pure=True, nout=2)(table, *after)
-    return links
+        tasks[(scan_name, *index)] = (scan_block, [(layer.name, *index) for layer in layers], origin, extent)
+    for index in blocks:
+        after = [index[:axis] + (index[axis] + 1,) + index[axis + 1 :] for axis in (1, 2, 3)]
+        neighbours = [(scan_name, *a) if (scan_name, *a) in tasks else None for a in after]
+        tasks[(link_name, *index)] = (_link, (scan_name, *index), *neighbours)
+    tasks[all_name] = (_gather, *[(link_name, *index) for index in blocks])
+    graph = HighLevelGraph.from_collections(all_name, tasks, dependencies=layers)  # type: ignore[arg-type]
+    return Delayed(all_name, graph), blocks
 
 
-def scan(
-    image: da.Array, cores: da.Array | None = None, core_luts: dict[Index, np.ndarray] | None = None
-) -> Components:
+def _layer(links: dict[Index, Any], blocks: tuple[Index, ...], layer: int, steps: int) -> Components:
+    """The global components of one layer from the computed links."""
+    tables = [links[b][0].tables[layer] for b in blocks]
+    offsets = np.concatenate([[0], np.cumsum([t.count for t in tables])]).astype(np.int64)
+    where = {b: offsets[k] for k, b in enumerate(blocks)}
+    edges = []
+    for low in blocks:
+        for axis, found in zip((1, 2, 3), links[low][1][layer]):
+            if found is not None:
+                high = low[:axis] + (low[axis] + 1,) + low[axis + 1 :]
+                edges.append(np.stack([found[:, 0] - 1 + where[low], found[:, 1] - 1 + where[high]], axis=1))
+    return _merge(blocks, offsets, tables, edges, steps)
+
+
+def scan(image: da.Array, cores: da.Array | None = None) -> tuple[Components, Components | None, np.ndarray]:
     """Global components of equal non-zero values of a ``tzyx`` image with t chunks of 1.
 
     Parameters
     ----------
     image : dask.array.Array, shape (t, z, y, x)
         The values to label (bool, integer or float).
-    cores, core_luts : optional
-        Hysteresis: the core mask (chunked like ``image``) and, per block, which of its local
-        cores survived (bool per local core id, index 0 False).
+    cores : dask.array.Array, optional
+        Hysteresis: the core mask, chunked like ``image``, labelled in the same pass.
 
     Returns
     -------
-    Components
-        Computed eagerly (one pass over ``image``).
+    components : Components
+        Those of ``image``.
+    core_components : Components or None
+        Those of ``cores``.
+    contacts : ndarray of int64, shape (k, 2)
+        Distinct ``(component, core component)`` pairs sharing a pixel (empty without cores).
+
+    Notes
+    -----
+    Computed eagerly: one pass over the input(s).
     """
-    (links,) = compute(_scan_graph(image, cores, core_luts))
+    layers = (image,) if cores is None else (image, cores)
+    gathered, order = _scan_graph(layers)
+    (done,) = compute(gathered)
+    links = dict(zip(order, done))
     blocks = tuple(sorted(links))
-    counts = np.array([links[b][0].count for b in blocks], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    where = {b: offsets[k] for k, b in enumerate(blocks)}
-    edges = []
-    for low in blocks:
-        for axis, found in zip((1, 2, 3), links[low][1]):
-            if found is not None:
-                high = low[:axis] + (low[axis] + 1,) + low[axis + 1 :]
-                edges.append(np.stack([found[:, 0] - 1 + where[low], found[:, 1] - 1 + where[high]], axis=1))
-    return _merge(blocks, offsets, [links[b][0] for b in blocks], edges, image.shape[0])
+    found = [_layer(links, blocks, layer, image.shape[0]) for layer in range(len(layers))]
+    if cores is None:
+        return found[0], None, np.zeros((0, 2), np.int64)
+    pairs = []
+    for k, b in enumerate(blocks):
+        local = links[b][0].contacts
+        pairs.append(
+            np.stack(
+                [
+                    found[0].component[found[0].offsets[k] + local[:, 0] - 1],
+                    found[1].component[found[1].offsets[k] + local[:, 1] - 1],
+                ],
+                axis=1,
+            )
+        )
+    contacts = np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), np.int64)
+    return found[0], found[1], contacts
 
 
 def _merge(
@@ -171,7 +232,7 @@ def _merge(
     total = int(offsets[-1])
     if total == 0:
         empty = np.zeros(0, np.int64)
-        return Components(blocks, offsets, empty, empty, empty, np.zeros(0, np.bool_), steps)
+        return Components(blocks, offsets, empty, empty, empty, steps)
     pairs = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
     graph = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(total, total))
     n, root = connected_components(graph, directed=False)
@@ -181,12 +242,10 @@ def _merge(
     t[root] = np.repeat(np.array([b[0] for b in blocks], np.int64), np.diff(offsets))
     size = np.zeros(n, np.int64)
     np.add.at(size, root, np.concatenate([table.size for table in tables]))
-    touches = np.zeros(n, np.bool_)
-    touches[root[np.concatenate([table.touches for table in tables])]] = True
     order = np.lexsort((first, t))
     rank = np.empty(n, np.int64)
     rank[order] = np.arange(n)
-    return Components(blocks, offsets, rank[root], t[order], size[order], touches[order], steps)
+    return Components(blocks, offsets, rank[root], t[order], size[order], steps)
 
 
 def relabel(

@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from ..errors import ObjectsError
 from ._accumulate import Partial, densify, pass1, pass2
-from ._finish import finish, moments_centres
+from ._finish import finish, means
 from ._selection import NEIGHBORHOOD, OBJECT_AND_NEIGHBORHOOD, SKELETON_2D
 from ._selection import PASS2 as _PASS2
 
@@ -34,39 +34,38 @@ def pitch(margin: Sequence[int]) -> tuple[float, ...]:
     return tuple(float(top // m) if m > 0 else float(top + 1) for m in margin[::-1])
 
 
-def set_features(values: np.ndarray, mask: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Standard features of one pixel set (the features of an object whose pixels are ``mask``).
+def sets_features(values: list[np.ndarray], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Standard features of several pixel sets at once (each as the features of one object).
 
     Parameters
     ----------
-    values : numpy.ndarray
-        A window of the raw image, spatial axes plus a channel axis.
-    mask : numpy.ndarray
-        bool, the window's spatial shape: the pixel set.
+    values : list of numpy.ndarray
+        Per set its pixels' values, float32 ``(n_i, C)``.
     names : tuple of str
-        Standard feature names.
+        Standard feature names (no quantiles: a set's histogram range is its own minimum and
+        maximum).
 
     Returns
     -------
     dict of str to numpy.ndarray
-        Feature name -> float32 ``(k,)``; NaN when the set is empty.
+        Feature name -> float32 ``(sets, k)``; rows of empty sets NaN.
     """
-    labels = mask.astype(np.uint32)
-    origin = (0,) * mask.ndim
-    found = pass1(values, labels, origin)
-    if found["ids"].size == 0:
-        return {name: np.full(_width_of(name, values.shape[-1]), np.nan, np.float32) for name in names}
-    first = densify(found, 1)
+    sizes = np.array([len(v) for v in values], dtype=np.int64)
+    channels = values[0].shape[1]
+    pixels = np.concatenate(values) if sizes.sum() else np.zeros((0, channels), np.float32)
+    labels = np.repeat(np.arange(1, len(values) + 1, dtype=np.uint32), sizes)
+    origin = (0,)
+    first = densify(pass1(pixels, labels, origin), len(values))
     second = None
-    if any(name in _PASS2 for name in names):
-        means, centres = moments_centres(first)
-        second = densify(pass2(values, labels, origin, means, centres, found["g_lo"], found["g_hi"]), 1)
-    return {name: row[1] for name, row in finish(names, first, second).items()}
-
-
-def _width_of(name: str, channels: int) -> int:
-    """Columns of a neighbourhood feature."""
-    return {"Histogram": 64 * channels, "Covariance": channels * channels}.get(name, channels)
+    if any(name in _PASS2 for name in names) and pixels.size:
+        lo, hi = first["min"].astype(np.float32), first["max"].astype(np.float32)
+        second = densify(pass2(pixels, labels, origin, means(first), lo, hi), len(values))
+    out = {}
+    for name, table in finish(names, first, second).items():
+        rows = table[1:]
+        rows[sizes == 0] = np.nan
+        out[name] = rows
+    return out
 
 
 def local_batch(
@@ -107,17 +106,19 @@ def local_batch(
         raise ObjectsError("neighbourhood features need the raw image")
     sampling = pitch(margin)
     limit = float(max(margin))
-    rows: dict[str, list[np.ndarray]] = {
-        n + s: [] for n in names for s in (NEIGHBORHOOD, OBJECT_AND_NEIGHBORHOOD)
-    }
+    sets: dict[str, list[np.ndarray]] = {NEIGHBORHOOD: [], OBJECT_AND_NEIGHBORHOOD: []}
     for object_id, (start, stop) in zip(ids, relative, strict=True):
         window = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
         inside = labels[window] == object_id
         passed = ndimage.distance_transform_edt(~inside, sampling=sampling) < limit
-        for suffix, mask in ((NEIGHBORHOOD, passed & ~inside), (OBJECT_AND_NEIGHBORHOOD, passed)):
-            for name, row in set_features(raw[window], mask, names).items():
-                rows[name + suffix].append(row)
-    return {"ids": ids, **{key: np.stack(value) for key, value in rows.items()}}
+        values = raw[window]
+        sets[NEIGHBORHOOD].append(values[passed & ~inside].astype(np.float32))
+        sets[OBJECT_AND_NEIGHBORHOOD].append(values[passed].astype(np.float32))
+    out: Partial = {"ids": ids}
+    for suffix, pixel_sets in sets.items():
+        for name, rows in sets_features(pixel_sets, names).items():
+            out[name + suffix] = rows
+    return out
 
 
 def shape_batch(

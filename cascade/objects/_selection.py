@@ -24,17 +24,10 @@ SKELETON_2D = "2D Skeleton Features"
 
 #: Standard features computed from pass 1 only.
 PASS1 = ("Count", "Sum", "Mean", "Minimum", "Maximum", "RegionCenter", "Coord<Minimum>", "Coord<Maximum>")
-#: Standard features that need pass 2 (central moments, histograms, coordinate scatter).
-PASS2 = (
-    "Variance",
-    "Skewness",
-    "Kurtosis",
-    "Covariance",
-    "Quantiles",
-    "Histogram",
-    "RegionRadii",
-    "RegionAxes",
-)
+#: Standard features that need pass 2 (central moments, histograms).
+PASS2 = ("Variance", "Skewness", "Kurtosis", "Covariance", "Quantiles", "Histogram")
+#: Standard features from vigra's coordinate scatter matrix (replayed per object).
+SCATTER = ("RegionRadii", "RegionAxes")
 #: Features that have "in neighborhood" variants.
 LOCAL = ("Mean", "Variance", "Skewness", "Kurtosis", "Histogram", "Covariance", "Minimum", "Maximum", "Sum")
 NEIGHBORHOOD = " in neighborhood"
@@ -124,6 +117,11 @@ class Plan:
         """Whether any feature over the objects needs the second pass."""
         return any(name in PASS2 for name in self.standard)
 
+    @property
+    def needs_scatter(self) -> bool:
+        """Whether RegionRadii or RegionAxes (vigra's coordinate scatter per object) are selected."""
+        return any(name in SCATTER for name in self.standard)
+
 
 def _margin(values: Any, ndim: int) -> tuple[int, ...]:
     """One ``margin`` parameter as ``ndim`` ints (x, y[, z])."""
@@ -157,7 +155,7 @@ def _standard(names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         base = name.removesuffix(NEIGHBORHOOD).removesuffix(OBJECT_AND_NEIGHBORHOOD)
         if base != name and base in LOCAL:
             local.append(base)
-        elif name in PASS1 or name in PASS2:
+        elif name in PASS1 or name in PASS2 or name in SCATTER:
             over.append(name)
         else:
             raise ObjectsError(f"unknown or unsupported standard object feature {name!r}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 __all__ = ["smooth_block", "vigra_gaussian_taps", "vigra_radius"]
 
@@ -65,19 +66,30 @@ def vigra_gaussian_taps(sigma: float) -> np.ndarray:
     return np.array([tap * scale for tap in taps], np.float64)
 
 
+@njit(nogil=True, cache=True)
+def _correlate_rows(src, taps, out):  # type: ignore[no-untyped-def]
+    """``out[k, i] = sum_j taps[j] * src[k, i + j]``, summed in double for ascending j, rounded to float32."""
+    width = taps.shape[0]
+    for k in range(src.shape[0]):
+        for i in range(out.shape[1]):
+            acc = 0.0
+            for j in range(width):
+                acc += taps[j] * np.float64(src[k, i + j])
+            out[k, i] = np.float32(acc)
+
+
 def _convolve(data: np.ndarray, axis: int, taps: np.ndarray, pad: tuple[int, int]) -> np.ndarray:
     """One float32 pass along ``axis``: mirror ``pad`` pixels, sum in double, keep the valid part."""
     if pad != (0, 0):
         widths = [(0, 0)] * data.ndim
         widths[axis] = pad
         data = np.pad(data, widths, mode="reflect")
-    r = taps.shape[0] // 2
-    n = data.shape[axis] - 2 * r
-    total = np.zeros(data.shape[:axis] + (n,) + data.shape[axis + 1 :], np.float64)
-    for j, tap in enumerate(taps):
-        part = data[(slice(None),) * axis + (slice(j, j + n),)]
-        total += np.multiply(part, tap, dtype=np.float64)
-    return total.astype(np.float32)
+    lines = np.ascontiguousarray(np.moveaxis(data, axis, -1))
+    rows = lines.reshape(-1, lines.shape[-1])
+    out = np.empty((rows.shape[0], rows.shape[1] - taps.shape[0] + 1), np.float32)
+    _correlate_rows(rows, taps, out)
+    result: np.ndarray = np.moveaxis(out.reshape(lines.shape[:-1] + (out.shape[1],)), -1, axis)
+    return result
 
 
 def smooth_block(

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
+from dask.delayed import delayed
 
 from ._accumulate import Partial
 
@@ -98,5 +98,5 @@ def batched(
         relative = np.stack([starts[members] - lo, stops[members] - lo], axis=1)
         raw_part = None if raw is None else raw[region]
         origin = tuple(int(a) for a in lo)
-        tasks.append(dask.delayed(kernel)(raw_part, labels[region], ids[members], relative, origin))
+        tasks.append(delayed(kernel)(raw_part, labels[region], ids[members], relative, origin))
     return tasks

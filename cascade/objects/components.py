@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import dask.array as da
 import numpy as np
-from dask.base import compute
-from dask.delayed import delayed
 
 from ..errors import ObjectsError
 from ._cc import relabel_block, value_block
-from ._merge import Components, relabel, scan
+from ._merge import Components, block_results, relabel, scan
 from .model import Objects
 
 __all__ = ["label_components", "objects_from_label_image", "objects_from_segmentation"]
@@ -56,6 +54,12 @@ def check_axes(axes: str, ndim: int, channel: bool) -> str:
     if len(keys) != ndim:
         raise ObjectsError(f"axes {axes!r} name {len(keys)} dimensions but the image has {ndim}")
     return keys
+
+
+def _check_dtype(image: da.Array, what: str) -> None:
+    """Objects come from bool, integer or float values only."""
+    if image.dtype.kind not in "biuf":
+        raise ObjectsError(f"{what} must hold bool, integer or float values, got dtype {image.dtype}")
 
 
 def as_tzyx(image: da.Array, axes: str) -> da.Array:
@@ -142,11 +146,13 @@ def label_components(image: da.Array, axes: str) -> Objects:
     Raises
     ------
     ObjectsError
-        If the axes do not fit.
+        If the axes do not fit or the values are not bool, integer or float.
     """
     axes = check_axes(axes, image.ndim, channel=False)
+    _check_dtype(image, "an image to label")
     volume = as_tzyx(image, axes)
-    return objects_from_components(volume, scan(volume), axes, None)
+    components, _, _ = scan(volume)
+    return objects_from_components(volume, components, axes, None)
 
 
 def objects_from_segmentation(segmentation: da.Array, axes: str) -> Objects:
@@ -214,10 +220,9 @@ def objects_from_label_image(label_image: da.Array, axes: str) -> Objects:
         check_axes(keys, label_image.ndim, channel=True)
         label_image, keys = label_image[..., 0], keys[:-1]
     keys = check_axes(keys, label_image.ndim, channel=False)
+    _check_dtype(label_image, "a label image")
     volume = as_tzyx(label_image, keys)
-    blocks = volume.to_delayed(optimize_graph=False)
-    found = {index: delayed(value_block, pure=True)(blocks[index]) for index in np.ndindex(*volume.numblocks)}
-    (per_block,) = compute(found)
+    per_block = block_results(volume, value_block)
     originals = []
     for t in range(volume.shape[0]):
         values = np.unique(np.concatenate([v for index, v in per_block.items() if index[0] == t]))

@@ -8,10 +8,11 @@ global (``docs/objects.md``):
 1. pass 1: counts, sums, extrema, coordinate sums and extrema, and the channel range over all
    object pixels of the time point;
 2. pass 2 (only when a selected feature needs it): central moments around the merged means,
-   coordinate scatter around the merged centres, 64-bin histograms over the global range; the
-   quantiles come from the merged histograms (``reference/ilastik-objects.md`` 4.4);
-3. per-object windows (``_windows``), batched per label chunk: the "in neighborhood" features and
-   the convex-hull / skeleton plugins.
+   64-bin histograms over the global range; the quantiles come from the merged histograms
+   (``reference/ilastik-objects.md`` 4.4);
+3. per-object windows (``_windows``), batched per label chunk: the "in neighborhood" features,
+   the convex-hull / skeleton plugins, and vigra's incremental coordinate scatter matrix of
+   RegionRadii / RegionAxes (its rounding decides eigenvector signs of degenerate objects).
 
 All values are float32 as ilastik stores them, row ``i`` for object ``i`` and row 0 all zeros;
 coordinates in x, y[, z] order; ``Coord<Maximum>`` exclusive (current ilastik).
@@ -21,13 +22,15 @@ from __future__ import annotations
 
 from functools import partial
 
-import dask
 import dask.array as da
 import numpy as np
+from dask.base import compute
+from dask.delayed import delayed
 
 from ..errors import ObjectsError
 from ._accumulate import Partial, densify, merge, pass1, pass2
-from ._finish import finish, moments_centres
+from ._eigen import scatter_batch
+from ._finish import finish, means
 from ._neighborhood import local_batch, shape_batch
 from ._selection import DEFAULTS, STANDARD, FeatureColumns, Plan, feature_names, make_plan
 from ._windows import BatchKernel, batched, windows
@@ -72,7 +75,8 @@ def object_features(
     Returns
     -------
     list of FeatureTable
-        One per time point: plugin name -> feature name -> float32 ``(counts[t] + 1, k)``,
+        One per time point: plugin name -> feature name -> float32 ``(counts[t] + 1, k)``
+        (objects with a z axis of extent 1 are 2D, as in ilastik),
         including ``Default features`` (Coord<Minimum>, Coord<Maximum> (exclusive), RegionCenter,
         Count) and, for each selected "<F> in neighborhood", also "<F> in object and
         neighborhood" (both stored by ilastik).
@@ -84,12 +88,16 @@ def object_features(
         (checked before anything is computed).
     """
     _check(raw, raw_axes, objects)
-    plan = make_plan(selection, len(objects.spatial_axes))
-    widths = feature_names(selection, int(raw.shape[-1]), len(objects.spatial_axes))
+    flat = objects.spatial_axes == "zyx" and objects.labels.shape[-3] == 1
+    ndim = 2 if flat else len(objects.spatial_axes)
+    plan = make_plan(selection, ndim)
+    widths = feature_names(selection, int(raw.shape[-1]), ndim)
     tables = []
     for step, count in enumerate(objects.counts):
         labels = objects.labels[step] if objects.axes.startswith("t") else objects.labels
         image = raw[step] if objects.axes.startswith("t") else raw
+        if flat:  # a z of extent 1 is 2D for ilastik (x, y coordinates only)
+            labels, image = labels[0], image[0]
         image = image.rechunk((*labels.chunks, image.shape[-1]))
         if count == 0:
             tables.append(_empty(widths))
@@ -109,7 +117,7 @@ def _empty(widths: dict[str, dict[str, FeatureColumns]]) -> FeatureTable:
 def _tree(parts: list[object]) -> object:
     """Merge delayed partials in a tree of fan-in :data:`_FAN_IN`."""
     while len(parts) > 1:
-        parts = [dask.delayed(merge)(parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
+        parts = [delayed(merge)(parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
     return parts[0]
 
 
@@ -121,9 +129,9 @@ def _blockwise(image: da.Array, labels: da.Array, kernel: object, *extra: object
     parts = []
     for index in np.ndindex(*labels.numblocks):
         offset = tuple(int(starts[axis][i]) for axis, i in enumerate(index))
-        block = dask.delayed(kernel)(raw_blocks[(*index, 0)], label_blocks[index], offset, *extra)
+        block = delayed(kernel)(raw_blocks[(*index, 0)], label_blocks[index], offset, *extra)
         parts.append(block)
-    (merged,) = dask.compute(_tree(parts))
+    (merged,) = compute(_tree(parts))
     result: Partial = merged
     return result
 
@@ -133,16 +141,17 @@ def _time_point(image: da.Array, labels: da.Array, count: int, plan: Plan) -> Fe
     first = densify(_blockwise(image, labels, pass1), count)
     second = None
     if plan.needs_pass2:
-        means, centres = moments_centres(first)
-        shared = [dask.delayed(a) for a in (means, centres, first["g_lo"], first["g_hi"])]
+        shared = [delayed(a) for a in (means(first), first["g_lo"], first["g_hi"])]
         second = densify(_blockwise(image, labels, pass2, *shared), count)
+    if plan.needs_scatter:
+        first |= _per_object(None, labels, first, count, (0,) * labels.ndim, scatter_batch)
     values = finish(tuple(dict.fromkeys(plan.standard + DEFAULTS)), first, second)
     table: FeatureTable = {DEFAULT_FEATURES: {name: values[name] for name in DEFAULTS}}
     if plan.standard or plan.local:
         table[STANDARD] = {name: values[name] for name in plan.standard}
     if plan.local:
         kernel = partial(local_batch, names=plan.local, margin=plan.margin)
-        table[STANDARD].update(_per_object(image, labels, first, count, plan.margin, kernel))
+        table[STANDARD].update(_per_object(image, labels, first, count, plan.margin, kernel, beyond=1))
     for plugin, names in plan.shapes.items():
         kernel = partial(shape_batch, plugin=plugin, names=names, image_shape=labels.shape)
         table[plugin] = _per_object(None, labels, first, count, (0,) * labels.ndim, kernel)
@@ -156,17 +165,23 @@ def _per_object(
     count: int,
     margin: tuple[int, ...],
     kernel: BatchKernel,
+    beyond: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Features computed on each object's window, batched per label chunk, as dense tables."""
+    """Features computed on each object's window, batched per label chunk, as dense tables.
+
+    The window is the bounding box +- ``margin``, its upper end ``beyond`` pixels further:
+    ilastik's ``compute_extent`` adds 1 to ``Coord<Maximum>``, which its plugin already made
+    exclusive, so neighbourhood windows reach one pixel further on the upper side.
+    """
     ids = np.arange(1, count + 1, dtype=np.uint32)
-    cmin, cmax = first["cmin"][1:].astype(np.int64), first["cmax"][1:].astype(np.int64) + 1
+    cmin, cmax = first["cmin"][1:].astype(np.int64), first["cmax"][1:].astype(np.int64) + 1 + beyond
     bounds = windows(cmin, cmax, margin, labels.shape)
-    parts = dask.compute(*batched(image, labels, ids, bounds, cmin[:, ::-1], kernel))
+    parts = compute(*batched(image, labels, ids, bounds, cmin[:, ::-1], kernel))
     out: dict[str, np.ndarray] = {}
     for part in parts:
         rows = part["ids"].astype(np.int64)
         for name, values in part.items():
             if name != "ids":
-                table = out.setdefault(name, np.zeros((count + 1, values.shape[1]), dtype=np.float32))
+                table = out.setdefault(name, np.zeros((count + 1, values.shape[1]), dtype=values.dtype))
                 table[rows] = values
     return out

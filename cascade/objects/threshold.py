@@ -12,9 +12,9 @@ sigmas is below 0.1), then
 
 The size filter keeps ``min_size <= pixels <= max_size`` (pixels of the whole time point).
 
-Cost: simple thresholding scans the image once (eager: component tables); hysteresis scans
-twice (cores, then final components with their core contacts). The returned labels are lazy:
-each chunk is smoothed, thresholded and labelled again when computed.
+Cost: one eager scan (component tables; for hysteresis the final components, the cores and
+which of them share pixels, all in the same pass). The returned labels are lazy: each chunk is
+smoothed, thresholded and labelled again when computed.
 """
 
 from __future__ import annotations
@@ -160,14 +160,14 @@ def _components(
 ) -> tuple[da.Array, Components, np.ndarray]:
     """The ``tzyx`` final mask, its global components and which of them survive."""
     final, cores = _masks(probabilities, axes, settings)
-    if cores is None:
-        components = scan(final)
-        return final, components, _sized(components, settings)
-    core_components = scan(cores)
-    core_ids = core_components.ids(_sized(core_components, settings))
-    core_luts = {index: lut != 0 for index, lut in core_components.luts(core_ids).items()}
-    components = scan(final, cores, core_luts)
-    return final, components, _sized(components, settings) & components.touches
+    components, core_components, contacts = scan(final, cores)
+    keep = _sized(components, settings)
+    if core_components is not None:
+        kept_cores = _sized(core_components, settings)
+        touches = np.zeros(keep.shape, np.bool_)
+        touches[contacts[kept_cores[contacts[:, 1]], 0]] = True
+        keep &= touches
+    return final, components, keep
 
 
 def threshold_labels(probabilities: da.Array, axes: str, settings: ThresholdSettings) -> da.Array:
