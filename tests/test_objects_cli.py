@@ -430,3 +430,23 @@ def test_local_cluster_equals_threads(data_dir: Path, tmp_path: Path) -> None:
     ok(run(data_dir, "5t2d1c_wPred", local, *sources, "--scheduler", "local", "--threads", "2"))
     for source in ("Object Probabilities", "Object Identities"):
         assert np.array_equal(read(threads, "5t2d1c-data", source), read(local, "5t2d1c-data", source))
+
+
+def test_configured_table_settings_are_used(data_dir: Path, tmp_path: Path) -> None:
+    """A project whose table export was configured writes its table (its path, its features) by itself."""
+    (tmp_path / "inputdata").symlink_to(data_dir / OC / "inputdata")
+    project = Path(shutil.copy(data_dir / OC / "ObjectClassification5t2d1c_wPred.ilp", tmp_path / "p.ilp"))
+    settings = {"file path": f"{tmp_path}/{{nickname}}_objects.csv", "file type": "csv", "margin": 0}
+    with h5py.File(project, "r+") as f:
+        del f["ObjectClassification/ExportSettings"]
+        f["ObjectClassification/ExportSettings"] = np.void(
+            pickle.dumps((settings, ["Mean Intensity"]), protocol=0)
+        )
+    role, second, raw = INPUTS["5t2d1c_wPred"]
+    args = (f"--project={project}", f"--raw_data=inputdata/{raw}", f"{role}=inputdata/{second}")
+    ok(cascade("--headless", *args, "--table_only", cwd=tmp_path))
+    with open(tmp_path / "5t2d1c-data_objects_table.csv", newline="") as f:
+        header = next(csv.reader(f))
+    features = header[header.index("Probability of Label 2") + 1 :]
+    assert features[0] == "Mean Intensity" and "Variance of Intensity" not in features
+    assert "Bounding Box Minimum_0" in features and features.count("Size in pixels") == 1
