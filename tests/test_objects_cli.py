@@ -224,7 +224,6 @@ def test_chunked_equals_whole_and_table(data_dir: Path, tmp_path: Path) -> None:
     whole, chunked = tmp_path / "whole", tmp_path / "chunked"
     whole.mkdir()
     chunked.mkdir()
-    table = "--table_filename={dataset_dir}/../" + whole.name + "/{nickname}.csv"
     ok(
         run(
             data_dir,
@@ -235,7 +234,6 @@ def test_chunked_equals_whole_and_table(data_dir: Path, tmp_path: Path) -> None:
         )
     )
     ok(run(data_dir, "5t2d1c_wPred", chunked, "--export_source=Object Probabilities", "--block-shape=16"))
-    assert table  # the placeholder form is exercised by test_table_only
     assert np.array_equal(
         read(whole, "5t2d1c-data", "Object Probabilities"),
         read(chunked, "5t2d1c-data", "Object Probabilities"),
