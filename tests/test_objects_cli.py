@@ -322,6 +322,7 @@ def test_blockwise_with_small_blocks(data_dir: Path, tmp_path: Path) -> None:
         ("5t2d1c_wPred", {"second": "2d_Probabilities.h5/exported_data"}, ["t, z, y and x"]),
         ("2d_wPred", {"source": "Object Fantasies"}, ["Object Fantasies", "Object Identities"]),
         ("2d_wPred", {"extra_second": True}, ["1 --raw_data", "2 --prediction_maps"]),
+        ("2d_wPred", {"mask": True}, ["prediction masks", "Pixel Classification"]),
     ],
 )
 def test_bad_input_in_one_line(
@@ -340,6 +341,8 @@ def test_bad_input_in_one_line(
         args.append(f"{change.get('role', role)}={inputs / str(change.get('second', second))}")
     if change.get("extra_second"):
         args.append(f"{role}={inputs / second}")
+    if change.get("mask"):
+        args.append(f"--prediction_mask={inputs / raw}")
     refused(cascade(*args, cwd=tmp_path), *words)
     assert list(tmp_path.iterdir()) == []  # nothing written, no folder created
 

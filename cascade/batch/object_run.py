@@ -160,6 +160,8 @@ def _plan_all(
     project: ObjectProject, inputs: Sequence[str], options: BatchOptions, path: str | Path
 ) -> list[_ObjectJob]:
     """Open and check every input and plan its exports and table (nothing computed or written)."""
+    if options.prediction_masks:
+        raise ExportError("prediction masks apply to Pixel Classification projects only (as in ilastik)")
     names = [] if options.table_only else list(options.export_sources)
     sources = [] if options.table_only else resolve_object_sources(names, project.pixels is not None)
     _check_classifier(project, [s.name for s in sources])
