@@ -8,8 +8,9 @@ ilastik Object Classification projects open with :func:`open_object_project` (an
 
 from __future__ import annotations
 
+from ._ilp_describe import describe_object_ilp
 from ._ilp_object_cache import stored_label_image, stored_probabilities, stored_region_features
-from ._ilp_objects import IlpObjectProject, describe_object_ilp, read_object_ilp
+from ._ilp_objects import IlpObjectProject, read_object_ilp
 from ._object_project import ObjectProject, is_object_project, open_object_project
 from .convert import cascade_from_ilp, open_project
 from .ilp import IlpLane, IlpProject, IlpStage, LabelBlock, describe_ilp, read_ilp, read_lane_data

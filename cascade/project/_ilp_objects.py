@@ -26,7 +26,7 @@ from ._ilp_settings import _read_export
 from ._pickle import plain_unpickle
 from .ilp import IlpProject, _one_line, _read_classifier, _read_stage
 
-__all__ = ["OBJECT_WORKFLOWS", "IlpObjectProject", "describe_object_ilp", "ilp_workflow", "read_object_ilp"]
+__all__ = ["OBJECT_WORKFLOWS", "IlpObjectProject", "ilp_workflow", "read_object_ilp"]
 
 #: ``workflowName`` (lower case) -> :data:`cascade.objects.OBJECT_SOURCES` entry.
 OBJECT_WORKFLOWS: dict[str, str] = {
@@ -356,41 +356,3 @@ def _label_inputs(group: Any) -> tuple[tuple[np.ndarray, ...], ...]:
         steps = sorted((int(k), k) for k in lane if k.isdigit())
         lanes.append(tuple(np.asarray(lane[k][()], dtype=np.float64).astype(np.int64) for _, k in steps))
     return tuple(lanes)
-
-
-def describe_object_ilp(project: IlpObjectProject) -> str:
-    """Summarise an Object Classification project in a few lines, as ``cascade info`` prints it.
-
-    Parameters
-    ----------
-    project : IlpObjectProject
-        The project (:func:`read_object_ilp`).
-
-    Returns
-    -------
-    str
-        The summary (no trailing newline).
-    """
-    stage = project.stage
-    role = project.second_role or "none (pixel classification stage inside)"
-    n_features = sum(len(f) for f in stage.features.values())
-    labelled = sum(int(np.count_nonzero(y)) for lane in project.labels for y in lane)
-    forest = stage.forest
-    rows = [
-        ("project", str(project.path)),
-        ("workflow", f"{project.workflow} (ilastik {project.ilastik_version})"),
-        ("inputs", f"Raw Data ({stage.raw_channels} channel(s), {stage.spatial_axes}); {role}"),
-        ("threshold", str(stage.threshold) if stage.threshold is not None else "none"),
-        ("features", f"{n_features} in {', '.join(sorted(stage.features)) or 'no plugin'}"),
-        ("classes", ", ".join(stage.class_names) or "none"),
-        ("labels", f"{labelled} labelled object(s)"),
-        ("forest", f"{forest.n_trees} trees, {forest.n_features} features" if forest else "none stored"),
-        ("table", "configured" if stage.table_settings else "not configured (--table_filename writes one)"),
-        ("blockwise", f"block {stage.block_shape}, halo {stage.halo} (x, y, z)"),
-    ]
-    lines = [f"{key:<10} {value}" for key, value in rows]
-    if project.pixels is not None:
-        lines.append(
-            f"{'pixels':<10} Pixel Classification stage, {project.pixels.stages[0].n_classes} classes"
-        )
-    return "\n".join(lines)
