@@ -15,6 +15,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.delayed import delayed
 
 from ..errors import ObjectsError
 from ..forest import PackedForest, predict_proba
@@ -205,16 +206,23 @@ def paint(labels: da.Array, axes: str, luts: Sequence[np.ndarray], *, channel_ax
     channels = luts[0].shape[1] if luts[0].ndim == 2 else None
     starts = np.cumsum((0, *labels.chunks[0])) if has_t else np.zeros(1, dtype=np.int64)
 
-    def block(chunk: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    def block(
+        chunk: np.ndarray, tables: list[np.ndarray], block_info: dict[Any, Any] | None = None
+    ) -> np.ndarray:
         t0 = int(block_info[0]["chunk-location"][0]) if has_t and block_info else 0
-        return _paint_block(chunk, luts, int(starts[t0]), has_t, channels)
+        return _paint_block(chunk, tables, int(starts[t0]), has_t, channels)
 
+    # the tables are one graph key: a cluster ships them once per worker, not once per block
+    shared = delayed(list(luts), pure=True, traverse=False)
     dtype = luts[0].dtype
+    meta = np.empty((0,) * (labels.ndim + (channels is not None)), dtype=dtype)
     if channels is not None:
         chunks = (*labels.chunks, (channels,))
-        painted: da.Array = da.map_blocks(block, labels, dtype=dtype, new_axis=labels.ndim, chunks=chunks)
+        painted: da.Array = da.map_blocks(
+            block, labels, shared, dtype=dtype, meta=meta, new_axis=labels.ndim, chunks=chunks
+        )
         return painted
-    painted = da.map_blocks(block, labels, dtype=dtype)
+    painted = da.map_blocks(block, labels, shared, dtype=dtype, meta=meta)
     if channel_axis:
         painted = painted[..., None]
     return painted
