@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ExportError
 from ..io import (
@@ -20,6 +20,22 @@ from ..io import (
 if TYPE_CHECKING:
     from .options import BatchOptions
     from .plan import _Job
+
+
+class _Output(Protocol):
+    @property
+    def source(self) -> str: ...
+    @property
+    def outputs(self) -> tuple[str, ...]: ...
+
+
+class _Planned(Protocol):
+    """A planned job of any project kind: its input path and its exports."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def exports(self) -> Sequence[_Output]: ...
 
 
 def _identity(path: str) -> list[Any]:
@@ -71,7 +87,7 @@ def _scratch_dir(base: str, inputs: Sequence[str]) -> str:
     raise ExportError("neither the working directory nor the temp folder is writable for scratch files")
 
 
-def _check_distinct(jobs: Sequence[_Job]) -> None:
+def _check_distinct(jobs: Sequence[_Job] | Sequence[_Planned]) -> None:
     """Refuse to run when two exports would write the same output (the second would replace the first)."""
     seen: dict[str, str] = {}
     for job in jobs:

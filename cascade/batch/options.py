@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from ..errors import ExportError
 from ..io import (
@@ -22,6 +22,7 @@ __all__ = [
     "block_chunks",
     "export_sources",
     "parse_block_shape",
+    "refuse_object_options",
     "with_project_settings",
 ]
 
@@ -68,6 +69,13 @@ class BatchOptions:
         Train an ``.ilp``'s forests from its stored labels even when it stores forests.
     retrain_trees : int
         Trees per stage when an ``.ilp`` is trained.
+    object_inputs : mapping
+        Object Classification projects: the second input of each ``--raw_data`` by ilastik's role
+        option, e.g. ``{"prediction_maps": ("a_Probabilities.h5/exported_data", ...)}``.
+    table_filename : str or None
+        ``--table_filename``: the object table of each input (CSV, or HDF5 by extension).
+    table_only : bool
+        ``--table_only``: write the object table and no image.
     """
 
     export_sources: tuple[str, ...] = ()
@@ -87,6 +95,9 @@ class BatchOptions:
     memory_per_task: int | None = None
     retrain: bool = False
     retrain_trees: int = 100
+    object_inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    table_filename: str | None = None
+    table_only: bool = False
 
     def __post_init__(self) -> None:
         """Refuse an unknown output format, whether given or taken from the project."""
@@ -140,14 +151,21 @@ class BatchOptions:
         )
 
 
-def with_project_settings(options: BatchOptions, cascade: Cascade) -> BatchOptions:
+class _Settings(Protocol):
+    """Anything that stores ilastik's export settings (a :class:`Cascade`, an object project)."""
+
+    @property
+    def export_settings(self) -> Mapping[str, Any]: ...
+
+
+def with_project_settings(options: BatchOptions, cascade: _Settings) -> BatchOptions:
     """Fill the export settings not given from the project's stored ones, then from ilastik's defaults.
 
     Parameters
     ----------
     options : BatchOptions
         The options of the run.
-    cascade : Cascade
+    cascade : Cascade or ObjectProject
         The project; its ``export_settings`` are those an ``.ilp`` stores.
 
     Returns
@@ -214,6 +232,29 @@ def export_sources(options: BatchOptions, cascade: Cascade) -> list[ExportSource
         # with placeholders it is checked once they are filled in (still before anything is computed)
         dataset_parts(internal, "the output", fmt)
     return resolve_sources(options.export_sources, len(cascade.stages))
+
+
+def refuse_object_options(options: BatchOptions) -> None:
+    """Refuse Object Classification options (second inputs, tables) for a pixel classification project.
+
+    Parameters
+    ----------
+    options : BatchOptions
+        The run's options.
+
+    Raises
+    ------
+    ExportError
+        Naming the options given.
+    """
+    flags = [f"--{k}" for k in options.object_inputs]
+    flags += ["--table_filename"] if options.table_filename else []
+    flags += ["--table_only"] if options.table_only else []
+    if flags:
+        raise ExportError(
+            f"{', '.join(flags)} apply to ilastik Object Classification projects; "
+            "this project is a pixel classifier"
+        )
 
 
 def parse_block_shape(text: str) -> dict[str, int | None]:

@@ -37,9 +37,9 @@ from ..io import (
     output_path,
     remove_if_empty,
 )
-from ..project import open_project
+from ..project import is_object_project, open_project
 from .checks import _check_distinct, _check_overwrites, _fingerprint_base, _scratch_dir
-from .options import BatchOptions, export_sources, with_project_settings
+from .options import BatchOptions, export_sources, refuse_object_options, with_project_settings
 from .plan import _Job, _plan
 
 __all__ = ["run_batch"]
@@ -60,7 +60,8 @@ def run_batch(
     Parameters
     ----------
     project : str or Path
-        A ``.cascade`` project or an ilastik ``.ilp``.
+        A ``.cascade`` project or an ilastik ``.ilp``; an Object Classification ``.ilp`` runs
+        through :func:`cascade.batch.object_run.run_object_batch`.
     inputs : sequence of str
         Input images, in ilastik's path conventions.
     options : BatchOptions
@@ -79,6 +80,11 @@ def run_batch(
         A problem with the project, an input, an option or an output, named in one line; nothing
         is written then.
     """
+    if is_object_project(project):
+        from .object_run import run_object_batch
+
+        return run_object_batch(project, inputs, options, echo=echo)
+    refuse_object_options(options)
     if not inputs:
         raise DataError("no input files given")
     check_config()

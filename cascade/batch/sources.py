@@ -18,9 +18,27 @@ import numpy as np
 from ..errors import ExportError
 from ..pipeline import StageResult
 
-__all__ = ["ExportSource", "resolve_sources", "source_array", "source_names"]
+__all__ = [
+    "OBJECT_SOURCE_NAMES",
+    "ExportSource",
+    "resolve_object_sources",
+    "resolve_sources",
+    "source_array",
+    "source_names",
+]
 
 _KINDS = ("Probabilities", "Simple Segmentation", "Uncertainty", "Features", "Labels", "Input")
+#: ilastik's export sources of Object Classification, in its order (index 0 the default); the last
+#: two only in the Pixel Classification + Object Classification workflow.
+OBJECT_SOURCE_NAMES = (
+    "Object Predictions",
+    "Object Probabilities",
+    "Blockwise Object Predictions",
+    "Blockwise Object Probabilities",
+    "Object Identities",
+    "Pixel Probabilities",
+    "Simple Segmentation",
+)
 
 
 @dataclass(frozen=True)
@@ -132,3 +150,39 @@ def source_array(
     if source.kind == "Uncertainty":
         return result.uncertainty
     return result.features
+
+
+def resolve_object_sources(names: Sequence[str] | None, pixel_stage: bool) -> list[ExportSource]:
+    """Match ``--export_source`` values of an Object Classification project (case-insensitive).
+
+    Parameters
+    ----------
+    names : sequence of str or None
+        The requested names (None or empty: ``Object Predictions``, ilastik's default).
+    pixel_stage : bool
+        Whether the project has a pixel classification stage (PC+OC), which adds ``Pixel
+        Probabilities`` and ``Simple Segmentation``.
+
+    Returns
+    -------
+    list of ExportSource
+        The requested sources (``kind`` = ``name``), each once, in the order given.
+
+    Raises
+    ------
+    ExportError
+        For an unknown name, listing the valid ones.
+    """
+    offered = OBJECT_SOURCE_NAMES if pixel_stage else OBJECT_SOURCE_NAMES[:5]
+    available = [ExportSource(name, name, 0) for name in offered]
+    if not names:
+        return [available[0]]
+    lookup = {s.name.lower(): s for s in available}
+    chosen = []
+    for name in names:
+        key = " ".join(name.split()).lower()
+        if key not in lookup:
+            raise ExportError(f"unknown export source {name!r}; this project offers: {', '.join(offered)}")
+        if lookup[key] not in chosen:
+            chosen.append(lookup[key])
+    return chosen

@@ -14,7 +14,13 @@ from ._app import app, handle_errors
 @handle_errors
 def info(project: Annotated[Path, typer.Argument(help="A .cascade or ilastik .ilp project.")]) -> None:
     """Print a project's workflow, stages, classes, features, labels, forests and training data."""
-    if project.suffix.lower() == ".ilp":
+    from ..project import is_object_project
+
+    if is_object_project(project):
+        from ..project import describe_object_ilp, read_object_ilp
+
+        typer.echo(describe_object_ilp(read_object_ilp(project)))
+    elif project.suffix.lower() == ".ilp":
         from ..project import describe_ilp, read_ilp
 
         typer.echo(describe_ilp(read_ilp(project)))

@@ -76,6 +76,34 @@ def predict(
     retrain: Annotated[
         bool, _Opt("--retrain", help="Train an .ilp project from its stored labels first.")
     ] = False,
+    prediction_maps: Annotated[
+        list[str] | None,
+        _Opt("--prediction_maps", "--prediction-maps", help="Object Classification: one per --raw_data."),
+    ] = None,
+    segmentation_image: Annotated[
+        list[str] | None,
+        _Opt("--segmentation_image", "--segmentation-image", help="Object Classification: one per input."),
+    ] = None,
+    label_image: Annotated[
+        list[str] | None,
+        _Opt("--label_image", "--label-image", help="Object Classification: one per --raw_data."),
+    ] = None,
+    table_filename: Annotated[
+        str | None,
+        _Opt("--table_filename", "--table-filename", help="Object table per input: CSV, or HDF5 (.h5)."),
+    ] = None,
+    table_only: Annotated[
+        bool, _Opt("--table_only", "--table-only", help="Write only the object table.")
+    ] = False,
+    export_object_prediction_img: Annotated[
+        bool, _Opt("--export_object_prediction_img", hidden=True, help="Deprecated: Object Predictions.")
+    ] = False,
+    export_object_probability_img: Annotated[
+        bool, _Opt("--export_object_probability_img", hidden=True, help="Deprecated: Object Probabilities.")
+    ] = False,
+    export_pixel_probability_img: Annotated[
+        bool, _Opt("--export_pixel_probability_img", hidden=True, help="Deprecated: Pixel Probabilities.")
+    ] = False,
     scheduler: SchedulerOpt = None,
     profile: ProfileOpt = None,
     threads: ThreadsOpt = None,
@@ -132,8 +160,11 @@ def predict(
     config = read_ilastik_config(configfile)
     threads, memory = _sizes(config, threads, memory)
     options = BatchOptions.from_text(  # every option parsed and checked before anything starts
-        export_sources=tuple(
-            s.strip() for value in export_source or [] for s in value.split(",") if s.strip()
+        export_sources=_export_sources(
+            export_source,
+            export_object_prediction_img,
+            export_object_probability_img,
+            export_pixel_probability_img,
         ),
         # ilastik's --distributed writes n5 unless a format is given
         output_format=output_format or config.output_format or ("n5" if distributed else None),
@@ -150,6 +181,9 @@ def predict(
         retrain_trees=tree_count or 100,
         prediction_masks=tuple(prediction_mask or ()),
         block_shape=block_shape or distributed_block_roi,
+        object_inputs=_object_inputs(prediction_maps, segmentation_image, label_image),
+        table_filename=table_filename,
+        table_only=table_only,
     )
     if distributed:
         scheduler = scheduler or "local"
@@ -161,6 +195,26 @@ def predict(
         per_task = resources["memory"] // max(2 * resources["threads"], 1)
         options = dataclasses.replace(options, memory_per_task=per_task)
         run_batch(project, list(files or raw_data or []), options, echo=echo)
+
+
+def _object_inputs(
+    prediction_maps: list[str] | None, segmentation_image: list[str] | None, label_image: list[str] | None
+) -> dict[str, tuple[str, ...]]:
+    """The second inputs of an Object Classification run, by ilastik's role option (given ones only)."""
+    given = {
+        "prediction_maps": prediction_maps,
+        "segmentation_image": segmentation_image,
+        "label_image": label_image,
+    }
+    return {name: tuple(files) for name, files in given.items() if files}
+
+
+def _export_sources(given: list[str] | None, *deprecated: bool) -> tuple[str, ...]:
+    """``--export_source`` values (comma-separated too) and ilastik's deprecated ``--export_*_img``."""
+    names = [s.strip() for value in given or [] for s in value.split(",") if s.strip()]
+    aliases = ("Object Predictions", "Object Probabilities", "Pixel Probabilities")
+    names += [name for name, on in zip(aliases, deprecated, strict=True) if on]
+    return tuple(names)
 
 
 def _check_arguments(

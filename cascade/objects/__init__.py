@@ -4,6 +4,14 @@ See ``docs/objects.md`` for the design and ``cascade/objects/model.py`` for the 
 between the steps.
 """
 
+from .blockwise import blockwise_image
+from .classify import (
+    feature_matrix,
+    object_predictions,
+    object_probabilities,
+    paint,
+    train_object_forest,
+)
 from .components import label_components, objects_from_label_image, objects_from_segmentation
 from .features import FeatureColumns, feature_names, object_features
 from .model import (
@@ -15,23 +23,38 @@ from .model import (
     ObjectStage,
     ThresholdSettings,
 )
+from .pipeline import OBJECT_IMAGES, ObjectResult, classify_objects, find_objects, object_image
+from .table import table_path, write_table
 from .threshold import objects_from_probabilities, smooth_probabilities, threshold_labels
 
 __all__ = [
     "DEFAULT_FEATURES",
+    "OBJECT_IMAGES",
     "OBJECT_SOURCES",
     "FeatureColumns",
     "FeatureTable",
     "ObjectFeatureSelection",
+    "ObjectResult",
     "ObjectStage",
     "Objects",
     "ThresholdSettings",
+    "blockwise_image",
+    "classify_objects",
+    "feature_matrix",
     "feature_names",
+    "find_objects",
     "label_components",
     "object_features",
+    "object_image",
+    "object_predictions",
+    "object_probabilities",
     "objects_from_label_image",
     "objects_from_probabilities",
     "objects_from_segmentation",
+    "paint",
     "smooth_probabilities",
+    "table_path",
     "threshold_labels",
+    "train_object_forest",
+    "write_table",
 ]

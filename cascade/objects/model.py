@@ -159,6 +159,7 @@ class ObjectStage:
         The classifier's features (ilastik's ``SelectedFeatures``), without the default features.
     class_names : tuple of str
         One name per object class; class k is prediction value k and probability channel k-1.
+        Empty only for a stage that was never trained (no classes defined, no forest).
     forest : PackedForest or None
         The object forest; its columns follow ilastik's feature matrix order (sorted plugin,
         sorted feature, columns). None until trained.
@@ -193,7 +194,7 @@ class ObjectStage:
         if (self.threshold is None) == (self.source in ("probabilities", "pixel classification")):
             verb = "need" if self.threshold is None else "take no"
             raise ObjectsError(f"objects from {self.source} {verb} threshold settings")
-        if len(self.class_names) < 2:
+        if len(self.class_names) == 1 or (self.forest is not None and len(self.class_names) < 2):
             raise ObjectsError("an object classifier needs at least two classes")
 
     @property

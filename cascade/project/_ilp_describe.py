@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ._ilp_lanes import IlpLane
 
 if TYPE_CHECKING:
+    from ._ilp_objects import IlpObjectProject
     from .ilp import IlpProject, IlpStage
 
-__all__ = ["describe_ilp"]
+__all__ = ["describe_ilp", "describe_object_ilp"]
 
 _W = 10  # width of the left column
 
@@ -117,3 +120,41 @@ def _lane_line(lane: IlpLane) -> str:
     return (
         f"lane {lane.index}  {lane.nickname}: {where}  axes {lane.axes or '?'} shape {shape}{dtype}  {found}"
     )
+
+
+def describe_object_ilp(project: IlpObjectProject) -> str:
+    """Summarise an Object Classification project in a few lines, as ``cascade info`` prints it.
+
+    Parameters
+    ----------
+    project : IlpObjectProject
+        The project (:func:`read_object_ilp`).
+
+    Returns
+    -------
+    str
+        The summary (no trailing newline).
+    """
+    stage = project.stage
+    role = project.second_role or "none (pixel classification stage inside)"
+    n_features = sum(len(f) for f in stage.features.values())
+    labelled = sum(int(np.count_nonzero(y)) for lane in project.labels for y in lane)
+    forest = stage.forest
+    rows = [
+        ("project", str(project.path)),
+        ("workflow", f"{project.workflow} (ilastik {project.ilastik_version})"),
+        ("inputs", f"Raw Data ({stage.raw_channels} channel(s), {stage.spatial_axes}); {role}"),
+        ("threshold", str(stage.threshold) if stage.threshold is not None else "none"),
+        ("features", f"{n_features} in {', '.join(sorted(stage.features)) or 'no plugin'}"),
+        ("classes", ", ".join(stage.class_names) or "none"),
+        ("labels", f"{labelled} labelled object(s)"),
+        ("forest", f"{forest.n_trees} trees, {forest.n_features} features" if forest else "none stored"),
+        ("table", "configured" if stage.table_settings else "not configured (--table_filename writes one)"),
+        ("blockwise", f"block {stage.block_shape}, halo {stage.halo} (x, y, z)"),
+    ]
+    lines = [f"{key:<10} {value}" for key, value in rows]
+    if project.pixels is not None:
+        lines.append(
+            f"{'pixels':<10} Pixel Classification stage, {project.pixels.stages[0].n_classes} classes"
+        )
+    return "\n".join(lines)

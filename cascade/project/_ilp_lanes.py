@@ -20,7 +20,7 @@ import numpy as np
 
 from ._h5 import numbered, text
 
-__all__ = ["IlpLane", "parse_axistags", "read_lanes", "split_internal_path"]
+__all__ = ["IlpLane", "parse_axistags", "read_lanes", "read_role_lanes", "split_internal_path"]
 
 _CONTAINER = re.compile(r"\.(h5|hdf5|ilp|n5|npz)(?=/|$)", re.IGNORECASE)
 
@@ -147,6 +147,8 @@ def _read_lane(f: h5py.File, index: int, info: h5py.Group | None, ilp_dir: Path)
     if info is None or "filePath" not in info:
         return IlpLane(index, "", "", None, None, "", None, None, None, False)
     file_path = text(info["filePath"][()])
+    if "\\" in file_path and not ntpath.isabs(file_path):
+        file_path = file_path.replace("\\", "/")  # a relative path saved on Windows
     location = text(info["location"][()]) if "location" in info else "FileSystem"
     axes = parse_axistags(info["axistags"][()]) if "axistags" in info else None
     shape = tuple(int(n) for n in np.ravel(info["shape"][()])) if "shape" in info else None
@@ -177,12 +179,17 @@ def _read_lane(f: h5py.File, index: int, info: h5py.Group | None, ilp_dir: Path)
 
 def read_lanes(f: h5py.File, ilp_dir: Path) -> tuple[IlpLane, ...]:
     """All lanes of ``Input Data/infos`` in lane order (none if the project has no data)."""
+    return read_role_lanes(f, ilp_dir, "Raw Data")
+
+
+def read_role_lanes(f: h5py.File, ilp_dir: Path, role: str) -> tuple[IlpLane, ...]:
+    """The dataset infos of one input role (e.g. ``"Prediction Maps"``) of every lane, in lane order."""
     infos = f.get("Input Data/infos")
     if not isinstance(infos, h5py.Group):
         return ()
     lanes = []
     for key in numbered(list(infos.keys()), "lane"):
-        raw = infos[key].get("Raw Data")
+        raw = infos[key].get(role)
         info = raw if isinstance(raw, h5py.Group) else None
         lanes.append(_read_lane(f, int(key[len("lane") :]), info, ilp_dir))
     return tuple(lanes)

@@ -309,6 +309,11 @@ def _workflow(f: h5py.File, path: Path) -> tuple[str, int]:
     if "workflowName" not in f:
         raise ProjectError(f"{path}: not an ilastik project (no 'workflowName' entry)")
     name = text(f["workflowName"][()])
+    if name.strip().lower().startswith("object classification"):
+        raise ProjectError(
+            f"{path}: '{name}' is an Object Classification project, not a pixel classifier; "
+            "run it with cascade --headless (object export sources)"
+        )
     if name.strip().lower() not in WORKFLOWS:
         raise ProjectError(
             f"{path}: workflow '{name}' is not supported; cascade runs Pixel Classification and "

@@ -1,0 +1,250 @@
+"""Headless batch export of ilastik Object Classification projects (``cascade --headless --project OC.ilp``).
+
+For every ``--raw_data`` input (with its ``--prediction_maps`` / ``--segmentation_image`` /
+``--label_image``): everything is checked first (:mod:`.object_plan`); then the objects, their
+features and probabilities are computed once per input (the per-object tables are the only
+global data) and every requested export source is painted from them chunk by chunk and
+written like a pixel export (formats, cutout, dtype, axis order, placeholders, resume, locks);
+``--table_filename`` writes ilastik's object table. The PC+OC workflow computes its pixel
+probabilities with cascade's own engine first.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+
+from .._config import check_config
+from ..errors import DataError, ExportError
+from ..io import (
+    check_overwrites,
+    hold_locks,
+    is_url,
+    lock_path,
+    make_parents,
+    output_path,
+    remove_if_empty,
+    resumable_blocks,
+    write_image,
+)
+from ..objects import ObjectResult, blockwise_image, classify_objects, object_image, table_path, write_table
+from ..pipeline import StageResult, predict
+from ..progress import progress_label
+from ..project import ObjectProject, open_object_project
+from .checks import _check_distinct, _fingerprint_base
+from .object_plan import (
+    NEEDS_CLASSIFIER,
+    ObjectExport,
+    ObjectInput,
+    open_object_input,
+    plan_exports,
+    prepare_object_export,
+    second_inputs,
+    table_target,
+)
+from .options import BatchOptions, with_project_settings
+from .plan import _slice_offset
+from .sources import resolve_object_sources
+
+__all__ = ["run_object_batch"]
+
+_PIXEL_SOURCES = ("Pixel Probabilities", "Simple Segmentation")
+#: Sources painted from the whole-image object tables.
+_WHOLE_CLASSES = ("Object Predictions", "Object Probabilities")
+
+
+@dataclass(frozen=True)
+class _ObjectJob:
+    """The checked exports (and table) of one input, ready to compute and write."""
+
+    project: ObjectProject
+    input: ObjectInput
+    options: BatchOptions
+    exports: tuple[ObjectExport, ...]
+    table: str | None
+
+    @property
+    def path(self) -> str:
+        return self.input.path
+
+    def _pixels(self) -> list[StageResult] | None:
+        if self.project.pixels is None:
+            return None
+        item = self.input
+        return predict(self.project.pixels, item.raw, axes=item.axes, chunks=item.chunks)
+
+    def _objects(self, pixels: list[StageResult] | None) -> ObjectResult:
+        item = self.input
+        source = pixels[-1].probabilities if pixels is not None else item.second_data
+        if source is None:
+            raise DataError(f"{item.path}: no input to find objects in")
+        tables = self.table is not None or any(e.source in _WHOLE_CLASSES for e in self.exports)
+        return classify_objects(self.project.stage, item.raw, item.axes, source, item.axes, features=tables)
+
+    def _image(self, name: str, result: ObjectResult | None, pixels: list[StageResult] | None) -> da.Array:
+        if name == "Pixel Probabilities" and pixels is not None:
+            return pixels[-1].probabilities
+        if name == "Simple Segmentation" and pixels is not None:
+            return pixels[-1].segmentation
+        if name.startswith("Blockwise "):
+            source = pixels[-1].probabilities if pixels is not None else self.input.second_data
+            if source is None:
+                raise DataError(f"{self.path}: no input to find objects in")
+            return blockwise_image(self.project.stage, self.input.raw, source, self.input.axes, name)
+        if result is None:
+            raise DataError(f"{self.path}: the objects were not computed")
+        return object_image(result, name)[0]
+
+    def write(self, echo: Callable[[str], None]) -> list[str]:
+        """Compute the objects once, then stream every export (and the table) to disk."""
+        pixels = self._pixels()
+        wants_objects = self.table is not None or any(
+            e.source in (*_WHOLE_CLASSES, "Object Identities") for e in self.exports
+        )
+        result = self._objects(pixels) if wants_objects else None
+        written: list[str] = []
+        fmt = str(self.options.output_format)
+        for export in self.exports:
+            prepared = prepare_object_export(
+                self._image(export.source, result, pixels), self.input, self.options
+            )
+            container = output_path(export.target, fmt)
+            done = resumable_blocks(container, export.fingerprint)
+            if done:
+                echo(f"resuming {container}: {done} block(s) were written by an interrupted run")
+            with progress_label(os.path.basename(container)):
+                written += write_image(
+                    prepared.data,
+                    export.target,
+                    format=fmt,
+                    axes=prepared.axes,
+                    internal_path=export.internal_path,
+                    slice_offset=_slice_offset(prepared),
+                    resume=export.fingerprint,
+                )
+        if self.table is not None and result is not None:
+            written.append(self._write_table(result))
+        return written
+
+    def _write_table(self, result: ObjectResult) -> str:
+        stage = self.project.stage
+        wanted = stage.table_settings.get("selected features")
+        # batch inputs carry no object labels (as in ilastik): every "User Label" is "0"
+        return write_table(
+            str(self.table),
+            result.tables,
+            selection=stage.features,
+            class_names=stage.class_names,
+            probabilities=result.probabilities,
+            wanted=list(wanted) if wanted else None,
+        )
+
+
+def _check_classifier(project: ObjectProject, names: Sequence[str]) -> None:
+    if project.stage.forest is not None:
+        return
+    needing = [n for n in names if n in NEEDS_CLASSIFIER]
+    if needing:
+        raise ExportError(
+            f"{needing[0]} need a trained object classifier, and {project.path.name} has neither an object "
+            "forest nor object labels; train it in ilastik, or export Object Identities"
+        )
+
+
+def _plan_all(
+    project: ObjectProject, inputs: Sequence[str], options: BatchOptions, path: str | Path
+) -> list[_ObjectJob]:
+    """Open and check every input and plan its exports and table (nothing computed or written)."""
+    if options.prediction_masks:
+        raise ExportError("prediction masks apply to Pixel Classification projects only (as in ilastik)")
+    names = [] if options.table_only else list(options.export_sources)
+    sources = [] if options.table_only else resolve_object_sources(names, project.pixels is not None)
+    _check_classifier(project, [s.name for s in sources])
+    base = _fingerprint_base(path, options)
+    jobs = []
+    for raw, second in zip(inputs, second_inputs(project, options, len(inputs)), strict=True):
+        item = open_object_input(project, raw, second, options)
+        exports = plan_exports(project, item, options, sources, base)
+        jobs.append(_ObjectJob(project, item, options, exports, table_target(project, item, options)))
+    return jobs
+
+
+def _check_outputs(jobs: Sequence[_ObjectJob], project: str | Path, fmt: str) -> list[str]:
+    """Distinct outputs and tables, none overwriting an input or the project; the files to lock."""
+    _check_distinct(jobs)
+    tables: dict[str, str] = {}
+    for job in jobs:
+        if job.table is None:
+            continue
+        final = os.path.realpath(table_path(job.table))
+        if final in tables:
+            raise ExportError(
+                f"the tables of {tables[final]} and {job.path} would both be written to {final}; "
+                "put {nickname} in --table_filename"
+            )
+        tables[final] = job.path
+    reads = [(str(project), f"the project {project}")]
+    reads += [(name, f"the input {name}") for job in jobs for name in job.input.files]
+    outputs = [(o, output_path(e.target, fmt)) for job in jobs for e in job.exports for o in e.outputs]
+    outputs += [(t, t) for t in tables]
+    check_overwrites(outputs, reads)
+    return [output_path(e.target, fmt) for job in jobs for e in job.exports] + list(tables)
+
+
+def run_object_batch(
+    project: str | Path,
+    inputs: Sequence[str],
+    options: BatchOptions,
+    *,
+    echo: Callable[[str], None] = print,
+) -> list[str]:
+    """Classify the objects of every input with an ilastik OC project and export the chosen results.
+
+    Parameters
+    ----------
+    project : str or Path
+        An ilastik Object Classification ``.ilp`` (any of its four workflows).
+    inputs : sequence of str
+        The ``--raw_data`` images; their second inputs are in ``options.object_inputs``.
+    options : BatchOptions
+        The export options.
+    echo : callable
+        Called with one line per written input.
+
+    Returns
+    -------
+    list of str
+        The written files, in input order.
+
+    Raises
+    ------
+    CascadeError
+        A problem with the project, an input, an option or an output, named in one line; nothing
+        is written then.
+    """
+    if not inputs:
+        raise DataError("no input files given (--raw_data)")
+    check_config()
+    opened = open_object_project(project, retrain=options.retrain, trees=options.retrain_trees)
+    options = with_project_settings(options, opened)
+    jobs = _plan_all(opened, inputs, options, project)
+    containers = _check_outputs(jobs, project, str(options.output_format))
+    local = [c for c in containers if not is_url(c)]
+    created = make_parents([lock_path(c) for c in local])
+    try:
+        with hold_locks(local):
+            written: list[str] = []
+            for job in jobs:
+                start = time.perf_counter()
+                paths = job.write(echo)
+                written.extend(paths)
+                echo(f"{', '.join(dict.fromkeys(paths))}  ({time.perf_counter() - start:.1f} s)")
+            return written
+    except BaseException:
+        remove_if_empty(created)
+        raise

@@ -1,0 +1,166 @@
+"""One object stage end to end on lazy arrays: objects, features, probabilities, and the export images.
+
+:func:`classify_objects` runs ilastik's Object Classification on one input: the objects (global
+connected components, or the relabelled label image), their features per time point, and, with
+a trained forest, their class probabilities. Only these per-object tables are computed here;
+every image (:func:`object_image`) is a lazy dask array painted chunk by chunk from them, so the
+tables are computed once per input and shared by every export source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+
+from ..errors import ObjectsError
+from .classify import object_predictions, object_probabilities, paint
+from .components import objects_from_label_image, objects_from_segmentation
+from .features import object_features
+from .model import FeatureTable, Objects, ObjectStage
+from .threshold import objects_from_probabilities
+
+__all__ = ["OBJECT_IMAGES", "ObjectResult", "classify_objects", "find_objects", "object_image"]
+
+#: The export images of an object stage (ilastik's export source names), and their dtype.
+OBJECT_IMAGES = {
+    "Object Predictions": np.dtype(np.uint8),
+    "Object Probabilities": np.dtype(np.float32),
+    "Object Identities": np.dtype(np.uint32),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectResult:
+    """The object stage's result for one input: objects and per-object tables.
+
+    Attributes
+    ----------
+    objects : Objects
+        The object label image (lazy) and the object counts per time point.
+    tables : list of FeatureTable
+        The object features of each time point.
+    probabilities : list of numpy.ndarray or None
+        Per time point ``(N + 1, K)`` float32; None without a trained forest.
+    """
+
+    objects: Objects
+    tables: list[FeatureTable]
+    probabilities: list[np.ndarray] | None
+
+    @property
+    def predictions(self) -> list[np.ndarray] | None:
+        """Per time point the predicted class (uint8) of each object id; None without probabilities."""
+        return None if self.probabilities is None else object_predictions(self.probabilities)
+
+
+def find_objects(stage: ObjectStage, image: da.Array, axes: str) -> Objects:
+    """The objects of one input, as the stage's workflow finds them.
+
+    Parameters
+    ----------
+    stage : ObjectStage
+        The stage (its ``source`` and ``threshold``).
+    image : dask.array.Array
+        Pixel probabilities (``"probabilities"``, ``"pixel classification"``), a segmentation or
+        a label image, in internal axis order with a ``c`` axis.
+    axes : str
+        Axes of ``image``.
+
+    Returns
+    -------
+    Objects
+        Globally consistent object ids.
+
+    Raises
+    ------
+    ObjectsError
+        Too few probability channels for the thresholding.
+    """
+    if stage.threshold is not None:
+        channels = image.shape[axes.index("c")] if "c" in axes else 1
+        if channels < stage.threshold.channels_needed:
+            raise ObjectsError(
+                f"thresholding reads channel {stage.threshold.channels_needed - 1} but the prediction "
+                f"map has {channels} channel(s)"
+            )
+        return objects_from_probabilities(image, axes, stage.threshold)
+    if stage.source == "segmentation":
+        return objects_from_segmentation(image, axes)
+    return objects_from_label_image(image, axes)
+
+
+def classify_objects(
+    stage: ObjectStage,
+    raw: da.Array,
+    raw_axes: str,
+    image: da.Array,
+    axes: str,
+    *,
+    features: bool = True,
+) -> ObjectResult:
+    """Objects, features and (with a forest) probabilities of one input.
+
+    Parameters
+    ----------
+    stage : ObjectStage
+        The object stage.
+    raw : dask.array.Array
+        The raw image, internal axis order with ``c``.
+    raw_axes : str
+        Its axes.
+    image : dask.array.Array
+        What the objects come from (see :func:`find_objects`), same t/z/y/x as ``raw``.
+    axes : str
+        Its axes.
+    features : bool
+        Compute the features and probabilities (False: the objects only, e.g. for Object Identities).
+
+    Returns
+    -------
+    ObjectResult
+        The objects and their tables (computed now); images stay lazy.
+    """
+    objects = find_objects(stage, image, axes)
+    if not features:
+        return ObjectResult(objects, [], None)
+    tables = object_features(raw, raw_axes, objects, stage.features)
+    probabilities = object_probabilities(stage, tables) if stage.forest is not None else None
+    return ObjectResult(objects, list(tables), probabilities)
+
+
+def object_image(result: ObjectResult, name: str) -> tuple[da.Array, str]:
+    """One export image (``name`` one of :data:`OBJECT_IMAGES`), lazy, with a channel axis.
+
+    Parameters
+    ----------
+    result : ObjectResult
+        The input's objects and tables.
+    name : str
+        ``"Object Predictions"``, ``"Object Probabilities"`` or ``"Object Identities"``.
+
+    Returns
+    -------
+    dask.array.Array, str
+        The image and its axes (the objects' axes + ``"c"``).
+
+    Raises
+    ------
+    ObjectsError
+        Predictions or probabilities without a trained classifier, or an unknown name.
+    """
+    objects = result.objects
+    axes = objects.axes + "c"
+    if name == "Object Identities":
+        identities: da.Array = objects.labels.astype(np.uint32)[..., None]
+        return identities, axes
+    if name not in OBJECT_IMAGES:
+        raise ObjectsError(f"unknown object image {name!r}; choose from {', '.join(OBJECT_IMAGES)}")
+    if result.probabilities is None:
+        raise ObjectsError(f"{name} need a trained object classifier, and the project has none")
+    luts: Sequence[np.ndarray] = result.probabilities
+    if name == "Object Predictions":
+        luts = object_predictions(result.probabilities)
+    return paint(objects.labels, objects.axes, luts), axes
