@@ -16,7 +16,7 @@ def info(project: Annotated[Path, typer.Argument(help="A .cascade or ilastik .il
     """Print a project's workflow, stages, classes, features, labels, forests and training data."""
     from ..project import is_object_project
 
-    if is_object_project(project):
+    if project.suffix.lower() == ".ilp" and is_object_project(project):
         from ..project import describe_object_ilp, read_object_ilp
 
         typer.echo(describe_object_ilp(read_object_ilp(project)))
