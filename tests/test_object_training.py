@@ -25,6 +25,7 @@ from cascade.objects import (
     objects_from_probabilities,
     objects_from_segmentation,
 )
+from cascade.pipeline import predict
 from cascade.project import load_cascade, load_object_stage, read_object_ilp
 from cascade.training import (
     load_spec,
@@ -380,7 +381,16 @@ forest: {trees: 10}
     stage = load_object_stage(tmp_path / "p.cascade")
     assert stage is not None and stage.source == "pixel classification"
     assert stage.threshold == ThresholdSettings(low=0.5, sigmas=(0.0, 0.0, 0.0), min_size=5)
-    assert len(load_cascade(tmp_path / "p.cascade").stages) == 1
+    pixels = load_cascade(tmp_path / "p.cascade")
+    assert len(pixels.stages) == 1
+    # headless, as ilastik's PC+OC: raw data only; the objects of the project's own probabilities
+    done = cascade("--headless", "--project=p.cascade", "--raw_data=raw.tif", "--export_source=Object Identities",
+                   "--output_filename_format={dataset_dir}/{nickname}_{result_type}.h5", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    probabilities = predict(pixels, raw[..., None], axes="yxc")[-1].probabilities
+    expected = objects_from_probabilities(probabilities, "yxc", stage.threshold).labels.compute()
+    assert np.array_equal(_read_export(tmp_path / "raw_Object Identities.h5")[..., 0], expected)
+    assert expected.max() >= 25
 
 
 def test_mixed_labels_are_named_in_the_summary(tmp_path: Path) -> None:
