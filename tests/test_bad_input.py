@@ -239,7 +239,7 @@ SPEC = "images: [{raw: train.tif, labels: train_labels.tif}]\nstages: [{classes:
         ("forest: {seed: 99999999999999999999}", ["forest seed", "4294967295", "99999999999999999999"]),
         ("forest: {seed: -1}", ["forest seed", "-1"]),
         ("forest: {trees: 2.5}", ["forest trees", "2.5"]),
-        ("tress: 5", ["unknown key 'tress'", "images, stages, forest, training"]),
+        ("tress: 5", ["unknown key 'tress'", "images, stages, objects, forest, training"]),
         ("forest: {tress: 5}", ["unknown key 'tress' in 'forest'", "trees, seed"]),
     ],
 )
