@@ -34,7 +34,7 @@ from ..forest import MAX_SEED, MAX_TREES
 from ..io import open_image
 from ..pipeline import Stage
 from ..project import MAX_LABEL, SparseLabels
-from .fitting import TrainingImage
+from .fitting import TRAINING_MODES, TrainingImage
 
 __all__ = ["TrainingSpec", "load_spec", "load_training_images", "parse_spec"]
 
@@ -56,7 +56,7 @@ class TrainingSpec:
     stages: tuple[Stage, ...]
     trees: int = 100
     seed: int = 0
-    training: str = "oob"
+    training: str = "cross-fit"
 
 
 def _selection(value: Any, base: Path) -> FeatureSelection:
@@ -159,9 +159,9 @@ def parse_spec(spec: Mapping[str, Any], base: Path) -> TrainingSpec:
         raise CascadeError("the training spec needs a non-empty 'images' list")
     images = [_image(entry, i, len(stages), base) for i, entry in enumerate(images_in)]
     forest = _mapping(spec.get("forest") or {}, "forest", "'forest'")
-    training = str(spec.get("training", "oob"))
-    if training not in ("oob", "in-sample"):
-        raise CascadeError(f"training must be 'oob' or 'in-sample', got {training!r}")
+    training = str(spec.get("training", TRAINING_MODES[0]))
+    if training not in TRAINING_MODES:
+        raise CascadeError(f"training must be one of {', '.join(TRAINING_MODES)}; got {training!r}")
     trees = _whole(forest.get("trees", 100), "forest trees", 1, MAX_TREES)
     # stage k trains with seed + k
     seed = _whole(forest.get("seed", 0), "forest seed", 0, MAX_SEED - (len(stages) - 1))
