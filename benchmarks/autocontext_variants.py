@@ -17,6 +17,9 @@ forest. Stage k+1 sees the raw features plus features computed on stage k's prob
   * ``xfit-block``: cross-fitting by spatial blocks: the slices are cut into square blocks
     assigned at random to K folds; the pixels of fold f are predicted by a forest trained on
     the labels outside fold f.
+  * ``lib-cross-fit``, ``lib-oob``, ``lib-in-sample``: not this module's re-implementation but
+    the library itself, ``cascade.training.fit(mode=...)`` and ``cascade.pipeline.predict``
+    (:func:`run_library`; modifiers are ignored).
 
 - modifiers, joined with ``+``: ``wide`` (features on the probabilities at scales up to 20,
   not only up to 10), ``all`` (the probabilities of all earlier stages, not only the last),
@@ -41,7 +44,13 @@ from cascade.features import DEFAULT_SCALES, FeatureSelection
 from cascade.features._block import block_features
 from cascade.forest import PackedForest, pack_sklearn, predict_proba
 
-FEEDS = ("in-sample", "oob", "xfit-image", "xfit-block")
+FEEDS = (
+    "in-sample",
+    "oob",
+    "xfit-image",
+    "xfit-block",
+    *(f"lib-{m}" for m in ("cross-fit", "oob", "in-sample")),
+)
 MODIFIERS = ("wide", "all", "offsets", "balanced", "lean")
 #: short names for the variants a user asks for most
 PRESETS = {"ilastik": "in-sample", "default": "oob"}
@@ -376,3 +385,31 @@ def summary(values: list[float]) -> tuple[float, float]:
 def describe(variant: Variant) -> dict[str, Any]:
     """A variant as a plain dict (for the results file)."""
     return {"name": variant.name, "feed": variant.feed, "modifiers": sorted(variant.modifiers)}
+
+
+def run_library(
+    mode: str,
+    raw: dict[int, np.ndarray],
+    labels: dict[int, np.ndarray],
+    test: list[int],
+    *,
+    class_names: tuple[str, ...],
+    stages: int,
+    trees: int,
+    seed: int,
+) -> list[dict[int, np.ndarray]]:
+    """Like :func:`run_cascade`, with the library: ``fit(mode=mode)`` on 2D slices, then ``predict``."""
+    import dask
+
+    from cascade.pipeline import Stage, predict
+    from cascade.training import TrainingImage, fit
+
+    images = [TrainingImage(raw[i][..., None], "yxc", (labels[i],) * stages) for i in sorted(labels)]
+    plan = [Stage(FeatureSelection.ilastik_default(), class_names)] * stages
+    with dask.config.set(scheduler="synchronous"):
+        model = fit(images, plan, trees=trees, seed=seed, mode=mode, n_jobs=1)  # type: ignore[arg-type]
+        out: list[dict[int, np.ndarray]] = [{} for _ in range(stages)]
+        for i in test:
+            for k, result in enumerate(predict(model, raw[i][..., None], axes="yxc")):
+                out[k][i] = np.asarray(result.probabilities.compute())
+    return out
