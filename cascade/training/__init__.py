@@ -1,6 +1,7 @@
-"""Training: fit a cascade's forests (:mod:`.fitting`), read a training spec (:mod:`.spec`), and the
-``cascade train`` run that saves a project (:mod:`.run`), an ``.ilp``'s forests from its stored labels
-(:mod:`.retrain`); :mod:`.scribbles` makes sparse labels."""
+"""Training: fit a cascade's forests (:mod:`.fitting`, cross-fitted by default: :mod:`.crossfit`),
+read a training spec (:mod:`.spec`), and the ``cascade train`` run that saves a project
+(:mod:`.run`), an ``.ilp``'s forests from its stored labels (:mod:`.retrain`);
+:mod:`.scribbles` makes sparse labels."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ Example (see ``configs/train-example.yaml``)::
       - classes: [membrane, cytoplasm]
         features: configs/features/em-membranes.yaml
     forest: {trees: 100, seed: 0}
-    training: oob                      # or in-sample (ilastik's behaviour)
+    training: cross-fit                # or oob, or in-sample (ilastik's behaviour)
 
 Relative paths are taken relative to the spec file. Unknown keys (a typo such as ``tress:``)
 are refused, naming the valid ones; every stage needs at least two classes, as in ilastik.
