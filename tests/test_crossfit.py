@@ -20,8 +20,10 @@ from cascade.training.crossfit import BLOCK, FOLDS, fold_grid, pixel_folds, row_
 SELECTION = parse_feature_selection(
     {"features": {"GaussianSmoothing": [0.7, 1.6], "GaussianGradientMagnitude": [1.0]}}
 )
-#: stage-2 labels keep this far from block edges, more than any feature halo of SELECTION
-MARGIN = 16
+#: stage-2 labels keep this far from block edges: more than any feature halo of SELECTION
+MARGIN = max(SELECTION.column_halo(j) for j in SELECTION.columns()) + 1
+#: test images: at least 2 x 2 blocks in y, x
+SIZE = max(2 * BLOCK, 128)
 
 
 def _same_forest(a: PackedForest | None, b: PackedForest | None) -> bool:
@@ -39,7 +41,8 @@ def test_fold_grid_is_a_seeded_balanced_deal_per_image() -> None:
     assert np.array_equal(grid, fold_grid((5 * BLOCK, 3 * BLOCK + 1), 0, seed=7))
     assert not np.array_equal(grid, fold_grid((5 * BLOCK, 3 * BLOCK + 1), 1, seed=7))
     assert not np.array_equal(grid, fold_grid((5 * BLOCK, 3 * BLOCK + 1), 0, seed=8))
-    assert fold_grid((40, 130, 70), 2, seed=0).shape == (1, 3, 2)
+    shape = (40, 2 * BLOCK + 2, BLOCK + 6)
+    assert fold_grid(shape, 2, seed=0).shape == (-(-40 // BLOCK), 3, 2)
 
 
 def test_pixel_folds_follow_the_blocks_of_any_box() -> None:
@@ -77,10 +80,10 @@ def _interior_of_fold(shape: tuple[int, ...], image: int, fold: int, seed: int) 
 
 
 def _images(dims: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Two 2D images, or one 3D image, of 2 x 2 blocks in y, x."""
+    """Two 2D images, or one 3D image, of SIZE x SIZE pixels in y, x."""
     if dims == 2:
-        return [blobs(s, size=2 * BLOCK) for s in (1, 2)]
-    planes = [blobs(s, size=2 * BLOCK) for s in range(8)]
+        return [blobs(s, size=SIZE) for s in (1, 2)]
+    planes = [blobs(s, size=SIZE) for s in range(8)]
     return [(np.stack([p[0] for p in planes]), np.stack([p[1] for p in planes]))]
 
 
