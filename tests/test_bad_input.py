@@ -357,7 +357,7 @@ def test_native_project_with_invalid_leaves_is_refused(run_dir: Path, first: flo
         (["train", "--stages", "0", "--raw_data", "train.tif"], ["--stages", "integer >= 1", "got 0"]),
         (["train", "--trees", "many"], ["--trees", "got many"]),
         (["train", "--seed", "99999999999999999999"], ["--seed", "4294967295"]),
-        (["train", "--training", "cross"], ["--training", "oob, in-sample"]),
+        (["train", "--training", "cross"], ["--training", "cross-fit, oob, in-sample"]),
         (["train", "--memory=-5GB", "spec.yaml"], ["--memory", "-5GB"]),
         (["demo", "--seed", "-1"], ["--seed", "got -1"]),
         (["info"], ["PROJECT"]),

@@ -53,9 +53,11 @@ def train(
     training: Annotated[
         str,
         typer.Option(
-            "--training", parser=one_of("oob", "in-sample"), help="oob (default) or in-sample (ilastik's)."
+            "--training",
+            parser=one_of("cross-fit", "oob", "in-sample"),
+            help="How stage k+1 sees stage k in training: cross-fit (default), oob, in-sample (ilastik's).",
         ),
-    ] = "oob",
+    ] = "cross-fit",
     object_labels: Annotated[
         list[str] | None,
         typer.Option(

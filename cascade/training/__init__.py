@@ -1,7 +1,8 @@
-"""Training: fit a cascade's forests (:mod:`.fitting`), read a training spec (:mod:`.spec`), and the
-``cascade train`` run that saves a project (:mod:`.run`), an ``.ilp``'s forests from its stored labels
-(:mod:`.retrain`); :mod:`.scribbles` makes sparse labels. An object stage is trained by
-:mod:`.objects` (its spec entry in :mod:`._object_spec`, its labels in :mod:`._object_labels`)."""
+"""Training: fit a cascade's forests (:mod:`.fitting`, cross-fitted by default: :mod:`.crossfit`),
+read a training spec (:mod:`.spec`), and the ``cascade train`` run that saves a project
+(:mod:`.run`), an ``.ilp``'s forests from its stored labels (:mod:`.retrain`);
+:mod:`.scribbles` makes sparse labels. An object stage is trained by :mod:`.objects` (its spec
+entry in :mod:`._object_spec`, its labels in :mod:`._object_labels`)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def simple_spec(
     seed : int
         Seed of the forests.
     training : str
-        ``"oob"`` or ``"in-sample"``.
+        ``"cross-fit"``, ``"oob"`` or ``"in-sample"`` (see :func:`cascade.training.fit`).
 
     Returns
     -------

@@ -12,7 +12,7 @@ Example (see ``configs/train-example.yaml``)::
       - classes: [membrane, cytoplasm]
         features: configs/features/em-membranes.yaml
     forest: {trees: 100, seed: 0}
-    training: oob                      # or in-sample (ilastik's behaviour)
+    training: cross-fit                # or oob, or in-sample (ilastik's behaviour)
 
 Relative paths are taken relative to the spec file. Unknown keys (a typo such as ``tress:``)
 are refused, naming the valid ones; every stage needs at least two classes, as in ilastik.
@@ -35,7 +35,7 @@ from ..io import open_image
 from ..pipeline import Stage
 from ..project import MAX_LABEL, SparseLabels
 from ._object_spec import ObjectSpec, parse_object_spec
-from .fitting import TrainingImage
+from .fitting import TRAINING_MODES, TrainingImage
 
 __all__ = ["TrainingSpec", "load_spec", "load_training_images", "parse_spec"]
 
@@ -59,7 +59,7 @@ class TrainingSpec:
     stages: tuple[Stage, ...]
     trees: int = 100
     seed: int = 0
-    training: str = "oob"
+    training: str = "cross-fit"
     objects: ObjectSpec | None = None
 
 
@@ -173,9 +173,9 @@ def parse_spec(spec: Mapping[str, Any], base: Path) -> TrainingSpec:
     images = [_image(entry, i, len(stages), base) for i, entry in enumerate(images_in)]
     _check_object_images(images, objects)
     forest = _mapping(spec.get("forest") or {}, "forest", "'forest'")
-    training = str(spec.get("training", "oob"))
-    if training not in ("oob", "in-sample"):
-        raise CascadeError(f"training must be 'oob' or 'in-sample', got {training!r}")
+    training = str(spec.get("training", TRAINING_MODES[0]))
+    if training not in TRAINING_MODES:
+        raise CascadeError(f"training must be one of {', '.join(TRAINING_MODES)}; got {training!r}")
     trees = _whole(forest.get("trees", 100), "forest trees", 1, MAX_TREES)
     # stage k trains with seed + k, the object stage with seed + len(stages)
     seed = _whole(forest.get("seed", 0), "forest seed", 0, MAX_SEED - max(len(stages) - (objects is None), 0))
