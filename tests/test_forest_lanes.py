@@ -81,7 +81,9 @@ def test_votes_and_float_sums_agree_on_one_hot_forests() -> None:
     outs = []
     for use_votes in (True, False):
         out = np.empty((pixels.shape[0], 4), dtype=np.float32)
-        forest_votes_or_sums(pixels, compact.keys, compact.roots, compact.leaves, use_votes, out, 64)
+        forest_votes_or_sums(
+            pixels, compact.keys, compact.key_roots, compact.sink, compact.leaves, use_votes, out, 64
+        )
         outs.append(out)
     np.testing.assert_array_equal(outs[0], outs[1])
     np.testing.assert_array_equal(outs[0], reference(forest, pixels))
@@ -95,7 +97,7 @@ def test_block_edges(n_pixels: int) -> None:
     compact = compact_layout(forest)
     pixels, _ = make_data(n_pixels, 4, 3, seed=6)
     out = np.empty((n_pixels, 3), dtype=np.float32)
-    forest_votes_or_sums(pixels, compact.keys, compact.roots, compact.leaves, True, out, 64)
+    forest_votes_or_sums(pixels, compact.keys, compact.key_roots, compact.sink, compact.leaves, True, out, 64)
     np.testing.assert_array_equal(out, reference(forest, pixels))
 
 

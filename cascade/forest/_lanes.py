@@ -1,9 +1,12 @@
 """The prediction kernel: branch-free lanes over integer keys, one tree at a time.
 
-Layout (built once per forest by ``_layout.compact_layout``): ``keys`` holds the split nodes as
-int32 records ``[feature, threshold key, left ref, right ref]`` in depth-first preorder; a child
-reference ``ref >= 0`` is the offset of the child's record, ``ref < 0`` a leaf whose row in the
-leaf table is ``~ref`` (one-hot leaves of class ``c`` are row ``c``).
+Layout (built once per forest by ``_layout.compact_layout``): ``keys`` holds int32 records
+``[feature, threshold key, left ref, right ref]``, a reference being the offset of a record. The
+split nodes come first, tree by tree in depth-first preorder; from offset ``sink`` on, one "sink"
+record per row of the leaf table (one-hot leaves of class ``c`` are row ``c``) stands for every
+leaf with that row: it tests feature 0 against the smallest key and both its children are itself,
+so a step from a leaf stays there. A reference ``ref >= sink`` is the leaf of row
+``(ref - sink) >> 2``.
 
 Keys: every float32 is mapped to an int32 with the same order (:func:`float_keys`), so that the
 strict float rule ``x < threshold`` becomes one integer comparison. ``-0.0`` and ``0.0`` get the
@@ -13,10 +16,11 @@ below it: everything goes right, as ``x < nan`` is false).
 
 Speed: a traversal step is a chain of dependent loads, and a pixel that reaches a leaf after an
 unpredictable number of steps costs a branch misprediction (measured: ~40 % of the time of the
-branchy kernel on fully grown trees). Here each of ``_LANES`` lanes walks its own pixels (lane
-``i`` takes rows ``i, i + LANES, ...``) and every step is branch-free: the child reference is
-stored to ``leaf_of[row]`` unconditionally (the last store for a row is its leaf), and a lane that
-reached a leaf restarts at the root with its next row by conditional moves. Feature rows are
+branchy kernel on fully grown trees). Here each of ``LANES`` lanes walks its own pixels (lane
+``i`` takes rows ``i, i + LANES, ...``) and is branch-free: a lane takes two steps (a pixel that
+reached a leaf after the first stays on its sink), stores the reference to ``leaf_of[row]``
+unconditionally (the last store for a row is its leaf), and if it is at a leaf restarts at the
+root with its next row by conditional moves. Feature rows are
 copied, as keys, to a block whose row stride is a power of two, so that the row of a lane is
 ``offset >> shift``. The leaves of one tree are then added per pixel, tree after tree, in the
 same order as before, so the sums are the same floating-point numbers:
@@ -33,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["LANES", "MAX_VOTES", "float_keys", "forest_votes_or_sums", "threshold_keys"]
+__all__ = ["LANES", "MAX_VOTES", "float_keys", "forest_votes_or_sums", "sink_records", "threshold_keys"]
 
 #: Lanes walked side by side (12 was fastest of 8..16 on Intel Sapphire Rapids and AMD EPYC).
 LANES = 12
@@ -74,6 +78,14 @@ def threshold_keys(t):  # type: ignore[no-untyped-def]
     return out
 
 
+def sink_records(n_rows: int, sink: int) -> np.ndarray:
+    """The ``(n_rows, 4)`` sink records of leaf-table rows ``0 .. n_rows-1``, the first at offset ``sink``."""
+    records = np.zeros((n_rows, 4), dtype=np.int32)
+    records[:, 1] = _BOTTOM
+    records[:, 2] = records[:, 3] = sink + 4 * np.arange(n_rows, dtype=np.int64)
+    return records
+
+
 @njit(nogil=True, cache=True, inline="always")
 def _child(xb, w, keys, ref):  # type: ignore[no-untyped-def]
     """One step: the child reference that the row at offset ``w`` goes to from split ``ref``."""
@@ -83,23 +95,23 @@ def _child(xb, w, keys, ref):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _walk(xb, w, keys, ref):  # type: ignore[no-untyped-def]
-    while ref >= 0:
+def _walk(xb, w, keys, ref, sink):  # type: ignore[no-untyped-def]
+    while ref < sink:
         ref = _child(xb, w, keys, ref)
     return ref
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _lane(xb, w, keys, ref, root, leaf_of, shift, stride, end):  # type: ignore[no-untyped-def]
-    """One branch-free step of a lane; at a leaf it restarts at ``root`` on row ``+ LANES``."""
-    child = _child(xb, w, keys, ref)
+def _lane(xb, w, keys, ref, root, sink, leaf_of, shift, stride, end):  # type: ignore[no-untyped-def]
+    """Two branch-free steps of a lane; at a leaf it restarts at ``root`` on row ``+ LANES``."""
+    child = _child(xb, w, keys, _child(xb, w, keys, ref))
     leaf_of[np.uint64(w >> shift)] = child
-    at_leaf = child < 0
+    at_leaf = child >= sink
     return (root if at_leaf else child), min(w + (stride if at_leaf else 0), end)
 
 
 @njit(nogil=True, cache=True)
-def _tree_leaves(xb, shift, m, keys, root, leaf_of):  # type: ignore[no-untyped-def]
+def _tree_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-untyped-def]
     """Set ``leaf_of[k]`` to the leaf reference that block row ``k < m`` reaches (``m >= LANES``).
 
     Lanes that ran out of rows park on row ``m`` (a spare row) until the last lane is done.
@@ -114,30 +126,30 @@ def _tree_leaves(xb, shift, m, keys, root, leaf_of):  # type: ignore[no-untyped-
         w0 < end or w1 < end or w2 < end or w3 < end or w4 < end or w5 < end
         or w6 < end or w7 < end or w8 < end or w9 < end or w10 < end or w11 < end
     ):  # fmt: skip
-        r0, w0 = _lane(xb, w0, keys, r0, root, leaf_of, shift, s, end)
-        r1, w1 = _lane(xb, w1, keys, r1, root, leaf_of, shift, s, end)
-        r2, w2 = _lane(xb, w2, keys, r2, root, leaf_of, shift, s, end)
-        r3, w3 = _lane(xb, w3, keys, r3, root, leaf_of, shift, s, end)
-        r4, w4 = _lane(xb, w4, keys, r4, root, leaf_of, shift, s, end)
-        r5, w5 = _lane(xb, w5, keys, r5, root, leaf_of, shift, s, end)
-        r6, w6 = _lane(xb, w6, keys, r6, root, leaf_of, shift, s, end)
-        r7, w7 = _lane(xb, w7, keys, r7, root, leaf_of, shift, s, end)
-        r8, w8 = _lane(xb, w8, keys, r8, root, leaf_of, shift, s, end)
-        r9, w9 = _lane(xb, w9, keys, r9, root, leaf_of, shift, s, end)
-        r10, w10 = _lane(xb, w10, keys, r10, root, leaf_of, shift, s, end)
-        r11, w11 = _lane(xb, w11, keys, r11, root, leaf_of, shift, s, end)
+        r0, w0 = _lane(xb, w0, keys, r0, root, sink, leaf_of, shift, s, end)
+        r1, w1 = _lane(xb, w1, keys, r1, root, sink, leaf_of, shift, s, end)
+        r2, w2 = _lane(xb, w2, keys, r2, root, sink, leaf_of, shift, s, end)
+        r3, w3 = _lane(xb, w3, keys, r3, root, sink, leaf_of, shift, s, end)
+        r4, w4 = _lane(xb, w4, keys, r4, root, sink, leaf_of, shift, s, end)
+        r5, w5 = _lane(xb, w5, keys, r5, root, sink, leaf_of, shift, s, end)
+        r6, w6 = _lane(xb, w6, keys, r6, root, sink, leaf_of, shift, s, end)
+        r7, w7 = _lane(xb, w7, keys, r7, root, sink, leaf_of, shift, s, end)
+        r8, w8 = _lane(xb, w8, keys, r8, root, sink, leaf_of, shift, s, end)
+        r9, w9 = _lane(xb, w9, keys, r9, root, sink, leaf_of, shift, s, end)
+        r10, w10 = _lane(xb, w10, keys, r10, root, sink, leaf_of, shift, s, end)
+        r11, w11 = _lane(xb, w11, keys, r11, root, sink, leaf_of, shift, s, end)
 
 
 @njit(nogil=True, cache=True)
-def _block_leaves(xb, shift, m, keys, root, leaf_of):  # type: ignore[no-untyped-def]
+def _block_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-untyped-def]
     """``leaf_of[k]`` for block rows ``k < m`` of one tree (a lone leaf and short blocks too)."""
-    if root < 0:
+    if root >= sink:
         leaf_of[:m] = root
     elif m < LANES:
         for k in range(m):
-            leaf_of[k] = _walk(xb, k << shift, keys, root)
+            leaf_of[k] = _walk(xb, k << shift, keys, root, sink)
     else:
-        _tree_leaves(xb, shift, m, keys, root, leaf_of)
+        _tree_leaves(xb, shift, m, keys, root, sink, leaf_of)
 
 
 @njit(nogil=True, cache=True)
@@ -152,26 +164,26 @@ def _copy_keys(x, start, m, xb2):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True)
-def _add_leaves(leaf_of, m, leaves, votes, sums):  # type: ignore[no-untyped-def]
+def _add_leaves(leaf_of, m, sink, leaves, votes, sums):  # type: ignore[no-untyped-def]
     """Add one tree's leaves of block rows ``k < m``: a vote, or (``votes`` empty) the leaf's row."""
     if votes.shape[0]:
         for k in range(m):
-            votes[k, ~leaf_of[k]] += 1
+            votes[k, (leaf_of[k] - sink) >> 2] += 1
     else:
         for k in range(m):
-            row = ~leaf_of[k]
+            row = (leaf_of[k] - sink) >> 2
             for c in range(sums.shape[1]):
                 sums[k, c] += leaves[row, c]
 
 
 @njit(nogil=True, cache=True)
-def forest_votes_or_sums(x, keys, roots, leaves, use_votes, out, block):  # type: ignore[no-untyped-def]
+def forest_votes_or_sums(x, keys, roots, sink, leaves, use_votes, out, block):  # type: ignore[no-untyped-def]
     """Fill ``out`` (n_pixels, n_outputs) with the forest's probabilities for the rows of ``x``.
 
     Parameters
     ----------
     x : float32 array, shape (n_pixels, n_features), any strides
-    keys, roots, leaves : the layout of the module docstring
+    keys, roots, sink, leaves : the layout of the module docstring
     use_votes : bool
         Count uint16 votes (every leaf one-hot, at most ``MAX_VOTES`` trees), else add float64 rows.
     out : float32 array, shape (n_pixels, n_outputs)
@@ -195,8 +207,8 @@ def forest_votes_or_sums(x, keys, roots, leaves, use_votes, out, block):  # type
         votes[:] = 0
         sums[:] = 0.0
         for t in range(n_trees):
-            _block_leaves(xb, shift, m, keys, roots[t], leaf_of)
-            _add_leaves(leaf_of, m, leaves, votes, sums)
+            _block_leaves(xb, shift, m, keys, roots[t], sink, leaf_of)
+            _add_leaves(leaf_of, m, sink, leaves, votes, sums)
         for k in range(m):
             for c in range(n_out):
                 total = np.float64(votes[k, c]) if use_votes else sums[k, c]

@@ -124,7 +124,7 @@ def _predict_part(compact: CompactForest, x: npt.NDArray[np.float32], out: npt.N
     """
     use_votes = compact.one_hot and compact.roots.shape[0] <= _lanes.MAX_VOTES
     block = block_rows(x.shape[1])
-    args = (compact.keys, compact.roots, compact.leaves, use_votes)
+    args = (compact.keys, compact.key_roots, compact.sink, compact.leaves, use_votes)
     if x.flags.c_contiguous:
         _lanes.forest_votes_or_sums(x, *args, out, block)
         return
