@@ -46,7 +46,7 @@ class CompactForest:
     keys : ndarray of int32, shape (4 * (n_split_nodes + n_leaf_rows),)
         ``nodes`` with integer threshold keys and leaves as sink records (see
         :mod:`cascade.forest._lanes`).
-    key_roots : ndarray of int32, shape (n_trees,)
+    key_roots : ndarray of int64, shape (n_trees,)
         Each tree's root in ``keys``.
     sink : int
         Offset in ``keys`` of the first sink record.
@@ -61,7 +61,7 @@ class CompactForest:
     nodes: npt.NDArray[np.int32]
     nodes_f: npt.NDArray[np.float32]
     keys: npt.NDArray[np.int32]
-    key_roots: npt.NDArray[np.int32]
+    key_roots: npt.NDArray[np.int64]
     sink: int
     roots: npt.NDArray[np.int64]
     leaves: npt.NDArray[np.float64]
@@ -167,7 +167,7 @@ def _leaf_table(
 
 def _key_layout(
     records: npt.NDArray[np.int32], roots: npt.NDArray[np.int64], n_rows: int
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], int]:
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], int]:
     """The records of :mod:`cascade.forest._lanes`: threshold keys, leaves as sink records."""
     sink = 4 * records.shape[0]
     if sink + 4 * n_rows > 2**31 - 1:
@@ -177,7 +177,7 @@ def _key_layout(
     for side in (2, 3):
         leaf = keys[:, side] < 0
         keys[leaf, side] = sink + 4 * ~keys[leaf, side]
-    key_roots = np.where(roots < 0, sink + 4 * ~roots, roots).astype(np.int32)
+    key_roots = np.where(roots < 0, sink + 4 * ~roots, roots).astype(np.int64)
     return np.concatenate([keys, _lanes.sink_records(n_rows, sink)]).reshape(-1), key_roots, sink
 
 
