@@ -165,11 +165,10 @@ def _block_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-u
 @njit(nogil=True, cache=True)
 def _copy_keys(x, start, m, xb2):  # type: ignore[no-untyped-def]
     """Rows ``start .. start + m`` of ``x`` as keys into the first ``m`` rows of ``xb2``; row ``m`` zero."""
-    nf = x.shape[1]
-    row = np.empty(nf, np.float32)
+    bits = x.view(np.int32)
     for k in range(m):
-        row[:] = x[start + k]
-        xb2[k, :nf] = float_keys(row)
+        for j in range(x.shape[1]):
+            xb2[k, j] = _key(x[start + k, j], bits[start + k, j])
     xb2[m, :] = 0
 
 
@@ -192,7 +191,7 @@ def forest_votes_or_sums(x, keys, roots, sink, leaves, use_votes, out, block):  
 
     Parameters
     ----------
-    x : float32 array, shape (n_pixels, n_features), any strides
+    x : float32 array, shape (n_pixels, n_features), C-contiguous
     keys, roots, sink, leaves : the layout of the module docstring
     use_votes : bool
         Count uint16 votes (every leaf one-hot, at most ``MAX_VOTES`` trees), else add float64 rows.
