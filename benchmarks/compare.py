@@ -16,8 +16,11 @@ Rows (each measurement in its own process, so that memory and allocator state ar
 6. end to end, ``benchmarks/predict.py``'s 2-stage prediction of a 256^3 volume on 2 threads: Mvox/s
    and the forest's share of task time.
 
-    python benchmarks/compare.py            # about 10 minutes on 2 cores
-    python benchmarks/compare.py --full     # the issue's sizes (192^3 CLI run, 256^3 3D features)
+    python benchmarks/compare.py                 # about 10 minutes on 2 cores
+    python benchmarks/compare.py --full          # the issue's sizes (192^3 CLI run, 256^3 3D features)
+    python benchmarks/compare.py --rows forest   # some groups only: cli, features, forest, end-to-end
+
+Forest times are the best of 3 rounds with scikit-learn and cascade interleaved.
 """
 
 from __future__ import annotations
@@ -106,8 +109,9 @@ def forest_row(threads: int, pixels: int) -> dict[str, float]:
     packed = pack_sklearn(rf, 2)
     ours = bench.cascade_halves(packed, px, threads)  # warm: layout built, kernels loaded
     theirs = rf.predict_proba(px)
-    t_sk = bench.best_time(lambda: rf.predict_proba(px), 2)
-    t_ours = bench.best_time(lambda: bench.cascade_halves(packed, px, threads), 2)
+    t_sk, t_ours = bench.best_times(
+        [lambda: rf.predict_proba(px), lambda: bench.cascade_halves(packed, px, threads)], 3
+    )
     return {"sklearn": t_sk, "cascade": t_ours, "diff": float(np.abs(ours - theirs).max())}
 
 
@@ -137,55 +141,54 @@ def _time(r: dict | str) -> str:
     return r if isinstance(r, str) else f"{r['seconds']:.2f} s"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--full", action="store_true", help="the issue's sizes (slower)")
-    args = parser.parse_args()
-    cli_size, edge3 = (192, 256) if args.full else (128, 128)
-    rows: list[tuple[str, str, str, str]] = []
+Row = tuple[str, str, str, str]
 
+
+def cli_rows(full: bool) -> list[Row]:
+    """Row 1: the local cluster against threads through the CLI."""
+    cli_size = 192 if full else 128
     with tempfile.TemporaryDirectory() as workdir:
         t = cli_runs(cli_size, Path(workdir))
-    rows.append(
+    return [
         (
             f"2-stage prediction {cli_size}^3 (30 trees, 64^3 blocks, zarr), local (2x1) vs threads (2), whole process",
             f"{t['local']:.1f} s vs {t['threads']:.1f} s",
             f"{t['local'] / t['threads']:.2f}x slower",
             "<= 1.1x",
         )
-    )
-    print("  row 1 done", file=sys.stderr)
+    ]
 
+
+def feature_rows(full: bool) -> list[Row]:
+    """Rows 2-4: 2D features against fastfilters2, 3D features against scikit-image, 2 threads vs 1."""
+    edge3 = 256 if full else 128
     c1 = features((2048, 2048), "cascade", 1, None)
     c2 = features((2048, 2048), "cascade", 2, None)
     ff = features((2048, 2048), "fastfilters2", 1, TUNED)
-    rows.append(
+    c3 = features((edge3,) * 3, "cascade", 1, None)
+    c3x2 = features((edge3,) * 3, "cascade", 2, None)
+    s3 = features((edge3,) * 3, "scikit-image", 1, None)
+    return [
         (
             "2D default features (49 ch) 2048^2, cascade 1 thread vs fastfilters2 (tuned malloc)",
             f"{_time(c1)} vs {_time(ff)}",
             _ratio(c1, ff),
             ">= 1.5x",
-        )
-    )
-    rows.append(("same, cascade 2 threads vs 1", f"{_time(c2)} vs {_time(c1)}", _ratio(c2, c1), ">= 1.8x"))
-    c3 = features((edge3,) * 3, "cascade", 1, None)
-    c3x2 = features((edge3,) * 3, "cascade", 2, None)
-    s3 = features((edge3,) * 3, "scikit-image", 1, None)
-    rows.append(
+        ),
+        ("same, cascade 2 threads vs 1", f"{_time(c2)} vs {_time(c1)}", _ratio(c2, c1), ">= 1.8x"),
         (
             f"3D default features {edge3}^3, cascade 1 thread (61 ch) vs scikit-image (30 ch; fastfilters2 is 2D only)",
             f"{_time(c3)} vs {_time(s3)}",
             _ratio(c3, s3),
             "-",
-        )
-    )
-    rows.append(
-        ("same, cascade 2 threads vs 1", f"{_time(c3x2)} vs {_time(c3)}", _ratio(c3x2, c3), ">= 1.8x")
-    )
-    print("  rows 2-4 done", file=sys.stderr)
+        ),
+        ("same, cascade 2 threads vs 1", f"{_time(c3x2)} vs {_time(c3)}", _ratio(c3x2, c3), ">= 1.8x"),
+    ]
 
+
+def forest_rows(full: bool) -> list[Row]:
+    """Row 5: forest prediction against scikit-learn, 1 and 2 threads."""
+    rows = []
     for threads in (1, 2):
         f = forest_row(threads, 300_000)
         rows.append(
@@ -196,17 +199,42 @@ def main() -> None:
                 ">= 6x, identical output",
             )
         )
-    print("  row 5 done", file=sys.stderr)
+    return rows
 
+
+def end_to_end_rows(full: bool) -> list[Row]:
+    """Row 6: benchmarks/predict.py's 2-stage prediction of a 256^3 volume."""
     e = end_to_end(256)
-    rows.append(
+    return [
         (
             "end to end, predict.py 256^3 (2 stages, 100 trees, 2 threads)",
             f"{e['seconds']:.1f} s",
             f"{e['mvox']:.2f} Mvox/s, forest {e['forest']:.0%} of task time",
             ">= 1.0 Mvox/s",
         )
+    ]
+
+
+GROUPS = {"cli": cli_rows, "features": feature_rows, "forest": forest_rows, "end-to-end": end_to_end_rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--full", action="store_true", help="the issue's sizes (slower)")
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        choices=list(GROUPS),
+        default=list(GROUPS),
+        help="the groups of rows to measure (default: all)",
+    )
+    args = parser.parse_args()
+    rows: list[Row] = []
+    for name in args.rows:
+        rows += GROUPS[name](args.full)
+        print(f"  {name} done", file=sys.stderr)
 
     print(f"\n{cpu_header()}\n")
     print("| what | measured | ratio | goal |\n|---|---|---|---|")

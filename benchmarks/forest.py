@@ -5,15 +5,15 @@ trained on synthetic data, packed with :func:`cascade.forest.pack_sklearn`, and 
 the same float32 pixels. With 2 threads scikit-learn gets ``n_jobs=2`` and cascade runs on two
 halves of the pixels in a ThreadPoolExecutor, which is how dask calls it on chunks.
 
-Times are the best of ``--repeats`` wall-clock runs (the machines are shared: compare the
-ratio, not the absolute numbers). Run with ``python benchmarks/forest.py``.
+Times are the best of ``--repeats`` wall-clock runs, scikit-learn's and cascade's interleaved
+(the machines are shared: compare the ratio, not the absolute numbers). Run with ``python benchmarks/forest.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -40,14 +40,18 @@ def make_workload(
     return x[:rows], labels[:rows], np.ascontiguousarray(x[rows:])
 
 
-def best_time(run: Callable[[], object], repeats: int) -> float:
-    """Smallest wall-clock time of ``repeats`` calls."""
-    times = []
+def best_times(runs: Sequence[Callable[[], object]], repeats: int) -> list[float]:
+    """Smallest wall-clock time of each run over ``repeats`` rounds, the runs interleaved.
+
+    Interleaving (a, b, a, b, ...) gives every run the same share of a shared machine's load.
+    """
+    times = [float("inf")] * len(runs)
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for i, run in enumerate(runs):
+            start = time.perf_counter()
+            run()
+            times[i] = min(times[i], time.perf_counter() - start)
+    return times
 
 
 def cascade_halves(forest: PackedForest, pixels: np.ndarray, threads: int) -> np.ndarray:
@@ -90,8 +94,10 @@ def run_workload(workload: tuple[int, int, int], args: argparse.Namespace) -> tu
         reference = model.predict_proba(pixels)
         result = cascade_halves(forest, pixels, threads)
         diff = float(np.abs(result - reference).max())
-        t_sklearn = best_time(partial(model.predict_proba, pixels), args.repeats)
-        t_cascade = best_time(partial(cascade_halves, forest, pixels, threads), args.repeats)
+        t_sklearn, t_cascade = best_times(
+            [partial(model.predict_proba, pixels), partial(cascade_halves, forest, pixels, threads)],
+            args.repeats,
+        )
         mpx = args.pixels / 1e6
         lines.append(
             f"| {rows}, {features}, {classes}, {args.pixels} | {depth:.1f} | {threads} | "

@@ -1,4 +1,8 @@
-"""Numba kernels that evaluate a forest in the compact layout of :mod:`cascade.forest._layout`.
+"""Numba kernels of the compact layout: building it, and the float walk of out-of-bag sums.
+
+Prediction uses :mod:`cascade.forest._lanes` (integer keys, branch-free lanes); this module
+checks and orders a forest's nodes (``preorder_split_nodes``, ``leaf_table_rows``) and walks
+single trees for the out-of-bag probabilities of training (``tree_sum_rows``).
 
 Layout (built once per forest by ``_layout.compact_layout``):
 
@@ -13,18 +17,6 @@ Layout (built once per forest by ``_layout.compact_layout``):
 
 Rule: go left when ``x[feature] < threshold``, right otherwise (a NaN goes right), as in
 :class:`~cascade.forest.packed.PackedForest`.
-
-Speed: one traversal step is a chain of dependent loads (node, feature value, child), so one
-pixel at a time leaves the core idle (about 3x slower). ``_tree_block`` walks one tree with
-eight pixels in flight ("lanes"); when a lane reaches a leaf it adds the leaf to the pixel's
-sums and takes the next pixel of the block. Trees are walked one after the other over a block
-of pixels, so that a tree's nodes stay in the L2 cache while the block's feature rows stream
-past. All kernels release the GIL and use one thread: callers (dask) provide the parallelism.
-
-What did not pay off on our AMD EPYC machines: branch-free lanes (selects instead of the
-leaf branch; numba spills the lane state and LLVM reintroduces branches), lock-step groups
-that wait for their deepest pixel, a level-by-level frontier of all pixels, loading both
-children before the comparison, and lanes kept in small arrays instead of scalars.
 """
 
 from __future__ import annotations
@@ -33,7 +25,6 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "forest_sum_contiguous",
     "leaf_table_rows",
     "preorder_split_nodes",
     "tree_sum_rows",
@@ -68,103 +59,6 @@ def _walk(xf, row, nodes, nodes_f, ref):  # type: ignore[no-untyped-def]
     while ref >= 0:
         ref = _step(xf, row, nodes, nodes_f, ref)
     return ~ref
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _refill(acc, leaves, base, m, nf, root, ref, k, nxt):  # type: ignore[no-untyped-def]
-    """A lane reached leaf ``~ref`` with block pixel ``k``: add it, then take pixel ``nxt``."""
-    _add_leaf(acc, k, leaves, ~ref)
-    if nxt < m:
-        return root, nxt, (base + nxt) * nf, nxt + 1
-    return ref, -1, 0, nxt
-
-
-@njit(nogil=True, cache=True)
-def _drain(xf, nodes, nodes_f, leaves, acc, ref, k, row):  # type: ignore[no-untyped-def]
-    if k >= 0:
-        _add_leaf(acc, k, leaves, _walk(xf, row, nodes, nodes_f, ref))
-
-
-@njit(nogil=True, cache=True)
-def _tree_block(xf, nf, base, m, nodes, nodes_f, root, leaves, acc):  # type: ignore[no-untyped-def]
-    """Add one tree's leaf distributions for block pixels ``k < m`` (rows ``base + k``) to ``acc``.
-
-    Eight lanes are written out by hand: numba keeps scalars in registers, not small arrays.
-    """
-    if root < 0 or m < 8:
-        for k in range(m):
-            _add_leaf(acc, k, leaves, _walk(xf, (base + k) * nf, nodes, nodes_f, root))
-        return
-    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = root
-    k0, k1, k2, k3, k4, k5, k6, k7 = 0, 1, 2, 3, 4, 5, 6, 7
-    w0, w1, w2, w3 = base * nf, (base + 1) * nf, (base + 2) * nf, (base + 3) * nf
-    w4, w5, w6, w7 = (base + 4) * nf, (base + 5) * nf, (base + 6) * nf, (base + 7) * nf
-    nxt = 8
-    while nxt < m:
-        r0 = _step(xf, w0, nodes, nodes_f, r0)
-        if r0 < 0:
-            r0, k0, w0, nxt = _refill(acc, leaves, base, m, nf, root, r0, k0, nxt)
-        r1 = _step(xf, w1, nodes, nodes_f, r1)
-        if r1 < 0:
-            r1, k1, w1, nxt = _refill(acc, leaves, base, m, nf, root, r1, k1, nxt)
-        r2 = _step(xf, w2, nodes, nodes_f, r2)
-        if r2 < 0:
-            r2, k2, w2, nxt = _refill(acc, leaves, base, m, nf, root, r2, k2, nxt)
-        r3 = _step(xf, w3, nodes, nodes_f, r3)
-        if r3 < 0:
-            r3, k3, w3, nxt = _refill(acc, leaves, base, m, nf, root, r3, k3, nxt)
-        r4 = _step(xf, w4, nodes, nodes_f, r4)
-        if r4 < 0:
-            r4, k4, w4, nxt = _refill(acc, leaves, base, m, nf, root, r4, k4, nxt)
-        r5 = _step(xf, w5, nodes, nodes_f, r5)
-        if r5 < 0:
-            r5, k5, w5, nxt = _refill(acc, leaves, base, m, nf, root, r5, k5, nxt)
-        r6 = _step(xf, w6, nodes, nodes_f, r6)
-        if r6 < 0:
-            r6, k6, w6, nxt = _refill(acc, leaves, base, m, nf, root, r6, k6, nxt)
-        r7 = _step(xf, w7, nodes, nodes_f, r7)
-        if r7 < 0:
-            r7, k7, w7, nxt = _refill(acc, leaves, base, m, nf, root, r7, k7, nxt)
-    _drain(xf, nodes, nodes_f, leaves, acc, r0, k0, w0)
-    _drain(xf, nodes, nodes_f, leaves, acc, r1, k1, w1)
-    _drain(xf, nodes, nodes_f, leaves, acc, r2, k2, w2)
-    _drain(xf, nodes, nodes_f, leaves, acc, r3, k3, w3)
-    _drain(xf, nodes, nodes_f, leaves, acc, r4, k4, w4)
-    _drain(xf, nodes, nodes_f, leaves, acc, r5, k5, w5)
-    _drain(xf, nodes, nodes_f, leaves, acc, r6, k6, w6)
-    _drain(xf, nodes, nodes_f, leaves, acc, r7, k7, w7)
-
-
-@njit(nogil=True, cache=True)
-def _forest_block(xf, nf, base, m, nodes, nodes_f, roots, leaves, acc, out):  # type: ignore[no-untyped-def]
-    """Mean over trees for pixels ``base + k``, ``k < m``, written to ``out[base + k]``."""
-    acc[:m] = 0.0
-    for t in range(roots.shape[0]):
-        _tree_block(xf, nf, base, m, nodes, nodes_f, roots[t], leaves, acc)
-    n_trees = roots.shape[0]
-    for k in range(m):
-        for c in range(acc.shape[1]):
-            out[base + k, c] = acc[k, c] / n_trees
-
-
-@njit(nogil=True, cache=True)
-def forest_sum_contiguous(x, nodes, nodes_f, roots, leaves, out, block):  # type: ignore[no-untyped-def]
-    """Fill ``out`` (n_pixels, n_outputs) with forest probabilities of C-contiguous ``x``.
-
-    Parameters
-    ----------
-    x : float32 array, shape (n_pixels, n_features), C-contiguous
-    nodes, nodes_f, roots, leaves : compact layout (see module docstring)
-    out : float32 array, shape (n_pixels, n_outputs), C-contiguous
-    block : int
-        Pixels walked tree by tree (see ``_predict.block_rows``).
-    """
-    n, nf = x.shape
-    xf = x.reshape(-1)
-    acc = np.empty((min(block, n), leaves.shape[1]), np.float64)
-    for s in range(0, n, block):
-        m = min(block, n - s)
-        _forest_block(xf, nf, s, m, nodes, nodes_f, roots, leaves, acc, out)
 
 
 @njit(nogil=True, cache=True)

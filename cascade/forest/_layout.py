@@ -1,6 +1,8 @@
 """Check a :class:`PackedForest` and convert it once to the compact layout the kernels walk.
 
-The compact layout is described in :mod:`cascade.forest._kernels`. It is cached per forest
+The compact layout is described in :mod:`cascade.forest._kernels` (float thresholds, used for
+out-of-bag sums) and :mod:`cascade.forest._lanes` (the same records with integer keys, used for
+prediction). It is cached per forest
 object (weakly, so it goes away with the forest): a forest is converted on its first
 prediction, and chunk after chunk reuses it. Treat a forest's arrays as read-only once it has
 been used for prediction.
@@ -16,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ProjectError
-from . import _kernels
+from . import _kernels, _lanes
 from .packed import PackedForest
 
 __all__ = ["CompactForest", "compact_layout"]
@@ -41,6 +43,13 @@ class CompactForest:
         Records ``[feature, threshold bits, left ref, right ref]``.
     nodes_f : ndarray of float32, shape (4 * n_split_nodes,)
         A float32 view of ``nodes`` (the thresholds are at offsets ``4 * i + 1``).
+    keys : ndarray of int32, shape (4 * (n_split_nodes + n_leaf_rows),)
+        ``nodes`` with integer threshold keys and leaves as sink records (see
+        :mod:`cascade.forest._lanes`).
+    key_roots : ndarray of int64, shape (n_trees,)
+        Each tree's root in ``keys``.
+    sink : int
+        Offset in ``keys`` of the first sink record.
     roots : ndarray of int64, shape (n_trees,)
         Reference of each tree's root (negative: the tree is one leaf).
     leaves : ndarray of float64, shape (n_leaf_rows, n_outputs)
@@ -51,6 +60,9 @@ class CompactForest:
 
     nodes: npt.NDArray[np.int32]
     nodes_f: npt.NDArray[np.float32]
+    keys: npt.NDArray[np.int32]
+    key_roots: npt.NDArray[np.int64]
+    sink: int
     roots: npt.NDArray[np.int64]
     leaves: npt.NDArray[np.float64]
     n_features: int
@@ -59,6 +71,11 @@ class CompactForest:
     def n_outputs(self) -> int:
         """Number of output channels."""
         return int(self.leaves.shape[1])
+
+    @property
+    def one_hot(self) -> bool:
+        """Whether every leaf is one class (the leaf table holds only the one-hot rows)."""
+        return bool(self.leaves.shape[0] == self.leaves.shape[1])
 
 
 _CACHE: weakref.WeakKeyDictionary[PackedForest, CompactForest] = weakref.WeakKeyDictionary()
@@ -148,6 +165,22 @@ def _leaf_table(
     return table, row_of
 
 
+def _key_layout(
+    records: npt.NDArray[np.int32], roots: npt.NDArray[np.int64], n_rows: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], int]:
+    """The records of :mod:`cascade.forest._lanes`: threshold keys, leaves as sink records."""
+    sink = 4 * records.shape[0]
+    if sink + 4 * n_rows > 2**31 - 1:
+        raise ProjectError(f"forest has {records.shape[0]} split nodes and {n_rows} leaf rows, too many")
+    keys = records.copy()
+    keys[:, 1] = _lanes.threshold_keys(np.ascontiguousarray(records.view(np.float32)[:, 1]))
+    for side in (2, 3):
+        leaf = keys[:, side] < 0
+        keys[leaf, side] = sink + 4 * ~keys[leaf, side]
+    key_roots = np.where(roots < 0, sink + 4 * ~roots, roots).astype(np.int64)
+    return np.concatenate([keys, _lanes.sink_records(n_rows, sink)]).reshape(-1), key_roots, sink
+
+
 def _build(forest: PackedForest) -> CompactForest:
     _check_arrays(forest)
     order = _split_order(forest)
@@ -168,9 +201,13 @@ def _build(forest: PackedForest) -> CompactForest:
     records[:, 2] = ref[left[order]]
     records[:, 3] = ref[right[order]]
     nodes = records.reshape(-1)
+    keys, key_roots, sink = _key_layout(records, ref[roots], table.shape[0])
     return CompactForest(
         nodes=nodes,
         nodes_f=nodes.view(np.float32),
+        keys=keys,
+        key_roots=key_roots,
+        sink=sink,
         roots=ref[roots],
         leaves=table,
         n_features=int(forest.n_features),
