@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from helpers import cascade
+from helpers import cascade, slurm_node_idle
 
 from cascade.project import (
     read_object_ilp,
@@ -453,3 +453,39 @@ def test_configured_table_settings_are_used(data_dir: Path, tmp_path: Path) -> N
     features = header[header.index("Probability of Label 2") + 1 :]
     assert features[0] == "Mean Intensity" and "Variance of Intensity" not in features
     assert "Bounding Box Minimum_0" in features and features.count("Size in pixels") == 1
+
+
+@pytest.mark.slurm
+def test_slurm_equals_threads(data_dir: Path, tmp_path: Path) -> None:
+    """Objects, features, the table and painting in two SLURM worker jobs: the threaded result, bit for bit."""
+    if not slurm_node_idle():
+        pytest.skip("no SLURM node is idle (start one with .ci/slurm-setup.sh)")
+    threads, slurm, logs = tmp_path / "threads", tmp_path / "slurm", tmp_path / "logs"
+    for folder in (threads, slurm, logs):
+        folder.mkdir()
+    sources = ("--export_source=Object Probabilities", "--export_source=Object Identities")
+    ok(run(data_dir, "5t2d1c_wPred", threads, *sources, f"--table_filename={threads}/objects.csv"))
+    cluster = (
+        "--scheduler",
+        "slurm",
+        "--profile",
+        "slurm-local",
+        "--cluster-option",
+        f"slurm.log-directory={logs}",
+    )
+    jobs = ("--cluster-option", "slurm.jobs=2", "--cluster-option", "slurm.wait-for-workers=2")
+    ok(
+        run(
+            data_dir,
+            "5t2d1c_wPred",
+            slurm,
+            *sources,
+            f"--table_filename={slurm}/objects.csv",
+            *cluster,
+            *jobs,
+        )
+    )
+    for source in ("Object Probabilities", "Object Identities"):
+        assert np.array_equal(read(threads, "5t2d1c-data", source), read(slurm, "5t2d1c-data", source))
+    assert (threads / "objects_table.csv").read_bytes() == (slurm / "objects_table.csv").read_bytes()
+    assert len(list(logs.glob("*.err"))) == 2  # two sbatch worker jobs ran
