@@ -32,7 +32,15 @@ from ..io import (
     resumable_blocks,
     write_image,
 )
-from ..objects import ObjectResult, blockwise_image, classify_objects, object_image, table_path, write_table
+from ..objects import (
+    ObjectResult,
+    TableImages,
+    blockwise_image,
+    classify_objects,
+    object_image,
+    table_path,
+    write_table,
+)
 from ..pipeline import StageResult, predict
 from ..progress import progress_label
 from ..project import ObjectProject, open_object_project
@@ -133,7 +141,16 @@ class _ObjectJob:
 
     def _write_table(self, result: ObjectResult) -> str:
         stage = self.project.stage
-        wanted = stage.table_settings.get("selected features")
+        settings = stage.table_settings
+        wanted = settings.get("selected features")
+        images = TableImages(
+            result.objects.labels,
+            result.objects.axes,
+            self.input.raw,
+            margin=int(settings.get("margin") or 0),
+            include_raw=bool(settings.get("include raw", False)),
+            compression=dict(settings.get("compression") or {}),
+        )
         # batch inputs carry no object labels (as in ilastik): every "User Label" is "0"
         return write_table(
             str(self.table),
@@ -142,6 +159,7 @@ class _ObjectJob:
             class_names=stage.class_names,
             probabilities=result.probabilities,
             wanted=list(wanted) if wanted else None,
+            images=images,
         )
 
 

@@ -24,6 +24,7 @@ from .model import (
     ThresholdSettings,
 )
 from .pipeline import OBJECT_IMAGES, ObjectResult, classify_objects, find_objects, object_image
+from ._crops import TableImages
 from .table import table_path, write_table
 from .threshold import objects_from_probabilities, smooth_probabilities, threshold_labels
 
@@ -37,6 +38,7 @@ __all__ = [
     "ObjectResult",
     "ObjectStage",
     "Objects",
+    "TableImages",
     "ThresholdSettings",
     "blockwise_image",
     "classify_objects",
