@@ -4,6 +4,7 @@ See ``docs/objects.md`` for the design and ``cascade/objects/model.py`` for the 
 between the steps.
 """
 
+from ._crops import TableImages
 from .blockwise import blockwise_image
 from .classify import (
     feature_matrix,
@@ -24,7 +25,6 @@ from .model import (
     ThresholdSettings,
 )
 from .pipeline import OBJECT_IMAGES, ObjectResult, classify_objects, find_objects, object_image
-from ._crops import TableImages
 from .table import table_path, write_table
 from .threshold import objects_from_probabilities, smooth_probabilities, threshold_labels
 

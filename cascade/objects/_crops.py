@@ -20,9 +20,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
+from dask.base import compute
 
 from ..io import axistags_json
 from .model import DEFAULT_FEATURES, FeatureTable
@@ -111,7 +111,7 @@ def _write_rois(f: Any, tables: Sequence[FeatureTable], images: TableImages) -> 
         lazy: list[da.Array] = [images.labels[w] for w, _ in batch]
         if not images.include_raw:
             lazy += [images.raw[w] for w, _ in batch]
-        blocks = dask.compute(*lazy)
+        blocks = compute(*lazy)
         for j, (_, oid) in enumerate(batch):
             i = start + j
             labeling, kept = _to_ilastik((blocks[j] == oid).astype(np.uint8), axes)
@@ -132,7 +132,7 @@ def _write_whole_raw(f: Any, images: TableImages) -> None:
     slices = list(da.core.slices_from_chunks(raw.chunks))
     for start in range(0, len(slices), _BATCH):
         batch = slices[start : start + _BATCH]
-        for where, block in zip(batch, dask.compute(*(raw[s] for s in batch)), strict=True):
+        for where, block in zip(batch, compute(*(raw[s] for s in batch)), strict=True):
             position = dict(zip(axes, where, strict=True))
             target = tuple(position[k] for k in kept)
             ds[target] = _to_ilastik(block, axes)[0].reshape([s.stop - s.start for s in target])
