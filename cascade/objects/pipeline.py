@@ -10,12 +10,13 @@ tables are computed once per input and shared by every export source.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dask.array as da
 import numpy as np
 
 from ..errors import ObjectsError
+from ..io import keep_once
 from .classify import object_predictions, object_probabilities, paint
 from .components import objects_from_label_image, objects_from_segmentation
 from .features import object_features
@@ -100,6 +101,7 @@ def classify_objects(
     axes: str,
     *,
     features: bool = True,
+    scratch: str | None = None,
 ) -> ObjectResult:
     """Objects, features and (with a forest) probabilities of one input.
 
@@ -117,6 +119,10 @@ def classify_objects(
         Its axes.
     features : bool
         Compute the features and probabilities (False: the objects only, e.g. for Object Identities).
+    scratch : str, optional
+        A scratch folder: the object label image is then computed once now (held in memory when
+        small, else stored there, :func:`cascade.io.keep_once`) and read back by every later
+        pass and export, instead of thresholding and labelling again for each of them.
 
     Returns
     -------
@@ -124,6 +130,8 @@ def classify_objects(
         The objects and their tables (computed now); images stay lazy.
     """
     objects = find_objects(stage, image, axes)
+    if scratch is not None:
+        objects = replace(objects, labels=keep_once(objects.labels, scratch, label="object labels"))
     if not features:
         return ObjectResult(objects, [], None)
     tables = object_features(raw, raw_axes, objects, stage.features)
