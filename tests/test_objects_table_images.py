@@ -1,4 +1,4 @@
-"""The per-object image crops of HDF5 object tables (ilastik's ``/images/<i>/labeling`` and ``raw``).
+"""The per-object image crops of HDF5 object tables (ilastik's ``/images/<i>/labeling`` and ``raw``), and ``--atlas``.
 
 The crops are checked against the written Object Identities and the raw input: for row ``i`` the
 object's bounding box ``[Bounding Box Minimum - margin, Bounding Box Maximum + margin)`` clipped to
@@ -103,3 +103,42 @@ def test_table_settings_margin_and_whole_raw(data_dir: Path, tmp_path: Path, mar
             assert "raw" not in f[f"images/{i}"]
             oid = int(table["labelimage_oid"][i])
             assert np.array_equal(f[f"images/{i}/labeling"][()], (ids[ys, xs] == oid).astype(np.uint8).T), i
+
+
+def test_atlas_mapping_column(data_dir: Path, tmp_path: Path) -> None:
+    """``--atlas``: ``AtlasMapping`` = the atlas at the rounded ``RegionCenter`` (x, y), a default column."""
+    project = _project(data_dir, tmp_path, None)
+    with h5py.File(tmp_path / "inputdata/2d.h5", "r") as f:
+        shape = f["data"].shape
+    ys, xs = np.indices(shape[:2], dtype=np.uint32)
+    atlas = (ys * 10000 + xs).reshape(shape)
+    with h5py.File(tmp_path / "atlas.h5", "w") as f:
+        f["data"] = atlas
+    _run(project, tmp_path, "--atlas=atlas.h5/data", "--table_filename=t.h5", "--block-shape=200")
+    with h5py.File(tmp_path / "t.h5", "r") as f:
+        table = f["table"][()]
+    names = list(table.dtype.names)
+    assert names[-1] == "AtlasMapping"  # the last default feature, as in ilastik's default features
+    x = np.round(table["Center of the object_0"].astype(np.float64)).astype(np.int64)
+    y = np.round(table["Center of the object_1"].astype(np.float64)).astype(np.int64)
+    assert table["AtlasMapping"].dtype == np.uint32
+    assert np.array_equal(table["AtlasMapping"], y * 10000 + x)
+    assert len(table) == 109
+
+
+def test_atlas_count_must_match(data_dir: Path, tmp_path: Path) -> None:
+    project = _project(data_dir, tmp_path, None)
+    done = cascade(
+        "--headless",
+        f"--project={project}",
+        f"--raw_data={INPUTS[0]}",
+        f"--prediction_maps={INPUTS[1]}",
+        f"--atlas={INPUTS[0]}",
+        f"--atlas={INPUTS[0]}",
+        "--table_only",
+        "--table_filename=t.csv",
+        cwd=tmp_path,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "--atlas" in lines[0], done.stderr
+    assert not (tmp_path / "t_table.csv").exists()

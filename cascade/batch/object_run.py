@@ -52,6 +52,7 @@ from .object_plan import (
     NEEDS_CLASSIFIER,
     ObjectExport,
     ObjectInput,
+    atlas_inputs,
     open_object_input,
     plan_exports,
     prepare_object_export,
@@ -116,7 +117,14 @@ class _ObjectJob:
         tables = self.table is not None or any(e.source in _WHOLE_CLASSES for e in self.exports)
         keep = scratch if self._label_readers > 1 else None
         return classify_objects(
-            self.project.stage, item.raw, item.axes, source, item.axes, features=tables, scratch=keep
+            self.project.stage,
+            item.raw,
+            item.axes,
+            source,
+            item.axes,
+            features=tables,
+            scratch=keep,
+            atlas=item.atlas_data,
         )
 
     def _image(self, name: str, result: ObjectResult | None, pixels: list[StageResult] | None) -> da.Array:
@@ -213,8 +221,9 @@ def _plan_all(
     sources = [] if options.table_only else resolve_object_sources(names, project.pixels is not None)
     _check_classifier(project, [s.name for s in sources])
     jobs = []
-    for raw, second in zip(inputs, second_inputs(project, options, len(inputs)), strict=True):
-        item = open_object_input(project, raw, second, options)
+    pairs = zip(inputs, second_inputs(project, options, len(inputs)), strict=True)
+    for (raw, second), atlas in zip(pairs, atlas_inputs(options, len(inputs)), strict=True):
+        item = open_object_input(project, raw, second, options, atlas)
         exports = plan_exports(project, item, options, sources, base)
         jobs.append(_ObjectJob(project, item, options, exports, table_target(project, item, options)))
     return jobs

@@ -24,7 +24,14 @@ from .model import (
     ObjectStage,
     ThresholdSettings,
 )
-from .pipeline import OBJECT_IMAGES, ObjectResult, classify_objects, find_objects, object_image
+from .pipeline import (
+    OBJECT_IMAGES,
+    ObjectResult,
+    atlas_mapping,
+    classify_objects,
+    find_objects,
+    object_image,
+)
 from .table import table_path, write_table
 from .threshold import objects_from_probabilities, smooth_probabilities, threshold_labels
 
@@ -40,6 +47,7 @@ __all__ = [
     "Objects",
     "TableImages",
     "ThresholdSettings",
+    "atlas_mapping",
     "blockwise_image",
     "classify_objects",
     "feature_matrix",
