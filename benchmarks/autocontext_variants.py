@@ -17,6 +17,9 @@ forest. Stage k+1 sees the raw features plus features computed on stage k's prob
   * ``xfit-block``: cross-fitting by spatial blocks: the slices are cut into square blocks
     assigned at random to K folds; the pixels of fold f are predicted by a forest trained on
     the labels outside fold f.
+  * ``lib-cross-fit``, ``lib-oob``, ``lib-in-sample``: not this module's re-implementation but
+    the library itself, ``cascade.training.fit(mode=...)`` and ``cascade.pipeline.predict``
+    (:func:`run_library`; modifiers are ignored).
 
 - modifiers, joined with ``+``: ``wide`` (features on the probabilities at scales up to 20,
   not only up to 10), ``all`` (the probabilities of all earlier stages, not only the last),
@@ -31,6 +34,7 @@ The forest, the feature kernels and the forest evaluator are cascade's own
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +44,13 @@ from cascade.features import DEFAULT_SCALES, FeatureSelection
 from cascade.features._block import block_features
 from cascade.forest import PackedForest, pack_sklearn, predict_proba
 
-FEEDS = ("in-sample", "oob", "xfit-image", "xfit-block")
+FEEDS = (
+    "in-sample",
+    "oob",
+    "xfit-image",
+    "xfit-block",
+    *(f"lib-{m}" for m in ("cross-fit", "oob", "in-sample")),
+)
 MODIFIERS = ("wide", "all", "offsets", "balanced", "lean")
 #: short names for the variants a user asks for most
 PRESETS = {"ilastik": "in-sample", "default": "oob"}
@@ -48,6 +58,8 @@ WIDE_SCALES = (*DEFAULT_SCALES, 15.0, 20.0)
 OFFSET_RADII = (4, 8, 16, 32)
 BLOCK = 64
 FOLDS = 4
+#: numeric modifiers: block size, number of folds, forest min_samples_leaf
+NUMERIC = r"(block|folds|leaf)\d+"
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,14 @@ class Variant:
     def has(self, modifier: str) -> bool:
         """Whether ``modifier`` is switched on."""
         return modifier in self.modifiers
+
+    def number(self, name: str, default: int) -> int:
+        """The value of a numeric modifier ``<name><N>`` (e.g. ``block32``), or ``default``."""
+        for m in self.modifiers:
+            found = re.fullmatch(rf"{name}(\d+)", m)
+            if found:
+                return int(found.group(1))
+        return default
 
 
 def parse_variant(spec: str) -> Variant:
@@ -77,7 +97,7 @@ def parse_variant(spec: str) -> Variant:
         raise ValueError(
             f"variant {spec!r}: feed must be one of {', '.join(FEEDS)} (or {', '.join(PRESETS)})"
         )
-    unknown = [m for m in parts[1:] if m not in MODIFIERS]
+    unknown = [m for m in parts[1:] if m not in MODIFIERS and not re.fullmatch(NUMERIC, m)]
     if unknown:
         raise ValueError(f"variant {spec!r}: unknown modifier(s) {unknown}; known: {', '.join(MODIFIERS)}")
     return Variant(spec, parts[0], frozenset(parts[1:]))
@@ -132,7 +152,15 @@ class Forest:
 
 
 def train(
-    x: np.ndarray, y: np.ndarray, *, n_classes: int, trees: int, seed: int, balanced: bool, oob: bool
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_classes: int,
+    trees: int,
+    seed: int,
+    balanced: bool,
+    oob: bool,
+    leaf: int = 1,
 ) -> Forest:
     """cascade's forest (scikit-learn, as ``cascade.forest.train_forest``), optionally class-balanced."""
     from sklearn.ensemble import RandomForestClassifier
@@ -142,7 +170,7 @@ def train(
         criterion="gini",
         max_features="sqrt",
         bootstrap=True,
-        min_samples_leaf=1,
+        min_samples_leaf=leaf,
         random_state=seed,
         n_jobs=1,
         class_weight="balanced" if balanced else None,
@@ -194,13 +222,15 @@ def labelled_rows(features: list[np.ndarray], labels: list[np.ndarray]) -> Stage
     return StageInput(np.concatenate(xs), np.concatenate(ys), np.concatenate(images), np.concatenate(coords))
 
 
-def block_folds(shape: tuple[int, int], n_images: int, seed: int) -> np.ndarray:
-    """Fold of every pixel, (n_images, y, x): BLOCK x BLOCK squares dealt at random to FOLDS folds."""
+def block_folds(
+    shape: tuple[int, int], n_images: int, seed: int, *, block: int = BLOCK, folds: int = FOLDS
+) -> np.ndarray:
+    """Fold of every pixel, (n_images, y, x): block x block squares dealt at random to ``folds`` folds."""
     rng = np.random.default_rng(seed)
-    by, bx = -(-shape[0] // BLOCK), -(-shape[1] // BLOCK)
+    by, bx = -(-shape[0] // block), -(-shape[1] // block)
     n_blocks = n_images * by * bx
-    deal = rng.permutation(np.arange(n_blocks) % FOLDS).reshape(n_images, by, bx)
-    return np.repeat(np.repeat(deal, BLOCK, axis=1), BLOCK, axis=2)[:, : shape[0], : shape[1]]
+    deal = rng.permutation(np.arange(n_blocks) % folds).reshape(n_images, by, bx)
+    return np.repeat(np.repeat(deal, block, axis=1), block, axis=2)[:, : shape[0], : shape[1]]
 
 
 def training_feed(
@@ -215,6 +245,8 @@ def training_feed(
 ) -> list[np.ndarray]:
     """Stage-k probabilities of every training slice, as stage k+1's training will see them."""
     balanced = variant.has("balanced")
+    leaf = variant.number("leaf", 1)
+    n_folds = variant.number("folds", FOLDS)
     if variant.feed in ("in-sample", "oob"):
         out = [predict_slice(forest, f) for f in features]
         if variant.feed == "oob":
@@ -238,13 +270,16 @@ def training_feed(
                 seed=seed + 1 + i,
                 balanced=balanced,
                 oob=False,
+                leaf=leaf,
             )
             out.append(predict_slice(held, f))
         return out
-    folds = block_folds(features[0].shape[:2], len(features), seed)
+    folds = block_folds(
+        features[0].shape[:2], len(features), seed, block=variant.number("block", BLOCK), folds=n_folds
+    )
     row_fold = folds[rows.image, rows.coords[:, 0], rows.coords[:, 1]]
     out = [np.zeros((*f.shape[:2], n_classes), np.float32) for f in features]
-    for fold in range(FOLDS):
+    for fold in range(n_folds):
         keep = row_fold != fold
         held = train(
             rows.x[keep],
@@ -254,6 +289,7 @@ def training_feed(
             seed=seed + 1 + fold,
             balanced=balanced,
             oob=False,
+            leaf=leaf,
         )
         for i, f in enumerate(features):
             mask = folds[i] == fold
@@ -314,6 +350,7 @@ def run_cascade(
             seed=stage_seed,
             balanced=variant.has("balanced"),
             oob=need_oob,
+            leaf=variant.number("leaf", 1),
         )
         results.append({i: predict_slice(forest, feats(i)) for i in test})
         if k < stages - 1:
@@ -348,3 +385,31 @@ def summary(values: list[float]) -> tuple[float, float]:
 def describe(variant: Variant) -> dict[str, Any]:
     """A variant as a plain dict (for the results file)."""
     return {"name": variant.name, "feed": variant.feed, "modifiers": sorted(variant.modifiers)}
+
+
+def run_library(
+    mode: str,
+    raw: dict[int, np.ndarray],
+    labels: dict[int, np.ndarray],
+    test: list[int],
+    *,
+    class_names: tuple[str, ...],
+    stages: int,
+    trees: int,
+    seed: int,
+) -> list[dict[int, np.ndarray]]:
+    """Like :func:`run_cascade`, with the library: ``fit(mode=mode)`` on 2D slices, then ``predict``."""
+    import dask
+
+    from cascade.pipeline import Stage, predict
+    from cascade.training import TrainingImage, fit
+
+    images = [TrainingImage(raw[i][..., None], "yxc", (labels[i],) * stages) for i in sorted(labels)]
+    plan = [Stage(FeatureSelection.ilastik_default(), class_names)] * stages
+    with dask.config.set(scheduler="synchronous"):
+        model = fit(images, plan, trees=trees, seed=seed, mode=mode, n_jobs=1)  # type: ignore[arg-type]
+        out: list[dict[int, np.ndarray]] = [{} for _ in range(stages)]
+        for i in test:
+            for k, result in enumerate(predict(model, raw[i][..., None], axes="yxc")):
+                out[k][i] = np.asarray(result.probabilities.compute())
+    return out

@@ -52,8 +52,16 @@ def main() -> None:
             rows.append((name, "not run", note if done.returncode == 0 else reason))
             continue
         with tempfile.TemporaryDirectory() as out:
-            cmd = [sys.executable, "-m", "cascade", "predict", f"--project={path}", "--output_format=numpy",
-                   f"--output_filename_format={out}/result", source]
+            cmd = [
+                sys.executable,
+                "-m",
+                "cascade",
+                "predict",
+                f"--project={path}",
+                "--output_format=numpy",
+                f"--output_filename_format={out}/result",
+                source,
+            ]
             start = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True)
             seconds = time.perf_counter() - start
@@ -62,9 +70,17 @@ def main() -> None:
                 continue
             result = np.load(Path(out) / "result.npy")
             sums = result.sum(axis=-1)
-            sane = bool(np.all(result >= 0) and np.all(result <= 1) and np.allclose(sums[sums > 0], 1, atol=1e-4))
-            rows.append((name, "predicted", f"{result.shape} {result.dtype} in {seconds:.1f} s, "
-                         f"probabilities {'valid' if sane else 'INVALID'}; {note}".rstrip("; ")))
+            sane = bool(
+                np.all(result >= 0) and np.all(result <= 1) and np.allclose(sums[sums > 0], 1, atol=1e-4)
+            )
+            rows.append(
+                (
+                    name,
+                    "predicted",
+                    f"{result.shape} {result.dtype} in {seconds:.1f} s, "
+                    f"probabilities {'valid' if sane else 'INVALID'}; {note}".rstrip("; "),
+                )
+            )
     width = max(len(r[0]) for r in rows)
     for name, outcome, detail in rows:
         print(f"{name:<{width}}  {outcome:<9}  {detail}")

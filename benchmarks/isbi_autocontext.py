@@ -48,6 +48,7 @@ from autocontext_variants import (  # noqa: E402
     membrane_f1,
     parse_variant,
     run_cascade,
+    run_library,
     slice_features,
     summary,
 )
@@ -223,16 +224,29 @@ def run_dataset(
         labels = {i: draw_labels(data.truth[i], mode, budget, seed * 100 + i) for i in data.train}
         for variant in args.variants:
             start = time.perf_counter()
-            probs = run_cascade(
-                variant,
-                raw_features,
-                labels,
-                data.test,
-                n_classes=2,
-                stages=args.stages,
-                trees=args.trees,
-                seed=seed,
-            )
+            if variant.feed.startswith("lib-"):
+                slices = {i: data.raw[i] for i in [*data.train, *data.test]}
+                probs = run_library(
+                    variant.feed[4:],
+                    slices,
+                    labels,
+                    data.test,
+                    class_names=("membrane", "rest"),
+                    stages=args.stages,
+                    trees=args.trees,
+                    seed=seed,
+                )
+            else:
+                probs = run_cascade(
+                    variant,
+                    raw_features,
+                    labels,
+                    data.test,
+                    n_classes=2,
+                    stages=args.stages,
+                    trees=args.trees,
+                    seed=seed,
+                )
             f1s = [membrane_f1(p, data.truth) for p in probs]
             key = (name, f"{100 * budget:g} %", mode, variant.name)
             results.setdefault(key, []).append(f1s)

@@ -37,13 +37,18 @@ def child(size: int, threads: int) -> None:
         checksum.compute()
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{size}^3 uint8, {features.shape[-1]} feature channels, {features.nbytes / 2**30:.0f} GiB of features "
-          f"in {features.numblocks[0] ** 3} blocks: {seconds:.0f} s ({size**3 / 1e6 / seconds:.2f} Mvox/s), "
-          f"peak RSS {peak:.0f} MB", flush=True)
+    print(
+        f"{size}^3 uint8, {features.shape[-1]} feature channels, {features.nbytes / 2**30:.0f} GiB of features "
+        f"in {features.numblocks[0] ** 3} blocks: {seconds:.0f} s ({size**3 / 1e6 / seconds:.2f} Mvox/s), "
+        f"peak RSS {peak:.0f} MB",
+        flush=True,
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, action="append")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--child", action="store_true")
@@ -53,8 +58,10 @@ def main() -> None:
         child(sizes[0], args.threads)
         return
     for size in sizes:
-        subprocess.run([sys.executable, __file__, "--child", "--size", str(size), "--threads", str(args.threads)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--child", "--size", str(size), "--threads", str(args.threads)],
+            check=True,
+        )
 
 
 if __name__ == "__main__":

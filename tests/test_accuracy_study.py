@@ -22,9 +22,14 @@ from autocontext_variants import (
     membrane_f1,
     parse_variant,
     run_cascade,
+    run_library,
+    slice_features,
     train,
     training_feed,
 )
+from helpers import blobs, sparse
+
+from cascade.features import FeatureSelection
 
 
 def _images(n: int = 3, size: int = 2 * BLOCK) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -109,7 +114,35 @@ def test_cascade_runs_every_stage_with_every_modifier() -> None:
         np.testing.assert_allclose(stage[2].sum(axis=-1), 1, rtol=1e-5)
 
 
-@pytest.mark.parametrize("spec", ["xfit", "oob+wider", "default+balanced+nope"])
+def test_numeric_modifiers_set_block_folds_and_leaf() -> None:
+    variant = parse_variant("xfit-block+block32+folds8+leaf5")
+    assert (variant.number("block", BLOCK), variant.number("folds", FOLDS), variant.number("leaf", 1)) == (
+        32,
+        8,
+        5,
+    )
+    assert parse_variant("xfit-block").number("block", BLOCK) == BLOCK
+    folds = block_folds((64, 64), 1, seed=0, block=32, folds=8)
+    assert sorted(np.unique(folds[0, ::32, ::32])) == [int(v) for v in np.unique(folds)]
+    assert parse_variant("lib-cross-fit").feed == "lib-cross-fit"
+
+
+def test_library_runs_agree_with_the_study_at_stage_one() -> None:
+    """The study's stage 1 is the library's: same features, same forest, same test probabilities."""
+    slices = {i: blobs(i, size=64) for i in range(3)}
+    raw = {i: image for i, (image, _) in slices.items()}
+    labels = {i: sparse(slices[i][1], 7 + i, every=6) for i in (0, 1)}
+    selection = FeatureSelection.ilastik_default()
+    features = {i: slice_features(raw[i][..., None], selection) for i in raw}
+    ours = run_cascade(
+        parse_variant("xfit-block"), features, labels, [2], n_classes=2, stages=2, trees=3, seed=0
+    )
+    lib = run_library("cross-fit", raw, labels, [2], class_names=("a", "b"), stages=2, trees=3, seed=0)
+    np.testing.assert_array_equal(ours[0][2], lib[0][2])
+    assert lib[1][2].shape == (64, 64, 2)
+
+
+@pytest.mark.parametrize("spec", ["xfit", "oob+wider", "default+balanced+nope", "lib-xfit"])
 def test_unknown_variants_are_refused(spec: str) -> None:
     with pytest.raises(ValueError, match="variant"):
         parse_variant(spec)

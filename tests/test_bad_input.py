@@ -239,7 +239,7 @@ SPEC = "images: [{raw: train.tif, labels: train_labels.tif}]\nstages: [{classes:
         ("forest: {seed: 99999999999999999999}", ["forest seed", "4294967295", "99999999999999999999"]),
         ("forest: {seed: -1}", ["forest seed", "-1"]),
         ("forest: {trees: 2.5}", ["forest trees", "2.5"]),
-        ("tress: 5", ["unknown key 'tress'", "images, stages, forest, training"]),
+        ("tress: 5", ["unknown key 'tress'", "images, stages, objects, forest, training"]),
         ("forest: {tress: 5}", ["unknown key 'tress' in 'forest'", "trees, seed"]),
     ],
 )
@@ -357,7 +357,7 @@ def test_native_project_with_invalid_leaves_is_refused(run_dir: Path, first: flo
         (["train", "--stages", "0", "--raw_data", "train.tif"], ["--stages", "integer >= 1", "got 0"]),
         (["train", "--trees", "many"], ["--trees", "got many"]),
         (["train", "--seed", "99999999999999999999"], ["--seed", "4294967295"]),
-        (["train", "--training", "cross"], ["--training", "oob, in-sample"]),
+        (["train", "--training", "cross"], ["--training", "cross-fit, oob, in-sample"]),
         (["train", "--memory=-5GB", "spec.yaml"], ["--memory", "-5GB"]),
         (["demo", "--seed", "-1"], ["--seed", "got -1"]),
         (["info"], ["PROJECT"]),

@@ -177,8 +177,10 @@ def test_label_image_project(data_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="9 of 12 objects differ slightly from ilastik's CachedProbabilities: the 3-channel project's "
-    "forest splits on Covariance, RegionAxes and neighbourhood features that no stored RegionFeatures verify",
+    reason="9 of 12 objects differ by 0.01-0.06 from the stored CachedProbabilities, the labelled objects 2, 7, 12 "
+    "too, although cascade's features of the labelled objects are the stored forest's training rows (all 73 "
+    "split thresholds are their midpoints, test_label_image_features_are_the_forest_training_features): the "
+    "stored probabilities do not come from the stored forest on those rows; see docs/objects.md",
 )
 def test_label_image_project_probabilities_match_ilastik(data_dir: Path, tmp_path: Path) -> None:
     ok(

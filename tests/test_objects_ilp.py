@@ -19,8 +19,10 @@ import pytest
 from cascade.errors import ObjectsError, ProjectError
 from cascade.objects import (
     feature_matrix,
+    object_features,
     object_predictions,
     object_probabilities,
+    objects_from_label_image,
     paint,
     table_path,
     write_table,
@@ -279,3 +281,31 @@ def test_retrain_computes_features_ilastik_did_not_store(data_dir: Path) -> None
     project = open_object_project(_project(data_dir, "2d3c_wLabels"), retrain=True, trees=20)
     assert project.stage.forest is not None and project.stage.forest.n_trees == 20
     assert project.stage.forest.n_features == 82
+
+
+def test_label_image_features_are_the_forest_training_features(data_dir: Path) -> None:
+    """2d3c_wLabels stores no features, but its forest does: every split threshold of a vigra tree is
+    the midpoint of two training rows. All 73 thresholds (Covariance, RegionAxes, RegionRadii,
+    neighbourhood, hull and skeleton columns) are midpoints of cascade's features of the 4 labelled objects."""
+    path = _project(data_dir, "2d3c_wLabels")
+    project = read_object_ilp(path)
+    forest = project.stage.forest
+    assert forest is not None
+    inputs = data_dir / OC / "inputdata"
+    with h5py.File(inputs / "2d3c.h5", "r") as f:
+        raw = f["data"][()]
+    with h5py.File(inputs / "2d3c_Object Identities.h5", "r") as f:
+        labels = f["exported_data"][..., 0]
+    objects = objects_from_label_image(da.from_array(labels[..., None], chunks=(40, 90, 1)), "yxc")
+    (table,) = object_features(da.from_array(raw, chunks=(40, 90, 3)), "yxc", objects, project.stage.features)
+    (x,) = feature_matrix([table], project.stage.features)
+    trained = np.flatnonzero(project.labels[0][0])
+    assert trained.tolist() == [2, 7, 9, 12] and x.shape[1] == forest.n_features == 82
+    checked = 0
+    for column in np.unique(forest.feature[forest.feature >= 0]):
+        values = x[trained, column].astype(np.float64)
+        midpoints = (values[:, None] + values[None, :])[values[:, None] < values[None, :]] / 2
+        for threshold in np.unique(forest.threshold[forest.feature == column]):
+            assert np.isclose(midpoints, threshold, rtol=1e-6, atol=0).any(), (column, threshold, values)
+            checked += 1
+    assert checked == 73

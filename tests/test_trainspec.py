@@ -20,7 +20,7 @@ def test_example_spec_parses() -> None:
     assert spec.stages[0].selection.n_channels(1) == 49
     assert spec.images[1].labels[0] == spec.images[1].labels[1]
     assert spec.images[0].input_axes == "zyx"
-    assert spec.trees == 100 and spec.training == "oob"
+    assert spec.trees == 100 and spec.training == "cross-fit"
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_example_spec_parses() -> None:
         ("images: [{raw: a.tif}]\nstages: [{classes: [a, b], features: nope}]", "unknown feature set"),
         (
             "images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a, b]}]\ntraining: cross",
-            "'oob' or 'in-sample'",
+            "cross-fit, oob, in-sample",
         ),
         (
             "images: [{raw: a.tif, labels: l.tif}]\nstages: [{classes: [a, b]}]\nforest: {trees: 0}",

@@ -16,7 +16,7 @@ def info(project: Annotated[Path, typer.Argument(help="A .cascade or ilastik .il
     """Print a project's workflow, stages, classes, features, labels, forests and training data."""
     from ..project import is_object_project
 
-    if is_object_project(project):
+    if project.suffix.lower() == ".ilp" and is_object_project(project):
         from ..project import describe_object_ilp, read_object_ilp
 
         typer.echo(describe_object_ilp(read_object_ilp(project)))
@@ -25,6 +25,8 @@ def info(project: Annotated[Path, typer.Argument(help="A .cascade or ilastik .il
 
         typer.echo(describe_ilp(read_ilp(project)))
     else:
-        from ..project import describe_cascade, load_cascade
+        from ..project import describe_cascade, load_cascade, load_object_stage
 
-        typer.echo(describe_cascade(load_cascade(project), project))
+        objects = load_object_stage(project)
+        cascade = load_cascade(project, allow_no_stages=objects is not None)
+        typer.echo(describe_cascade(cascade, project, objects=objects))

@@ -8,6 +8,7 @@ ilastik Object Classification projects open with :func:`open_object_project` (an
 
 from __future__ import annotations
 
+from ._describe import describe_cascade
 from ._ilp_describe import describe_object_ilp
 from ._ilp_object_cache import stored_label_image, stored_probabilities, stored_region_features
 from ._ilp_objects import IlpObjectProject, read_object_ilp
@@ -17,9 +18,10 @@ from .ilp import IlpLane, IlpProject, IlpStage, LabelBlock, describe_ilp, read_i
 from .native import (
     MAX_LABEL,
     SparseLabels,
-    describe_cascade,
+    has_object_stage,
     is_cascade_project,
     load_cascade,
+    load_object_stage,
     read_labels,
     save_cascade,
 )
@@ -37,9 +39,11 @@ __all__ = [
     "describe_cascade",
     "describe_ilp",
     "describe_object_ilp",
+    "has_object_stage",
     "is_cascade_project",
     "is_object_project",
     "load_cascade",
+    "load_object_stage",
     "open_object_project",
     "open_project",
     "read_ilp",

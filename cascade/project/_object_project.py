@@ -31,8 +31,9 @@ from ..objects import (
 from ..pipeline import Cascade, predict
 from ._ilp_lanes import IlpLane
 from ._ilp_object_cache import stored_region_features
-from ._ilp_objects import OBJECT_WORKFLOWS, IlpObjectProject, ilp_workflow, read_object_ilp
+from ._ilp_objects import OBJECT_WORKFLOWS, SECOND_ROLE, IlpObjectProject, ilp_workflow, read_object_ilp
 from .convert import cascade_from_ilp
+from .native import has_object_stage, load_cascade, load_object_stage
 
 __all__ = ["ObjectProject", "is_object_project", "open_object_project"]
 
@@ -77,7 +78,8 @@ class ObjectProject:
 
 
 def is_object_project(path: str | Path) -> bool:
-    """Whether ``path`` is an ilastik ``.ilp`` of one of the four Object Classification workflows.
+    """Whether ``path`` is an Object Classification project: an ilastik ``.ilp`` of one of the four
+    workflows, or a ``.cascade`` project with an object stage (``cascade train``).
 
     Parameters
     ----------
@@ -90,14 +92,16 @@ def is_object_project(path: str | Path) -> bool:
         True for an OC project.
     """
     path = Path(path)
-    if path.suffix.lower() != ".ilp" or not path.is_file():
+    if path.suffix.lower() != ".ilp":
+        return has_object_stage(path)
+    if not path.is_file():
         return False
     name = ilp_workflow(path)
     return name is not None and name.strip().lower() in OBJECT_WORKFLOWS
 
 
 def open_object_project(path: str | Path, *, retrain: bool = False, trees: int = 100) -> ObjectProject:
-    """Open an ilastik Object Classification project for a headless run.
+    """Open an ilastik Object Classification project (or a ``.cascade`` one) for a headless run.
 
     The object forest is trained with cascade's forest from the stored object labels when
     ``retrain`` is given, or when the project stores labels but no forest (on the object features
@@ -124,6 +128,8 @@ def open_object_project(path: str | Path, *, retrain: bool = False, trees: int =
     ProjectError
         A project that cannot be read, or labels that cannot be trained on.
     """
+    if Path(path).suffix.lower() != ".ilp" and has_object_stage(path):
+        return _cascade_objects(Path(path), retrain)
     project = read_object_ilp(path)
     pixels = None
     if project.pixels is not None:
@@ -201,3 +207,28 @@ def _retrained(project: IlpObjectProject, trees: int, pixels: Cascade | None) ->
     except ObjectsError as err:
         raise ProjectError(f"{project.path}: {err}") from err
     return dataclasses.replace(stage, forest=forest)
+
+
+def _cascade_objects(path: Path, retrain: bool) -> ObjectProject:
+    """The object stage of a ``.cascade`` project (``cascade train``) and, for PC+OC, its pixel stages."""
+    if retrain:
+        raise ProjectError(
+            f"{path}: --retrain retrains an ilastik project from its stored labels; a .cascade "
+            "project is retrained with cascade train"
+        )
+    stage = load_object_stage(path)
+    if stage is None:
+        raise ProjectError(f"{path}: the project holds no object stage")
+    cascade = load_cascade(path, allow_no_stages=True)
+    workflow = next(name for name, source in OBJECT_WORKFLOWS.items() if source == stage.source)
+    return ObjectProject(
+        path=path,
+        workflow=workflow.replace("object classification", "Object Classification"),
+        stage=stage,
+        pixels=cascade if stage.source == "pixel classification" else None,
+        second_role=SECOND_ROLE[stage.source],
+        raw_axes=cascade.input_axes,
+        second_axes=None,
+        export_settings=dict(cascade.export_settings),
+        provenance={str(k): str(v) for k, v in cascade.provenance.items()},
+    )

@@ -1,8 +1,8 @@
 """cascade's own project file (``.cascade``): a versioned HDF5 layout with no pickles.
 
-Layout (schema version 1)::
+Layout (schema version 1; version 2 adds the object stage ``/objects``, see ``_native_objects``)::
 
-    /                      attrs: format="cascade-project", schema_version=1, raw_channels,
+    /                      attrs: format="cascade-project", schema_version, raw_channels,
                                   raw_dtype, spatial_axes, provenance (JSON text)
     /stages/stage00        attrs: class_names (JSON), feature_ids (JSON), scales, compute_in_2d
                            selection_matrix (bool, features x scales)
@@ -17,27 +17,30 @@ anything stored in the file.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
 
 from ..errors import CascadeError, ProjectError
 from ..features import FeatureSelection
-from ..forest import PackedForest
 from ..io import DISK_FULL, h5_file, make_temp_file
+from ..objects import ObjectStage
 from ..pipeline import Cascade, Stage
+from ._forest_h5 import read_forest, write_forest
+from ._native_objects import OBJECT_GROUP, check_stages, read_object_stage, write_object_stage
 
 __all__ = [
     "FORMAT",
     "MAX_LABEL",
     "SCHEMA_VERSION",
     "SparseLabels",
-    "describe_cascade",
+    "has_object_stage",
     "is_cascade_project",
     "load_cascade",
+    "load_object_stage",
     "read_labels",
     "save_cascade",
 ]
@@ -45,15 +48,9 @@ __all__ = [
 #: Largest label value (class number) a project stores: labels are uint8, as in ilastik.
 MAX_LABEL = 255
 FORMAT = "cascade-project"
-SCHEMA_VERSION = 1
-_FOREST_ARRAYS = {
-    "feature": np.int32,
-    "threshold": np.float32,
-    "left": np.int32,
-    "right": np.int32,
-    "value": np.float32,
-    "roots": np.int64,
-}
+#: Version 2 adds the object stage (``/objects``); a project without one is still written as version 1.
+SCHEMA_VERSION = 2
+_T = TypeVar("_T")
 
 #: Per stage, per image: (coords (n, ndim), values (n,), image shape, source description).
 SparseLabels = tuple[np.ndarray, np.ndarray, tuple[int, ...], str]
@@ -64,19 +61,23 @@ def save_cascade(
     path: str | Path,
     *,
     labels: Sequence[Sequence[SparseLabels | None]] | None = None,
+    objects: ObjectStage | None = None,
 ) -> Path:
-    """Write a cascade (and optionally its sparse training labels) to ``path``.
+    """Write a cascade (and optionally its sparse training labels and an object stage) to ``path``.
 
     The file is written under a temporary name and renamed when complete.
 
     Parameters
     ----------
     cascade : Cascade
-        The cascade to save (trained or not).
+        The cascade to save (trained or not). With an object stage, its ``stages`` may be empty
+        (an object stage alone); its raw channels, dtype, axes and provenance are still saved.
     path : str or Path
         Output file, conventionally ending in ``.cascade``.
     labels : sequence, optional
         ``labels[stage][image]``: the sparse labels the stage was trained on.
+    objects : ObjectStage, optional
+        An object classification stage after the pixel stages (schema version 2).
 
     Returns
     -------
@@ -86,11 +87,13 @@ def save_cascade(
     Raises
     ------
     ProjectError
-        A missing folder, labels outside 0..``MAX_LABEL``, or a file that cannot be written.
+        A missing folder, labels outside 0..``MAX_LABEL``, no stage at all, an object stage that
+        does not fit the cascade, or a file that cannot be written.
     """
     path = Path(path)
     if not path.parent.is_dir():
         raise ProjectError(f"cannot write project {path}: directory {path.parent} does not exist")
+    check_stages(cascade, objects, path)
     for stored in (e for stage in labels or () for e in stage if e is not None):
         values = np.asarray(stored[1])
         if values.size and (values.min() < 0 or values.max() > MAX_LABEL):
@@ -105,7 +108,7 @@ def save_cascade(
         with h5_file(str(partial), "w") as f:
             f.attrs.update(
                 format=FORMAT,
-                schema_version=SCHEMA_VERSION,
+                schema_version=SCHEMA_VERSION if objects is not None else 1,
                 raw_channels=cascade.raw_channels,
                 raw_dtype=cascade.raw_dtype,
                 spatial_axes=cascade.spatial_axes,
@@ -118,6 +121,8 @@ def save_cascade(
                 for i, entry in enumerate(labels[k] if labels and k < len(labels) else []):
                     if entry is not None:
                         _write_labels(group.require_group("labels").create_group(f"image{i:03d}"), entry)
+            if objects is not None:
+                write_object_stage(f.create_group(OBJECT_GROUP), objects)
         partial.replace(path)
     except BaseException as err:
         if partial is not None:
@@ -161,12 +166,7 @@ def _write_stage(group: h5py.Group, stage: Stage) -> None:
     )
     group.create_dataset("selection_matrix", data=np.asarray(sel.matrix, bool))
     if stage.forest is not None:
-        forest = group.create_group("forest")
-        forest.attrs["n_features"] = stage.forest.n_features
-        for name, dtype in _FOREST_ARRAYS.items():
-            forest.create_dataset(
-                name, data=np.asarray(getattr(stage.forest, name), dtype), compression="gzip"
-            )
+        write_forest(group.create_group("forest"), stage.forest)
 
 
 def _write_labels(group: h5py.Group, entry: SparseLabels) -> None:
@@ -176,13 +176,16 @@ def _write_labels(group: h5py.Group, entry: SparseLabels) -> None:
     group.attrs.update(shape=np.asarray(shape, np.int64), source=source)
 
 
-def load_cascade(path: str | Path) -> Cascade:
+def load_cascade(path: str | Path, *, allow_no_stages: bool = False) -> Cascade:
     """Read a ``.cascade`` project.
 
     Parameters
     ----------
     path : str or Path
         The project file.
+    allow_no_stages : bool
+        Return a cascade without stages (its raw data's description) for a project that holds
+        an object stage only, instead of refusing it.
 
     Returns
     -------
@@ -195,12 +198,71 @@ def load_cascade(path: str | Path) -> Cascade:
         One line naming the file and the problem: missing, not HDF5, not a cascade project,
         a newer schema, or inconsistent contents.
     """
+    return _open(path, lambda f, p: _read(f, p, allow_no_stages))
+
+
+def has_object_stage(path: str | Path) -> bool:
+    """Whether ``path`` is a cascade project holding an object stage (nothing else is read).
+
+    Parameters
+    ----------
+    path : str or Path
+        A file.
+
+    Returns
+    -------
+    bool
+        False for a missing file, another file, or a pixel-only project.
+    """
+    try:
+        if not h5py.is_hdf5(path):
+            return False
+        with h5py.File(path, "r", locking=False) as f:
+            return bool(f.attrs.get("format") == FORMAT and OBJECT_GROUP in f)
+    except OSError:
+        return False
+
+
+def load_object_stage(path: str | Path) -> ObjectStage | None:
+    """Read the object stage of a ``.cascade`` project.
+
+    Parameters
+    ----------
+    path : str or Path
+        The project file.
+
+    Returns
+    -------
+    ObjectStage or None
+        The object stage; None when the project holds pixel stages only. Its pixel stages
+        (needed for the ``"pixel classification"`` source) are read by :func:`load_cascade`.
+
+    Raises
+    ------
+    ProjectError
+        As :func:`load_cascade`, or a missing or malformed object stage field.
+    """
+
+    def read(f: h5py.File, path: Path) -> ObjectStage | None:
+        _check_format(f, path)
+        if OBJECT_GROUP not in f:
+            return None
+        try:
+            return read_object_stage(f[OBJECT_GROUP])
+        except CascadeError as err:
+            raise ProjectError(f"{path}: {err}") from err
+
+    return _open(path, read)
+
+
+def _open(path: str | Path, read: Callable[[h5py.File, Path], _T]) -> _T:
+    """``read(file, path)`` on the open project; any damage becomes one ProjectError line."""
     path = Path(path)
     if not path.is_file():
         raise ProjectError(f"project file not found: {path}")
     try:
         with h5py.File(path, "r", locking=False) as f:
-            return _read(f, path)
+            return read(f, path)
     except ProjectError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as err:
@@ -211,7 +273,7 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def _read(f: h5py.File, path: Path) -> Cascade:
+def _check_format(f: h5py.File, path: Path) -> None:
     if f.attrs.get("format") != FORMAT:
         raise ProjectError(f"{path}: not a cascade project (no format={FORMAT!r} attribute)")
     version = int(f.attrs["schema_version"])
@@ -220,8 +282,17 @@ def _read(f: h5py.File, path: Path) -> Cascade:
             f"{path}: project schema version {version} is newer than this cascade understands "
             f"({SCHEMA_VERSION}); upgrade cascade"
         )
-    names = sorted(f["stages"])
-    if not names:
+
+
+def _read(f: h5py.File, path: Path, allow_no_stages: bool = False) -> Cascade:
+    _check_format(f, path)
+    names = sorted(f["stages"]) if "stages" in f else []
+    if not names and OBJECT_GROUP in f and not allow_no_stages:
+        raise ProjectError(
+            f"{path}: the project holds an object stage only (no pixel stages); run it as object "
+            "classification (export sources such as 'Object Predictions')"
+        )
+    if not names and OBJECT_GROUP not in f:
         raise ProjectError(f"{path}: the project holds no stages")
     try:
         stages = tuple(_read_stage(f["stages"][name]) for name in names)
@@ -247,48 +318,8 @@ def _read_stage(group: h5py.Group) -> Stage:
     class_names = tuple(str(n) for n in json.loads(str(group.attrs["class_names"])))
     forest = None
     if "forest" in group:
-        forest = _read_forest(group["forest"], len(class_names))
+        forest = read_forest(group["forest"], len(class_names))
     return Stage(selection=selection, class_names=class_names, forest=forest)
-
-
-def _read_forest(group: h5py.Group, n_classes: int) -> PackedForest:
-    arrays = {}
-    for name, dtype in _FOREST_ARRAYS.items():
-        data = group[name][()]
-        if data.dtype != np.dtype(dtype):
-            raise ProjectError(f"forest array {name!r} has dtype {data.dtype}, expected {np.dtype(dtype)}")
-        arrays[name] = data
-    n_nodes = arrays["feature"].shape[0]
-    n_features = int(group.attrs["n_features"])
-    consistent = (
-        all(arrays[k].shape == (n_nodes,) for k in ("threshold", "left", "right"))
-        and arrays["value"].shape == (n_nodes, n_classes)
-        and arrays["roots"].ndim == 1
-        and np.all((arrays["roots"] >= 0) & (arrays["roots"] < n_nodes))
-        and np.all((arrays["left"] >= -1) & (arrays["left"] < n_nodes))
-        and np.all((arrays["right"] >= -1) & (arrays["right"] < n_nodes))
-        and np.all(arrays["feature"] < n_features)
-    )
-    if not consistent:
-        raise ProjectError("forest arrays are inconsistent (node counts, class count or child indices)")
-    _check_leaves(arrays["left"], arrays["right"], arrays["value"])
-    return PackedForest(n_features=n_features, **arrays)
-
-
-def _check_leaves(left: np.ndarray, right: np.ndarray, value: np.ndarray) -> None:
-    """Every leaf must hold a class distribution (finite, >= 0, summing to 1), as the .ilp reader requires."""
-    leaf = left < 0
-    if np.any(leaf != (right < 0)):
-        raise ProjectError("forest arrays are inconsistent (a node has one child)")
-    rows = value[leaf].astype(np.float64)
-    valid = np.isfinite(rows).all(axis=1) & (rows >= 0).all(axis=1)
-    valid &= np.abs(rows.sum(axis=1) - 1.0) <= 1e-3
-    if not valid.all():
-        bad = int(np.flatnonzero(leaf)[np.flatnonzero(~valid)[0]])
-        raise ProjectError(
-            f"a forest leaf (node {bad}) holds {rows[~valid][0].tolist()}, not a class distribution "
-            "(finite values >= 0 summing to 1)"
-        )
 
 
 def read_labels(path: str | Path) -> list[list[SparseLabels]]:
@@ -306,8 +337,9 @@ def read_labels(path: str | Path) -> list[list[SparseLabels]]:
     """
     out: list[list[SparseLabels]] = []
     with h5py.File(path, "r", locking=False) as f:
-        for name in sorted(f["stages"]):
-            stage: Mapping[str, Any] = f["stages"][name].get("labels", {})
+        stages: Mapping[str, Any] = f.get("stages", {})
+        for name in sorted(stages):
+            stage: Mapping[str, Any] = stages[name].get("labels", {})
             out.append(
                 [
                     (
@@ -320,58 +352,3 @@ def read_labels(path: str | Path) -> list[list[SparseLabels]]:
                 ]
             )
     return out
-
-
-def describe_cascade(cascade: Cascade, path: str | Path | None = None) -> str:
-    """A human-readable summary of a cascade project for ``cascade info``.
-
-    Parameters
-    ----------
-    cascade : Cascade
-        The project's cascade.
-    path : str or Path, optional
-        The file, named in the summary.
-
-    Returns
-    -------
-    str
-        Several lines: stages, classes, features, forests.
-    """
-    lines = []
-    if path is not None:
-        lines.append(f"project: {path}")
-    n = len(cascade.stages)
-    lines.append(f"workflow: {'Pixel Classification' if n == 1 else f'Autocontext ({n} stages)'}")
-    lines.append(
-        f"raw data: {cascade.raw_channels} channel(s), {cascade.raw_dtype}, "
-        f"spatial axes {cascade.spatial_axes}"
-    )
-    z = 2 if cascade.spatial_axes == "zyx" else None
-    labels = read_labels(path) if path is not None and Path(path).suffix != ".ilp" else []
-    for k, stage in enumerate(cascade.stages):
-        sel = stage.selection
-        lines.append(f"stage {k + 1}: classes {', '.join(stage.class_names)}")
-        for fid, row in zip(sel.feature_ids, sel.matrix):
-            scales = [
-                f"{s}{' (2D)' if sel.compute_in_2d[j] else ''}"
-                for j, (s, on) in enumerate(zip(sel.scales, row))
-                if on
-            ]
-            if scales:
-                lines.append(f"  {fid}: {', '.join(scales)}")
-        lines.append(f"  feature channels: {sel.n_channels(cascade.input_channels(k), 64 if z else None)}")
-        if k < len(labels) and labels[k]:
-            counts = np.zeros(stage.n_classes, np.int64)
-            for _, values, _, _ in labels[k]:
-                counts += np.bincount(values, minlength=stage.n_classes + 1)[1 : stage.n_classes + 1]
-            lines.append("  labels: " + ", ".join(f"{c}={int(v)}" for c, v in zip(stage.class_names, counts)))
-        if stage.forest is None:
-            lines.append("  forest: not trained")
-        else:
-            lines.append(
-                f"  forest: {stage.forest.n_trees} trees, {stage.forest.n_features} features, "
-                f"{stage.forest.feature.shape[0]} nodes"
-            )
-    for key, value in sorted(cascade.provenance.items()):
-        lines.append(f"{key}: {value}")
-    return "\n".join(lines)

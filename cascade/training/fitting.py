@@ -6,12 +6,20 @@ its labels (plus the halo the features need), never over whole images. Stage k+1
 training features need stage k's probabilities around its labels; those are computed
 the same way, recursively, over the box grown by stage k+1's halo.
 
-Two ways to feed stage k's predictions to stage k+1 during training:
+Three ways to feed stage k's predictions to stage k+1 during training:
 
 - ``"in-sample"``: what ilastik does. At stage k's own training pixels the forest
   predicts its training data, nearly perfectly, so stage k+1 learns to over-trust it.
-- ``"oob"`` (default): at stage k's training pixels, use each tree-ensemble's
-  out-of-bag prediction instead, i.e. what stage k predicts for pixels it did not see.
+- ``"oob"``: at stage k's training pixels, use each tree-ensemble's out-of-bag
+  prediction instead, i.e. what stage k predicts for pixels it did not see. Their
+  labelled neighbours still shaped those trees, so the context stays too good.
+- ``"cross-fit"`` (default): every pixel's stage-k probabilities come from a forest
+  trained without the labels of its spatial block (:mod:`.crossfit`: 64-pixel blocks
+  dealt to 4 folds), what stage k predicts on unseen data; the best in the accuracy
+  study (``benchmarks/results/accuracy.md``).
+
+The forests the cascade keeps are the same in every mode (one per stage, trained on
+all its labels); only the training features of stages 2 and later differ.
 """
 
 from __future__ import annotations
@@ -30,10 +38,13 @@ from ..features import block_features
 from ..forest import MAX_SEED, MAX_TREES, predict_proba, train_forest
 from ..pipeline import Cascade, Stage, convert_probabilities
 from ..project import MAX_LABEL
+from .crossfit import BLOCK, HeldOut, fold_grid, row_folds, train_held_out
 
 __all__ = ["TrainingImage", "fit"]
 
-TrainingMode = Literal["oob", "in-sample"]
+TrainingMode = Literal["cross-fit", "oob", "in-sample"]
+#: the training modes, the default first
+TRAINING_MODES: tuple[str, ...] = ("cross-fit", "oob", "in-sample")
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,7 +76,9 @@ class _Context:
     stages: list[Stage]
     raw_dtype: np.dtype[Any]
     mode: TrainingMode
+    seed: int = 0
     oob: list[dict[int, tuple[np.ndarray, np.ndarray]]] = field(default_factory=list)
+    held: list[HeldOut | None] = field(default_factory=list)
 
     def halo(self, k: int, ndim: int) -> tuple[int, ...]:
         sel = self.stages[k].selection
@@ -155,13 +168,17 @@ def _region_features(
 def _region_probabilities(
     ctx: _Context, image: int, k: int, lo: tuple[int, ...], hi: tuple[int, ...]
 ) -> np.ndarray:
-    """Stage ``k``'s probabilities over ``[lo, hi)``, with out-of-bag values at its training pixels."""
+    """Stage ``k``'s probabilities over ``[lo, hi)`` as stage k+1's training sees them (module docs)."""
     feats = _region_features(ctx, image, k, lo, hi)
     forest = ctx.stages[k].forest
     if forest is None:  # fit trains stage k before it asks for stage k's probabilities
         raise CascadeError(f"stage {k + 1} has no trained forest yet")
-    probs = predict_proba(forest, feats.reshape(-1, feats.shape[-1])).reshape(*feats.shape[:-1], -1)
-    if ctx.mode == "oob" and image in ctx.oob[k]:
+    held = ctx.held[k]
+    if held is not None:
+        probs = held.predict(feats, image, lo, hi)
+    else:
+        probs = predict_proba(forest, feats.reshape(-1, feats.shape[-1])).reshape(*feats.shape[:-1], -1)
+    if image in ctx.oob[k]:
         coords, values = ctx.oob[k][image]
         inside = np.all((coords >= np.asarray(lo)) & (coords < np.asarray(hi)), axis=1)
         local = tuple((coords[inside] - np.asarray(lo)).T)
@@ -183,7 +200,7 @@ def fit(
     *,
     trees: int = 100,
     seed: int = 0,
-    mode: TrainingMode = "oob",
+    mode: TrainingMode = "cross-fit",
     n_jobs: int | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> Cascade:
@@ -199,8 +216,9 @@ def fit(
         Trees per forest.
     seed : int
         Random seed; the same inputs and seed give the same forests.
-    mode : {"oob", "in-sample"}
-        How stage k's predictions at its own training pixels reach stage k+1 (module docs).
+    mode : {"cross-fit", "oob", "in-sample"}
+        How stage k's predictions at its own training pixels reach stage k+1 (module docs);
+        ``"in-sample"`` is ilastik's.
     n_jobs : int, optional
         Threads for forest training (default: all cores).
     provenance : dict, optional
@@ -218,8 +236,8 @@ def fit(
     """
     if not images:
         raise CascadeError("no training images given")
-    if mode not in ("oob", "in-sample"):
-        raise CascadeError(f"training mode must be 'oob' or 'in-sample', got {mode!r}")
+    if mode not in TRAINING_MODES:
+        raise CascadeError(f"training mode must be one of {', '.join(TRAINING_MODES)}; got {mode!r}")
     _check_options(stages, trees, seed)
     first = images[0]
     spatial = "".join(k for k in first.axes if k in "zyx")
@@ -230,11 +248,9 @@ def fit(
             raise DataError("training images must share channel count and dtype")
     pairs = _split_time(images, len(stages))
     _check_sizes(stages, images)
-    ctx = _Context([raw for raw, _ in pairs], list(stages), np.dtype(first.raw.dtype), mode)
+    ctx = _Context([raw for raw, _ in pairs], list(stages), np.dtype(first.raw.dtype), mode, seed)
     for k in range(len(stages)):
-        trained, oob = _fit_stage(ctx, k, [labels[k] for _, labels in pairs], trees, seed + k, n_jobs)
-        ctx.stages[k] = trained
-        ctx.oob.append(oob)
+        _fit_stage(ctx, k, [labels[k] for _, labels in pairs], trees, seed + k, n_jobs)
     return Cascade(
         stages=tuple(ctx.stages),
         raw_channels=int(first.raw.shape[-1]),
@@ -272,9 +288,11 @@ def _check_sizes(stages: Sequence[Stage], images: Sequence[TrainingImage]) -> No
                 raise FeatureSelectionError(f"stage {k + 1}, training image {i + 1}: {err}") from err
 
 
-def _fit_stage(
-    ctx: _Context, k: int, labels: list[Any], trees: int, seed: int, n_jobs: int | None
-) -> tuple[Stage, dict[int, tuple[np.ndarray, np.ndarray]]]:
+_Owner = tuple[int, np.ndarray, np.ndarray]  # (image, coordinates (n, ndim), label values (n,))
+
+
+def _stage_rows(ctx: _Context, k: int, labels: list[Any]) -> tuple[np.ndarray, np.ndarray, list[_Owner]]:
+    """Stage ``k``'s training rows: features (n, n_features), labels (n,), and where they come from."""
     stage = ctx.stages[k]
     tasks, owners = [], []
     for image, lab in enumerate(labels):
@@ -299,17 +317,50 @@ def _fit_stage(
     features = compute(*tasks)
     x = np.concatenate(features).astype(np.float32)
     y = np.concatenate([v for _, _, v in owners])
-    if ctx.mode != "oob":
-        forest = train_forest(x, y, n_outputs=stage.n_classes, n_trees=trees, seed=seed, n_jobs=n_jobs)
-        return replace(stage, forest=forest), {}
-    result = train_forest(x, y, n_outputs=stage.n_classes, n_trees=trees, seed=seed, n_jobs=n_jobs, oob=True)
-    oob: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    return x, y, owners
+
+
+def _oob_by_image(
+    owners: list[_Owner], proba: np.ndarray, keep: np.ndarray
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Out-of-bag probabilities of the rows in ``keep``, grouped by image: coordinates and values."""
+    parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     row = 0
     for image, coords, values in owners:
-        part = result.oob_proba[row : row + len(values)]
-        row += len(values)
-        if image in oob:
-            oob[image] = (np.concatenate([oob[image][0], coords]), np.concatenate([oob[image][1], part]))
-        else:
-            oob[image] = (coords, part)
-    return replace(stage, forest=result.forest), oob
+        end = row + len(values)
+        mine = keep[row:end]
+        if mine.any():
+            parts.setdefault(image, []).append((coords[mine], proba[row:end][mine]))
+        row = end
+    return {
+        i: (np.concatenate([c for c, _ in p]), np.concatenate([v for _, v in p])) for i, p in parts.items()
+    }
+
+
+def _fit_stage(ctx: _Context, k: int, labels: list[Any], trees: int, seed: int, n_jobs: int | None) -> None:
+    """Train stage ``k``; unless it is the last, keep what stage k+1's training needs of it."""
+    stage = ctx.stages[k]
+    x, y, owners = _stage_rows(ctx, k, labels)
+    last = k == len(ctx.stages) - 1
+    options: dict[str, Any] = {"n_outputs": stage.n_classes, "n_trees": trees, "seed": seed, "n_jobs": n_jobs}
+    held: HeldOut | None = None
+    oob: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if last or ctx.mode == "in-sample":
+        forest = train_forest(x, y, **options)
+    elif ctx.mode == "oob":
+        result = train_forest(x, y, **options, oob=True)
+        forest, oob = result.forest, _oob_by_image(owners, result.oob_proba, np.ones(len(y), bool))
+    else:
+        forest = train_forest(x, y, **options)
+        grids = {i: fold_grid(tuple(r.shape[:-1]), i, seed=ctx.seed) for i, r in enumerate(ctx.raws)}
+        folds = row_folds(grids, owners, BLOCK)
+        forests, bad = train_held_out(
+            x, y, folds, forest, n_outputs=stage.n_classes, trees=trees, seed=seed, n_jobs=n_jobs
+        )
+        if bad.any():  # folds whose outside holds one class: out-of-bag values there instead
+            result = train_forest(x, y, **options, oob=True)
+            oob = _oob_by_image(owners, result.oob_proba, bad)
+        held = HeldOut(tuple(f if f is not None else forest for f in forests), grids, BLOCK)
+    ctx.stages[k] = replace(stage, forest=forest)
+    ctx.oob.append(oob)
+    ctx.held.append(held)

@@ -12,7 +12,7 @@ Example (see ``configs/train-example.yaml``)::
       - classes: [membrane, cytoplasm]
         features: configs/features/em-membranes.yaml
     forest: {trees: 100, seed: 0}
-    training: oob                      # or in-sample (ilastik's behaviour)
+    training: cross-fit                # or oob, or in-sample (ilastik's behaviour)
 
 Relative paths are taken relative to the spec file. Unknown keys (a typo such as ``tress:``)
 are refused, naming the valid ones; every stage needs at least two classes, as in ilastik.
@@ -34,7 +34,8 @@ from ..forest import MAX_SEED, MAX_TREES
 from ..io import open_image
 from ..pipeline import Stage
 from ..project import MAX_LABEL, SparseLabels
-from .fitting import TrainingImage
+from ._object_spec import ObjectSpec, parse_object_spec
+from .fitting import TRAINING_MODES, TrainingImage
 
 __all__ = ["TrainingSpec", "load_spec", "load_training_images", "parse_spec"]
 
@@ -46,6 +47,8 @@ class ImageSpec:
     raw: str
     input_axes: str | None
     labels: tuple[str | None, ...]
+    object_input: str | None = None
+    object_labels: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ class TrainingSpec:
     stages: tuple[Stage, ...]
     trees: int = 100
     seed: int = 0
-    training: str = "oob"
+    training: str = "cross-fit"
+    objects: ObjectSpec | None = None
 
 
 def _selection(value: Any, base: Path) -> FeatureSelection:
@@ -76,9 +80,9 @@ def _resolve(path: str, base: Path) -> str:
 
 
 _KEYS = {
-    "the training spec": ("images", "stages", "forest", "training"),
+    "the training spec": ("images", "stages", "objects", "forest", "training"),
     "stage": ("classes", "features"),
-    "image": ("raw", "input_axes", "labels"),
+    "image": ("raw", "input_axes", "labels", "object_input", "object_labels"),
     "forest": ("trees", "seed"),
 }
 
@@ -118,13 +122,17 @@ def _image(entry: Any, i: int, n_stages: int, base: Path) -> ImageSpec:
     labels = [labels] if isinstance(labels, str) else list(labels or [])
     if len(labels) == 1:
         labels = labels * n_stages
+    if not labels and entry.get("object_labels"):  # an image that trains the object stage only
+        labels = [None] * n_stages
     if len(labels) != n_stages:
         raise CascadeError(f"image {i + 1} lists {len(labels)} label images but there are {n_stages} stages")
     axes = entry.get("input_axes")
+    second = {k: _resolve(str(entry[k]), base) for k in ("object_input", "object_labels") if entry.get(k)}
     return ImageSpec(
         _resolve(str(entry["raw"]), base),
         parse_axes(axes) if axes else None,
         tuple(None if lab is None else _resolve(str(lab), base) for lab in labels),
+        **second,
     )
 
 
@@ -150,22 +158,48 @@ def parse_spec(spec: Mapping[str, Any], base: Path) -> TrainingSpec:
         entry, a stage with fewer than two classes, a forest size or seed out of range.
     """
     spec = _mapping(spec, "the training spec", "the training spec")
-    stages_in = spec.get("stages")
-    if not isinstance(stages_in, Sequence) or isinstance(stages_in, str) or not stages_in:
-        raise CascadeError("the training spec needs a non-empty 'stages' list")
+    stages_in = spec.get("stages", [] if "objects" in spec else None)
+    if (
+        not isinstance(stages_in, Sequence)
+        or isinstance(stages_in, str)
+        or not (stages_in or "objects" in spec)
+    ):
+        raise CascadeError("the training spec needs a non-empty 'stages' list (or an 'objects' stage)")
     stages = [_stage(entry, k, base) for k, entry in enumerate(stages_in)]
+    objects = parse_object_spec(spec["objects"], base, len(stages)) if "objects" in spec else None
     images_in = spec.get("images")
     if not isinstance(images_in, Sequence) or isinstance(images_in, str) or not images_in:
         raise CascadeError("the training spec needs a non-empty 'images' list")
     images = [_image(entry, i, len(stages), base) for i, entry in enumerate(images_in)]
+    _check_object_images(images, objects)
     forest = _mapping(spec.get("forest") or {}, "forest", "'forest'")
-    training = str(spec.get("training", "oob"))
-    if training not in ("oob", "in-sample"):
-        raise CascadeError(f"training must be 'oob' or 'in-sample', got {training!r}")
+    training = str(spec.get("training", TRAINING_MODES[0]))
+    if training not in TRAINING_MODES:
+        raise CascadeError(f"training must be one of {', '.join(TRAINING_MODES)}; got {training!r}")
     trees = _whole(forest.get("trees", 100), "forest trees", 1, MAX_TREES)
-    # stage k trains with seed + k
-    seed = _whole(forest.get("seed", 0), "forest seed", 0, MAX_SEED - (len(stages) - 1))
-    return TrainingSpec(tuple(images), tuple(stages), trees, seed, training)
+    # stage k trains with seed + k, the object stage with seed + len(stages)
+    seed = _whole(forest.get("seed", 0), "forest seed", 0, MAX_SEED - max(len(stages) - (objects is None), 0))
+    return TrainingSpec(tuple(images), tuple(stages), trees, seed, training, objects)
+
+
+def _check_object_images(images: Sequence[ImageSpec], objects: ObjectSpec | None) -> None:
+    """Object inputs and labels only with an object stage; labels somewhere, inputs where needed."""
+    for i, image in enumerate(images):
+        given = [k for k in ("object_input", "object_labels") if getattr(image, k)]
+        if objects is None and given:
+            raise CascadeError(f"image {i + 1} gives {given[0]!r} but the spec has no 'objects' stage")
+        if objects is None:
+            continue
+        if image.object_labels and objects.needs_input and not image.object_input:
+            raise CascadeError(
+                f"image {i + 1} needs an 'object_input' (the {objects.source} the objects come from)"
+            )
+        if image.object_input and not objects.needs_input:
+            raise CascadeError(
+                f"image {i + 1} gives an 'object_input' but objects come from the pixel stages' probabilities"
+            )
+    if objects is not None and not any(image.object_labels for image in images):
+        raise CascadeError("the 'objects' stage needs 'object_labels' on at least one image")
 
 
 def load_spec(path: str | Path) -> TrainingSpec:
