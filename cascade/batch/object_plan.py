@@ -59,11 +59,14 @@ class ObjectInput:
     chunks: tuple[int, ...]
     second: Image | None
     second_data: da.Array | None
+    atlas: Image | None = None
+    atlas_data: da.Array | None = None
 
     @property
     def files(self) -> tuple[str, ...]:
         """Every file the input reads."""
-        return self.image.files + (self.second.files if self.second is not None else ())
+        others = [i for i in (self.second, self.atlas) if i is not None]
+        return self.image.files + tuple(f for i in others for f in i.files)
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def second_inputs(project: ObjectProject, options: BatchOptions, n_raw: int) -> 
     """
     wanted = ROLE_OPTIONS.get(project.second_role or "")
     reads = "--raw_data" + (f" and --{wanted}" if wanted else " only")
-    foreign = [k for k in options.object_inputs if k != wanted]
+    foreign = [k for k in options.object_inputs if k not in (wanted, "atlas")]
     if foreign:
         raise DataError(
             f"--{foreign[0]} does not apply to this project ({project.workflow}); it reads {reads}"
@@ -117,6 +120,34 @@ def second_inputs(project: ObjectProject, options: BatchOptions, n_raw: int) -> 
     return list(given)
 
 
+def atlas_inputs(options: BatchOptions, n_raw: int) -> list[str | None]:
+    """The ``--atlas`` of each raw image (None without ``--atlas``).
+
+    Parameters
+    ----------
+    options : BatchOptions
+        The run's options (``object_inputs["atlas"]``).
+    n_raw : int
+        Number of ``--raw_data`` inputs.
+
+    Returns
+    -------
+    list of str or None
+        One per raw input.
+
+    Raises
+    ------
+    DataError
+        A different number of atlases than ``--raw_data``.
+    """
+    given = options.object_inputs.get("atlas", ())
+    if not given:
+        return [None] * n_raw
+    if len(given) != n_raw:
+        raise DataError(f"{n_raw} --raw_data input(s) but {len(given)} --atlas input(s); give one each")
+    return list(given)
+
+
 def _open(path: str, options: BatchOptions, file_axes: str | None) -> tuple[Image, da.Array, str]:
     image = open_image(path, axes=options.input_axes, stack_along=options.stack_along, file_axes=file_axes)
     data, axes = to_internal(image.data, image.axes)
@@ -128,7 +159,11 @@ def _shape_text(shape: Sequence[int], axes: str) -> str:
 
 
 def open_object_input(
-    project: ObjectProject, path: str, second_path: str | None, options: BatchOptions
+    project: ObjectProject,
+    path: str,
+    second_path: str | None,
+    options: BatchOptions,
+    atlas_path: str | None = None,
 ) -> ObjectInput:
     """Open one raw image (and its second input) lazily and check them against the project.
 
@@ -140,6 +175,8 @@ def open_object_input(
         The raw image and its second input (None for PC+OC).
     options : BatchOptions
         The run's options.
+    atlas_path : str, optional
+        Its ``--atlas`` image.
 
     Returns
     -------
@@ -149,7 +186,7 @@ def open_object_input(
     Raises
     ------
     DataError
-        Wrong raw channel count or dimensions, or a second input that does not match the raw image.
+        Wrong raw channel count or dimensions, or a second input or atlas that does not match the raw image.
     """
     stage = project.stage
     image, raw, axes = _open(path, options, project.raw_axes)
@@ -181,7 +218,15 @@ def open_object_input(
                 f"which has {data.shape[-1]} channel(s)"
             )
         data = data.rechunk(chunks[:-1] + (data.shape[-1],))
-    return ObjectInput(path, image, raw.rechunk(chunks), axes, chunks, second, data)
+    atlas, atlas_data = None, None
+    if atlas_path is not None:
+        atlas, atlas_data, atlas_axes = _open(atlas_path, options, None)
+        if atlas_axes != axes or atlas_data.shape[:-1] != raw.shape[:-1]:
+            raise DataError(
+                f"{atlas_path}: the atlas has {_shape_text(atlas_data.shape, atlas_axes)} but the raw "
+                f"data {path} has {_shape_text(raw.shape, axes)}; they must agree in t, z, y and x"
+            )
+    return ObjectInput(path, image, raw.rechunk(chunks), axes, chunks, second, data, atlas, atlas_data)
 
 
 def source_layout(project: ObjectProject, source: str) -> tuple[int, np.dtype]:

@@ -12,6 +12,7 @@ probabilities with cascade's own engine first.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,27 +21,38 @@ from pathlib import Path
 import dask.array as da
 
 from .._config import check_config
-from ..errors import DataError, ExportError
+from ..errors import CascadeError, DataError, ExportError
 from ..io import (
     check_overwrites,
+    export_error,
     hold_locks,
     is_url,
     lock_path,
     make_parents,
+    make_scratch,
     output_path,
     remove_if_empty,
     resumable_blocks,
     write_image,
 )
-from ..objects import ObjectResult, blockwise_image, classify_objects, object_image, table_path, write_table
+from ..objects import (
+    ObjectResult,
+    TableImages,
+    blockwise_image,
+    classify_objects,
+    object_image,
+    table_path,
+    write_table,
+)
 from ..pipeline import StageResult, predict
 from ..progress import progress_label
 from ..project import ObjectProject, open_object_project
-from .checks import _check_distinct, _fingerprint_base
+from .checks import _check_distinct, _fingerprint_base, _scratch_dir
 from .object_plan import (
     NEEDS_CLASSIFIER,
     ObjectExport,
     ObjectInput,
+    atlas_inputs,
     open_object_input,
     plan_exports,
     prepare_object_export,
@@ -56,6 +68,8 @@ __all__ = ["run_object_batch"]
 _PIXEL_SOURCES = ("Pixel Probabilities", "Simple Segmentation")
 #: Sources painted from the whole-image object tables.
 _WHOLE_CLASSES = ("Object Predictions", "Object Probabilities")
+#: Sources that read the object label image.
+_OBJECT_CLASSES = (*_WHOLE_CLASSES, "Object Identities")
 
 
 @dataclass(frozen=True)
@@ -72,19 +86,46 @@ class _ObjectJob:
     def path(self) -> str:
         return self.input.path
 
-    def _pixels(self) -> list[StageResult] | None:
+    @property
+    def _wants_objects(self) -> bool:
+        return self.table is not None or any(e.source in _OBJECT_CLASSES for e in self.exports)
+
+    @property
+    def _label_readers(self) -> int:
+        """How often the object label image is read: feature passes, exports, table crops."""
+        tables = self.table is not None or any(e.source in _WHOLE_CLASSES for e in self.exports)
+        crops = self.table is not None and table_path(self.table) == self.table  # HDF5
+        return 2 * tables + int(crops) + sum(e.source in _OBJECT_CLASSES for e in self.exports)
+
+    def _pixels(self, scratch: str) -> list[StageResult] | None:
         if self.project.pixels is None:
             return None
         item = self.input
-        return predict(self.project.pixels, item.raw, axes=item.axes, chunks=item.chunks)
+        last = len(self.project.pixels.stages) - 1
+        # the objects read the pixel stage twice (the labelling scan, then the labels), exports again
+        readers = 2 * self._wants_objects + sum(not e.source.startswith("Object") for e in self.exports)
+        keep = {last} if readers > 1 else set()
+        return predict(
+            self.project.pixels, item.raw, axes=item.axes, chunks=item.chunks, scratch=scratch, keep=keep
+        )
 
-    def _objects(self, pixels: list[StageResult] | None) -> ObjectResult:
+    def _objects(self, pixels: list[StageResult] | None, scratch: str) -> ObjectResult:
         item = self.input
         source = pixels[-1].probabilities if pixels is not None else item.second_data
         if source is None:
             raise DataError(f"{item.path}: no input to find objects in")
         tables = self.table is not None or any(e.source in _WHOLE_CLASSES for e in self.exports)
-        return classify_objects(self.project.stage, item.raw, item.axes, source, item.axes, features=tables)
+        keep = scratch if self._label_readers > 1 else None
+        return classify_objects(
+            self.project.stage,
+            item.raw,
+            item.axes,
+            source,
+            item.axes,
+            features=tables,
+            scratch=keep,
+            atlas=item.atlas_data,
+        )
 
     def _image(self, name: str, result: ObjectResult | None, pixels: list[StageResult] | None) -> da.Array:
         if name == "Pixel Probabilities" and pixels is not None:
@@ -100,13 +141,17 @@ class _ObjectJob:
             raise DataError(f"{self.path}: the objects were not computed")
         return object_image(result, name)[0]
 
-    def write(self, echo: Callable[[str], None]) -> list[str]:
-        """Compute the objects once, then stream every export (and the table) to disk."""
-        pixels = self._pixels()
-        wants_objects = self.table is not None or any(
-            e.source in (*_WHOLE_CLASSES, "Object Identities") for e in self.exports
-        )
-        result = self._objects(pixels) if wants_objects else None
+    def write(self, scratch: str, echo: Callable[[str], None]) -> list[str]:
+        """Compute the objects once, then stream every export (and the table) to disk.
+
+        The pixel stage (PC+OC) and the object label image are computed once into ``scratch``
+        (or memory) when several passes or exports read them.
+        """
+        try:
+            pixels = self._pixels(scratch)
+            result = self._objects(pixels, scratch) if self._wants_objects else None
+        except OSError as err:
+            raise export_error(err, scratch) from err
         written: list[str] = []
         fmt = str(self.options.output_format)
         for export in self.exports:
@@ -133,7 +178,16 @@ class _ObjectJob:
 
     def _write_table(self, result: ObjectResult) -> str:
         stage = self.project.stage
-        wanted = stage.table_settings.get("selected features")
+        settings = stage.table_settings
+        wanted = settings.get("selected features")
+        images = TableImages(
+            result.objects.labels,
+            result.objects.axes,
+            self.input.raw,
+            margin=int(settings.get("margin") or 0),
+            include_raw=bool(settings.get("include raw", False)),
+            compression=dict(settings.get("compression") or {}),
+        )
         # batch inputs carry no object labels (as in ilastik): every "User Label" is "0"
         return write_table(
             str(self.table),
@@ -142,6 +196,7 @@ class _ObjectJob:
             class_names=stage.class_names,
             probabilities=result.probabilities,
             wanted=list(wanted) if wanted else None,
+            images=images,
         )
 
 
@@ -157,7 +212,7 @@ def _check_classifier(project: ObjectProject, names: Sequence[str]) -> None:
 
 
 def _plan_all(
-    project: ObjectProject, inputs: Sequence[str], options: BatchOptions, path: str | Path
+    project: ObjectProject, inputs: Sequence[str], options: BatchOptions, base: str
 ) -> list[_ObjectJob]:
     """Open and check every input and plan its exports and table (nothing computed or written)."""
     if options.prediction_masks:
@@ -165,10 +220,10 @@ def _plan_all(
     names = [] if options.table_only else list(options.export_sources)
     sources = [] if options.table_only else resolve_object_sources(names, project.pixels is not None)
     _check_classifier(project, [s.name for s in sources])
-    base = _fingerprint_base(path, options)
     jobs = []
-    for raw, second in zip(inputs, second_inputs(project, options, len(inputs)), strict=True):
-        item = open_object_input(project, raw, second, options)
+    pairs = zip(inputs, second_inputs(project, options, len(inputs)), strict=True)
+    for (raw, second), atlas in zip(pairs, atlas_inputs(options, len(inputs)), strict=True):
+        item = open_object_input(project, raw, second, options, atlas)
         exports = plan_exports(project, item, options, sources, base)
         jobs.append(_ObjectJob(project, item, options, exports, table_target(project, item, options)))
     return jobs
@@ -232,19 +287,31 @@ def run_object_batch(
     check_config()
     opened = open_object_project(project, retrain=options.retrain, trees=options.retrain_trees)
     options = with_project_settings(options, opened)
-    jobs = _plan_all(opened, inputs, options, project)
+    base = _fingerprint_base(project, options)
+    jobs = _plan_all(opened, inputs, options, base)
     containers = _check_outputs(jobs, project, str(options.output_format))
     local = [c for c in containers if not is_url(c)]
+    scratch = _scratch_dir(base, inputs)
     created = make_parents([lock_path(c) for c in local])
     try:
-        with hold_locks(local):
-            written: list[str] = []
-            for job in jobs:
-                start = time.perf_counter()
-                paths = job.write(echo)
-                written.extend(paths)
-                echo(f"{', '.join(dict.fromkeys(paths))}  ({time.perf_counter() - start:.1f} s)")
-            return written
+        with hold_locks(local), hold_locks([scratch], what="using"):
+            return _write_jobs(jobs, make_scratch(scratch), echo)
     except BaseException:
         remove_if_empty(created)
         raise
+
+
+def _write_jobs(jobs: Sequence[_ObjectJob], scratch: str, echo: Callable[[str], None]) -> list[str]:
+    """Write every job with the locks held; the scratch folder is kept only after an interruption."""
+    written: list[str] = []
+    try:
+        for job in jobs:
+            start = time.perf_counter()
+            paths = job.write(scratch, echo)
+            written.extend(paths)
+            echo(f"{', '.join(dict.fromkeys(paths))}  ({time.perf_counter() - start:.1f} s)")
+    except CascadeError:
+        shutil.rmtree(scratch, ignore_errors=True)  # bad input or output: nothing worth resuming
+        raise
+    shutil.rmtree(scratch, ignore_errors=True)
+    return written

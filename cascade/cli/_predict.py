@@ -88,6 +88,10 @@ def predict(
         list[str] | None,
         _Opt("--label_image", "--label-image", help="Object Classification: one per --raw_data."),
     ] = None,
+    atlas: Annotated[
+        list[str] | None,
+        _Opt("--atlas", help="Object Classification: an atlas per --raw_data (AtlasMapping table column)."),
+    ] = None,
     table_filename: Annotated[
         str | None,
         _Opt("--table_filename", "--table-filename", help="Object table per input: CSV, or HDF5 (.h5)."),
@@ -181,7 +185,7 @@ def predict(
         retrain_trees=tree_count or 100,
         prediction_masks=tuple(prediction_mask or ()),
         block_shape=block_shape or distributed_block_roi,
-        object_inputs=_object_inputs(prediction_maps, segmentation_image, label_image),
+        object_inputs=_object_inputs(prediction_maps, segmentation_image, label_image, atlas),
         table_filename=table_filename,
         table_only=table_only,
     )
@@ -198,13 +202,17 @@ def predict(
 
 
 def _object_inputs(
-    prediction_maps: list[str] | None, segmentation_image: list[str] | None, label_image: list[str] | None
+    prediction_maps: list[str] | None,
+    segmentation_image: list[str] | None,
+    label_image: list[str] | None,
+    atlas: list[str] | None,
 ) -> dict[str, tuple[str, ...]]:
-    """The second inputs of an Object Classification run, by ilastik's role option (given ones only)."""
+    """The other inputs of an Object Classification run, by ilastik's role option (given ones only)."""
     given = {
         "prediction_maps": prediction_maps,
         "segmentation_image": segmentation_image,
         "label_image": label_image,
+        "atlas": atlas,
     }
     return {name: tuple(files) for name, files in given.items() if files}
 

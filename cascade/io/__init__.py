@@ -42,6 +42,7 @@ from ._atomic import (
 from ._hdf5 import h5_file
 from ._internal import dataset_parts
 from ._lock import hold_locks, lock_path, output_lock
+from ._meta import axistags_json
 from ._overwrite import check_overwrites
 from ._paths import expand_path, make_nickname, split_path
 from ._read import READ_FORMATS, Image, open_image
@@ -74,6 +75,7 @@ __all__ = [
     "PreparedExport",
     "apply_cutout",
     "atomic_files",
+    "axistags_json",
     "check_name",
     "check_overwrites",
     "check_target",

@@ -49,7 +49,18 @@ def valid_axes(keys: Iterable[Any] | str | None, ndim: int) -> str | None:
 
 
 def axistags_json(axes: str) -> str:
-    """Encode ``axes`` as vigra's axistags JSON, as ilastik stores it in h5/n5/zarr attributes."""
+    """Encode ``axes`` as vigra's axistags JSON, as ilastik stores it in h5/n5/zarr attributes.
+
+    Parameters
+    ----------
+    axes : str
+        Axis keys, e.g. ``"tzyxc"``.
+
+    Returns
+    -------
+    str
+        The JSON text of ``vigra.AxisTags.toJSON`` (resolution 0, no descriptions).
+    """
     entries = [{"key": k, "typeFlags": _TYPE_FLAGS[k], "resolution": 0, "description": ""} for k in axes]
     return json.dumps({"axes": entries}, indent=2)
 

@@ -4,6 +4,7 @@ See ``docs/objects.md`` for the design and ``cascade/objects/model.py`` for the 
 between the steps.
 """
 
+from ._crops import TableImages
 from .blockwise import blockwise_image
 from .classify import (
     feature_matrix,
@@ -23,7 +24,14 @@ from .model import (
     ObjectStage,
     ThresholdSettings,
 )
-from .pipeline import OBJECT_IMAGES, ObjectResult, classify_objects, find_objects, object_image
+from .pipeline import (
+    OBJECT_IMAGES,
+    ObjectResult,
+    atlas_mapping,
+    classify_objects,
+    find_objects,
+    object_image,
+)
 from .table import table_path, write_table
 from .threshold import objects_from_probabilities, smooth_probabilities, threshold_labels
 
@@ -37,7 +45,9 @@ __all__ = [
     "ObjectResult",
     "ObjectStage",
     "Objects",
+    "TableImages",
     "ThresholdSettings",
+    "atlas_mapping",
     "blockwise_image",
     "classify_objects",
     "feature_matrix",

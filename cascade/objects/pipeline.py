@@ -10,19 +10,27 @@ tables are computed once per input and shared by every export source.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dask.array as da
 import numpy as np
 
 from ..errors import ObjectsError
+from ..io import keep_once
 from .classify import object_predictions, object_probabilities, paint
 from .components import objects_from_label_image, objects_from_segmentation
 from .features import object_features
-from .model import FeatureTable, Objects, ObjectStage
+from .model import DEFAULT_FEATURES, FeatureTable, Objects, ObjectStage
 from .threshold import objects_from_probabilities
 
-__all__ = ["OBJECT_IMAGES", "ObjectResult", "classify_objects", "find_objects", "object_image"]
+__all__ = [
+    "OBJECT_IMAGES",
+    "ObjectResult",
+    "atlas_mapping",
+    "classify_objects",
+    "find_objects",
+    "object_image",
+]
 
 #: The export images of an object stage (ilastik's export source names), and their dtype.
 OBJECT_IMAGES = {
@@ -92,6 +100,41 @@ def find_objects(stage: ObjectStage, image: da.Array, axes: str) -> Objects:
     return objects_from_label_image(image, axes)
 
 
+def atlas_mapping(table: FeatureTable, atlas: da.Array, axes: str, t: int = 0) -> np.ndarray:
+    """ilastik's ``AtlasMapping``: the atlas value at each object's rounded ``RegionCenter``.
+
+    As ilastik's ``_createAtlasMapping``: the centre (x, y[, z]) rounded with ``numpy.round``
+    (halves to even), every atlas channel read there; only the atlas blocks holding centres are read.
+
+    Parameters
+    ----------
+    table : FeatureTable
+        The time point's features (its default ``RegionCenter``, row ``i`` = object id ``i``).
+    atlas : dask.array.Array
+        The atlas, internal axes ``axes`` (with ``c``).
+    axes : str
+        Axes of ``atlas``.
+    t : int
+        The time point (ignored without a ``t`` axis).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N + 1, C)`` in the atlas dtype; row 0 (background) is 0.
+    """
+    centers = np.asarray(table[DEFAULT_FEATURES]["RegionCenter"], dtype=np.float64)[1:]
+    out = np.zeros((len(centers) + 1, atlas.shape[-1]), dtype=atlas.dtype)
+    if len(centers) == 0:
+        return out
+    points = np.round(centers).astype(np.int64)
+    index: list[np.ndarray] = []
+    for axis, size in zip(axes[:-1], atlas.shape[:-1], strict=True):
+        column = np.full(len(points), t) if axis == "t" else points[:, "xyz".index(axis)]
+        index.append(np.clip(column, 0, size - 1))
+    out[1:] = np.asarray(atlas.vindex[tuple(index)].compute())
+    return out
+
+
 def classify_objects(
     stage: ObjectStage,
     raw: da.Array,
@@ -100,6 +143,8 @@ def classify_objects(
     axes: str,
     *,
     features: bool = True,
+    scratch: str | None = None,
+    atlas: da.Array | None = None,
 ) -> ObjectResult:
     """Objects, features and (with a forest) probabilities of one input.
 
@@ -117,6 +162,13 @@ def classify_objects(
         Its axes.
     features : bool
         Compute the features and probabilities (False: the objects only, e.g. for Object Identities).
+    scratch : str, optional
+        A scratch folder: the object label image is then computed once now (held in memory when
+        small, else stored there, :func:`cascade.io.keep_once`) and read back by every later
+        pass and export, instead of thresholding and labelling again for each of them.
+    atlas : dask.array.Array, optional
+        An atlas image (axes ``raw_axes``): adds ilastik's ``AtlasMapping`` default feature
+        (:func:`atlas_mapping`).
 
     Returns
     -------
@@ -124,9 +176,14 @@ def classify_objects(
         The objects and their tables (computed now); images stay lazy.
     """
     objects = find_objects(stage, image, axes)
+    if scratch is not None:
+        objects = replace(objects, labels=keep_once(objects.labels, scratch, label="object labels"))
     if not features:
         return ObjectResult(objects, [], None)
     tables = object_features(raw, raw_axes, objects, stage.features)
+    if atlas is not None:
+        for t, table in enumerate(tables):
+            table[DEFAULT_FEATURES]["AtlasMapping"] = atlas_mapping(table, atlas, raw_axes, t)
     probabilities = object_probabilities(stage, tables) if stage.forest is not None else None
     return ObjectResult(objects, list(tables), probabilities)
 

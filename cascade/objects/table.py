@@ -13,7 +13,8 @@ cascade writes the selected features in the classifier's order (sorted plugin, s
 The table is written time point by time point into a private temporary file that replaces the
 target only when complete (:func:`cascade.io.atomic_files`). CSV files get ilastik's ``_table``
 suffix (``objects.csv`` -> ``objects_table.csv``); ``.h5``/``.hdf5``/``.hd5`` targets get an HDF5
-file with the structured dataset ``table`` (ilastik's per-object image crops are not written).
+file with the structured dataset ``table`` and, given the images, ilastik's per-object crops
+(:mod:`._crops`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..errors import ObjectsError
 from ..io import atomic_files, h5_file
+from ._crops import TableImages, write_crops
 from .model import DEFAULT_FEATURES, FeatureTable, ObjectFeatureSelection
 
 __all__ = ["table_path", "write_table"]
@@ -168,22 +170,21 @@ def _h5_dtype(header: Sequence[str], class_names: Sequence[str], first: Mapping[
 
 
 def _write_h5(
-    path: str, steps: Iterator[dict[str, np.ndarray]], header: Sequence[str], class_names: Sequence[str]
+    f: Any, steps: Iterator[dict[str, np.ndarray]], header: Sequence[str], class_names: Sequence[str]
 ) -> None:
-    with h5_file(path, "w") as f:
-        dataset = None
-        for step in steps:
-            if dataset is None:
-                dtype = _h5_dtype(header, class_names, step)
-                dataset = f.create_dataset("table", shape=(0,), maxshape=(None,), dtype=dtype, chunks=True)
-            rows = np.zeros(len(step["object_id"]), dtype=dataset.dtype)
-            for name in header:
-                values = step[name]
-                rows[name] = np.char.encode(values.astype(str), "utf-8") if values.dtype == object else values
-            dataset.resize((dataset.shape[0] + len(rows),))
-            dataset[-len(rows) :] = rows
+    dataset = None
+    for step in steps:
         if dataset is None:
-            f.create_dataset("table", shape=(0,), dtype=np.dtype([("object_id", np.int64)]))
+            dtype = _h5_dtype(header, class_names, step)
+            dataset = f.create_dataset("table", shape=(0,), maxshape=(None,), dtype=dtype, chunks=True)
+        rows = np.zeros(len(step["object_id"]), dtype=dataset.dtype)
+        for name in header:
+            values = step[name]
+            rows[name] = np.char.encode(values.astype(str), "utf-8") if values.dtype == object else values
+        dataset.resize((dataset.shape[0] + len(rows),))
+        dataset[-len(rows) :] = rows
+    if dataset is None:
+        f.create_dataset("table", shape=(0,), dtype=np.dtype([("object_id", np.int64)]))
 
 
 def write_table(
@@ -195,6 +196,7 @@ def write_table(
     probabilities: Sequence[np.ndarray] | None = None,
     user_labels: Sequence[np.ndarray] | None = None,
     wanted: Sequence[str] | None = None,
+    images: TableImages | None = None,
 ) -> str:
     """Write ilastik's object table of one input (all time points), atomically.
 
@@ -215,6 +217,8 @@ def write_table(
         Per time point, the class of each object id that the user labelled (0 none).
     wanted : sequence of str, optional
         The table export settings' feature names (display or short); None: every selected feature.
+    images : TableImages, optional
+        The label and raw images: an HDF5 table then also gets ilastik's ``/images`` crops.
 
     Returns
     -------
@@ -238,7 +242,10 @@ def write_table(
     steps = _steps(tables, columns, class_names, probabilities, user_labels)
     with atomic_files([final]) as (temp,):
         if final.lower().endswith(_H5_EXTENSIONS):
-            _write_h5(temp, steps, header, class_names)
+            with h5_file(temp, "w") as f:
+                _write_h5(f, steps, header, class_names)
+                if images is not None:
+                    write_crops(f, tables, images)
         else:
             with open(temp, "w", encoding="utf-8", newline="") as handle:
                 _write_csv(handle, steps, header)
