@@ -1,8 +1,10 @@
 """Global connected components from block tables: one pass over the image, then lazy relabelling.
 
-The scan (one ``dask.compute``) labels every block, keeps per block a table of its local
-components (``_cc.BlockTable``) and, per pair of neighbouring blocks, the pairs of local ids
-touching across their face. Only these tables reach the client (O(objects)). There, a
+The scan labels every block, a group of blocks per ``dask.compute`` (``_groups``: memory bounded
+by the group, not the volume), keeps per block a table of its local components
+(``_cc.BlockTable``) and its face planes; on the client, the pairs of local ids touching across
+each face between neighbouring blocks are found and the faces dropped as soon as both sides are
+linked, so only the tables stay (O(objects)). Then a
 union-find over the face pairs (``scipy.sparse.csgraph``) joins the local components into
 global ones; their first pixels give ilastik's raster order, their summed pixels the sizes.
 
@@ -26,6 +28,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ._cc import BlockScan, BlockTable, face_pairs, scan_block
+from ._groups import group_size
 
 __all__ = ["Components", "block_results", "relabel", "scan"]
 
@@ -140,10 +143,9 @@ def block_results(image: da.Array, function: Callable[[np.ndarray], Any]) -> dic
     return dict(zip(blocks, done))
 
 
-def _scan_graph(layers: tuple[da.Array, ...]) -> tuple[Delayed, list[Index]]:
-    """One delayed list of :func:`_link` results, one per block (two tasks a block, one graph layer)."""
-    token = tokenize(*layers)
-    scan_name, link_name, all_name = (f"objects-{step}-{token}" for step in ("scan", "link", "gather"))
+def _scan_tasks(layers: tuple[da.Array, ...]) -> tuple[list[Delayed], list[Index]]:
+    """One delayed :func:`scan_block` per block (one graph layer), blocks in raster order."""
+    scan_name = f"objects-scan-{tokenize(*layers)}"
     starts = _origins(layers[0].chunks)
     extent = tuple(int(n) for n in layers[0].shape[1:])
     blocks = list(itertools.product(*(range(n) for n in layers[0].numblocks)))
@@ -151,13 +153,35 @@ def _scan_graph(layers: tuple[da.Array, ...]) -> tuple[Delayed, list[Index]]:
     for index in blocks:
         origin = tuple(starts[a][index[a]] for a in (1, 2, 3))
         tasks[(scan_name, *index)] = (scan_block, [(layer.name, *index) for layer in layers], origin, extent)
-    for index in blocks:
-        after = [index[:axis] + (index[axis] + 1,) + index[axis + 1 :] for axis in (1, 2, 3)]
-        neighbours = [(scan_name, *a) if (scan_name, *a) in tasks else None for a in after]
-        tasks[(link_name, *index)] = (_link, (scan_name, *index), *neighbours)
-    tasks[all_name] = (_gather, *[(link_name, *index) for index in blocks])
-    graph = HighLevelGraph.from_collections(all_name, tasks, dependencies=layers)  # type: ignore[arg-type]
-    return Delayed(all_name, graph), blocks
+    graph = HighLevelGraph.from_collections(scan_name, tasks, dependencies=layers)  # type: ignore[arg-type]
+    return [Delayed((scan_name, *index), graph, layer=scan_name) for index in blocks], blocks
+
+
+def _neighbours(index: Index, step: int) -> list[Index]:
+    return [index[:axis] + (index[axis] + step,) + index[axis + 1 :] for axis in (1, 2, 3)]
+
+
+def _scan_links(layers: tuple[da.Array, ...]) -> dict[Index, Any]:
+    """Every block's :func:`_link` result, scanned a group of blocks at a time (bounded memory).
+
+    A block is linked as soon as the blocks after it (z, y, x) are scanned, and its faces are
+    dropped once the blocks before it are linked too: at most about one layer of blocks keeps
+    its faces on the client.
+    """
+    tasks, blocks = _scan_tasks(layers)
+    present, size = set(blocks), group_size()
+    scans: dict[Index, BlockScan] = {}
+    links: dict[Index, Any] = {}
+    for start in range(0, len(blocks), size):
+        scans.update(zip(blocks[start : start + size], compute(*tasks[start : start + size])))
+        for index in sorted(set(scans) - set(links)):
+            after = _neighbours(index, 1)
+            if all(a not in present or a in scans for a in after):
+                links[index] = _link(scans[index], *(scans.get(a) for a in after))
+        for index in [i for i in scans if i in links]:
+            if all(b not in present or b in links for b in _neighbours(index, -1)):
+                del scans[index]
+    return links
 
 
 def _layer(links: dict[Index, Any], blocks: tuple[Index, ...], layer: int, steps: int) -> Components:
@@ -198,9 +222,7 @@ def scan(image: da.Array, cores: da.Array | None = None) -> tuple[Components, Co
     Computed eagerly: one pass over the input(s).
     """
     layers = (image,) if cores is None else (image, cores)
-    gathered, order = _scan_graph(layers)
-    (done,) = compute(gathered)
-    links = dict(zip(order, done))
+    links = _scan_links(layers)
     blocks = tuple(sorted(links))
     found = [_layer(links, blocks, layer, image.shape[0]) for layer in range(len(layers))]
     if cores is None:

@@ -20,6 +20,7 @@ coordinates in x, y[, z] order; ``Coord<Maximum>`` exclusive (current ilastik).
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import dask.array as da
@@ -31,6 +32,7 @@ from ..errors import ObjectsError
 from ._accumulate import Partial, densify, merge, pass1, pass2
 from ._eigen import scatter_batch
 from ._finish import finish, means
+from ._groups import FAN_IN, compute_groups, group_size
 from ._neighborhood import local_batch, shape_batch
 from ._selection import DEFAULTS, STANDARD, FeatureColumns, Plan, feature_names, make_plan
 from ._windows import BatchKernel, batched, windows
@@ -39,7 +41,7 @@ from .model import DEFAULT_FEATURES, FeatureTable, ObjectFeatureSelection, Objec
 __all__ = ["FeatureColumns", "feature_names", "object_features"]
 
 #: How many partials one merge task combines.
-_FAN_IN = 16
+_FAN_IN = FAN_IN
 
 
 def _check(raw: da.Array, raw_axes: str, objects: Objects) -> None:
@@ -122,7 +124,7 @@ def _tree(parts: list[object]) -> object:
 
 
 def _blockwise(image: da.Array, labels: da.Array, kernel: object, *extra: object) -> Partial:
-    """Run a pass kernel on every chunk and merge the partials (one dask compute)."""
+    """Run a pass kernel on every chunk and merge the partials (a group of chunks per compute)."""
     starts = [np.cumsum((0, *sizes[:-1])) for sizes in labels.chunks]
     label_blocks = labels.to_delayed()
     raw_blocks = image.to_delayed()
@@ -131,8 +133,21 @@ def _blockwise(image: da.Array, labels: da.Array, kernel: object, *extra: object
         offset = tuple(int(starts[axis][i]) for axis, i in enumerate(index))
         block = delayed(kernel)(raw_blocks[(*index, 0)], label_blocks[index], offset, *extra)
         parts.append(block)
-    (merged,) = compute(_tree(parts))
-    result: Partial = merged
+    size = group_size()
+    if len(parts) <= size:
+        (merged,) = compute(_tree(parts))
+        return merged  # type: ignore[no-any-return]
+    # a group of blocks per compute (bounded memory), merged in exactly the tree _tree builds
+    levels = round(math.log(size, _FAN_IN))
+    done = []
+    for start in range(0, len(parts), size):
+        group = parts[start : start + size]
+        for _ in range(levels):
+            group = [delayed(merge)(group[i : i + _FAN_IN]) for i in range(0, len(group), _FAN_IN)]
+        done.extend(compute(*group))
+    while len(done) > 1:
+        done = [merge(done[i : i + _FAN_IN]) for i in range(0, len(done), _FAN_IN)]
+    result: Partial = done[0]
     return result
 
 
@@ -176,7 +191,7 @@ def _per_object(
     ids = np.arange(1, count + 1, dtype=np.uint32)
     cmin, cmax = first["cmin"][1:].astype(np.int64), first["cmax"][1:].astype(np.int64) + 1 + beyond
     bounds = windows(cmin, cmax, margin, labels.shape)
-    parts = compute(*batched(image, labels, ids, bounds, cmin[:, ::-1], kernel))
+    parts = compute_groups(batched(image, labels, ids, bounds, cmin[:, ::-1], kernel))
     out: dict[str, np.ndarray] = {}
     for part in parts:
         rows = part["ids"].astype(np.int64)
