@@ -139,7 +139,12 @@ def test_projects_that_cannot_run_say_why(data_dir: Path) -> None:
     )
     assert no_labels.returncode == 2 and "stores no labels to train from" in no_labels.stderr
     objects = run(["info", str(folder / "tests" / "test_ilastik" / "data" / "inputdata" / "pc-oc-133.ilp")])
-    assert objects.returncode == 2 and "is not supported" in objects.stderr
+    assert objects.returncode == 0, objects.stderr  # object classification projects run now (issue 12)
+    assert "Object Classification (from pixel classification)" in objects.stdout
+    assert (
+        "threshold  simple, channel 0, low 0.5, smoothing 1.0, 1.0, 1.0 (x, y, z), sizes 10..1000000"
+        in objects.stdout
+    )
     info = run(["info", str(folder / "api_projects" / "Autocontext_3D.ilp")])
     assert info.returncode == 0 and "AutocontextTwoStage" in info.stdout
 

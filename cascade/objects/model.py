@@ -99,6 +99,21 @@ class ThresholdSettings:
                 f"size filter needs 0 <= min_size <= max_size, got {self.min_size}, {self.max_size}"
             )
 
+    def describe(self) -> str:
+        """One line for ``cascade info``: method, channels, thresholds, smoothing, size filter.
+
+        Returns
+        -------
+        str
+            E.g. ``simple, channel 0, low 0.5, smoothing 1.0, 1.0, 1.0 (x, y, z), sizes 10..1000000``.
+        """
+        core = f", high {self.high} (core channel {self.core_channel})" if self.method == "hysteresis" else ""
+        sigmas = ", ".join(map(str, self.sigmas))
+        return (
+            f"{self.method}, channel {self.channel}, low {self.low}{core}, smoothing {sigmas} (x, y, z), "
+            f"sizes {self.min_size}..{self.max_size}"
+        )
+
     @property
     def channels_needed(self) -> int:
         """How many probability channels the settings read."""

@@ -81,12 +81,7 @@ def _object_lines(stage: ObjectStage) -> list[str]:
     """The object stage's lines of :func:`describe_cascade`."""
     lines = [f"object stage: classes {', '.join(stage.class_names)}"]
     if stage.threshold is not None:
-        t = stage.threshold
-        lines.append(
-            f"  threshold: {t.method}, channel {t.channel}, low {t.low}"
-            + (f", high {t.high} (core channel {t.core_channel})" if t.method == "hysteresis" else "")
-            + f", smoothing {', '.join(map(str, t.sigmas))} (x, y, z), sizes {t.min_size}..{t.max_size}"
-        )
+        lines.append(f"  threshold: {stage.threshold.describe()}")
     for plugin in sorted(stage.features):
         lines.append(f"  {plugin}: {', '.join(sorted(stage.features[plugin]))}")
     if stage.forest is None:

@@ -144,8 +144,11 @@ def describe_object_ilp(project: IlpObjectProject) -> str:
         ("project", str(project.path)),
         ("workflow", f"{project.workflow} (ilastik {project.ilastik_version})"),
         ("inputs", f"Raw Data ({stage.raw_channels} channel(s), {stage.spatial_axes}); {role}"),
-        ("threshold", str(stage.threshold) if stage.threshold is not None else "none"),
-        ("features", f"{n_features} in {', '.join(sorted(stage.features)) or 'no plugin'}"),
+        ("threshold", stage.threshold.describe() if stage.threshold is not None else "none"),
+        (
+            "features",
+            f"{n_features} in {', '.join(sorted(stage.features))}" if n_features else "none selected",
+        ),
         ("classes", ", ".join(stage.class_names) or "none"),
         ("labels", f"{labelled} labelled object(s)"),
         ("forest", f"{forest.n_trees} trees, {forest.n_features} features" if forest else "none stored"),
