@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ExportError
 from ..io import (
+    Image,
+    PreparedExport,
     check_overwrites,
+    check_target,
+    format_filename,
+    format_placeholders,
     output_path,
+    placeholders,
 )
 
 if TYPE_CHECKING:
@@ -100,3 +106,41 @@ def _check_distinct(jobs: Sequence[_Job] | Sequence[_Planned]) -> None:
                         "and {result_type} in --output_filename_format"
                     )
                 seen[output] = what
+
+
+def _slice_offset(prepared: PreparedExport) -> int:
+    """Cutout start along the axis a sequence format steps over (first non-y/x/c axis longer than 1)."""
+    for key, size in zip(prepared.axes, prepared.data.shape):
+        if key not in "yxc" and size > 1:
+            return prepared.lo[prepared.source_axes.index(key)] if key in prepared.source_axes else 0
+    return 0
+
+
+def _export_target(
+    prepared: PreparedExport,
+    image: Image,
+    source: str,
+    options: BatchOptions,
+    base: str,
+    files: Sequence[str],
+) -> tuple[str, str, tuple[str, ...], str]:
+    """Output file, internal path, checked output paths and resume fingerprint of one export."""
+    values = placeholders(
+        dataset_dir=image.dataset_dir,
+        nickname=image.nickname,
+        result_type=source,
+        axes=prepared.source_axes,
+        lo=prepared.lo,
+        hi=prepared.hi,
+    )
+    target = format_filename(str(options.output_filename_format), values)
+    internal = format_placeholders(str(options.output_internal_path), values)
+    outputs = check_target(
+        prepared.data,
+        target,
+        format=str(options.output_format),
+        axes=prepared.axes,
+        internal_path=internal,
+        slice_offset=_slice_offset(prepared),
+    )
+    return target, internal, tuple(outputs), _fingerprint(base, files, source, target, internal)

@@ -21,15 +21,13 @@ from ..errors import DataError, ExportError
 from ..io import (
     Image,
     PreparedExport,
-    check_target,
     format_filename,
-    format_placeholders,
     open_image,
     placeholders,
     prepare_export,
 )
 from ..project import ObjectProject
-from .checks import _fingerprint
+from .checks import _export_target
 from .options import BatchOptions, block_chunks
 from .sources import ExportSource
 
@@ -316,25 +314,10 @@ def plan_exports(
         shape = item.raw.shape[:-1] + (channels,)
         placeholder = da.zeros(shape, dtype=dtype, chunks=item.chunks[:-1] + (channels,))
         prepared = prepare_object_export(placeholder, item, options)
-        values = placeholders(
-            dataset_dir=item.image.dataset_dir,
-            nickname=item.image.nickname,
-            result_type=source.name,
-            axes=prepared.source_axes,
-            lo=prepared.lo,
-            hi=prepared.hi,
+        target, internal, outputs, fingerprint = _export_target(
+            prepared, item.image, source.name, options, base, item.files
         )
-        target = format_filename(str(options.output_filename_format), values)
-        internal = format_placeholders(str(options.output_internal_path), values)
-        outputs = check_target(
-            prepared.data,
-            target,
-            format=str(options.output_format),
-            axes=prepared.axes,
-            internal_path=internal,
-        )
-        fingerprint = _fingerprint(base, item.files, source.name, target, internal)
-        exports.append(ObjectExport(source.name, prepared, target, internal, tuple(outputs), fingerprint))
+        exports.append(ObjectExport(source.name, prepared, target, internal, outputs, fingerprint))
     return tuple(exports)
 
 

@@ -47,7 +47,7 @@ from ..objects import (
 from ..pipeline import StageResult, predict
 from ..progress import progress_label
 from ..project import ObjectProject, open_object_project
-from .checks import _check_distinct, _fingerprint_base, _scratch_dir
+from .checks import _check_distinct, _fingerprint_base, _scratch_dir, _slice_offset
 from .object_plan import (
     NEEDS_CLASSIFIER,
     ObjectExport,
@@ -60,7 +60,6 @@ from .object_plan import (
     table_target,
 )
 from .options import BatchOptions, with_project_settings
-from .plan import _slice_offset
 from .sources import resolve_object_sources
 
 __all__ = ["run_object_batch"]

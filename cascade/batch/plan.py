@@ -12,21 +12,17 @@ from ..errors import DataError, FeatureSelectionError
 from ..io import (
     Image,
     PreparedExport,
-    check_target,
     export_error,
-    format_filename,
-    format_placeholders,
     is_url,
     open_image,
     output_path,
-    placeholders,
     prepare_export,
     resumable_blocks,
     write_image,
 )
 from ..pipeline import Cascade, StageResult, predict
 from ..progress import progress_label
-from .checks import _fingerprint
+from .checks import _export_target, _slice_offset
 from .options import BatchOptions, block_chunks
 from .sources import ExportSource, source_array
 
@@ -210,26 +206,10 @@ def _exports(
     exports = []
     for source in sources:
         prepared = _prepare(source, results, item, options)
-        values = placeholders(
-            dataset_dir=item.image.dataset_dir,
-            nickname=item.image.nickname,
-            result_type=source.name,
-            axes=prepared.source_axes,
-            lo=prepared.lo,
-            hi=prepared.hi,
+        target, internal, outputs, fingerprint = _export_target(
+            prepared, item.image, source.name, options, base, item.image.files
         )
-        target = format_filename(str(options.output_filename_format), values)
-        internal = format_placeholders(str(options.output_internal_path), values)
-        outputs = check_target(
-            prepared.data,
-            target,
-            format=str(options.output_format),
-            axes=prepared.axes,
-            internal_path=internal,
-            slice_offset=_slice_offset(prepared),
-        )
-        fingerprint = _fingerprint(base, item.image.files, source.name, target, internal)
-        exports.append(_Export(source.name, prepared, target, internal, tuple(outputs), fingerprint))
+        exports.append(_Export(source.name, prepared, target, internal, outputs, fingerprint))
     return tuple(exports)
 
 
@@ -264,14 +244,6 @@ def _widest_stage(cascade: Cascade, shape: tuple[int, ...], axes: str) -> int:
     return max(
         stage.selection.n_channels(cascade.input_channels(k), z) for k, stage in enumerate(cascade.stages)
     )
-
-
-def _slice_offset(prepared: PreparedExport) -> int:
-    """Cutout start along the axis a sequence format steps over (first non-y/x/c axis longer than 1)."""
-    for key, size in zip(prepared.axes, prepared.data.shape):
-        if key not in "yxc" and size > 1:
-            return prepared.lo[prepared.source_axes.index(key)] if key in prepared.source_axes else 0
-    return 0
 
 
 def _masked(
