@@ -273,11 +273,7 @@ def prepare_object_export(array: da.Array, item: ObjectInput, options: BatchOpti
         array.rechunk(item.chunks[:-1] + (array.shape[-1],)),
         item.axes,
         original_axes=item.image.axes,
-        cutout=options.cutout,
-        dtype=options.export_dtype,
-        pipeline_range=options.pipeline_range,
-        export_range=options.export_range,
-        axis_order=options.output_axis_order,
+        **options.export_steps(),
     )
 
 

@@ -105,6 +105,22 @@ class BatchOptions:
         if name is not None and name.lower() not in {f.lower() for f in FORMATS}:
             raise ExportError(f"unknown output format {name!r}; choose from: {', '.join(FORMATS)}")
 
+    def export_steps(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`cascade.io.prepare_export` these options set.
+
+        Returns
+        -------
+        dict
+            ``cutout``, ``dtype``, ``pipeline_range``, ``export_range`` and ``axis_order``.
+        """
+        return {
+            "cutout": self.cutout,
+            "dtype": self.export_dtype,
+            "pipeline_range": self.pipeline_range,
+            "export_range": self.export_range,
+            "axis_order": self.output_axis_order,
+        }
+
     @classmethod
     def from_text(
         cls,

@@ -187,11 +187,7 @@ def _prepare(
         source_array(source, results),
         item.axes,
         original_axes=item.image.axes,
-        cutout=options.cutout,
-        dtype=options.export_dtype,
-        pipeline_range=options.pipeline_range,
-        export_range=options.export_range,
-        axis_order=options.output_axis_order,
+        **options.export_steps(),
     )
 
 
