@@ -532,3 +532,50 @@ def test_stored_features_every_time_point_on_components(data_dir: Path) -> None:
                 if feature == "Coord<Maximum>":
                     ours = np.where(np.arange(len(ours))[:, None] > 0, ours - 1, 0)
                 assert _equal(ours, stored[plugin][feature][()]), (t, plugin, feature)
+
+
+def test_fold_of_groups_equals_merge_then_densify() -> None:
+    """Folding group partials into dense tables == one merge of them then densify, exactly."""
+    from cascade.objects._accumulate import densify, finish_fold, fold, merge, pass1, pass2
+
+    labels = _blobs((60, 90), seed=4)
+    count = int(labels.max())
+    raw = np.random.default_rng(5).normal(size=(60, 90, 2)).astype(np.float32)
+    for kernel in ("pass1", "pass2"):
+        parts = []
+        for y in range(0, 60, 20):
+            for x in range(0, 90, 30):
+                window = (slice(y, y + 20), slice(x, x + 30))
+                if kernel == "pass1":
+                    parts.append(pass1(raw[window], labels[window], (y, x)))
+                else:
+                    first = densify(merge([pass1(raw, labels, (0, 0))]), count)
+                    means = first["sum"] / np.maximum(first["count"], 1)[:, None]
+                    lo, hi = first["g_lo"], first["g_hi"]
+                    parts.append(pass2(raw[window], labels[window], (y, x), means, lo, hi))
+        groups = [merge(parts[:4]), merge(parts[4:])]  # two groups of chunks, as _blockwise computes them
+        expected = densify(merge(groups), count)
+        dense = None
+        for group in groups:
+            dense = fold(dense, group, count)
+        folded = finish_fold(dense or {})
+        assert sorted(folded) == sorted(expected)
+        for name, table in expected.items():
+            assert folded[name].dtype == table.dtype, name
+            assert np.array_equal(folded[name], table, equal_nan=True), name
+
+
+def test_quantiles_in_row_batches_equal_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quantiles are computed a batch of objects at a time (bounded temporaries): same values."""
+    import cascade.objects._finish as finish_module
+
+    labels = _blobs((64, 96), seed=7)
+    raw = np.random.default_rng(8).normal(size=(64, 96, 2)).astype(np.float32)
+    selection = {STANDARD: {"Quantiles": {}}}
+    objects = _objects(labels, "yx", (32, 48))
+    (whole,) = object_features(da.from_array(raw, chunks=(32, 48, 1)), "yxc", objects, selection)
+    monkeypatch.setattr(finish_module, "_ROWS", 3)
+    (batched,) = object_features(da.from_array(raw, chunks=(32, 48, 1)), "yxc", objects, selection)
+    assert labels.max() > 3 * 3  # several batches
+    assert np.array_equal(whole[STANDARD]["Quantiles"], batched[STANDARD]["Quantiles"], equal_nan=True)
+    assert np.isfinite(whole[STANDARD]["Quantiles"][1:]).all()

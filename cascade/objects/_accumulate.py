@@ -237,6 +237,74 @@ def merge(parts: Sequence[Partial]) -> Partial:
     return merged
 
 
+def fold(dense: Partial | None, partial: Partial, count: int) -> Partial:
+    """Add a merged partial into dense tables of ``count + 1`` rows (row = object id), in place.
+
+    Folding the partials of consecutive groups of chunks one after the other gives what
+    :func:`merge` of those partials followed by :func:`densify` gives (the same additions and
+    comparisons in the same order, row by row), without holding the partials of every group and
+    their merged copy at once: the dense tables are the only O(objects) arrays. Call
+    :func:`finish_fold` after the last partial.
+
+    Parameters
+    ----------
+    dense : dict of str to numpy.ndarray or None
+        The tables so far (``None`` before the first partial).
+    partial : dict of str to numpy.ndarray
+        A merged partial (ids unique) of the next group of chunks.
+    count : int
+        Highest object id.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``dense`` with ``partial`` added (new tables on the first call).
+    """
+    dense = {} if dense is None else dense
+    ids = partial["ids"].astype(np.int64)
+    seen = dense.setdefault("seen", np.zeros(count + 1, np.bool_))
+    seen[ids] = True
+    for name, values in partial.items():
+        if name == "ids":
+            continue
+        if name.startswith("g_"):
+            reduce = np.minimum if name in _MIN else np.maximum
+            dense[name] = values if name not in dense else reduce(dense[name], values)
+            continue
+        if name not in dense:
+            integer = name in _ADD and values.dtype.kind in "iu"
+            start = 0 if name in _ADD else (np.inf if name in _MIN else -np.inf)
+            dtype = values.dtype if integer else np.result_type(values, np.float64)
+            dense[name] = np.full((count + 1, *values.shape[1:]), start, dtype=dtype)
+        table = dense[name]
+        if name in _ADD:
+            table[ids] += values
+        else:
+            table[ids] = (np.minimum if name in _MIN else np.maximum)(table[ids], values)
+    return dense
+
+
+def finish_fold(dense: Partial) -> Partial:
+    """The folded tables as :func:`densify` leaves them: rows of absent ids 0, ``ids`` present.
+
+    Parameters
+    ----------
+    dense : dict of str to numpy.ndarray
+        The result of the last :func:`fold`.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The same tables (changed in place), ``"seen"`` replaced by ``"ids"``.
+    """
+    seen = dense.pop("seen")
+    for name, table in dense.items():
+        if not name.startswith("g_"):
+            table[~seen] = 0
+    dense["ids"] = np.flatnonzero(seen).astype(np.uint32)
+    return dense
+
+
 def densify(partial: Partial, count: int) -> Partial:
     """Scatter a merged partial into dense tables of ``count + 1`` rows (row = object id)."""
     dense: Partial = {}

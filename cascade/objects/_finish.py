@@ -15,6 +15,9 @@ from ._eigen import eigensystems
 #: vigra's ``StandardQuantiles``: 0, 10, 25, 50, 75, 90, 100 %.
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
+#: Objects per batch of the quantile computation (bounds its float64 temporaries).
+_ROWS = 1 << 14
+
 
 def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """``num / den`` with vigra's IEEE results (0/0 is NaN), without warnings."""
@@ -116,9 +119,10 @@ def geometry(name: str, first: Partial, second: Partial | None) -> np.ndarray:
     return vectors.reshape(vectors.shape[0], -1)
 
 
-def _segment(hist: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _segment(
+    hist: np.ndarray, cumulative: np.ndarray, target: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: the first bin whose cumulative count reaches ``target``, and the counts around it."""
-    cumulative = np.cumsum(hist, axis=1, dtype=np.float64)
     k = np.argmax(cumulative >= target[:, None], axis=1)
     rows = np.arange(hist.shape[0])
     after = cumulative[rows, k]
@@ -155,9 +159,10 @@ def quantiles(hist: np.ndarray, vmin: np.ndarray, vmax: np.ndarray, lo: float, h
     filled = counts > 0
     out[filled, 0] = vmin[filled]
     out[filled, -1] = vmax[filled]
+    cumulative = np.cumsum(hist, axis=1, dtype=np.float64)
     for column, q in enumerate(QUANTILES[1:-1], start=1):
         target = counts * q
-        k, before, after = _segment(hist, target)
+        k, before, after = _segment(hist, cumulative, target)
         start = np.where(k == first_bin, scale * (vmin - lo), k.astype(np.float64))
         end = np.where(k == last_bin, scale * (vmax - lo), (k + 1).astype(np.float64))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -185,7 +190,8 @@ def finish(names: tuple[str, ...], first: Partial, second: Partial | None) -> di
     out: dict[str, np.ndarray] = {}
     for name in names:
         if name == "Histogram" and second is not None:
-            values = second["hist"].astype(np.float64)
+            # integer counts round to float32 once either way: no float64 copy of every bin
+            values = second["hist"]
         elif name == "Quantiles" and second is not None:
             values = _all_quantiles(first, second)
         elif name.startswith(("Region", "Coord<")):
@@ -199,14 +205,23 @@ def finish(names: tuple[str, ...], first: Partial, second: Partial | None) -> di
 
 
 def _all_quantiles(first: Partial, second: Partial) -> np.ndarray:
-    """Quantiles of every channel (7 columns per channel) from the merged histograms."""
-    channels = first["min"].shape[1]
-    columns = []
+    """Quantiles of every channel (7 columns per channel) from the merged histograms.
+
+    Rows are independent: they are done :data:`_ROWS` at a time, so the float64 cumulative
+    histograms stay small whatever the number of objects.
+    """
+    rows, channels = first["min"].shape
+    width = len(QUANTILES)
+    out = np.empty((rows, channels * width), dtype=np.float64)
     for c in range(channels):
-        hist = second["hist"][:, c * BINS : (c + 1) * BINS]
         lo, hi = float(first["g_lo"][c]), float(first["g_hi"][c])
-        columns.append(quantiles(hist, first["min"][:, c], first["max"][:, c], lo, hi))
-    return np.concatenate(columns, axis=1)
+        for begin in range(0, rows, _ROWS):
+            part = slice(begin, begin + _ROWS)
+            hist = second["hist"][part, c * BINS : (c + 1) * BINS]
+            out[part, c * width : (c + 1) * width] = quantiles(
+                hist, first["min"][part, c], first["max"][part, c], lo, hi
+            )
+    return out
 
 
 def means(first: Partial) -> np.ndarray:

@@ -6,7 +6,8 @@ measured on a 1024 x 1024 x 256 volume, the threaded scheduler held the float32 
 the whole volume during the connected-components scan (1.4 GB peak), and the peak grew with the
 volume. Computing a group of blocks at a time, in raster order, bounds the peak by the group and
 its halo, whatever the volume. Groups hold ``16**k`` blocks (the fan-in of the feature merge
-tree, so grouped merges build exactly the same tree), at least four per thread.
+tree, so each group is a whole subtree of it; the groups' results are then folded in order, which
+for up to 16 groups is exactly the tree's last merge), at least four per thread.
 """
 
 from __future__ import annotations

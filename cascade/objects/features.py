@@ -20,7 +20,6 @@ coordinates in x, y[, z] order; ``Coord<Maximum>`` exclusive (current ilastik).
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import dask.array as da
@@ -29,7 +28,7 @@ from dask.base import compute
 from dask.delayed import delayed
 
 from ..errors import ObjectsError
-from ._accumulate import Partial, densify, merge, pass1, pass2
+from ._accumulate import Partial, finish_fold, fold, merge, pass1, pass2
 from ._eigen import scatter_batch
 from ._finish import finish, means
 from ._groups import FAN_IN, compute_groups, group_size
@@ -123,8 +122,13 @@ def _tree(parts: list[object]) -> object:
     return parts[0]
 
 
-def _blockwise(image: da.Array, labels: da.Array, kernel: object, *extra: object) -> Partial:
-    """Run a pass kernel on every chunk and merge the partials (a group of chunks per compute)."""
+def _blockwise(image: da.Array, labels: da.Array, count: int, kernel: object, *extra: object) -> Partial:
+    """Run a pass kernel on every chunk; dense tables of the merged partials (row = object id).
+
+    A group of chunks per compute (bounded memory) is merged in a tree of fan-in
+    :data:`_FAN_IN`, and the groups are folded into the dense tables one after the other, so
+    only the tables and one group's partial are held on the client.
+    """
     starts = [np.cumsum((0, *sizes[:-1])) for sizes in labels.chunks]
     label_blocks = labels.to_delayed()
     raw_blocks = image.to_delayed()
@@ -134,33 +138,24 @@ def _blockwise(image: da.Array, labels: da.Array, kernel: object, *extra: object
         block = delayed(kernel)(raw_blocks[(*index, 0)], label_blocks[index], offset, *extra)
         parts.append(block)
     size = group_size()
-    if len(parts) <= size:
-        (merged,) = compute(_tree(parts))
-        return merged  # type: ignore[no-any-return]
-    # a group of blocks per compute (bounded memory), merged in exactly the tree _tree builds
-    levels = round(math.log(size, _FAN_IN))
-    done = []
-    for start in range(0, len(parts), size):
-        group = parts[start : start + size]
-        for _ in range(levels):
-            group = [delayed(merge)(group[i : i + _FAN_IN]) for i in range(0, len(group), _FAN_IN)]
-        done.extend(compute(*group))
-    while len(done) > 1:
-        done = [merge(done[i : i + _FAN_IN]) for i in range(0, len(done), _FAN_IN)]
-    result: Partial = done[0]
-    return result
+    dense: Partial | None = None
+    for begin in range(0, len(parts), size):
+        (merged,) = compute(_tree(parts[begin : begin + size]))
+        dense = fold(dense, merged, count)
+    return finish_fold(dense or {})
 
 
 def _time_point(image: da.Array, labels: da.Array, count: int, plan: Plan) -> FeatureTable:
     """Every selected feature of one time point (``image``: spatial + c, ``labels``: spatial)."""
-    first = densify(_blockwise(image, labels, pass1), count)
+    first = _blockwise(image, labels, count, pass1)
     second = None
     if plan.needs_pass2:
         shared = [delayed(a) for a in (means(first), first["g_lo"], first["g_hi"])]
-        second = densify(_blockwise(image, labels, pass2, *shared), count)
+        second = _blockwise(image, labels, count, pass2, *shared)
     if plan.needs_scatter:
         first |= _per_object(None, labels, first, count, (0,) * labels.ndim, scatter_batch)
     values = finish(tuple(dict.fromkeys(plan.standard + DEFAULTS)), first, second)
+    del second  # the pass-2 tables (64 histogram bins per object) are done with
     table: FeatureTable = {DEFAULT_FEATURES: {name: values[name] for name in DEFAULTS}}
     if plan.standard or plan.local:
         table[STANDARD] = {name: values[name] for name in plan.standard}
