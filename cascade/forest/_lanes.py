@@ -52,7 +52,11 @@ sinks); breadth-first passes (every unfinished row of a block steps 2-4 times pe
 rows at a leaf are dropped): 25-40 % slower; for shallow trees, every row walked the tree's
 maximum depth without a leaf test: 30 % slower; blocks of 128-512 rows (the feature block in
 L1): slower (the lanes' start and end cost more per row); votes counted per class with a
-vectorised compare: 7 % faster on trees of depth 5, no gain on deep trees (not adopted).
+vectorised compare: 7 % faster on trees of depth 5, no gain on deep trees (not adopted); the
+leaf reference stored in a padding column of the row's keys (no ``leaf_of``, no shift): same;
+the first 1-3 steps of every row done in one pass before the lanes, the lanes restarting from
+there: 5 % faster on trees of depth 5, 25-75 % slower on deep trees (the restart then waits
+for a load).
 The generated code keeps ~20 values of 10 lanes live, more than x86-64's 16 registers, so every
 lane iteration spills some; the step itself is 7 instructions.
 """
