@@ -18,7 +18,8 @@ Rows (each measurement in its own process, so that memory and allocator state ar
 
     python benchmarks/compare.py                 # about 10 minutes on 2 cores
     python benchmarks/compare.py --full          # the issue's sizes (192^3 CLI run, 256^3 3D features)
-    python benchmarks/compare.py --rows forest   # some groups only: cli, features, forest, end-to-end
+    python benchmarks/compare.py --rows forest end-to-end   # some groups only: cli, features, forest, end-to-end
+    python benchmarks/compare.py --rows forest,end-to-end   # the same
 
 Forest times are the best of 3 rounds with scikit-learn and cascade interleaved.
 """
@@ -107,10 +108,10 @@ def forest_row(threads: int, pixels: int) -> dict[str, float]:
     x, y, px = bench.make_workload(10000, 40, 2, pixels, seed=0)
     rf = RandomForestClassifier(n_estimators=100, n_jobs=threads, random_state=0).fit(x, y)
     packed = pack_sklearn(rf, 2)
-    ours = bench.cascade_halves(packed, px, threads)  # warm: layout built, kernels loaded
+    ours = bench.cascade_threads(packed, px, threads)  # warm: layout built, kernels loaded
     theirs = rf.predict_proba(px)
     t_sk, t_ours = bench.best_times(
-        [lambda: rf.predict_proba(px), lambda: bench.cascade_halves(packed, px, threads)], 3
+        [lambda: rf.predict_proba(px), lambda: bench.cascade_threads(packed, px, threads)], 3
     )
     return {"sklearn": t_sk, "cascade": t_ours, "diff": float(np.abs(ours - theirs).max())}
 
@@ -218,6 +219,15 @@ def end_to_end_rows(full: bool) -> list[Row]:
 GROUPS = {"cli": cli_rows, "features": feature_rows, "forest": forest_rows, "end-to-end": end_to_end_rows}
 
 
+def _groups(text: str) -> list[str]:
+    """``"forest,end-to-end"`` -> ``["forest", "end-to-end"]``, each checked."""
+    names = [name for name in text.split(",") if name]
+    for name in names:
+        if name not in GROUPS:
+            raise argparse.ArgumentTypeError(f"unknown group {name!r} (choose from {', '.join(GROUPS)})")
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -226,13 +236,13 @@ def main() -> None:
     parser.add_argument(
         "--rows",
         nargs="+",
-        choices=list(GROUPS),
-        default=list(GROUPS),
-        help="the groups of rows to measure (default: all)",
+        type=_groups,
+        default=[list(GROUPS)],
+        help=f"the groups of rows to measure, space- or comma-separated: {', '.join(GROUPS)} (default: all)",
     )
     args = parser.parse_args()
     rows: list[Row] = []
-    for name in args.rows:
+    for name in [name for names in args.rows for name in names]:
         rows += GROUPS[name](args.full)
         print(f"  {name} done", file=sys.stderr)
 

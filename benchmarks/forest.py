@@ -2,8 +2,9 @@
 
 For each workload (training rows x features x classes), a 100-tree scikit-learn forest is
 trained on synthetic data, packed with :func:`cascade.forest.pack_sklearn`, and both predict
-the same float32 pixels. With 2 threads scikit-learn gets ``n_jobs=2`` and cascade runs on two
-halves of the pixels in a ThreadPoolExecutor, which is how dask calls it on chunks.
+the same float32 pixels. With 2 threads scikit-learn gets ``n_jobs=2`` (its trees handed out to
+the threads in turn) and cascade ``n_threads=2`` (ranges of pixels handed out to the threads in
+turn, as dask hands out chunks).
 
 Times are the best of ``--repeats`` wall-clock runs, scikit-learn's and cascade's interleaved
 (the machines are shared: compare the ratio, not the absolute numbers). Run with ``python benchmarks/forest.py``.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -54,18 +54,9 @@ def best_times(runs: Sequence[Callable[[], object]], repeats: int) -> list[float
     return times
 
 
-def cascade_halves(forest: PackedForest, pixels: np.ndarray, threads: int) -> np.ndarray:
-    """Predict ``threads`` contiguous parts of ``pixels`` in parallel threads."""
-    out = np.empty((pixels.shape[0], forest.n_outputs), dtype=np.float32)
-    bounds = np.linspace(0, pixels.shape[0], threads + 1).astype(int)
-    with ThreadPoolExecutor(threads) as pool:
-        jobs = [
-            pool.submit(predict_proba, forest, pixels[a:b], out=out[a:b])
-            for a, b in zip(bounds[:-1], bounds[1:])
-        ]
-        for job in jobs:
-            job.result()
-    return out
+def cascade_threads(forest: PackedForest, pixels: np.ndarray, threads: int) -> np.ndarray:
+    """Predict ``pixels`` on ``threads`` threads (ranges of rows taken by the next free thread)."""
+    return predict_proba(forest, pixels, n_threads=threads)
 
 
 def parse_workload(text: str) -> tuple[int, int, int]:
@@ -92,10 +83,10 @@ def run_workload(workload: tuple[int, int, int], args: argparse.Namespace) -> tu
     for threads in args.threads:
         model.n_jobs = threads
         reference = model.predict_proba(pixels)
-        result = cascade_halves(forest, pixels, threads)
+        result = cascade_threads(forest, pixels, threads)
         diff = float(np.abs(result - reference).max())
         t_sklearn, t_cascade = best_times(
-            [partial(model.predict_proba, pixels), partial(cascade_halves, forest, pixels, threads)],
+            [partial(model.predict_proba, pixels), partial(cascade_threads, forest, pixels, threads)],
             args.repeats,
         )
         mpx = args.pixels / 1e6

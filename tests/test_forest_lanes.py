@@ -15,7 +15,7 @@ from sklearn.ensemble import RandomForestClassifier
 from cascade.forest import PackedForest, pack_sklearn, predict_proba
 from cascade.forest._lanes import LANES, MAX_VOTES, float_keys, forest_votes_or_sums, threshold_keys
 from cascade.forest._layout import compact_layout
-from cascade.forest._predict import block_rows
+from cascade.forest._predict import block_rows, row_parts
 
 SPECIAL = np.array(
     [0.0, -0.0, 1.0, -1.0, 1e-45, -1e-45, 1.1754944e-38, -1.1754944e-38, 3.4028235e38, -3.4028235e38]
@@ -145,3 +145,34 @@ def test_more_trees_than_vote_counters_hold() -> None:
     assert compact_layout(forest).one_hot
     pixels = np.zeros((LANES + 3, 3), dtype=np.float32)
     np.testing.assert_array_equal(predict_proba(forest, pixels), reference(forest, pixels))
+
+
+@pytest.mark.parametrize(
+    ("n_rows", "n_threads", "block"),
+    [(0, 2, 64), (1, 2, 64), (64, 3, 64), (1000, 2, 64), (10**6, 2, 1024), (999, 7, 100)],
+)
+def test_row_parts_cover_the_rows_in_whole_blocks(n_rows: int, n_threads: int, block: int) -> None:
+    parts = row_parts(n_rows, n_threads, block)
+    starts = [a for a, _ in parts]
+    stops = [b for _, b in parts]
+    assert starts[0] == 0 and stops[-1] == n_rows
+    assert starts[1:] == stops[:-1]
+    assert all((b - a) % block == 0 for a, b in parts[:-1])
+    assert len(parts) <= max(1, 8 * n_threads)
+    if n_rows >= 8 * n_threads * block:
+        assert len(parts) >= 8 * n_threads - 1  # enough ranges to even out slow threads
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_threads_take_row_ranges_with_the_same_result(n_threads: int) -> None:
+    """Many ranges over a few threads (C order and a strided view) give the one-thread result."""
+    x, y = make_data(400, 6, 3, seed=9)
+    forest = pack_sklearn(RandomForestClassifier(n_estimators=6, random_state=2).fit(x, y), 3)
+    block = block_rows(6)
+    pixels, _ = make_data(20 * block + 7, 6, 3, seed=10)
+    assert len(row_parts(pixels.shape[0], n_threads, block)) > n_threads
+    expected = reference(forest, pixels)
+    np.testing.assert_array_equal(predict_proba(forest, pixels, n_threads=n_threads), expected)
+    wide = np.zeros((pixels.shape[0], 8), dtype=np.float32)
+    wide[:, 1:7] = pixels
+    np.testing.assert_array_equal(predict_proba(forest, wide[:, 1:7], n_threads=n_threads), expected)

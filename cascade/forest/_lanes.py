@@ -16,11 +16,12 @@ below it: everything goes right, as ``x < nan`` is false).
 
 Speed: a traversal step is a chain of dependent loads, and a pixel that reaches a leaf after an
 unpredictable number of steps costs a branch misprediction (measured: ~40 % of the time of the
-branchy kernel on fully grown trees). Here each of ``LANES`` lanes walks its own pixels (lane
-``i`` takes rows ``i, i + LANES, ...``) and is branch-free: a lane takes two steps (a pixel that
-reached a leaf after the first stays on its sink), stores the reference to ``leaf_of[row]``
-unconditionally (the last store for a row is its leaf), and if it is at a leaf restarts at the
-root with its next row by conditional moves. Feature rows are
+branchy kernel on fully grown trees). Here ``LANES`` lanes walk pixels side by side, branch-free:
+a lane takes two steps (a pixel that reached a leaf after the first stays on its sink), stores
+the reference to ``leaf_of[row]`` unconditionally (the last store for a row is its leaf), and if
+it is at a leaf restarts at the root with the next row not yet taken, by conditional moves (one
+shared row counter, so the loop tests one condition; the last row of each lane is walked to its
+leaf after the loop). Feature rows are
 copied, as keys, to a block whose row stride is a power of two, so that the row of a lane is
 ``offset >> shift``. The leaves of one tree are then added per pixel, tree after tree, in the
 same order as before, so the sums are the same floating-point numbers:
@@ -40,6 +41,24 @@ pay off: a branch-free add into the vote counters at every step (a read-modify-w
 lanes that stop when the first lane is done and finish the other rows one by one, blocks of
 4 MiB (feature rows then come from L3). numba does not turn a loop over lane arrays into AVX-512
 gathers (checked in the assembly), so the lanes stay scalar.
+
+Measured again on a 2-core Xeon (family 6 model 167, AVX-512; shared with other work, so thread
+CPU time, best of 3-5, variants interleaved): 100 trees of 1.2k split nodes (depth 22, 40
+features) ~17 ns, of 12.5k split nodes (depth 30, 60 features) ~35-50 ns (the nodes come from L2),
+of ~10 split nodes (depth 5, the trees of sparse labels) ~4.5 ns. Rows handed out from one counter
+instead of lane ``i`` taking rows ``i, i + LANES, ...``: ~3 % faster; 8 to 14 lanes alike, 4 and 6
+lanes slower. Did not pay off: three or four steps per lane iteration (more steps walked on
+sinks); breadth-first passes (every unfinished row of a block steps 2-4 times per pass, then the
+rows at a leaf are dropped): 25-40 % slower; for shallow trees, every row walked the tree's
+maximum depth without a leaf test: 30 % slower; blocks of 128-512 rows (the feature block in
+L1): slower (the lanes' start and end cost more per row); votes counted per class with a
+vectorised compare: 7 % faster on trees of depth 5, no gain on deep trees (not adopted); the
+leaf reference stored in a padding column of the row's keys (no ``leaf_of``, no shift): same;
+the first 1-3 steps of every row done in one pass before the lanes, the lanes restarting from
+there: 5 % faster on trees of depth 5, 25-75 % slower on deep trees (the restart then waits
+for a load).
+The generated code keeps ~20 values of 10 lanes live, more than x86-64's 16 registers, so every
+lane iteration spills some; the step itself is 7 instructions.
 """
 
 from __future__ import annotations
@@ -49,8 +68,8 @@ from numba import njit
 
 __all__ = ["LANES", "MAX_VOTES", "float_keys", "forest_votes_or_sums", "sink_records", "threshold_keys"]
 
-#: Lanes walked side by side (8, 12 and 16 were within noise of each other; see the module notes).
-LANES = 12
+#: Lanes walked side by side (9 to 12 were within noise of each other; see the module notes).
+LANES = 10
 #: Largest number of trees whose votes fit the uint16 counters.
 MAX_VOTES = 2**16 - 1
 
@@ -112,42 +131,56 @@ def _walk(xb, w, keys, ref, sink):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _lane(xb, w, keys, ref, root, sink, leaf_of, shift, stride, end):  # type: ignore[no-untyped-def]
-    """Two branch-free steps of a lane; at a leaf it restarts at ``root`` on row ``+ LANES``."""
+def _lane(xb, w, keys, ref, root, sink, leaf_of, shift, nxt, width):  # type: ignore[no-untyped-def]
+    """Two branch-free steps of a lane; at a leaf it restarts at ``root`` on the next free row ``nxt``.
+
+    Returns the lane's new reference and row offset, and the next free row offset.
+    """
     child = _child(xb, w, keys, _child(xb, w, keys, ref))
     leaf_of[np.uint64(w >> shift)] = child
     at_leaf = child >= sink
-    return (root if at_leaf else child), min(w + (stride if at_leaf else 0), end)
+    return (root if at_leaf else child), (nxt if at_leaf else w), nxt + (width if at_leaf else 0)
 
 
 @njit(nogil=True, cache=True)
 def _tree_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-untyped-def]
     """Set ``leaf_of[k]`` to the leaf reference that block row ``k < m`` reaches (``m >= LANES``).
 
-    Lanes that ran out of rows park on row ``m`` (a spare row) until the last lane is done.
+    Rows are handed out in order to the lane that finishes first. When none is left, the lanes
+    walk their last rows to the end one by one; a lane that got no last row holds offset ``end``
+    (row ``m``, a spare row that it never walks).
     """
     width = np.int64(1) << shift
     end = m * width
-    s = LANES * width
-    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = r8 = r9 = r10 = r11 = root
-    w0, w1, w2, w3, w4, w5 = 0, width, 2 * width, 3 * width, 4 * width, 5 * width
-    w6, w7, w8, w9, w10, w11 = 6 * width, 7 * width, 8 * width, 9 * width, 10 * width, 11 * width
-    while (
-        w0 < end or w1 < end or w2 < end or w3 < end or w4 < end or w5 < end
-        or w6 < end or w7 < end or w8 < end or w9 < end or w10 < end or w11 < end
-    ):  # fmt: skip
-        r0, w0 = _lane(xb, w0, keys, r0, root, sink, leaf_of, shift, s, end)
-        r1, w1 = _lane(xb, w1, keys, r1, root, sink, leaf_of, shift, s, end)
-        r2, w2 = _lane(xb, w2, keys, r2, root, sink, leaf_of, shift, s, end)
-        r3, w3 = _lane(xb, w3, keys, r3, root, sink, leaf_of, shift, s, end)
-        r4, w4 = _lane(xb, w4, keys, r4, root, sink, leaf_of, shift, s, end)
-        r5, w5 = _lane(xb, w5, keys, r5, root, sink, leaf_of, shift, s, end)
-        r6, w6 = _lane(xb, w6, keys, r6, root, sink, leaf_of, shift, s, end)
-        r7, w7 = _lane(xb, w7, keys, r7, root, sink, leaf_of, shift, s, end)
-        r8, w8 = _lane(xb, w8, keys, r8, root, sink, leaf_of, shift, s, end)
-        r9, w9 = _lane(xb, w9, keys, r9, root, sink, leaf_of, shift, s, end)
-        r10, w10 = _lane(xb, w10, keys, r10, root, sink, leaf_of, shift, s, end)
-        r11, w11 = _lane(xb, w11, keys, r11, root, sink, leaf_of, shift, s, end)
+    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = r8 = r9 = root
+    w0, w1, w2, w3, w4 = 0, width, 2 * width, 3 * width, 4 * width
+    w5, w6, w7, w8, w9 = 5 * width, 6 * width, 7 * width, 8 * width, 9 * width
+    nxt = LANES * width
+    while nxt < end:
+        r0, w0, nxt = _lane(xb, w0, keys, r0, root, sink, leaf_of, shift, nxt, width)
+        r1, w1, nxt = _lane(xb, w1, keys, r1, root, sink, leaf_of, shift, nxt, width)
+        r2, w2, nxt = _lane(xb, w2, keys, r2, root, sink, leaf_of, shift, nxt, width)
+        r3, w3, nxt = _lane(xb, w3, keys, r3, root, sink, leaf_of, shift, nxt, width)
+        r4, w4, nxt = _lane(xb, w4, keys, r4, root, sink, leaf_of, shift, nxt, width)
+        r5, w5, nxt = _lane(xb, w5, keys, r5, root, sink, leaf_of, shift, nxt, width)
+        r6, w6, nxt = _lane(xb, w6, keys, r6, root, sink, leaf_of, shift, nxt, width)
+        r7, w7, nxt = _lane(xb, w7, keys, r7, root, sink, leaf_of, shift, nxt, width)
+        r8, w8, nxt = _lane(xb, w8, keys, r8, root, sink, leaf_of, shift, nxt, width)
+        r9, w9, nxt = _lane(xb, w9, keys, r9, root, sink, leaf_of, shift, nxt, width)
+    for w, ref in (
+        (w0, r0),
+        (w1, r1),
+        (w2, r2),
+        (w3, r3),
+        (w4, r4),
+        (w5, r5),
+        (w6, r6),
+        (w7, r7),
+        (w8, r8),
+        (w9, r9),
+    ):
+        if w < end:
+            leaf_of[w >> shift] = _walk(xb, w, keys, ref, sink)
 
 
 @njit(nogil=True, cache=True)

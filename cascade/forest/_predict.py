@@ -12,7 +12,7 @@ from . import _lanes
 from ._layout import CompactForest, compact_layout
 from .packed import PackedForest
 
-__all__ = ["block_rows", "predict_proba"]
+__all__ = ["block_rows", "predict_proba", "row_parts"]
 
 # Pixels are walked tree by tree in blocks. A block's feature rows (as int32 keys, each row padded
 # to a power of two) should stay in the L2 cache while every tree passes over them; a tree's nodes
@@ -21,6 +21,7 @@ __all__ = ["block_rows", "predict_proba"]
 # and ~1.5x faster than 4 MiB; on trees of 1.2k split nodes 128-512 KiB were within 10 %.
 _BLOCK_BYTES = 256 * 1024
 _MIN_BLOCK, _MAX_BLOCK = 64, 4096
+_PARTS_PER_THREAD = 8
 
 
 def block_rows(n_features: int) -> int:
@@ -77,8 +78,9 @@ def predict_proba(
         Feature vectors, one row per pixel, in any memory layout (rows are copied block by
         block); other numeric dtypes are converted to float32 first, as scikit-learn does.
     n_threads : int, default 1
-        Threads to split the pixels over. The kernel releases the GIL; under dask leave it
-        at 1 and let dask run chunks in parallel.
+        Threads to split the pixels over (about 8 ranges of rows per thread, each taken by
+        the next free thread). The kernel releases the GIL; under dask leave it at 1 and let
+        dask run chunks in parallel.
     out : ndarray of float32, shape (n_pixels, n_outputs), optional
         C-contiguous array to write the result to (saves allocating one per chunk).
 
@@ -105,17 +107,41 @@ def predict_proba(
     x = _parse_features(X, compact.n_features)
     n_threads = _parse_threads(n_threads)
     result = _parse_out(out, (x.shape[0], compact.n_outputs))
-    parts = np.linspace(0, x.shape[0], min(n_threads, max(x.shape[0], 1)) + 1).astype(np.int64)
-    if parts.shape[0] <= 2:
+    parts = row_parts(x.shape[0], n_threads, block_rows(x.shape[1]))
+    if n_threads == 1 or len(parts) == 1:
         _predict_part(compact, x, result)
         return result
-    with ThreadPoolExecutor(max_workers=parts.shape[0] - 1) as pool:
-        jobs = [
-            pool.submit(_predict_part, compact, x[a:b], result[a:b]) for a, b in zip(parts[:-1], parts[1:])
-        ]
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        jobs = [pool.submit(_predict_part, compact, x[a:b], result[a:b]) for a, b in parts]
         for job in jobs:
             job.result()
     return result
+
+
+def row_parts(n_rows: int, n_threads: int, block: int) -> list[tuple[int, int]]:
+    """Row ranges for ``n_threads`` threads: about 8 per thread, whole blocks, taken in turn.
+
+    A thread takes the next range when it is done with one, so a thread that the machine's
+    other work slows down takes fewer ranges (two fixed halves wait for the slower one).
+
+    Parameters
+    ----------
+    n_rows : int
+        Pixels to predict.
+    n_threads : int
+        Threads that share them.
+    block : int
+        Rows per kernel block (:func:`block_rows`); every range but the last is a multiple.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(start, stop)`` of each range, in order, covering ``0 .. n_rows`` (one empty range
+        when ``n_rows`` is 0).
+    """
+    size = max(block, -(-n_rows // (_PARTS_PER_THREAD * n_threads)))
+    size = -(-size // block) * block
+    return [(a, min(a + size, n_rows)) for a in range(0, max(n_rows, 1), size)]
 
 
 def _predict_part(compact: CompactForest, x: npt.NDArray[np.float32], out: npt.NDArray[np.float32]) -> None:
