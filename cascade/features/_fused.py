@@ -43,7 +43,7 @@ __all__ = [
 OP_COPY, OP_SUB, OP_ADD, OP_MAG, OP_EIG2 = 0, 1, 2, 3, 4
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _fill_line(a, b, product, x0, buf):  # type: ignore[no-untyped-def]
     """``buf[j] = line[mirror(x0 + j)]`` (times ``b``'s when ``product``): a mirror-padded row."""
     n = a.shape[0]
@@ -58,7 +58,7 @@ def _fill_line(a, b, product, x0, buf):  # type: ignore[no-untyped-def]
     _mirrored(a, b, product, x0, buf, j1, buf.shape[0])
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _mirrored(a, b, product, x0, buf, start, stop):  # type: ignore[no-untyped-def]
     """``buf[start:stop]`` from the mirrored positions of the row (true image borders only)."""
     for j in range(start, stop):
@@ -66,7 +66,7 @@ def _mirrored(a, b, product, x0, buf, start, stop):  # type: ignore[no-untyped-d
         buf[j] = a[m] * b[m] if product else a[m]
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _correlate(buf, rmax, taps, r, odd, out):  # type: ignore[no-untyped-def]
     """``out[i] = sum_k c_k * buf[rmax + i +/- k]`` in fastfilters' float32 order."""
     width = out.shape[0]
@@ -169,7 +169,7 @@ def x_stage(
     )
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _y_pass(plane, centre, taps, r, odd, out):  # type: ignore[no-untyped-def]
     """One output row of a y pass: rows ``centre +/- k`` of ``plane``, in fastfilters' order."""
     width = out.shape[0]
@@ -189,56 +189,72 @@ def _y_pass(plane, centre, taps, r, odd, out):  # type: ignore[no-untyped-def]
                 out[i] = fma32(hi[i] + lo[i], ck, out[i])
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _combine(kind, a, b, c, row, ch):  # type: ignore[no-untyped-def]
-    """One feature's combination of y-pass lines, into channel(s) ``ch`` of an output row (W, C)."""
-    n = row.shape[0]
+@njit(nogil=True, cache=True)
+def _combine(kind, a, b, c, dst):  # type: ignore[no-untyped-def]
+    """One feature's combination of y-pass lines into ``dst[0]`` (and ``dst[1]``: eigenvalues)."""
+    out = dst[0]
     if kind == OP_COPY:
-        for i in range(n):
-            row[i, ch] = a[i]
+        out[:] = a
     elif kind == OP_SUB:
-        for i in range(n):
-            row[i, ch] = a[i] - b[i]
+        for i in range(a.shape[0]):
+            out[i] = a[i] - b[i]
     elif kind == OP_ADD:
-        for i in range(n):
-            row[i, ch] = a[i] + b[i]
+        for i in range(a.shape[0]):
+            out[i] = a[i] + b[i]
     elif kind == OP_MAG:
-        for i in range(n):
-            row[i, ch] = np.sqrt(a[i] * a[i] + b[i] * b[i])
+        for i in range(a.shape[0]):
+            out[i] = np.sqrt(a[i] * a[i] + b[i] * b[i])
     else:  # eigenvalues of [[a, b], [b, c]], descending, as cascade.features._filters._ev2d
-        half = np.float32(0.5)
-        for i in range(n):
-            mean = (a[i] + c[i]) * half
-            d = (a[i] - c[i]) * half
-            d = d * d
-            root = np.sqrt(d + b[i] * b[i])
-            e0 = mean + root
-            e1 = mean - root
-            if e0 > e1:
-                row[i, ch] = e0
-                row[i, ch + 1] = e1
-            else:
-                row[i, ch] = e1
-                row[i, ch + 1] = e0
+        _eig2(a, b, c, out, dst[1])
 
 
 @njit(nogil=True, cache=True)
-def _y_stage(planes, pad, taps, radii, odd, passes, ops, n_c, out):  # type: ignore[no-untyped-def]
+def _eig2(a, b, c, big, small):  # type: ignore[no-untyped-def]
+    half = np.float32(0.5)
+    for i in range(a.shape[0]):
+        mean = (a[i] + c[i]) * half
+        d = (a[i] - c[i]) * half
+        d = d * d
+        root = np.sqrt(d + b[i] * b[i])
+        e0 = mean + root
+        e1 = mean - root
+        if e0 > e1:
+            big[i] = e0
+            small[i] = e1
+        else:
+            big[i] = e1
+            small[i] = e0
+
+
+@njit(nogil=True, cache=True)
+def _transpose(rows, out):  # type: ignore[no-untyped-def]
+    """``out[w, c] = rows[c, w]``: contiguous stores (strided loads are the cheaper side)."""
+    n_c, width = rows.shape
+    for w in range(width):
+        pixel = out[w]
+        for c in range(n_c):
+            pixel[c] = rows[c, w]
+
+
+@njit(nogil=True, cache=True)
+def _y_stage(planes, pad, taps, radii, odd, passes, ops, out):  # type: ignore[no-untyped-def]
     """Kernel of :func:`y_stage`."""
-    n_b = planes.shape[1]
-    height, width = out.shape[1], out.shape[2]
+    n_t, height, width, n_ch = out.shape
+    n_c = planes.shape[1] // n_t
     lines = np.empty((passes.shape[0], width), np.float32)
-    for p in range(n_b):
-        t, c = p // n_c, p % n_c
+    rows = np.empty((n_ch, width), np.float32)
+    for t in range(n_t):
         for i in range(height):
-            for y in range(passes.shape[0]):
-                tap = passes[y, 1]
-                _y_pass(planes[passes[y, 0], p], i + pad, taps[tap], radii[tap], odd[tap], lines[y])
-            for o in range(ops.shape[0]):
-                kind, first, n_out = ops[o, 0], ops[o, 1], ops[o, 2]
-                _combine(
-                    kind, lines[ops[o, 3]], lines[ops[o, 4]], lines[ops[o, 5]], out[t, i], first + c * n_out
-                )
+            for c in range(n_c):
+                p = t * n_c + c
+                for y in range(passes.shape[0]):
+                    tap = passes[y, 1]
+                    _y_pass(planes[passes[y, 0], p], i + pad, taps[tap], radii[tap], odd[tap], lines[y])
+                for o in range(ops.shape[0]):
+                    first = ops[o, 1] + c * ops[o, 2]
+                    dst = rows[first : first + ops[o, 2]]
+                    _combine(ops[o, 0], lines[ops[o, 3]], lines[ops[o, 4]], lines[ops[o, 5]], dst)
+            _transpose(rows, out[t, i])
 
 
 def y_stage(
@@ -263,6 +279,5 @@ def y_stage(
     out : ndarray of float32, shape (t, height, width, channels)
         The feature stack; input channel ``c`` of an op goes to ``first + c * n_out (+ k)``.
     """
-    n_c = planes.shape[1] // out.shape[0]
     k = kernels
-    _y_stage(planes, pad, k.taps, k.radii, k.odd, passes, ops, n_c, out)
+    _y_stage(planes, pad, k.taps, k.radii, k.odd, passes, ops, out)
