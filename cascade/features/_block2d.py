@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from ._frame import Derivatives, Frame
-from ._fused import OP_ADD, OP_COPY, OP_EIG2, OP_MAG, OP_SUB, KernelTable, kernel_table, x_stage, y_stage
+from ._fused import OP_ADD, OP_COPY, OP_EIG2, OP_MAG, OP_SUB, KernelTable, fused_block, kernel_table
 from .kernels import gaussian_half_kernel
 from .selection import FEATURE_WINDOW, PRESMOOTH_WINDOW, FeatureSelection
 
@@ -33,18 +33,21 @@ __all__ = ["features_2d"]
 
 @dataclass(frozen=True)
 class _Column:
-    """What one scale column runs: x passes of ``P`` and the structure tensor's, with their slots."""
+    """One scale column: whether the x passes read ``P``, and the structure tensor's gradient sigma."""
 
     index: int
-    x_kernels: KernelTable | None
-    tensor: tuple[float, tuple[KernelTable, ...]] | None  # gradient sigma; x-smoothing into xx, xy, yy
+    reads_p: bool
+    gradient_sigma: float | None
 
 
 @dataclass
 class _Builder:
-    """Collects slots, y kernels, y-pass lines and ops while a selection is planned."""
+    """Collects sources, x jobs and kernels, slots, y kernels, y-pass lines and ops of a selection."""
 
+    n_sources: int = 0
     n_slots: int = 0
+    x_kernels: list[tuple[np.ndarray, bool, int]] = field(default_factory=list)
+    jobs: list[tuple[int, int, int, int, int]] = field(default_factory=list)
     y_keys: dict[tuple[float, int], int] = field(default_factory=dict)
     lines: dict[tuple[int, int], int] = field(default_factory=dict)
     ops: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
@@ -58,12 +61,20 @@ class _Builder:
         kernel = self.y_keys.setdefault((sigma, order), len(self.y_keys))
         return self.lines.setdefault((slot, kernel), len(self.lines))
 
+    def job(self, kernels: list[tuple[np.ndarray, bool, int]], a: int, b: int | None = None) -> None:
+        """x passes of source ``a`` (or of the product of sources ``a`` and ``b``) with ``kernels``."""
+        first = len(self.x_kernels)
+        self.x_kernels += kernels
+        self.jobs.append((a, a if b is None else b, int(b is not None), first, len(self.x_kernels)))
+
 
 @dataclass(frozen=True)
 class _Plan:
     columns: tuple[_Column, ...]
     n_slots: int
     pad: int
+    jobs: np.ndarray
+    x_kernels: KernelTable
     y_kernels: KernelTable
     passes: np.ndarray
     ops: np.ndarray
@@ -73,18 +84,16 @@ def _taps(sigma: float, order: int) -> np.ndarray:
     return gaussian_half_kernel(sigma, order, FEATURE_WINDOW)
 
 
-def _plan_column(b: _Builder, selection: FeatureSelection, j: int, offsets: dict[str, int]) -> _Column:
-    """Plan one column's x passes, y lines and ops (channels from ``offsets``, per feature)."""
-    s = min(selection.scales[j], 1.0)
+def _plan_column(b: _Builder, j: int, s: float, offsets: dict[str, int]) -> _Column:
+    """Plan one column at ``s' = s``: its x passes, y lines and ops (channels from ``offsets``)."""
     x_slots: dict[tuple[float, int], int] = {}
 
-    def y(x_sigma: float, x_order: int, y_order: int, y_sigma: float | None = None) -> int:
-        slot = x_slots.setdefault((x_sigma, x_order), b.n_slots)
-        if slot == b.n_slots:
-            b.slot()
-        return b.line(slot, x_sigma if y_sigma is None else y_sigma, y_order)
+    def y(x_sigma: float, x_order: int, y_order: int) -> int:
+        if (x_sigma, x_order) not in x_slots:
+            x_slots[x_sigma, x_order] = b.slot()
+        return b.line(x_slots[x_sigma, x_order], x_sigma, y_order)
 
-    tensor = None
+    tensor: tuple[int, int, int] | None = None
     for fid, ch in offsets.items():
         if fid == "GaussianSmoothing":
             b.ops.append((OP_COPY, ch, 1, y(s, 0, 0), 0, 0))
@@ -97,11 +106,17 @@ def _plan_column(b: _Builder, selection: FeatureSelection, j: int, offsets: dict
         elif fid == "HessianOfGaussianEigenvalues":
             b.ops.append((OP_EIG2, ch, 2, y(s, 2, 0), y(s, 1, 1), y(s, 0, 2)))
         else:  # StructureTensorEigenvalues: gradient at 0.5 s', tensor smoothed at s' (fastfilters)
-            slots = (b.slot(), b.slot(), b.slot())
-            b.ops.append((OP_EIG2, ch, 2, *(b.line(t, s, 0) for t in slots)))
-            tensor = (0.5 * s, tuple(kernel_table([(_taps(s, 0), False, t)]) for t in slots))
-    x_kernels = [(_taps(sig, order), order == 1, slot) for (sig, order), slot in x_slots.items()]
-    return _Column(j, kernel_table(x_kernels) if x_kernels else None, tensor)
+            tensor = (b.slot(), b.slot(), b.slot())
+            b.ops.append((OP_EIG2, ch, 2, *(b.line(t, s, 0) for t in tensor)))
+    if x_slots:
+        b.job([(_taps(sg, o), o == 1, t) for (sg, o), t in x_slots.items()], b.n_sources)
+        b.n_sources += 1
+    if tensor is not None:
+        gx, gy = b.n_sources, b.n_sources + 1
+        for (u, v), t in zip(((gx, gx), (gx, gy), (gy, gy)), tensor):
+            b.job([(_taps(s, 0), False, t)], u, v)
+        b.n_sources += 2
+    return _Column(j, bool(x_slots), None if tensor is None else 0.5 * s)
 
 
 @lru_cache(maxsize=64)
@@ -113,11 +128,21 @@ def _plan(selection: FeatureSelection, n_inputs: int) -> _Plan:
         offsets.setdefault(j, {})[fid] = channel
         channel += n_inputs * selection.channels_per_input(fid, j, None)
     b = _Builder()
-    columns = tuple(_plan_column(b, selection, j, offsets[j]) for j in selection.columns())
+    columns = tuple(
+        _plan_column(b, j, min(selection.scales[j], 1.0), offsets[j]) for j in selection.columns()
+    )
     y_kernels = sorted(b.y_keys.items(), key=lambda item: item[1])
     table = kernel_table([(_taps(sig, order), order == 1, 0) for (sig, order), _ in y_kernels])
-    passes = np.array(list(b.lines), np.int64).reshape(-1, 2)
-    return _Plan(columns, b.n_slots, int(table.radii.max()), table, passes, np.array(b.ops, np.int64))
+    return _Plan(
+        columns,
+        b.n_slots,
+        int(table.radii.max()),
+        np.array(b.jobs, np.int64),
+        kernel_table(b.x_kernels),
+        table,
+        np.array(list(b.lines), np.int64).reshape(-1, 2),
+        np.array(b.ops, np.int64),
+    )
 
 
 def features_2d(
@@ -130,22 +155,29 @@ def features_2d(
     """Feature stack of a 2D block (``base.data``: ``(t * c, y, x)`` float32), shape ``(t, y, x, C)``."""
     n_c = base.data.shape[0] // n_t
     plan = _plan(selection, n_c)
-    height, width = core_hi[0] - core_lo[0], core_hi[1] - core_lo[1]
-    planes = np.empty((plan.n_slots, base.data.shape[0], height + 2 * plan.pad, width), np.float32)
-    top = core_lo[0] - plan.pad
+    sources: list[Frame] = []
     for column in plan.columns:
         p = _presmoothed(base, selection, column.index, core_lo, core_hi)
-        if column.x_kernels is not None:
-            x_stage(p.data, (top - p.lo[0], core_lo[1] - p.lo[1]), column.x_kernels, planes)
-        if column.tensor is not None:
-            grad_sigma, smoothing = column.tensor
+        if column.reads_p:
+            sources.append(p)
+        if column.gradient_sigma is not None:
             deriv = Derivatives(p, FEATURE_WINDOW)
-            gx, gy = deriv.unit(grad_sigma, 0, 1), deriv.unit(grad_sigma, 1, 1)
-            origin = (top - gx.lo[0], core_lo[1] - gx.lo[1])
-            for (a, b), kernels in zip(((gx, gx), (gx, gy), (gy, gy)), smoothing):
-                x_stage(a.data, origin, kernels, planes, times=b.data)
+            sources += [deriv.unit(column.gradient_sigma, 0, 1), deriv.unit(column.gradient_sigma, 1, 1)]
+    origins = np.array([[c - a for c, a in zip(core_lo, f.lo)] for f in sources], np.int64)
+    height, width = core_hi[0] - core_lo[0], core_hi[1] - core_lo[1]
     out = np.empty((n_t, height, width, selection.n_channels(n_c, None)), np.float32)
-    y_stage(planes, plan.pad, plan.y_kernels, plan.passes, plan.ops, out)
+    fused_block(
+        [f.data for f in sources],
+        origins,
+        plan.jobs,
+        plan.x_kernels,
+        plan.n_slots,
+        plan.pad,
+        plan.y_kernels,
+        plan.passes,
+        plan.ops,
+        out,
+    )
     return out
 
 
