@@ -37,7 +37,7 @@ __all__ = ["OP_ADD", "OP_COPY", "OP_EIG2", "OP_MAG", "OP_SUB", "KernelTable", "f
 OP_COPY, OP_SUB, OP_ADD, OP_MAG, OP_EIG2 = 0, 1, 2, 3, 4
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _fill_line(a, b, product, x0, buf):  # type: ignore[no-untyped-def]
     """``buf[j] = line[mirror(x0 + j)]`` (times ``b``'s when ``product``): a mirror-padded row."""
     n = a.shape[0]
@@ -52,7 +52,7 @@ def _fill_line(a, b, product, x0, buf):  # type: ignore[no-untyped-def]
     _mirrored(a, b, product, x0, buf, j1, buf.shape[0])
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _mirrored(a, b, product, x0, buf, start, stop):  # type: ignore[no-untyped-def]
     """``buf[start:stop]`` from the mirrored positions of the row (true image borders only)."""
     for j in range(start, stop):
@@ -60,7 +60,7 @@ def _mirrored(a, b, product, x0, buf, start, stop):  # type: ignore[no-untyped-d
         buf[j] = a[m] * b[m] if product else a[m]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _short(mid, h1, l1, h2, l2, taps, r, odd, out):  # type: ignore[no-untyped-def]
     """Radius <= 2 in one sweep: ``out = fma(h2 +/- l2, c2, fma(h1 +/- l1, c1, c0*mid))``.
 
@@ -89,7 +89,7 @@ def _short(mid, h1, l1, h2, l2, taps, r, odd, out):  # type: ignore[no-untyped-d
                 out[i] = fma32(h2[i] + l2[i], c2, fma32(h1[i] + l1[i], c1, c0 * mid[i]))
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _correlate(buf, rmax, taps, r, odd, out):  # type: ignore[no-untyped-def]
     """``out[i] = sum_k c_k * buf[rmax + i +/- k]`` in fastfilters' float32 order (an x pass)."""
     w = out.shape[0]
@@ -105,7 +105,7 @@ def _correlate(buf, rmax, taps, r, odd, out):  # type: ignore[no-untyped-def]
         _accumulate(buf[rmax + k : rmax + k + w], buf[rmax - k : rmax - k + w], taps[k], odd, out)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _accumulate(hi, lo, ck, odd, out):  # type: ignore[no-untyped-def]
     if odd:
         for i in range(out.shape[0]):
@@ -151,7 +151,7 @@ def kernel_table(kernels: Sequence[tuple[np.ndarray, bool, int]]) -> KernelTable
     )
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _y_pass(ring, centre, taps, r, odd, out):  # type: ignore[no-untyped-def]
     """One output row of a y pass over ring rows ``(centre +/- k) % len(ring)``."""
     n = ring.shape[0]
