@@ -51,6 +51,7 @@ class _Builder:
     y_keys: dict[tuple[float, int], int] = field(default_factory=dict)
     lines: dict[tuple[int, int], int] = field(default_factory=dict)
     ops: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
+    groups: list[tuple[int, int, int, int]] = field(default_factory=list)
 
     def slot(self) -> int:
         self.n_slots += 1
@@ -77,6 +78,7 @@ class _Plan:
     x_kernels: KernelTable
     y_kernels: KernelTable
     passes: np.ndarray
+    groups: np.ndarray
     ops: np.ndarray
 
 
@@ -87,6 +89,7 @@ def _taps(sigma: float, order: int) -> np.ndarray:
 def _plan_column(b: _Builder, j: int, s: float, offsets: dict[str, int]) -> _Column:
     """Plan one column at ``s' = s``: its x passes, y lines and ops (channels from ``offsets``)."""
     x_slots: dict[tuple[float, int], int] = {}
+    first_line, first_op = len(b.lines), len(b.ops)
 
     def y(x_sigma: float, x_order: int, y_order: int) -> int:
         if (x_sigma, x_order) not in x_slots:
@@ -108,6 +111,7 @@ def _plan_column(b: _Builder, j: int, s: float, offsets: dict[str, int]) -> _Col
         else:  # StructureTensorEigenvalues: gradient at 0.5 s', tensor smoothed at s' (fastfilters)
             tensor = (b.slot(), b.slot(), b.slot())
             b.ops.append((OP_EIG2, ch, 2, *(b.line(t, s, 0) for t in tensor)))
+    b.groups.append((first_line, len(b.lines), first_op, len(b.ops)))
     if x_slots:
         b.job([(_taps(sg, o), o == 1, t) for (sg, o), t in x_slots.items()], b.n_sources)
         b.n_sources += 1
@@ -141,6 +145,7 @@ def _plan(selection: FeatureSelection, n_inputs: int) -> _Plan:
         kernel_table(b.x_kernels),
         table,
         np.array(list(b.lines), np.int64).reshape(-1, 2),
+        np.array(b.groups, np.int64),
         np.array(b.ops, np.int64),
     )
 
@@ -175,6 +180,7 @@ def features_2d(
         plan.pad,
         plan.y_kernels,
         plan.passes,
+        plan.groups,
         plan.ops,
         out,
     )

@@ -35,6 +35,9 @@ __all__ = ["OP_ADD", "OP_COPY", "OP_EIG2", "OP_MAG", "OP_SUB", "KernelTable", "f
 
 #: Combinations of y-pass lines: ``ops[o] = (kind, first channel, n_out, line a, line b, line c)``.
 OP_COPY, OP_SUB, OP_ADD, OP_MAG, OP_EIG2 = 0, 1, 2, 3, 4
+#: Output rows per strip: the strip's x-passed rows (plus ``2*pad``), one column's y-pass lines
+#: and the channel-major rows stay within the L2 cache, and each pass is one long flat loop.
+_STRIP = 16
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -47,7 +50,8 @@ def _fill_line(a, b, product, x0, buf):  # type: ignore[no-untyped-def]
         for j in range(j0, j1):
             buf[j] = a[x0 + j] * b[x0 + j]
     else:
-        buf[j0:j1] = a[x0 + j0 : x0 + j1]
+        for j in range(j0, j1):  # a loop: numba's slice assignment is several times slower
+            buf[j] = a[x0 + j]
     _mirrored(a, b, product, x0, buf, 0, j0)
     _mirrored(a, b, product, x0, buf, j1, buf.shape[0])
 
@@ -87,22 +91,6 @@ def _short(mid, h1, l1, h2, l2, taps, r, odd, out):  # type: ignore[no-untyped-d
         else:
             for i in range(out.shape[0]):
                 out[i] = fma32(h2[i] + l2[i], c2, fma32(h1[i] + l1[i], c1, c0 * mid[i]))
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _correlate(buf, rmax, taps, r, odd, out):  # type: ignore[no-untyped-def]
-    """``out[i] = sum_k c_k * buf[rmax + i +/- k]`` in fastfilters' float32 order (an x pass)."""
-    w = out.shape[0]
-    if r <= 2:
-        r1, r2 = min(r, 1), min(r, 2)
-        h1, l1 = buf[rmax + r1 : rmax + r1 + w], buf[rmax - r1 : rmax - r1 + w]
-        h2, l2 = buf[rmax + r2 : rmax + r2 + w], buf[rmax - r2 : rmax - r2 + w]
-        _short(buf[rmax : rmax + w], h1, l1, h2, l2, taps, r, odd, out)
-        return
-    for i in range(w):
-        out[i] = taps[0] * buf[rmax + i]
-    for k in range(1, r + 1):
-        _accumulate(buf[rmax + k : rmax + k + w], buf[rmax - k : rmax - k + w], taps[k], odd, out)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -151,23 +139,6 @@ def kernel_table(kernels: Sequence[tuple[np.ndarray, bool, int]]) -> KernelTable
     )
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _y_pass(ring, centre, taps, r, odd, out):  # type: ignore[no-untyped-def]
-    """One output row of a y pass over ring rows ``(centre +/- k) % len(ring)``."""
-    n = ring.shape[0]
-    if r <= 2:
-        r1, r2 = min(r, 1), min(r, 2)
-        h1, l1 = ring[(centre + r1) % n], ring[(centre - r1) % n]
-        h2, l2 = ring[(centre + r2) % n], ring[(centre - r2) % n]
-        _short(ring[centre % n], h1, l1, h2, l2, taps, r, odd, out)
-        return
-    mid = ring[centre % n]
-    for i in range(out.shape[0]):
-        out[i] = taps[0] * mid[i]
-    for k in range(1, r + 1):
-        _accumulate(ring[(centre + k) % n], ring[(centre - k) % n], taps[k], odd, out)
-
-
 @njit(nogil=True, cache=True)
 def _combine(kind, a, b, c, dst):  # type: ignore[no-untyped-def]
     """One feature's combination of y-pass lines into ``dst[0]`` (and ``dst[1]``: eigenvalues)."""
@@ -205,64 +176,98 @@ def _eig2(a, b, c, big, small):  # type: ignore[no-untyped-def]
             small[i] = e0
 
 
-@njit(nogil=True, cache=True)
-def _transpose(rows, out):  # type: ignore[no-untyped-def]
-    """``out[w, c] = rows[c, w]``: contiguous stores (strided loads are the cheaper side)."""
-    n_c, width = rows.shape
-    for w in range(width):
-        pixel = out[w]
-        for c in range(n_c):
-            pixel[c] = rows[c, w]
+@njit(nogil=True, cache=True, inline="always")
+def _shifted(flat, start, n, step, r, taps, odd, out):  # type: ignore[no-untyped-def]
+    """``out[j] = c0*flat[s+j]``, then ``fma(flat[s+j+k*step] +/- flat[s+j-k*step], c_k, .)``."""
+    if r <= 2:
+        d1, d2 = min(r, 1) * step, min(r, 2) * step
+        mid = flat[start : start + n]
+        h1, l1 = flat[start + d1 : start + d1 + n], flat[start - d1 : start - d1 + n]
+        h2, l2 = flat[start + d2 : start + d2 + n], flat[start - d2 : start - d2 + n]
+        _short(mid, h1, l1, h2, l2, taps, r, odd, out)
+        return
+    for j in range(n):
+        out[j] = taps[0] * flat[start + j]
+    for k in range(1, r + 1):
+        hi = flat[start + k * step : start + k * step + n]
+        lo = flat[start - k * step : start - k * step + n]
+        _accumulate(hi, lo, taps[k], odd, out)
 
 
-@njit(nogil=True, cache=True)
-def _x_rows(sources, origins, jobs, xk, p, d, planes, buf):  # type: ignore[no-untyped-def]
-    """Row ``d`` (from the block's first output row) of every x pass, into ring row ``d % ring``."""
+@njit(nogil=True, cache=True, inline="always")
+def _x_strip(sources, origins, job, xk, p, row0, n_rows, wp, rmax, sbuf, planes):  # type: ignore[no-untyped-def]
+    """x passes of one job over ``n_rows`` rows from ``row0``: mirror-padded rows, then flat passes.
+
+    Rows are ``wp = width + 2*rmax`` long in ``sbuf`` and ``planes``; a flat pass over the strip
+    is exact on every row's ``width`` core columns (the pad columns between rows hold junk that
+    no core column reads).
+    """
     taps, radii, odd, slots = xk
-    rmax = (buf.shape[0] - planes.shape[3]) // 2
-    ring_row = d % planes.shape[2]
-    for j in range(jobs.shape[0]):
-        a, b = sources[jobs[j, 0]], sources[jobs[j, 1]]
-        row = mirror_index(origins[jobs[j, 0], 0] + d, a.shape[1])
-        _fill_line(a[p, row], b[p, row], jobs[j, 2] != 0, origins[jobs[j, 0], 1] - rmax, buf)
-        for kern in range(jobs[j, 3], jobs[j, 4]):
-            _correlate(buf, rmax, taps[kern], radii[kern], odd[kern], planes[slots[kern], p, ring_row])
+    a, b = sources[job[0]][p], sources[job[1]][p]
+    for r in range(n_rows):
+        row = mirror_index(origins[job[0], 0] + row0 + r, a.shape[0])
+        _fill_line(a[row], b[row], job[2] != 0, origins[job[0], 1] - rmax, sbuf[r * wp : (r + 1) * wp])
+    n = n_rows * wp - 2 * rmax
+    for kern in range(job[3], job[4]):
+        dst = planes[slots[kern]]
+        _shifted(sbuf, rmax, n, 1, radii[kern], taps[kern], odd[kern], dst[rmax : rmax + n])
 
 
-@njit(nogil=True, cache=True)
-def _y_row(planes, centre, yk, passes, ops, p, c, lines, rows):  # type: ignore[no-untyped-def]
-    """Every y pass of one output row and batch plane, combined into the channel-major ``rows``."""
+@njit(nogil=True, cache=True, inline="always")
+def _y_group(planes, group, yk, passes, ops, c, n, start, wp, lines, rows):  # type: ignore[no-untyped-def]
+    """One column's y passes over a strip (flat, ``n`` values from ``start``) and its combinations."""
     taps, radii, odd, _ = yk
-    for y in range(passes.shape[0]):
+    l0 = group[0]
+    for y in range(group[0], group[1]):
         tap = passes[y, 1]
-        _y_pass(planes[passes[y, 0], p], centre, taps[tap], radii[tap], odd[tap], lines[y])
-    for o in range(ops.shape[0]):
+        _shifted(planes[passes[y, 0]], start, n, wp, radii[tap], taps[tap], odd[tap], lines[y - l0, :n])
+    for o in range(group[2], group[3]):
         first = ops[o, 1] + c * ops[o, 2]
-        dst = rows[first : first + ops[o, 2]]
-        _combine(ops[o, 0], lines[ops[o, 3]], lines[ops[o, 4]], lines[ops[o, 5]], dst)
+        dst = rows[first : first + ops[o, 2], :n]
+        a, b, d = lines[ops[o, 3] - l0, :n], lines[ops[o, 4] - l0, :n], lines[ops[o, 5] - l0, :n]
+        _combine(ops[o, 0], a, b, d, dst)
 
 
 @njit(nogil=True, cache=True)
-def _block(sources, origins, jobs, xk, n_slots, pad, yk, passes, ops, out):  # type: ignore[no-untyped-def]
+def _transpose(rows, n_rows, wp, rmax, out):  # type: ignore[no-untyped-def]
+    """``out[i, w, c] = rows[c, i*wp + rmax + w]``: contiguous stores (strided loads are cheaper)."""
+    n_c, width = rows.shape[0], out.shape[1]
+    for i in range(n_rows):
+        for w in range(width):
+            pixel = out[i, w]
+            at = i * wp + rmax + w
+            for c in range(n_c):
+                pixel[c] = rows[c, at]
+
+
+@njit(nogil=True, cache=True)
+def _block(sources, origins, jobs, xk, n_slots, pad, yk, passes, groups, ops, out, strip):  # type: ignore[no-untyped-def]
     """Kernel of :func:`fused_block`; ``xk`` and ``yk`` are (taps, radii, odd, slots)."""
     n_t, height, width, n_ch = out.shape
-    n_b = sources[0].shape[0]
-    n_c = n_b // n_t
+    n_c = sources[0].shape[0] // n_t
     rmax = 0
     for r in xk[1]:
         rmax = max(rmax, r)
-    planes = np.empty((n_slots, n_b, 2 * pad + 1, width), np.float32)
-    buf = np.empty(width + 2 * rmax, np.float32)
-    lines = np.empty((passes.shape[0], width), np.float32)
-    rows = np.empty((n_ch, width), np.float32)
+    wp = width + 2 * rmax
+    n_lines = 1
+    for g in range(groups.shape[0]):
+        n_lines = max(n_lines, groups[g, 1] - groups[g, 0])
+    planes = np.empty((n_slots, (strip + 2 * pad) * wp), np.float32)
+    sbuf = np.empty((strip + 2 * pad) * wp, np.float32)
+    lines = np.empty((n_lines, strip * wp), np.float32)
+    rows = np.empty((n_ch, strip * wp), np.float32)
     for t in range(n_t):
-        for d in range(-pad, height + pad):
-            for p in range(t * n_c, (t + 1) * n_c):
-                _x_rows(sources, origins, jobs, xk, p, d, planes, buf)
-            if d >= pad:
-                for c in range(n_c):
-                    _y_row(planes, d - pad, yk, passes, ops, t * n_c + c, c, lines, rows)
-                _transpose(rows, out[t, d - pad])
+        for i0 in range(0, height, strip):
+            n_rows = min(strip, height - i0)
+            for c in range(n_c):
+                p = t * n_c + c
+                for j in range(jobs.shape[0]):
+                    _x_strip(
+                        sources, origins, jobs[j], xk, p, i0 - pad, n_rows + 2 * pad, wp, rmax, sbuf, planes
+                    )
+                for g in range(groups.shape[0]):
+                    _y_group(planes, groups[g], yk, passes, ops, c, n_rows * wp, pad * wp, wp, lines, rows)
+            _transpose(rows, n_rows, wp, rmax, out[t, i0 : i0 + n_rows])
 
 
 def fused_block(
@@ -274,6 +279,7 @@ def fused_block(
     pad: int,
     y_kernels: KernelTable,
     passes: np.ndarray,
+    groups: np.ndarray,
     ops: np.ndarray,
     out: np.ndarray,
 ) -> None:
@@ -299,6 +305,9 @@ def fused_block(
         The y kernels, indexed by ``passes[:, 1]``.
     passes : ndarray of int64, shape (n_lines, 2)
         Per y-pass line: the slot it filters and its kernel.
+    groups : ndarray of int64, shape (n_groups, 4)
+        ``(first line, end line, first op, end op)``: lines and the ops that use only them
+        (a scale column), computed together.
     ops : ndarray of int64, shape (n_ops, 6)
         ``(kind, first channel, outputs per input channel, line a, line b, line c)``, kind one
         of ``OP_COPY`` (a), ``OP_SUB`` (a - b), ``OP_ADD`` (a + b), ``OP_MAG`` (sqrt(a*a + b*b)),
@@ -308,4 +317,4 @@ def fused_block(
     """
     xk = (x_kernels.taps, x_kernels.radii, x_kernels.odd, x_kernels.slots)
     yk = (y_kernels.taps, y_kernels.radii, y_kernels.odd, y_kernels.slots)
-    _block(List(sources), origins, jobs, xk, n_slots, pad, yk, passes, ops, out)
+    _block(List(sources), origins, jobs, xk, n_slots, pad, yk, passes, groups, ops, out, _STRIP)
