@@ -63,7 +63,7 @@ class _Builder:
         return self.lines.setdefault((slot, kernel), len(self.lines))
 
     def job(self, kernels: list[tuple[np.ndarray, bool, int]], a: int, b: int | None = None) -> None:
-        """x passes of source ``a`` (or of the product of sources ``a`` and ``b``) with ``kernels``."""
+        """x passes of source ``a`` with ``kernels``, or of the tensor products of ``a`` and ``b``."""
         first = len(self.x_kernels)
         self.x_kernels += kernels
         self.jobs.append((a, a if b is None else b, int(b is not None), first, len(self.x_kernels)))
@@ -117,8 +117,7 @@ def _plan_column(b: _Builder, j: int, s: float, offsets: dict[str, int]) -> _Col
         b.n_sources += 1
     if tensor is not None:
         gx, gy = b.n_sources, b.n_sources + 1
-        for (u, v), t in zip(((gx, gx), (gx, gy), (gy, gy)), tensor):
-            b.job([(_taps(s, 0), False, t)], u, v)
+        b.job([(_taps(s, 0), False, t) for t in tensor], gx, gy)
         b.n_sources += 2
     return _Column(j, bool(x_slots), None if tensor is None else 0.5 * s)
 

@@ -5,7 +5,7 @@ combination (difference, sum, magnitude, eigenvalues). :func:`fused_block` runs 
 whole block in one compiled call, row by row:
 
 - for output row ``i``, the x passes of row ``i + pad`` of every *source* plane (a column's
-  presmoothed image, or the product of two structure-tensor gradients) with every kernel that
+  presmoothed image, or the products of two structure-tensor gradients) with every kernel that
   any feature needs, each source row read and mirror-padded once, into a ring of ``2*pad + 1``
   rows per *slot* (rows beyond a true image border are the mirrored rows, which is what a
   mirrored y pass reads);
@@ -41,27 +41,41 @@ _STRIP = 16
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _fill_line(a, b, product, x0, buf):  # type: ignore[no-untyped-def]
-    """``buf[j] = line[mirror(x0 + j)]`` (times ``b``'s when ``product``): a mirror-padded row."""
+def _fill_line(a, b, tensor, x0, width, bufs, at):  # type: ignore[no-untyped-def]
+    """A mirror-padded row: ``bufs[0][at + j] = a[mirror(x0 + j)]`` for ``j < width``.
+
+    With ``tensor``, the structure tensor's float32 products of the gradient rows ``a`` (x) and
+    ``b`` (y) instead: ``a*a``, ``a*b`` and ``b*b`` into ``bufs[0]``, ``bufs[1]`` and ``bufs[2]``.
+    """
     n = a.shape[0]
-    j0 = min(max(0, -x0), buf.shape[0])
-    j1 = max(j0, min(buf.shape[0], n - x0))
-    if product:
+    j0 = min(max(0, -x0), width)
+    j1 = max(j0, min(width, n - x0))
+    for j in range(j0):
+        _put(a, b, tensor, mirror_index(x0 + j, n), bufs, at + j)
+    for j in range(j1, width):
+        _put(a, b, tensor, mirror_index(x0 + j, n), bufs, at + j)
+    if tensor:
+        b0, b1, b2 = bufs[0], bufs[1], bufs[2]
         for j in range(j0, j1):
-            buf[j] = a[x0 + j] * b[x0 + j]
+            u, v = a[x0 + j], b[x0 + j]
+            b0[at + j] = u * u
+            b1[at + j] = u * v
+            b2[at + j] = v * v
     else:
+        b0 = bufs[0]
         for j in range(j0, j1):  # a loop: numba's slice assignment is several times slower
-            buf[j] = a[x0 + j]
-    _mirrored(a, b, product, x0, buf, 0, j0)
-    _mirrored(a, b, product, x0, buf, j1, buf.shape[0])
+            b0[at + j] = a[x0 + j]
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _mirrored(a, b, product, x0, buf, start, stop):  # type: ignore[no-untyped-def]
-    """``buf[start:stop]`` from the mirrored positions of the row (true image borders only)."""
-    for j in range(start, stop):
-        m = mirror_index(x0 + j, a.shape[0])
-        buf[j] = a[m] * b[m] if product else a[m]
+def _put(a, b, tensor, m, bufs, at):  # type: ignore[no-untyped-def]
+    """One mirrored position of :func:`_fill_line` (true image borders only)."""
+    if tensor:
+        bufs[0, at] = a[m] * a[m]
+        bufs[1, at] = a[m] * b[m]
+        bufs[2, at] = b[m] * b[m]
+    else:
+        bufs[0, at] = a[m]
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -195,10 +209,10 @@ def _shifted(flat, start, n, step, r, taps, odd, out):  # type: ignore[no-untype
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _x_strip(sources, origins, job, xk, p, row0, n_rows, wp, rmax, sbuf, planes):  # type: ignore[no-untyped-def]
+def _x_strip(sources, origins, job, xk, p, row0, n_rows, wp, rmax, sbufs, planes):  # type: ignore[no-untyped-def]
     """x passes of one job over ``n_rows`` rows from ``row0``: mirror-padded rows, then flat passes.
 
-    Rows are ``wp = width + 2*rmax`` long in ``sbuf`` and ``planes``; a flat pass over the strip
+    Rows are ``wp = width + 2*rmax`` long in ``sbufs`` and ``planes``; a flat pass over the strip
     is exact on every row's ``width`` core columns (the pad columns between rows hold junk that
     no core column reads).
     """
@@ -206,11 +220,12 @@ def _x_strip(sources, origins, job, xk, p, row0, n_rows, wp, rmax, sbuf, planes)
     a, b = sources[job[0]][p], sources[job[1]][p]
     for r in range(n_rows):
         row = mirror_index(origins[job[0], 0] + row0 + r, a.shape[0])
-        _fill_line(a[row], b[row], job[2] != 0, origins[job[0], 1] - rmax, sbuf[r * wp : (r + 1) * wp])
+        _fill_line(a[row], b[row], job[2] != 0, origins[job[0], 1] - rmax, wp, sbufs, r * wp)
     n = n_rows * wp - 2 * rmax
     for kern in range(job[3], job[4]):
+        src = sbufs[kern - job[3] if job[2] != 0 else 0]
         dst = planes[slots[kern]]
-        _shifted(sbuf, rmax, n, 1, radii[kern], taps[kern], odd[kern], dst[rmax : rmax + n])
+        _shifted(src, rmax, n, 1, radii[kern], taps[kern], odd[kern], dst[rmax : rmax + n])
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -253,7 +268,7 @@ def _block(sources, origins, jobs, xk, n_slots, pad, yk, passes, groups, ops, ou
     for g in range(groups.shape[0]):
         n_lines = max(n_lines, groups[g, 1] - groups[g, 0])
     planes = np.empty((n_slots, (strip + 2 * pad) * wp), np.float32)
-    sbuf = np.empty((strip + 2 * pad) * wp, np.float32)
+    sbufs = np.empty((3, (strip + 2 * pad) * wp), np.float32)
     lines = np.empty((n_lines, strip * wp), np.float32)
     rows = np.empty((n_ch, strip * wp), np.float32)
     for t in range(n_t):
@@ -263,7 +278,7 @@ def _block(sources, origins, jobs, xk, n_slots, pad, yk, passes, groups, ops, ou
                 p = t * n_c + c
                 for j in range(jobs.shape[0]):
                     _x_strip(
-                        sources, origins, jobs[j], xk, p, i0 - pad, n_rows + 2 * pad, wp, rmax, sbuf, planes
+                        sources, origins, jobs[j], xk, p, i0 - pad, n_rows + 2 * pad, wp, rmax, sbufs, planes
                     )
                 for g in range(groups.shape[0]):
                     _y_group(planes, groups[g], yk, passes, ops, c, n_rows * wp, pad * wp, wp, lines, rows)
@@ -293,8 +308,9 @@ def fused_block(
         Row and column of each source at the block's first output pixel; rows and columns
         outside a source are mirrored (needed only at true image borders).
     jobs : ndarray of int64, shape (n_jobs, 5)
-        ``(source, second source, product?, first kernel, end kernel)``: x passes of a source
-        row (or of the float32 product of two sources' rows) with ``x_kernels[first:end]``.
+        ``(source, second source, tensor?, first kernel, end kernel)``: x passes of a source
+        with ``x_kernels[first:end]``, or, for a tensor job, of the structure tensor's products
+        ``a*a``, ``a*b``, ``b*b`` of two gradient sources, one kernel each.
     x_kernels : KernelTable
         The x kernels and the slot each one's pass is written to.
     n_slots : int
