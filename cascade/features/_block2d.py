@@ -23,8 +23,18 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._frame import Derivatives, Frame
-from ._fused import OP_ADD, OP_COPY, OP_EIG2, OP_MAG, OP_SUB, KernelTable, fused_block, kernel_table
+from ._frame import Frame
+from ._fused import (
+    OP_ADD,
+    OP_COPY,
+    OP_EIG2,
+    OP_MAG,
+    OP_SUB,
+    KernelTable,
+    fused_block,
+    gradients_2d,
+    kernel_table,
+)
 from .kernels import gaussian_half_kernel
 from .selection import FEATURE_WINDOW, PRESMOOTH_WINDOW, FeatureSelection
 
@@ -165,8 +175,7 @@ def features_2d(
         if column.reads_p:
             sources.append(p)
         if column.gradient_sigma is not None:
-            deriv = Derivatives(p, FEATURE_WINDOW)
-            sources += [deriv.unit(column.gradient_sigma, 0, 1), deriv.unit(column.gradient_sigma, 1, 1)]
+            sources += _gradients(p, column.gradient_sigma)
     origins = np.array([[c - a for c, a in zip(core_lo, f.lo)] for f in sources], np.int64)
     height, width = core_hi[0] - core_lo[0], core_hi[1] - core_lo[1]
     out = np.empty((n_t, height, width, selection.n_channels(n_c, None)), np.float32)
@@ -196,3 +205,14 @@ def _presmoothed(
     hi = tuple(min(c + halo, b) for c, b in zip(core_hi, base.hi))
     s_pre = math.sqrt(s * s - 1.0) if s > 1.0 else s
     return base.crop(lo, hi).smoothed(s_pre, PRESMOOTH_WINDOW)
+
+
+def _gradients(p: Frame, sigma: float) -> list[Frame]:
+    """The structure tensor's gradients ``y0(x1(P))`` and ``y1(x0(P))`` over ``P``'s valid domain."""
+    t0, t1 = _taps(sigma, 0), _taps(sigma, 1)
+    r = t0.shape[0] - 1
+    lo = tuple(a + (0 if a == 0 else r) for a in p.lo)
+    hi = tuple(b - (0 if b == n else r) for b, n in zip(p.hi, p.full))
+    origin = (lo[0] - p.lo[0], lo[1] - p.lo[1])
+    gx, gy = gradients_2d(p.data, origin, t0, t1, (hi[0] - lo[0], hi[1] - lo[1]))
+    return [Frame(gx, lo, p.full), Frame(gy, lo, p.full)]

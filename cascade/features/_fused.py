@@ -31,7 +31,17 @@ from numba.typed import List
 from ._filters import _fma32 as fma32
 from ._filters import _mirror as mirror_index
 
-__all__ = ["OP_ADD", "OP_COPY", "OP_EIG2", "OP_MAG", "OP_SUB", "KernelTable", "fused_block", "kernel_table"]
+__all__ = [
+    "OP_ADD",
+    "OP_COPY",
+    "OP_EIG2",
+    "OP_MAG",
+    "OP_SUB",
+    "KernelTable",
+    "fused_block",
+    "gradients_2d",
+    "kernel_table",
+]
 
 #: Combinations of y-pass lines: ``ops[o] = (kind, first channel, n_out, line a, line b, line c)``.
 OP_COPY, OP_SUB, OP_ADD, OP_MAG, OP_EIG2 = 0, 1, 2, 3, 4
@@ -334,3 +344,50 @@ def fused_block(
     xk = (x_kernels.taps, x_kernels.radii, x_kernels.odd, x_kernels.slots)
     yk = (y_kernels.taps, y_kernels.radii, y_kernels.odd, y_kernels.slots)
     _block(List(sources), origins, jobs, xk, n_slots, pad, yk, passes, groups, ops, out, _STRIP)
+
+
+@njit(nogil=True, cache=True)
+def _gradients(src, off_r, off_c, t0, t1, gx, gy):  # type: ignore[no-untyped-def]
+    """Kernel of :func:`gradients_2d`: x passes row by row, then flat y passes."""
+    n_b, n_rows = src.shape[0], src.shape[1]
+    out_r, out_c = gx.shape[1], gx.shape[2]
+    r = t0.shape[0] - 1
+    x1 = np.empty((out_r + 2 * r) * out_c, np.float32)
+    x0 = np.empty((out_r + 2 * r) * out_c, np.float32)
+    buf = np.empty((1, out_c + 2 * r), np.float32)
+    for p in range(n_b):
+        for q in range(out_r + 2 * r):
+            row = src[p, mirror_index(off_r - r + q, n_rows)]
+            _fill_line(row, row, False, off_c - r, out_c + 2 * r, buf, 0)
+            _shifted(buf[0], r, out_c, 1, r, t1, True, x1[q * out_c : (q + 1) * out_c])
+            _shifted(buf[0], r, out_c, 1, r, t0, False, x0[q * out_c : (q + 1) * out_c])
+        _shifted(x1, r * out_c, out_r * out_c, out_c, r, t0, False, gx[p].reshape(-1))
+        _shifted(x0, r * out_c, out_r * out_c, out_c, r, t1, True, gy[p].reshape(-1))
+
+
+def gradients_2d(
+    src: np.ndarray, origin: tuple[int, int], t0: np.ndarray, t1: np.ndarray, out_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian gradients ``(y0(x1(src)), y1(x0(src)))`` of a 2D plane, x pass first.
+
+    Parameters
+    ----------
+    src : ndarray of float32, shape (batch, rows, columns)
+        C-contiguous planes.
+    origin : (int, int)
+        Row and column of ``src`` at the first output pixel; positions outside ``src`` are
+        mirrored (true image borders only), as :func:`cascade.features._filters.pass_along` does.
+    t0, t1 : ndarray of float32
+        Order-0 and order-1 half kernels of the same radius.
+    out_shape : (int, int)
+        Output rows and columns.
+
+    Returns
+    -------
+    (ndarray, ndarray) of float32, shape (batch, *out_shape)
+        The x and the y derivative.
+    """
+    gx = np.empty((src.shape[0], *out_shape), np.float32)
+    gy = np.empty_like(gx)
+    _gradients(src, origin[0], origin[1], t0, t1, gx, gy)
+    return gx, gy
