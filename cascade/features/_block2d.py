@@ -1,16 +1,19 @@
 """The feature stack of one 2D block in fused passes, written channels-last in place.
 
-Per scale column the presmoothed plane ``P`` is computed as before (whole plane, window
-3.5). Then, instead of one array per feature and a final transpose:
+Per scale column the presmoothed plane ``P`` is computed as before (whole plane, window 3.5),
+and, if the column has the structure tensor, its gradients ``y0(x1(P))``, ``y1(x0(P))`` at
+``0.5 s'`` (:func:`~cascade.features._fused.gradients_2d`). Then one compiled call
+(:func:`~cascade.features._fused.fused_block`) runs every feature of every column, strip by
+strip of output rows:
 
-1. every x pass the column's features need (order 0 at ``s'`` and ``0.66 s'``, order 1 and 2
-   at ``s'``, the structure tensor's products smoothed at ``s'``) is written by
-   :func:`x_stage` into a *slot*: core columns only, core rows plus ``pad`` mirrored/halo rows;
-2. one :func:`y_stage` call runs, row by row, every y pass of every column and combines them
-   into the output row, all 49 (default) channels while that row is in cache.
+1. every x pass the features need (order 0 at ``s'`` and ``0.66 s'``, orders 1 and 2 at ``s'``,
+   the tensor products smoothed at ``s'``), each into a *slot*;
+2. every y pass of the slots, the per-pixel combinations (difference, sum, magnitude,
+   eigenvalues), and the channels-last output rows, written once.
 
-Shared intermediates are computed once (e.g. ``x0(P)`` serves GS, LoG, GGM and HoGE; the y
-pass ``y0(x2(P))`` serves LoG and HoGE). Each value goes through exactly the float32
+A selection is planned once (:func:`_plan`, cached): slots, the y-pass lines and the ops that
+combine them, with shared intermediates computed once (``x0(P)`` serves GS, LoG, GGM and HoGE;
+the y pass ``y0(x2(P))`` serves LoG and HoGE). Each value goes through exactly the float32
 operations of the unfused code (:mod:`cascade.features._block`), so the stack is bit for bit
 the same, and that is ilastik's.
 """
@@ -61,7 +64,7 @@ class _Builder:
     y_keys: dict[tuple[float, int], int] = field(default_factory=dict)
     lines: dict[tuple[int, int], int] = field(default_factory=dict)
     ops: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
-    groups: list[tuple[int, int, int, int]] = field(default_factory=list)
+    groups: list[tuple[int, ...]] = field(default_factory=list)
 
     def slot(self) -> int:
         self.n_slots += 1
@@ -82,7 +85,6 @@ class _Builder:
 @dataclass(frozen=True)
 class _Plan:
     columns: tuple[_Column, ...]
-    n_slots: int
     pad: int
     jobs: np.ndarray
     x_kernels: KernelTable
@@ -99,7 +101,7 @@ def _taps(sigma: float, order: int) -> np.ndarray:
 def _plan_column(b: _Builder, j: int, s: float, offsets: dict[str, int]) -> _Column:
     """Plan one column at ``s' = s``: its x passes, y lines and ops (channels from ``offsets``)."""
     x_slots: dict[tuple[float, int], int] = {}
-    first_line, first_op = len(b.lines), len(b.ops)
+    first_line, first_op, first_job, first_slot = len(b.lines), len(b.ops), len(b.jobs), b.n_slots
 
     def y(x_sigma: float, x_order: int, y_order: int) -> int:
         if (x_sigma, x_order) not in x_slots:
@@ -121,7 +123,6 @@ def _plan_column(b: _Builder, j: int, s: float, offsets: dict[str, int]) -> _Col
         else:  # StructureTensorEigenvalues: gradient at 0.5 s', tensor smoothed at s' (fastfilters)
             tensor = (b.slot(), b.slot(), b.slot())
             b.ops.append((OP_EIG2, ch, 2, *(b.line(t, s, 0) for t in tensor)))
-    b.groups.append((first_line, len(b.lines), first_op, len(b.ops)))
     if x_slots:
         b.job([(_taps(sg, o), o == 1, t) for (sg, o), t in x_slots.items()], b.n_sources)
         b.n_sources += 1
@@ -129,6 +130,9 @@ def _plan_column(b: _Builder, j: int, s: float, offsets: dict[str, int]) -> _Col
         gx, gy = b.n_sources, b.n_sources + 1
         b.job([(_taps(s, 0), False, t) for t in tensor], gx, gy)
         b.n_sources += 2
+    b.groups.append(
+        (first_line, len(b.lines), first_op, len(b.ops), first_job, len(b.jobs), first_slot, b.n_slots)
+    )
     return _Column(j, bool(x_slots), None if tensor is None else 0.5 * s)
 
 
@@ -148,7 +152,6 @@ def _plan(selection: FeatureSelection, n_inputs: int) -> _Plan:
     table = kernel_table([(_taps(sig, order), order == 1, 0) for (sig, order), _ in y_kernels])
     return _Plan(
         columns,
-        b.n_slots,
         int(table.radii.max()),
         np.array(b.jobs, np.int64),
         kernel_table(b.x_kernels),
@@ -184,7 +187,6 @@ def features_2d(
         origins,
         plan.jobs,
         plan.x_kernels,
-        plan.n_slots,
         plan.pad,
         plan.y_kernels,
         plan.passes,

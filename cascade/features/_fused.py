@@ -2,21 +2,21 @@
 
 A 2D feature is an x pass and then a y pass (fastfilters' order), followed by a per-pixel
 combination (difference, sum, magnitude, eigenvalues). :func:`fused_block` runs them for a
-whole block in one compiled call, row by row:
+whole block in one compiled call, strip by strip of ``_STRIP`` output rows:
 
-- for output row ``i``, the x passes of row ``i + pad`` of every *source* plane (a column's
-  presmoothed image, or the products of two structure-tensor gradients) with every kernel that
-  any feature needs, each source row read and mirror-padded once, into a ring of ``2*pad + 1``
-  rows per *slot* (rows beyond a true image border are the mirrored rows, which is what a
-  mirrored y pass reads);
-- then every y pass of row ``i`` into short lines, each feature's combination into a
-  channel-major row, and that row transposed into the channels-last output.
+- the x passes of the strip's rows plus ``pad`` above and below, for every *source* plane (a
+  column's presmoothed image, or the three products of a column's structure-tensor gradients)
+  with every kernel any feature needs; each source row is read and mirror-padded once into a
+  row of ``width + 2*rmax`` (rows beyond a true image border are the mirrored rows, which is
+  what a mirrored y pass reads), and each pass is one flat loop over the whole strip;
+- per scale column, every y pass of the strip (one flat loop each) into lines, each feature's
+  combination into channel-major rows, and finally the strip transposed into the channels-last
+  output with contiguous stores.
 
-The working set is a few rows per slot (it stays in the L2 cache), and the output is written
-once, with contiguous stores. Every value goes through exactly the operations of
-:mod:`cascade.features._filters` (``s = c0*x[i]``, then ``s = fma(x[i+k] +/- x[i-k], c_k, s)``
-for ``k = 1..r``; the combinations as numpy computes them in float32), so the results are
-bit for bit those of the unfused passes.
+The working set of a strip stays in the L2 cache and the output is written once. Every value
+goes through exactly the operations of :mod:`cascade.features._filters` (``s = c0*x[i]``, then
+``s = fma(x[i+k] +/- x[i-k], c_k, s)`` for ``k = 1..r``; the combinations as numpy computes
+them in float32), so the results are bit for bit those of the unfused passes.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def _shifted(flat, start, n, step, r, taps, odd, out):  # type: ignore[no-untype
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _x_strip(sources, origins, job, xk, p, row0, n_rows, wp, rmax, sbufs, planes):  # type: ignore[no-untyped-def]
+def _x_strip(sources, origins, job, xk, p, row0, n_rows, wp, rmax, sbufs, planes, slot0):  # type: ignore[no-untyped-def]
     """x passes of one job over ``n_rows`` rows from ``row0``: mirror-padded rows, then flat passes.
 
     Rows are ``wp = width + 2*rmax`` long in ``sbufs`` and ``planes``; a flat pass over the strip
@@ -234,7 +234,7 @@ def _x_strip(sources, origins, job, xk, p, row0, n_rows, wp, rmax, sbufs, planes
     n = n_rows * wp - 2 * rmax
     for kern in range(job[3], job[4]):
         src = sbufs[kern - job[3] if job[2] != 0 else 0]
-        dst = planes[slots[kern]]
+        dst = planes[slots[kern] - slot0]
         _shifted(src, rmax, n, 1, radii[kern], taps[kern], odd[kern], dst[rmax : rmax + n])
 
 
@@ -245,7 +245,8 @@ def _y_group(planes, group, yk, passes, ops, c, n, start, wp, lines, rows):  # t
     l0 = group[0]
     for y in range(group[0], group[1]):
         tap = passes[y, 1]
-        _shifted(planes[passes[y, 0]], start, n, wp, radii[tap], taps[tap], odd[tap], lines[y - l0, :n])
+        plane = planes[passes[y, 0] - group[6]]
+        _shifted(plane, start, n, wp, radii[tap], taps[tap], odd[tap], lines[y - l0, :n])
     for o in range(group[2], group[3]):
         first = ops[o, 1] + c * ops[o, 2]
         dst = rows[first : first + ops[o, 2], :n]
@@ -266,7 +267,7 @@ def _transpose(rows, n_rows, wp, rmax, out):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True)
-def _block(sources, origins, jobs, xk, n_slots, pad, yk, passes, groups, ops, out, strip):  # type: ignore[no-untyped-def]
+def _block(sources, origins, jobs, xk, pad, yk, passes, groups, ops, out, strip):  # type: ignore[no-untyped-def]
     """Kernel of :func:`fused_block`; ``xk`` and ``yk`` are (taps, radii, odd, slots)."""
     n_t, height, width, n_ch = out.shape
     n_c = sources[0].shape[0] // n_t
@@ -274,9 +275,10 @@ def _block(sources, origins, jobs, xk, n_slots, pad, yk, passes, groups, ops, ou
     for r in xk[1]:
         rmax = max(rmax, r)
     wp = width + 2 * rmax
-    n_lines = 1
+    n_lines, n_slots = 1, 1
     for g in range(groups.shape[0]):
         n_lines = max(n_lines, groups[g, 1] - groups[g, 0])
+        n_slots = max(n_slots, groups[g, 7] - groups[g, 6])
     planes = np.empty((n_slots, (strip + 2 * pad) * wp), np.float32)
     sbufs = np.empty((3, (strip + 2 * pad) * wp), np.float32)
     lines = np.empty((n_lines, strip * wp), np.float32)
@@ -286,11 +288,23 @@ def _block(sources, origins, jobs, xk, n_slots, pad, yk, passes, groups, ops, ou
             n_rows = min(strip, height - i0)
             for c in range(n_c):
                 p = t * n_c + c
-                for j in range(jobs.shape[0]):
-                    _x_strip(
-                        sources, origins, jobs[j], xk, p, i0 - pad, n_rows + 2 * pad, wp, rmax, sbufs, planes
-                    )
-                for g in range(groups.shape[0]):
+                for g in range(groups.shape[0]):  # column by column: its slots stay in cache
+                    for j in range(groups[g, 4], groups[g, 5]):
+                        rows0, n_x = i0 - pad, n_rows + 2 * pad
+                        _x_strip(
+                            sources,
+                            origins,
+                            jobs[j],
+                            xk,
+                            p,
+                            rows0,
+                            n_x,
+                            wp,
+                            rmax,
+                            sbufs,
+                            planes,
+                            groups[g, 6],
+                        )
                     _y_group(planes, groups[g], yk, passes, ops, c, n_rows * wp, pad * wp, wp, lines, rows)
             _transpose(rows, n_rows, wp, rmax, out[t, i0 : i0 + n_rows])
 
@@ -300,7 +314,6 @@ def fused_block(
     origins: np.ndarray,
     jobs: np.ndarray,
     x_kernels: KernelTable,
-    n_slots: int,
     pad: int,
     y_kernels: KernelTable,
     passes: np.ndarray,
@@ -323,17 +336,16 @@ def fused_block(
         ``a*a``, ``a*b``, ``b*b`` of two gradient sources, one kernel each.
     x_kernels : KernelTable
         The x kernels and the slot each one's pass is written to.
-    n_slots : int
-        Number of slots.
     pad : int
         The largest y radius.
     y_kernels : KernelTable
         The y kernels, indexed by ``passes[:, 1]``.
     passes : ndarray of int64, shape (n_lines, 2)
         Per y-pass line: the slot it filters and its kernel.
-    groups : ndarray of int64, shape (n_groups, 4)
-        ``(first line, end line, first op, end op)``: lines and the ops that use only them
-        (a scale column), computed together.
+    groups : ndarray of int64, shape (n_groups, 8)
+        ``(first line, end line, first op, end op, first job, end job, first slot, end slot)``:
+        a scale column's y-pass lines, the ops that use them, its x jobs and its slots, computed
+        together (only one column's slots are held at a time).
     ops : ndarray of int64, shape (n_ops, 6)
         ``(kind, first channel, outputs per input channel, line a, line b, line c)``, kind one
         of ``OP_COPY`` (a), ``OP_SUB`` (a - b), ``OP_ADD`` (a + b), ``OP_MAG`` (sqrt(a*a + b*b)),
@@ -343,7 +355,7 @@ def fused_block(
     """
     xk = (x_kernels.taps, x_kernels.radii, x_kernels.odd, x_kernels.slots)
     yk = (y_kernels.taps, y_kernels.radii, y_kernels.odd, y_kernels.slots)
-    _block(List(sources), origins, jobs, xk, n_slots, pad, yk, passes, groups, ops, out, _STRIP)
+    _block(List(sources), origins, jobs, xk, pad, yk, passes, groups, ops, out, _STRIP)
 
 
 @njit(nogil=True, cache=True)
