@@ -35,9 +35,9 @@ from ._fused import (
     OP_SUB,
     KernelTable,
     fused_block,
-    gradients_2d,
     kernel_table,
 )
+from ._lines import gradients_2d
 from .kernels import gaussian_half_kernel
 from .selection import FEATURE_WINDOW, PRESMOOTH_WINDOW, FeatureSelection
 
@@ -122,7 +122,8 @@ def _plan_column(b: _Builder, j: int, s: float, offsets: dict[str, int]) -> _Col
             b.ops.append((OP_EIG2, ch, 2, y(s, 2, 0), y(s, 1, 1), y(s, 0, 2)))
         else:  # StructureTensorEigenvalues: gradient at 0.5 s', tensor smoothed at s' (fastfilters)
             tensor = (b.slot(), b.slot(), b.slot())
-            b.ops.append((OP_EIG2, ch, 2, *(b.line(t, s, 0) for t in tensor)))
+            xx, xy, yy = (b.line(t, s, 0) for t in tensor)
+            b.ops.append((OP_EIG2, ch, 2, xx, xy, yy))
     if x_slots:
         b.job([(_taps(sg, o), o == 1, t) for (sg, o), t in x_slots.items()], b.n_sources)
         b.n_sources += 1
