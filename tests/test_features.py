@@ -233,6 +233,26 @@ def test_blockwise_equals_whole_in_2d_and_mixed() -> None:
     assert np.array_equal(stack[3], one_slice)
 
 
+@pytest.mark.parametrize("chunks", [None, (1, 23, 40, 2), (2, 64, 17, 2)])
+def test_fused_2d_equals_unfused_slices(chunks: tuple[int, ...] | None) -> None:
+    """2D blocks run fused passes (features/_fused.py); 3D columns in 2D run the unfused ones.
+
+    Both must give the same bits: every feature at every default scale, two input channels, a
+    time axis, blocks at and away from the image borders (and blocks smaller than the halo).
+    """
+    image = (RNG.random((2, 64, 70, 2)) * 255).astype(np.float32)
+    sel = FeatureSelection.ilastik_default(compute_in_2d=True)
+    source = image if chunks is None else da.from_array(image, chunks=chunks)
+    fused = compute_features(source, sel, axes="tyxc").compute()
+    for t in range(2):  # z of 1 slice per time point: each column computed slice by slice, unfused
+        unfused = compute_features(image[t][None], sel, axes="zyxc").compute()[0]
+        assert fused.shape[1:] == unfused.shape
+        differs = [
+            c for c in range(unfused.shape[-1]) if not np.array_equal(fused[t, ..., c], unfused[..., c])
+        ]
+        assert not differs, f"channels {differs} of t={t} differ"
+
+
 def test_time_axis_is_independent() -> None:
     image = (RNG.random((3, 40, 42, 2)) * 255).astype(np.uint8)
     sel = parse_feature_selection(

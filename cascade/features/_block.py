@@ -7,7 +7,7 @@ is computed on the block plus that column's own halo only:
    ``s > 1`` and ``s`` otherwise;
 2. every selected feature of the column on ``P`` at ``s' = min(s, 1)`` with window 2.
 
-A :class:`_Frame` tracks where its data lies in the whole image, so every pass knows
+A :class:`~cascade.features._frame.Frame` tracks where its data lies in the whole image, so every pass knows
 which of its sides are true borders (mirror) and which carry halo (consumed).
 """
 
@@ -15,87 +15,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from ._filters import eigenvalues_2d, eigenvalues_3d, interleave, pass_along
-from .kernels import gaussian_half_kernel
+from ._block2d import features_2d
+from ._filters import eigenvalues_2d, eigenvalues_3d, interleave
+from ._frame import Derivatives, Frame
 from .selection import FEATURE_WINDOW, PRESMOOTH_WINDOW, FeatureSelection
 
 __all__ = ["block_features", "filter_image"]
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """Data of shape ``(batch, *spatial)`` covering ``[lo, lo + shape)`` of an image of extent ``full``."""
-
-    data: np.ndarray
-    lo: tuple[int, ...]
-    full: tuple[int, ...]
-
-    @property
-    def hi(self) -> tuple[int, ...]:
-        return tuple(a + n for a, n in zip(self.lo, self.data.shape[1:]))
-
-    def crop(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> _Frame:
-        index = (slice(None),) + tuple(slice(a - b, c - b) for a, c, b in zip(lo, hi, self.lo))
-        return _Frame(self.data[index], lo, self.full)
-
-    def filtered(self, spatial_axis: int, sigma: float, order: int, window: float = FEATURE_WINDOW) -> _Frame:
-        """One Gaussian (derivative) pass along a spatial axis (ilastik's feature window 2 by default)."""
-        taps = gaussian_half_kernel(sigma, order, window)
-        return self._pass(spatial_axis, taps, order == 1)
-
-    def smoothed(self, sigma: float, window: float) -> _Frame:
-        """Gaussian smoothing along every spatial axis, last axis (x) first."""
-        taps = gaussian_half_kernel(sigma, 0, window)
-        frame = self
-        for axis in reversed(range(len(self.lo))):
-            frame = frame._pass(axis, taps, False)
-        return frame
-
-    def _pass(self, axis: int, taps: np.ndarray, odd: bool) -> _Frame:
-        r = taps.shape[0] - 1
-        at_lo = self.lo[axis] == 0
-        at_hi = self.hi[axis] == self.full[axis]
-        data = pass_along(np.ascontiguousarray(self.data), axis + 1, taps, odd, at_lo, at_hi)
-        lo = list(self.lo)
-        lo[axis] += 0 if at_lo else r
-        return _Frame(data, tuple(lo), self.full)
-
-
-class _Derivatives:
-    """Gaussian derivatives of one frame, sharing the passes they have in common.
-
-    ``get(sigma, orders)`` filters along x, then y, then z (fastfilters' order); ``orders``
-    lists the derivative order per axis in that same x, y, z order. Prefixes are cached.
-    """
-
-    def __init__(self, frame: _Frame, window: float) -> None:
-        self.frame = frame
-        self.window = window
-        self.ndim = len(frame.lo)
-        self._cache: dict[tuple[float, tuple[int, ...]], _Frame] = {}
-
-    def get(self, sigma: float, orders: tuple[int, ...]) -> _Frame:
-        key = (sigma, orders)
-        if key not in self._cache:
-            prev = self.frame if len(orders) == 1 else self.get(sigma, orders[:-1])
-            axis = self.ndim - len(orders)
-            self._cache[key] = prev.filtered(axis, sigma, orders[-1], self.window)
-        return self._cache[key]
-
-    def unit(self, sigma: float, axis_xyz: int, order: int) -> _Frame:
-        orders = tuple(order if a == axis_xyz else 0 for a in range(self.ndim))
-        return self.get(sigma, orders)
-
-    def mixed(self, sigma: float, a: int, b: int) -> _Frame:
-        """Second derivative along axes ``a`` and ``b`` (x=0, y=1, z=2)."""
-        if a == b:
-            return self.unit(sigma, a, 2)
-        orders = tuple(1 if i in (a, b) else 0 for i in range(self.ndim))
-        return self.get(sigma, orders)
 
 
 def _eigenvalues(parts: dict[tuple[int, int], np.ndarray], ndim: int) -> np.ndarray:
@@ -110,7 +38,7 @@ def _pairs(ndim: int) -> list[tuple[int, int]]:
 
 
 def _column_features(
-    frame: _Frame,
+    frame: Frame,
     s_eff: float,
     wanted: list[str],
     core_lo: tuple[int, ...],
@@ -125,10 +53,10 @@ def _column_features(
     call gives ``(0.5 * s_eff, s_eff)``.
     """
     ndim = len(frame.lo)
-    deriv = _Derivatives(frame, window)
+    deriv = Derivatives(frame, window)
     grad_sigma, tensor_sigma = structure_sigmas or (0.5 * s_eff, s_eff)
 
-    def core(f: _Frame) -> np.ndarray:
+    def core(f: Frame) -> np.ndarray:
         return f.crop(core_lo, core_hi).data
 
     results: dict[str, np.ndarray] = {}
@@ -159,14 +87,14 @@ def _sum(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 def _structure_tensor(
-    deriv: _Derivatives, grad_sigma: float, tensor_sigma: float, core: Callable[[_Frame], np.ndarray]
+    deriv: Derivatives, grad_sigma: float, tensor_sigma: float, core: Callable[[Frame], np.ndarray]
 ) -> np.ndarray:
     """Structure tensor eigenvalues: gradient at ``grad_sigma``, tensor smoothed at ``tensor_sigma``."""
     ndim = deriv.ndim
     grads = [deriv.unit(grad_sigma, a, 1) for a in range(ndim)]
     parts = {}
     for a, b in _pairs(ndim):
-        product = _Frame(grads[a].data * grads[b].data, grads[a].lo, grads[a].full)
+        product = Frame(grads[a].data * grads[b].data, grads[a].lo, grads[a].full)
         smooth = product
         for axis in reversed(range(ndim)):
             smooth = smooth.filtered(axis, tensor_sigma, 0, deriv.window)
@@ -210,7 +138,10 @@ def block_features(
     ndim = len(spatial)
     z_size = full[0] if ndim == 3 else None
     stacked = np.moveaxis(block.reshape(n_t, *spatial, n_c), -1, 1).reshape(n_t * n_c, *spatial)
-    base = _Frame(np.ascontiguousarray(stacked, dtype=np.float32), lo, full)
+    base = Frame(np.ascontiguousarray(stacked, dtype=np.float32), lo, full)
+    if ndim == 2:
+        out = features_2d(base, selection, core_lo, core_hi, n_t)
+        return out if has_t else out[0]
     core_shape = tuple(b - a for a, b in zip(core_lo, core_hi))
     planes = np.empty((selection.n_channels(n_c, z_size), n_t, *core_shape), np.float32)
 
@@ -234,7 +165,7 @@ def block_features(
 
 
 def _column(
-    base: _Frame,
+    base: Frame,
     selection: FeatureSelection,
     j: int,
     wanted: list[str],
@@ -259,7 +190,7 @@ def _column(
 
 
 def _per_slice(
-    frame: _Frame,
+    frame: Frame,
     s: float,
     s_pre: float,
     wanted: list[str],
@@ -273,7 +204,7 @@ def _per_slice(
         smoothed = frame.smoothed(s_pre, PRESMOOTH_WINDOW)
         frame = smoothed.crop((core_lo[0], *smoothed.lo[1:]), (core_hi[0], *smoothed.hi[1:]))
     batch, nz = frame.data.shape[:2]
-    flat = _Frame(frame.data.reshape(batch * nz, *frame.data.shape[2:]), frame.lo[1:], frame.full[1:])
+    flat = Frame(frame.data.reshape(batch * nz, *frame.data.shape[2:]), frame.lo[1:], frame.full[1:])
     if presmooth_2d:
         flat = flat.smoothed(s_pre, PRESMOOTH_WINDOW)
     results = _column_features(flat, min(s, 1.0), wanted, core_lo[1:], core_hi[1:])
@@ -310,7 +241,7 @@ def filter_image(
         Eigenvalue features have 2 or 3 outputs (descending), the others 1.
     """
     shape = tuple(image.shape)
-    frame = _Frame(np.ascontiguousarray(image, dtype=np.float32)[None], (0,) * len(shape), shape)
+    frame = Frame(np.ascontiguousarray(image, dtype=np.float32)[None], (0,) * len(shape), shape)
     zeros = (0,) * len(shape)
     result = _column_features(
         frame, sigma, [feature_id], zeros, shape, window=window, structure_sigmas=structure_sigmas

@@ -53,20 +53,21 @@ def _pass_last(src, taps, odd, off, dst):  # type: ignore[no-untyped-def]
     """Correlate along the last axis. src (R, n_in), dst (R, n_out); output i is centred at i+off.
 
     Each row is copied into a mirror-padded line buffer; the tap loop runs outside the pixel
-    loop so that the pixel loop vectorises.
+    loop so that the pixel loop vectorises, accumulating in the destination row.
     """
     rows, n_in = src.shape
     n_out = dst.shape[1]
     r = taps.shape[0] - 1
     n_buf = n_out + 2 * r
     buf = np.empty(n_buf, np.float32)
-    acc = np.empty(n_out, np.float32)
     c0 = taps[0]
     j0 = max(0, r - off)
     j1 = min(n_buf, r - off + n_in)
     for row in range(rows):
         line = src[row]
-        buf[j0:j1] = line[j0 - r + off : j1 - r + off]
+        acc = dst[row]
+        for j in range(j0, j1):  # loops: numba's slice assignment is several times slower
+            buf[j] = line[j - r + off]
         for j in range(j0):
             buf[j] = line[_mirror(j - r + off, n_in)]
         for j in range(j1, n_buf):
@@ -84,7 +85,6 @@ def _pass_last(src, taps, odd, off, dst):  # type: ignore[no-untyped-def]
             else:
                 for i in range(n_out):
                     acc[i] = _fma32(hi[i] + lo[i], ck, acc[i])  # type: ignore[call-arg]  # numba intrinsic: typed by numba, not mypy
-        dst[row, :] = acc
 
 
 @njit(nogil=True, cache=True)
