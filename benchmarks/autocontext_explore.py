@@ -34,6 +34,7 @@ import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
@@ -44,7 +45,7 @@ from autocontext_variants import block_folds, slice_features  # noqa: E402
 from isbi_autocontext import DATA, append, draw_labels, load  # noqa: E402
 
 from cascade.features import FeatureSelection  # noqa: E402
-from cascade.forest import pack_sklearn, predict_proba  # noqa: E402
+from cascade.forest import PackedForest, pack_sklearn, predict_proba  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "accuracy-explore.md"
 
@@ -90,26 +91,40 @@ def context(probs: np.ndarray, opts: set[str]) -> np.ndarray:
     return np.concatenate(parts, axis=-1)
 
 
-def train(x, y, *, trees, seed, max_features="sqrt", weight=None):  # type: ignore[no-untyped-def]
+def train(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    trees: int,
+    seed: int,
+    max_features: str | float = "sqrt",
+    weight: np.ndarray | None = None,
+) -> PackedForest:
     """cascade's forest settings (scikit-learn), packed."""
     from sklearn.ensemble import RandomForestClassifier
 
-    model = RandomForestClassifier(
-        n_estimators=trees, max_features=max_features, random_state=seed, n_jobs=1
-    )
+    model = RandomForestClassifier(n_estimators=trees, max_features=max_features, random_state=seed, n_jobs=1)
     model.fit(np.ascontiguousarray(x, np.float32), y, sample_weight=weight)
     return pack_sklearn(model, 2)
 
 
-def predict(forest, feats: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def predict(forest: PackedForest, feats: np.ndarray) -> np.ndarray:
+    """Probabilities (y, x, 2) of one slice's features (y, x, n)."""
     return predict_proba(forest, feats.reshape(-1, feats.shape[-1])).reshape(*feats.shape[:2], -1)
 
 
 def rows_at(feats: list[np.ndarray], where: list[np.ndarray]) -> np.ndarray:
+    """Feature rows at the given pixels of each slice, stacked."""
     return np.concatenate([f[w[:, 0], w[:, 1]] for f, w in zip(feats, where)])
 
 
-def pseudo_rows(fed, labels, opts, args, rng):  # type: ignore[no-untyped-def]
+def pseudo_rows(
+    fed: list[np.ndarray],
+    labels: list[np.ndarray],
+    opts: set[str],
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Where and what the pseudo-labels are, per training slice: coordinates, classes."""
     radius = option(opts, "pseudo")
     n_labels = sum(int((lab > 0).sum()) for lab in labels)
@@ -121,8 +136,8 @@ def pseudo_rows(fed, labels, opts, args, rng):  # type: ignore[no-untyped-def]
             free &= ndimage.distance_transform_edt(lab == 0) <= radius
         for c in (1, 2):
             cands[c].append((i, np.argwhere(free & (p[..., c - 1] > args.pseudo_p))))
-    where = [[] for _ in labels]  # type: ignore[var-annotated]
-    cls = [[] for _ in labels]  # type: ignore[var-annotated]
+    where: list[list[np.ndarray]] = [[] for _ in labels]
+    cls: list[list[int]] = [[] for _ in labels]
     for c in (1, 2):
         allc = [(i, w) for i, ws in cands[c] for w in ws]
         if not allc:
@@ -135,7 +150,16 @@ def pseudo_rows(fed, labels, opts, args, rng):  # type: ignore[no-untyped-def]
     return [np.asarray(w, np.int64).reshape(-1, 2) for w in where], [np.asarray(c, np.int64) for c in cls]
 
 
-def stage_training(k, feats, labels, truth, fed, opts, args, rng):  # type: ignore[no-untyped-def]
+def stage_training(
+    k: int,
+    feats: list[np.ndarray],
+    labels: list[np.ndarray],
+    truth: list[np.ndarray],
+    fed: list[np.ndarray],
+    opts: set[str],
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Training rows of stage k (0-based): features, classes, weights."""
     if ("dense" in opts and k > 0) or "dense1" in opts:
         where = [np.argwhere(np.ones(t.shape, bool)) for t in truth]
@@ -147,7 +171,9 @@ def stage_training(k, feats, labels, truth, fed, opts, args, rng):  # type: igno
     w = np.ones(len(y))
     if k > 0 and "bal" in opts:
         counts = np.bincount(y, minlength=3)[1:]
-        keep = np.concatenate([rng.choice(np.flatnonzero(y == c), counts.min(), replace=False) for c in (1, 2)])
+        keep = np.concatenate(
+            [rng.choice(np.flatnonzero(y == c), counts.min(), replace=False) for c in (1, 2)]
+        )
         x, y, w = x[keep], y[keep], w[keep]
     if k > 0 and any(o.startswith("pseudo") for o in opts):
         pw, pc = pseudo_rows(fed, labels, opts, args, rng)
@@ -157,17 +183,25 @@ def stage_training(k, feats, labels, truth, fed, opts, args, rng):  # type: igno
     return x, y, w
 
 
-def run(variant, data, raw_feats, labels, args, seed):  # type: ignore[no-untyped-def]
+def run(
+    variant: str,
+    data: Any,
+    raw_feats: dict[int, np.ndarray],
+    labels: dict[int, np.ndarray],
+    args: argparse.Namespace,
+    seed: int,
+) -> list[dict[int, np.ndarray]]:
     """Train the stages, return the test probabilities per stage."""
     opts = set(variant.split("+"))
     rng = np.random.default_rng(seed + 12345)
     train_ids, test = data.train, data.test
     truth = [data.truth[i] for i in train_ids]
     labs = [labels[i] for i in train_ids]
-    ctx: dict[int, np.ndarray | None] = {i: None for i in [*train_ids, *test]}
+    ctx: dict[int, np.ndarray | None] = dict.fromkeys([*train_ids, *test])
     fed: list[np.ndarray] = []
     out = []
     for k in range(args.stages):
+
         def feats(i: int) -> np.ndarray:
             c = ctx[i]
             return raw_feats[i] if c is None else np.concatenate([raw_feats[i], c], axis=-1)
@@ -218,8 +252,25 @@ def f1_scores(probs: dict[int, np.ndarray], truth: np.ndarray) -> tuple[float, f
     return float(at_argmax), float(best)
 
 
+def boundary_errors(probs: dict[int, np.ndarray], truth: np.ndarray) -> tuple[float, float]:
+    """Share of wrong pixels (argmax) within 1 px of a ground-truth class boundary, and error rate."""
+    near = wrong = total = 0
+    for i, p in probs.items():
+        pred = p[..., 0] >= p[..., 1]
+        actual = truth[i] == 1
+        edge = ndimage.binary_dilation(actual) & ndimage.binary_dilation(~actual)
+        bad = pred != actual
+        near += int((bad & edge).sum())
+        wrong += int(bad.sum())
+        total += bad.size
+    return near / max(wrong, 1), wrong / total
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Run the variants, print and append a row per run."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", nargs="+", default=["isbi"])
     parser.add_argument("--budget", type=float, nargs="+", default=[0.02])
     parser.add_argument("--labels", nargs="+", default=["random"])
@@ -232,6 +283,7 @@ def main() -> None:
     parser.add_argument("--pseudo-mult", type=float, default=3.0)
     parser.add_argument("--pseudo-w", type=float, default=0.5)
     parser.add_argument("--dense-rows", type=int, default=40_000, help="oracle rows (dense variants)")
+    parser.add_argument("--errors", action="store_true", help="print where the errors are")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--note", default="")
     args = parser.parse_args()
@@ -256,6 +308,9 @@ def main() -> None:
                         scores = [f1_scores(p, data.truth) for p in probs]
                         a = " / ".join(f"{s[0]:.4f}" for s in scores)
                         b = " / ".join(f"{s[1]:.4f}" for s in scores)
+                        if args.errors:
+                            errs = [boundary_errors(p, data.truth) for p in probs]
+                            print("errors within 1 px of a boundary / error rate per stage:", errs)
                         row = (
                             f"| {name} | {100 * budget:g} % | {mode} | {variant} | {seed} | {a} | {b} | "
                             f"{time.perf_counter() - start:.0f} |"
