@@ -15,6 +15,8 @@ options, joined with ``+`` (e.g. ``pseudo+bal``):
 - ``treesN``: stage 2+ forests have N trees.
 - ``dense``: an oracle, not a protocol: stage 2+ trains on the dense ground truth of the
   training slices (a random subsample of ``--dense-rows`` pixels); ``dense1``: stage 1 too.
+- ``prior``: the test probabilities re-weighted from the labels' class shares to the test
+  images' own, estimated by EM (Saerens et al. 2002); the decision only, not stage k+1's input.
 - ``base``: nothing added (the default).
 
 Metrics per stage: membrane F1 at argmax (the study's), and at the best membrane threshold.
@@ -238,6 +240,23 @@ def run(
     return out
 
 
+def prior_shift(probs: dict[int, np.ndarray], label_share: float, rounds: int = 50) -> dict[int, np.ndarray]:
+    """Saerens et al. (2002) EM: re-weight p(membrane) from the labels' share to the images' own."""
+    p = np.concatenate([probs[i][..., 0].ravel() for i in probs]).astype(np.float64)
+    prior = label_share
+    for _ in range(rounds):
+        a = p * prior / label_share
+        b = (1 - p) * (1 - prior) / (1 - label_share)
+        prior = float(np.mean(a / np.maximum(a + b, 1e-12)))
+    out = {}
+    for i, q in probs.items():
+        a = q[..., 0] * prior / label_share
+        b = q[..., 1] * (1 - prior) / (1 - label_share)
+        m = a / np.maximum(a + b, 1e-12)
+        out[i] = np.stack([m, 1 - m], axis=-1).astype(np.float32)
+    return out
+
+
 def f1_scores(probs: dict[int, np.ndarray], truth: np.ndarray) -> tuple[float, float]:
     """Membrane F1 at argmax (ties to membrane) and at the best threshold on p(membrane)."""
     p = np.concatenate([probs[i][..., 0].ravel() for i in probs])
@@ -305,6 +324,11 @@ def main() -> None:
                     for variant in args.variants:
                         start = time.perf_counter()
                         probs = run(variant, data, raw_feats, labels, args, seed)
+                        if "prior" in variant.split("+"):
+                            share = np.mean(
+                                [float((lab == 1).sum()) / (lab > 0).sum() for lab in labels.values()]
+                            )
+                            probs = [prior_shift(p, float(share)) for p in probs]
                         scores = [f1_scores(p, data.truth) for p in probs]
                         a = " / ".join(f"{s[0]:.4f}" for s in scores)
                         b = " / ".join(f"{s[1]:.4f}" for s in scores)
