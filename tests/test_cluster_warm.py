@@ -155,11 +155,18 @@ def test_bad_start_settings_are_named(overrides: dict[str, object], message: str
 def test_slurm_workers_are_set_up_and_warmed(tmp_path: Path) -> None:
     if not slurm_node_idle():
         pytest.skip("no SLURM node is idle (start one with .ci/slurm-setup.sh)")
+    import cloudpickle
+
+    # the probes travel by value: the worker jobs do not have tests/ on their path
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     overrides = {"slurm.log-directory": str(tmp_path / "logs"), "slurm.jobs": 1, "slurm.wait-for-workers": 1}
-    with execution("slurm", profile="slurm-local", overrides=overrides) as info:
-        assert info.client is not None
-        assert set(info.client.run(_warm_now).values()) == {True}
-        states = list(info.client.run(_worker_state).values())
+    try:
+        with execution("slurm", profile="slurm-local", overrides=overrides) as info:
+            assert info.client is not None
+            assert set(info.client.run(_warm_now).values()) == {True}
+            states = list(info.client.run(_worker_state).values())
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert states
     for state in states:
         assert state["warm"] and state["malloc"] and state["quick"] and not state["preloaded"], state
