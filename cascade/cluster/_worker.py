@@ -5,15 +5,15 @@ processes of a local cluster or of SLURM jobs start without it, and spent 1.3-1.
 on the same feature blocks. A fresh worker also imports the engine and loads its numba kernels
 on its first blocks (:mod:`._warm`). :class:`WorkerSetup` is registered as a worker plugin, so
 every worker, including those that connect later (queued SLURM jobs, adaptive scaling), runs it
-once when it starts: the allocator is tuned at once, the exit made quick, and the warm-up runs in
-a thread of its own while the client still builds its graph (a worker forked from a warm
-forkserver, see :mod:`._preload`, finds it done).
+once when it starts: the allocator is tuned, the exit made quick, and the engine warmed before any
+task is deserialised (a worker forked from a warm forkserver, see :mod:`._preload`, finds it
+done). The warm-up runs in the worker's event loop on purpose: importing dask.array in a thread
+while the loop unpickles a task that imports it too failed with a circular import.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -30,7 +30,7 @@ class WorkerSetup(WorkerPlugin):
     Parameters
     ----------
     warm : bool
-        Warm the worker (:func:`~cascade.cluster._warm.warm_up`) in a background thread.
+        Warm the worker up (:func:`~cascade.cluster._warm.warm_up`) before it takes tasks.
     """
 
     name = "cascade-worker-setup"
@@ -44,12 +44,7 @@ class WorkerSetup(WorkerPlugin):
         tune_malloc()
         quick_exit()
         if self.warm:
-            threading.Thread(target=_warm_quietly, name="cascade-warm-up", daemon=True).start()
-
-
-def _warm_quietly() -> None:
-    """Warm the worker; a failure here is not an error (the first task loads what it needs)."""
-    try:
-        warm_up()
-    except Exception as err:  # a warm-up problem must not take the worker down
-        logging.getLogger(__name__).warning("cascade could not warm this worker up: %s", err)
+            try:
+                warm_up()
+            except Exception as err:  # not fatal: the first task then loads what it needs
+                logging.getLogger(__name__).warning("cascade could not warm this worker up: %s", err)
