@@ -82,9 +82,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv : sequence of str, optional
         The arguments (default: ``sys.argv[1:]``).
     """
-    from .._malloc import tune_malloc
+    from .._malloc import quick_exit, tune_malloc
 
     tune_malloc()
+    quick_exit()
     try:
         args = normalize_argv(sys.argv[1:] if argv is None else argv)
     except CascadeError as err:

@@ -20,6 +20,7 @@ from ._run import (
     SchedulerOpt,
     ThreadsOpt,
     computing,
+    prepare_workers,
     print_job_script,
 )
 
@@ -153,7 +154,6 @@ def predict(
     --tree-count (with --retrain); --debug, --clean_paths, --process_name and the like change
     nothing here.
     """
-    from ..batch import BatchOptions, run_batch
     from ._ilastik import read_ilastik_config
 
     if dry_run:
@@ -163,6 +163,11 @@ def predict(
     _check_arguments(project, readonly, files, raw_data)
     config = read_ilastik_config(configfile)
     threads, memory = _sizes(config, threads, memory)
+    if distributed:
+        scheduler = scheduler or "local"
+    prepare_workers(scheduler, profile, cluster_option)  # a local cluster's workers warm up meanwhile
+    from ..batch import BatchOptions, run_batch
+
     options = BatchOptions.from_text(  # every option parsed and checked before anything starts
         export_sources=_export_sources(
             export_source,
@@ -189,8 +194,6 @@ def predict(
         table_filename=table_filename,
         table_only=table_only,
     )
-    if distributed:
-        scheduler = scheduler or "local"
     with (
         _output_to(redirect_output, logfile) as echo,
         computing(scheduler, profile, threads, memory, cluster_option) as resources,

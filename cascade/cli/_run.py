@@ -67,6 +67,22 @@ def print_job_script(scheduler: str | None, profile: str | None, cluster_options
     typer.echo(slurm_job_script(scheduler, profile=profile, overrides=overrides), nl=False)
 
 
+def prepare_workers(scheduler: str | None, profile: str | None, cluster_options: list[str] | None) -> None:
+    """Start what a local cluster forks its workers from, while the command imports and plans.
+
+    Bad settings are left for :func:`computing` to report.
+    """
+    from ..cluster import parse_overrides
+    from ..cluster import prepare_workers as prepare
+    from ..errors import CascadeError
+
+    try:
+        overrides = parse_overrides(cluster_options or [])
+    except CascadeError:
+        return
+    prepare(scheduler, profile=profile, overrides=overrides)
+
+
 @contextmanager
 def computing(
     scheduler: str | None,

@@ -3,6 +3,7 @@
 Importing this package merges the packaged ``cluster.yaml`` defaults into ``dask.config``.
 """
 
+from ._fork import prepare_workers
 from .execution import SCHEDULERS, ExecutionInfo, execution
 from .profiles import PROFILES_DIR, load_profile, parse_overrides
 from .resources import available_cores, available_memory
@@ -17,5 +18,6 @@ __all__ = [
     "execution",
     "load_profile",
     "parse_overrides",
+    "prepare_workers",
     "slurm_job_script",
 ]

@@ -1,29 +1,50 @@
-"""Set up each dask worker process the way the ``cascade`` command sets up its own.
+"""Set up each dask worker process the way the ``cascade`` command sets up its own, and warm it.
 
 The command tunes glibc's allocator before computing (:mod:`cascade._malloc`); worker
 processes of a local cluster or of SLURM jobs start without it, and spent 1.3-1.4x as long
-on the same feature blocks. :class:`WorkerSetup` is registered as a worker plugin, so every
-worker, including those that connect later (queued SLURM jobs, adaptive scaling), runs it
-once when it starts.
+on the same feature blocks. A fresh worker also imports the engine and loads its numba kernels
+on its first blocks (:mod:`._warm`). :class:`WorkerSetup` is registered as a worker plugin, so
+every worker, including those that connect later (queued SLURM jobs, adaptive scaling), runs it
+once when it starts: the allocator is tuned, the exit made quick, and the engine warmed before any
+task is deserialised (a worker forked from a warm forkserver, see :mod:`._preload`, finds it
+done). The warm-up runs in the worker's event loop on purpose: importing dask.array in a thread
+while the loop unpickles a task that imports it too failed with a circular import.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .._malloc import tune_malloc
+from .._malloc import quick_exit, tune_malloc
+from ._warm import warm_up
 
 __all__ = ["WorkerSetup"]
 
 
 class WorkerSetup(WorkerPlugin):
-    """A worker plugin that tunes the worker process's allocator like the CLI's own process."""
+    """A worker plugin: the allocator tuned like the CLI's own process, the kernels warmed.
+
+    Parameters
+    ----------
+    warm : bool
+        Warm the worker up (:func:`~cascade.cluster._warm.warm_up`) before it takes tasks.
+    """
 
     name = "cascade-worker-setup"
     idempotent = True
 
+    def __init__(self, warm: bool = True) -> None:
+        self.warm = warm
+
     def setup(self, worker: Any) -> None:
         """Run once in each worker process."""
         tune_malloc()
+        quick_exit()
+        if self.warm:
+            try:
+                warm_up()
+            except Exception as err:  # not fatal: the first task then loads what it needs
+                logging.getLogger(__name__).warning("cascade could not warm this worker up: %s", err)

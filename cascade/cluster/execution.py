@@ -25,6 +25,7 @@ import dask
 import dask.config
 
 from ..errors import CascadeError
+from ._fork import _start_method
 from .profiles import _folder, _http_address, _reason, _settings, _whole
 from .resources import _parse_memory, available_cores, available_memory
 from .slurm import _start_slurm
@@ -117,6 +118,7 @@ def execution(
         return
     with ExitStack() as stack:
         if name == "local":
+            _start_method(stack, settings["local"]["start-method"], settings["warm-up"])
             client = _start_local(stack, settings["local"], n_threads, memory_limit)
             dashboard = settings["local"]["dashboard-address"]
         elif name == "slurm":
@@ -124,17 +126,19 @@ def execution(
             dashboard = settings["slurm"]["dashboard-address"]
         else:
             client, dashboard = _connect(stack, name, settings["connect-timeout"]), ""
-        _set_up_workers(client)
+        _set_up_workers(client, settings["warm-up"])
         n_workers = len(client.scheduler_info()["workers"])
         yield ExecutionInfo(name, _dashboard_link(client, dashboard), n_workers, client)
 
 
-def _set_up_workers(client: Client) -> None:
-    """Tune every worker process (present and future) like the CLI's own; see :mod:`._worker`."""
+def _set_up_workers(client: Client, warm: object) -> None:
+    """Tune (and warm) every worker process, present and future, like the CLI's own; see :mod:`._worker`."""
     from ._worker import WorkerSetup
 
+    if not isinstance(warm, bool):
+        raise CascadeError(f"cascade.cluster.warm-up must be true or false, not {warm!r}")
     try:
-        client.register_plugin(WorkerSetup())
+        client.register_plugin(WorkerSetup(warm=warm))
     except (OSError, TimeoutError) as err:
         raise CascadeError(f"cannot set up the dask workers: {_reason(err)}") from err
 
