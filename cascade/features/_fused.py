@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 from numba.typed import List
 
+from ._filters import _ev2d
 from ._filters import _mirror as mirror_index
 from ._lines import fill_line, shifted
 
@@ -100,26 +101,8 @@ def _combine(kind, a, b, c, dst):  # type: ignore[no-untyped-def]
     elif kind == OP_MAG:
         for i in range(a.shape[0]):
             out[i] = np.sqrt(a[i] * a[i] + b[i] * b[i])
-    else:  # eigenvalues of [[a, b], [b, c]], descending, as cascade.features._filters._ev2d
-        _eig2(a, b, c, out, dst[1])
-
-
-@njit(nogil=True, cache=True)
-def _eig2(a, b, c, big, small):  # type: ignore[no-untyped-def]
-    half = np.float32(0.5)
-    for i in range(a.shape[0]):
-        mean = (a[i] + c[i]) * half
-        d = (a[i] - c[i]) * half
-        d = d * d
-        root = np.sqrt(d + b[i] * b[i])
-        e0 = mean + root
-        e1 = mean - root
-        if e0 > e1:
-            big[i] = e0
-            small[i] = e1
-        else:
-            big[i] = e1
-            small[i] = e0
+    else:  # eigenvalues of [[a, b], [b, c]], descending
+        _ev2d(a, b, c, out, dst[1])
 
 
 @njit(nogil=True, cache=True, inline="always")
