@@ -59,6 +59,10 @@ def cascade_threads(forest: PackedForest, pixels: np.ndarray, threads: int) -> n
     return predict_proba(forest, pixels, n_threads=threads)
 
 
+#: Training sets (rows, features, classes) measured by default.
+WORKLOADS = [(10000, 40, 2), (10000, 40, 6), (50000, 60, 2), (50000, 60, 6)]
+
+
 def parse_workload(text: str) -> tuple[int, int, int]:
     """``"10000x40x2"`` -> (rows, features, classes)."""
     parts = text.lower().split("x")
@@ -105,7 +109,7 @@ def main() -> None:
         "--workloads",
         type=parse_workload,
         nargs="+",
-        default=[(10000, 40, 2), (10000, 40, 6), (50000, 60, 2), (50000, 60, 6)],
+        default=WORKLOADS,
         help="ROWSxFEATURESxCLASSES of the training sets (default: %(default)s)",
     )
     parser.add_argument(

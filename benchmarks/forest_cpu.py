@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from forest import make_workload, parse_workload
+from forest import WORKLOADS, make_workload, parse_workload
 from sklearn.ensemble import RandomForestClassifier
 
 from cascade.forest import pack_sklearn, predict_proba
@@ -59,7 +59,7 @@ def main() -> None:
         "--workloads",
         type=parse_workload,
         nargs="+",
-        default=[(10000, 40, 2), (10000, 40, 6), (50000, 60, 2), (50000, 60, 6)],
+        default=WORKLOADS,
         help="ROWSxFEATURESxCLASSES of the training sets (default: %(default)s)",
     )
     parser.add_argument(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..forest import PackedForest
 from ..objects import ObjectStage
 from ..pipeline import Cascade
 from .native import read_labels
@@ -66,15 +67,17 @@ def describe_cascade(
         if stage.forest is None:
             lines.append("  forest: not trained")
         else:
-            lines.append(
-                f"  forest: {stage.forest.n_trees} trees, {stage.forest.n_features} features, "
-                f"{stage.forest.feature.shape[0]} nodes"
-            )
+            lines.append(_forest_line(stage.forest))
     if objects is not None:
         lines += _object_lines(objects)
     for key, value in sorted(cascade.provenance.items()):
         lines.append(f"{key}: {value}")
     return "\n".join(lines)
+
+
+def _forest_line(forest: PackedForest) -> str:
+    """A stage's trained forest in one line."""
+    return f"  forest: {forest.n_trees} trees, {forest.n_features} features, {forest.feature.shape[0]} nodes"
 
 
 def _object_lines(stage: ObjectStage) -> list[str]:
@@ -87,8 +90,5 @@ def _object_lines(stage: ObjectStage) -> list[str]:
     if stage.forest is None:
         lines.append("  forest: not trained")
     else:
-        lines.append(
-            f"  forest: {stage.forest.n_trees} trees, {stage.forest.n_features} features, "
-            f"{stage.forest.feature.shape[0]} nodes"
-        )
+        lines.append(_forest_line(stage.forest))
     return lines

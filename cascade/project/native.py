@@ -134,6 +134,17 @@ def save_cascade(
     return path
 
 
+def _peek(path: str | Path, test: Callable[[h5py.File], bool]) -> bool:
+    """Whether ``path`` is a cascade project (HDF5 with our ``format``) that passes ``test``."""
+    try:
+        if not h5py.is_hdf5(path):
+            return False
+        with h5py.File(path, "r", locking=False) as f:
+            return bool(f.attrs.get("format") == FORMAT and test(f))
+    except OSError:
+        return False
+
+
 def is_cascade_project(path: str | Path) -> bool:
     """Whether ``path`` is an HDF5 file with cascade's project ``format`` attribute.
 
@@ -147,13 +158,7 @@ def is_cascade_project(path: str | Path) -> bool:
     bool
         False for a missing file or any other file.
     """
-    try:
-        if not h5py.is_hdf5(path):
-            return False
-        with h5py.File(path, "r", locking=False) as f:
-            return bool(f.attrs.get("format") == FORMAT)
-    except OSError:
-        return False
+    return _peek(path, lambda f: True)
 
 
 def _write_stage(group: h5py.Group, stage: Stage) -> None:
@@ -214,13 +219,7 @@ def has_object_stage(path: str | Path) -> bool:
     bool
         False for a missing file, another file, or a pixel-only project.
     """
-    try:
-        if not h5py.is_hdf5(path):
-            return False
-        with h5py.File(path, "r", locking=False) as f:
-            return bool(f.attrs.get("format") == FORMAT and OBJECT_GROUP in f)
-    except OSError:
-        return False
+    return _peek(path, lambda f: OBJECT_GROUP in f)
 
 
 def load_object_stage(path: str | Path) -> ObjectStage | None:
