@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +58,18 @@ def slurm_node_idle() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0 and bool({"idle", "mix"} & set(done.stdout.split()))
+
+
+def stop_when_done(proc: subprocess.Popen[str], done: Path, blocks: int, seconds: float) -> None:
+    """Step a running command in 50 ms slices between SIGSTOPs until ``blocks`` output blocks are done.
+
+    Its progress (the files in ``done``) is read while it is stopped, so it cannot finish between
+    the check and what the caller sends next; it is left stopped (or finished, or past ``seconds``).
+    """
+    deadline = time.time() + seconds
+    while proc.poll() is None and time.time() < deadline:
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGSTOP)
+        if done.is_dir() and len(list(done.iterdir())) >= blocks:
+            break

@@ -12,10 +12,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from helpers import stop_when_done
 
 from cascade.io import open_image
 
@@ -53,15 +53,8 @@ def test_interrupted_object_run_resumes(data_dir: Path, tmp_path: Path) -> None:
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env
     )
     done = tmp_path / ".out.zarr.resume" / ".cascade-resume" / "done"
-    # stepped in 50 ms slices between SIGSTOPs and inspected while stopped (as test_resume.py); the
-    # small blocks make the writing long enough (1344 blocks) to be interrupted in the middle
-    deadline = time.time() + 300
-    while proc.poll() is None and time.time() < deadline:
-        proc.send_signal(signal.SIGCONT)
-        time.sleep(0.05)
-        proc.send_signal(signal.SIGSTOP)
-        if done.is_dir() and len(list(done.iterdir())) >= 2:
-            break
+    # the small blocks make the writing long enough (1344 blocks) to be interrupted in the middle
+    stop_when_done(proc, done, 2, 300)
     assert proc.poll() is None, "the run finished within one 50 ms slice"
     written = len(list(done.iterdir()))
     proc.send_signal(signal.SIGINT)

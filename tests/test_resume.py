@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dask
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import tifffile
 from dask.array.core import normalize_chunks
-from helpers import blobs, sparse
+from helpers import blobs, sparse, stop_when_done
 
 from cascade.io import open_image, write_image
 from cascade.io._meta import block_shape
@@ -138,16 +137,9 @@ def test_interrupted_cli_run_resumes(tmp_path: Path) -> None:
         predict, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env
     )
     done = tmp_path / ".out.zarr.resume" / ".cascade-resume" / "done"
-    # the run advances in 50 ms slices between SIGSTOPs, and its progress is read while it is
-    # stopped: once two output blocks are done it is interrupted from that stopped state, so it
-    # cannot finish between the check and the Ctrl-C
-    deadline = time.time() + 120
-    while proc.poll() is None and time.time() < deadline:
-        proc.send_signal(signal.SIGCONT)
-        time.sleep(0.05)
-        proc.send_signal(signal.SIGSTOP)
-        if done.is_dir() and len(list(done.iterdir())) >= 2:
-            break
+    # once two output blocks are done it is interrupted from the stopped state, so it cannot
+    # finish between the check and the Ctrl-C
+    stop_when_done(proc, done, 2, 120)
     assert proc.poll() is None, "the run finished within one 50 ms slice"
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGCONT)
