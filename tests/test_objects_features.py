@@ -555,10 +555,10 @@ def test_fold_of_groups_equals_merge_then_densify() -> None:
                     parts.append(pass2(raw[window], labels[window], (y, x), means, lo, hi))
         groups = [merge(parts[:4]), merge(parts[4:])]  # two groups of chunks, as _blockwise computes them
         expected = densify(merge(groups), count)
-        dense = None
+        dense: dict[str, np.ndarray] = {}
         for group in groups:
-            dense = fold(dense, group, count)
-        folded = finish_fold(dense or {})
+            fold(dense, group, count)
+        folded = finish_fold(dense)
         assert sorted(folded) == sorted(expected)
         for name, table in expected.items():
             assert folded[name].dtype == table.dtype, name

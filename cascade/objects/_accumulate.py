@@ -237,7 +237,7 @@ def merge(parts: Sequence[Partial]) -> Partial:
     return merged
 
 
-def fold(dense: Partial | None, partial: Partial, count: int) -> Partial:
+def fold(dense: Partial, partial: Partial, count: int) -> None:
     """Add a merged partial into dense tables of ``count + 1`` rows (row = object id), in place.
 
     Folding the partials of consecutive groups of chunks one after the other gives what
@@ -248,19 +248,14 @@ def fold(dense: Partial | None, partial: Partial, count: int) -> Partial:
 
     Parameters
     ----------
-    dense : dict of str to numpy.ndarray or None
-        The tables so far (``None`` before the first partial).
+    dense : dict of str to numpy.ndarray
+        The tables so far, updated in place (empty before the first partial: the tables are
+        created from its fields).
     partial : dict of str to numpy.ndarray
         A merged partial (ids unique) of the next group of chunks.
     count : int
         Highest object id.
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        ``dense`` with ``partial`` added (new tables on the first call).
     """
-    dense = {} if dense is None else dense
     ids = partial["ids"].astype(np.int64)
     seen = dense.setdefault("seen", np.zeros(count + 1, np.bool_))
     seen[ids] = True
@@ -281,7 +276,6 @@ def fold(dense: Partial | None, partial: Partial, count: int) -> Partial:
             table[ids] += values
         else:
             table[ids] = (np.minimum if name in _MIN else np.maximum)(table[ids], values)
-    return dense
 
 
 def finish_fold(dense: Partial) -> Partial:
@@ -290,7 +284,7 @@ def finish_fold(dense: Partial) -> Partial:
     Parameters
     ----------
     dense : dict of str to numpy.ndarray
-        The result of the last :func:`fold`.
+        The tables after the last :func:`fold`.
 
     Returns
     -------

@@ -138,11 +138,11 @@ def _blockwise(image: da.Array, labels: da.Array, count: int, kernel: object, *e
         block = delayed(kernel)(raw_blocks[(*index, 0)], label_blocks[index], offset, *extra)
         parts.append(block)
     size = group_size()
-    dense: Partial | None = None
+    dense: Partial = {}
     for begin in range(0, len(parts), size):
         (merged,) = compute(_tree(parts[begin : begin + size]))
-        dense = fold(dense, merged, count)
-    return finish_fold(dense or {})
+        fold(dense, merged, count)
+    return finish_fold(dense)
 
 
 def _time_point(image: da.Array, labels: da.Array, count: int, plan: Plan) -> FeatureTable:
