@@ -58,7 +58,9 @@ def _segmentation(stage: ObjectStage, source: da.Array, axes: str) -> tuple[da.A
 
 def _classify_crop(stage: ObjectStage, raw: np.ndarray, seg: np.ndarray, axes: str, name: str) -> np.ndarray:
     """One halo window classified on its own (numpy in, numpy out)."""
-    objects = find_objects(stage, da.from_array(seg, chunks=-1), axes)
+    objects = find_objects(
+        da.from_array(seg, chunks=-1), axes, source=stage.source, threshold=stage.threshold
+    )
     tables = object_features(da.from_array(raw, chunks=-1), axes, objects, stage.features)
     probabilities = object_probabilities(stage, tables)
     luts = object_predictions(probabilities) if name.endswith("Predictions") else probabilities

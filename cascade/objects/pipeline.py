@@ -20,7 +20,7 @@ from ..io import keep_once
 from .classify import object_predictions, object_probabilities, paint
 from .components import objects_from_label_image, objects_from_segmentation
 from .features import object_features
-from .model import DEFAULT_FEATURES, FeatureTable, Objects, ObjectStage
+from .model import DEFAULT_FEATURES, FeatureTable, Objects, ObjectStage, ThresholdSettings
 from .threshold import objects_from_probabilities
 
 __all__ = [
@@ -64,18 +64,20 @@ class ObjectResult:
         return None if self.probabilities is None else object_predictions(self.probabilities)
 
 
-def find_objects(stage: ObjectStage, image: da.Array, axes: str) -> Objects:
-    """The objects of one input, as the stage's workflow finds them.
+def find_objects(image: da.Array, axes: str, *, source: str, threshold: ThresholdSettings | None) -> Objects:
+    """The objects of one input, as ilastik's workflow for ``source`` finds them.
 
     Parameters
     ----------
-    stage : ObjectStage
-        The stage (its ``source`` and ``threshold``).
     image : dask.array.Array
         Pixel probabilities (``"probabilities"``, ``"pixel classification"``), a segmentation or
         a label image, in internal axis order with a ``c`` axis.
     axes : str
         Axes of ``image``.
+    source : str
+        One of :data:`~cascade.objects.model.OBJECT_SOURCES`.
+    threshold : ThresholdSettings or None
+        The thresholding of probabilities; None for a segmentation or a label image.
 
     Returns
     -------
@@ -85,17 +87,19 @@ def find_objects(stage: ObjectStage, image: da.Array, axes: str) -> Objects:
     Raises
     ------
     ObjectsError
-        Too few probability channels for the thresholding.
+        Probabilities without threshold settings, or too few probability channels for them.
     """
-    if stage.threshold is not None:
+    if source in ("probabilities", "pixel classification"):
+        if threshold is None:
+            raise ObjectsError(f"objects from {source} need threshold settings")
         channels = image.shape[axes.index("c")] if "c" in axes else 1
-        if channels < stage.threshold.channels_needed:
+        if channels < threshold.channels_needed:
             raise ObjectsError(
-                f"thresholding reads channel {stage.threshold.channels_needed - 1} but the prediction "
+                f"thresholding reads channel {threshold.channels_needed - 1} but the prediction "
                 f"map has {channels} channel(s)"
             )
-        return objects_from_probabilities(image, axes, stage.threshold)
-    if stage.source == "segmentation":
+        return objects_from_probabilities(image, axes, threshold)
+    if source == "segmentation":
         return objects_from_segmentation(image, axes)
     return objects_from_label_image(image, axes)
 
@@ -175,7 +179,7 @@ def classify_objects(
     ObjectResult
         The objects and their tables (computed now); images stay lazy.
     """
-    objects = find_objects(stage, image, axes)
+    objects = find_objects(image, axes, source=stage.source, threshold=stage.threshold)
     if scratch is not None:
         objects = replace(objects, labels=keep_once(objects.labels, scratch, label="object labels"))
     if not features:

@@ -182,7 +182,7 @@ def _lane_features(project: IlpObjectProject, lane: int, pixels: Cascade | None)
         source, _ = _lane_image(project.second_lanes[lane], project)
     else:
         raise ProjectError(f"{project.path}: cannot retrain: lane {lane} has no {project.second_role}")
-    objects = find_objects(project.stage, source, axes)
+    objects = find_objects(source, axes, source=project.stage.source, threshold=project.stage.threshold)
     return object_features(raw, axes, objects, project.stage.features)
 
 

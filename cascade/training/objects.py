@@ -26,10 +26,8 @@ from ..objects import (
     Objects,
     ObjectStage,
     feature_matrix,
+    find_objects,
     object_features,
-    objects_from_label_image,
-    objects_from_probabilities,
-    objects_from_segmentation,
     train_object_forest,
 )
 from ..pipeline import Cascade, predict
@@ -89,25 +87,17 @@ def _objects(
     """The objects of one training image, from the source the spec names (``axes``: file's, internal)."""
     file_axes, internal = axes
     if spec.source == "pixel classification":
-        if pixels is None or spec.threshold is None:
+        if pixels is None:
             raise ObjectsError("objects from pixel classification need the trained pixel stages")
-        probabilities = predict(pixels, raw, axes=internal)[-1].probabilities
-        return objects_from_probabilities(probabilities, internal, spec.threshold)
-    if image.object_input is None:
+        data = predict(pixels, raw, axes=internal)[-1].probabilities
+    elif image.object_input is None:
         raise ObjectsError(f"{image.raw} needs an object input ({spec.source})")
-    data = _second_input(image.object_input, file_axes, internal, tuple(raw.shape), f"the {spec.source}")
-    if spec.source == "probabilities":
-        if spec.threshold is None:
-            raise ObjectsError("objects from probabilities need threshold settings")
-        if data.shape[-1] < spec.threshold.channels_needed:
-            raise ObjectsError(
-                f"the probabilities {image.object_input} have {data.shape[-1]} channel(s); the threshold "
-                f"settings read channel {spec.threshold.channels_needed - 1}"
-            )
-        return objects_from_probabilities(data, internal, spec.threshold)
-    if spec.source == "segmentation":
-        return objects_from_segmentation(data, internal)
-    return objects_from_label_image(data, internal)
+    else:
+        data = _second_input(image.object_input, file_axes, internal, tuple(raw.shape), f"the {spec.source}")
+    try:
+        return find_objects(data, internal, source=spec.source, threshold=spec.threshold)
+    except ObjectsError as err:
+        raise ObjectsError(f"{image.object_input or image.raw}: {err}") from None
 
 
 def _image_rows(
