@@ -29,8 +29,7 @@ from numba import njit
 from numba.typed import List
 
 from ._filters import _ev2d
-from ._filters import _mirror as mirror_index
-from ._lines import fill_line, shifted
+from ._lines import shifted, x_rows
 
 __all__ = [
     "OP_ADD",
@@ -41,6 +40,7 @@ __all__ = [
     "KernelTable",
     "fused_block",
     "kernel_table",
+    "transpose_rows",
 ]
 
 #: Combinations of y-pass lines: ``ops[o] = (kind, first channel, n_out, line a, line b, line c)``.
@@ -106,26 +106,6 @@ def _combine(kind, a, b, c, dst):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _x_strip(sources, origins, job, xk, p, row0, n_rows, wp, rmax, sbufs, planes, slot0):  # type: ignore[no-untyped-def]
-    """x passes of one job over ``n_rows`` rows from ``row0``: mirror-padded rows, then flat passes.
-
-    Rows are ``wp = width + 2*rmax`` long in ``sbufs`` and ``planes``; a flat pass over the strip
-    is exact on every row's ``width`` core columns (the pad columns between rows hold junk that
-    no core column reads).
-    """
-    taps, radii, odd, slots = xk
-    a, b = sources[job[0]][p], sources[job[1]][p]
-    for r in range(n_rows):
-        row = mirror_index(origins[job[0], 0] + row0 + r, a.shape[0])
-        fill_line(a[row], b[row], job[2] != 0, origins[job[0], 1] - rmax, wp, sbufs, r * wp)
-    n = n_rows * wp - 2 * rmax
-    for kern in range(job[3], job[4]):
-        src = sbufs[kern - job[3] if job[2] != 0 else 0]
-        dst = planes[slots[kern] - slot0]
-        shifted(src, rmax, n, 1, radii[kern], taps[kern], odd[kern], dst[rmax : rmax + n])
-
-
-@njit(nogil=True, cache=True, inline="always")
 def _y_group(planes, group, yk, passes, ops, c, n, start, wp, lines, rows):  # type: ignore[no-untyped-def]
     """One column's y passes over a strip (flat, ``n`` values from ``start``) and its combinations."""
     taps, radii, odd, _ = yk
@@ -142,7 +122,7 @@ def _y_group(planes, group, yk, passes, ops, c, n, start, wp, lines, rows):  # t
 
 
 @njit(nogil=True, cache=True)
-def _transpose(rows, n_rows, wp, rmax, out):  # type: ignore[no-untyped-def]
+def transpose_rows(rows, n_rows, wp, rmax, out):  # type: ignore[no-untyped-def]
     """``out[i, w, c] = rows[c, i*wp + rmax + w]``: contiguous stores (strided loads are cheaper)."""
     n_c, width = rows.shape[0], out.shape[1]
     for i in range(n_rows):
@@ -177,23 +157,12 @@ def _block(sources, origins, jobs, xk, pad, yk, passes, groups, ops, out, strip)
                 p = t * n_c + c
                 for g in range(groups.shape[0]):  # column by column: its slots stay in cache
                     for j in range(groups[g, 4], groups[g, 5]):
-                        rows0, n_x = i0 - pad, n_rows + 2 * pad
-                        _x_strip(
-                            sources,
-                            origins,
-                            jobs[j],
-                            xk,
-                            p,
-                            rows0,
-                            n_x,
-                            wp,
-                            rmax,
-                            sbufs,
-                            planes,
-                            groups[g, 6],
-                        )
+                        job = jobs[j]
+                        a, b = sources[job[0]][p], sources[job[1]][p]
+                        row0, col0 = origins[job[0], 0] + i0 - pad, origins[job[0], 1]
+                        x_rows(a, b, job, row0, col0, xk, n_rows + 2 * pad, wp, rmax, sbufs, planes, groups[g, 6])
                     _y_group(planes, groups[g], yk, passes, ops, c, n_rows * wp, pad * wp, wp, lines, rows)
-            _transpose(rows, n_rows, wp, rmax, out[t, i0 : i0 + n_rows])
+            transpose_rows(rows, n_rows, wp, rmax, out[t, i0 : i0 + n_rows])
 
 
 def fused_block(
