@@ -87,9 +87,12 @@ def kernel_table(kernels: Sequence[tuple[np.ndarray, bool, int]]) -> KernelTable
 
 
 @njit(nogil=True, cache=True)
-def _combine(kind, a, b, c, dst):  # type: ignore[no-untyped-def]
-    """One feature's combination of y-pass lines into ``dst[0]`` (and ``dst[1]``: eigenvalues)."""
-    out = dst[0]
+def _combine(kind, a, b, c, out, out2):  # type: ignore[no-untyped-def]
+    """One feature's combination of lines into ``out`` (and ``out2``: the smaller eigenvalue).
+
+    Pass 1D slices of rows of C-contiguous arrays: numba compiles the loops for contiguous
+    data then (on strided views they run up to twice as slow).
+    """
     if kind == OP_COPY:
         out[:] = a
     elif kind == OP_SUB:
@@ -102,7 +105,7 @@ def _combine(kind, a, b, c, dst):  # type: ignore[no-untyped-def]
         for i in range(a.shape[0]):
             out[i] = np.sqrt(a[i] * a[i] + b[i] * b[i])
     else:  # eigenvalues of [[a, b], [b, c]], descending
-        _ev2d(a, b, c, out, dst[1])
+        _ev2d(a, b, c, out, out2)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -116,9 +119,8 @@ def _y_group(planes, group, yk, passes, ops, c, n, start, wp, lines, rows):  # t
         shifted(plane, start, n, wp, radii[tap], taps[tap], odd[tap], lines[y - l0, :n])
     for o in range(group[2], group[3]):
         first = ops[o, 1] + c * ops[o, 2]
-        dst = rows[first : first + ops[o, 2], :n]
         a, b, d = lines[ops[o, 3] - l0, :n], lines[ops[o, 4] - l0, :n], lines[ops[o, 5] - l0, :n]
-        _combine(ops[o, 0], a, b, d, dst)
+        _combine(ops[o, 0], a, b, d, rows[first, :n], rows[first + ops[o, 2] - 1, :n])
 
 
 @njit(nogil=True, cache=True)

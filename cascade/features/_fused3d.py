@@ -41,14 +41,18 @@ _STRIP = 16
 
 
 @njit(nogil=True, cache=True)
-def _combine3(kind, lines, op, l0, at, n, dst):  # type: ignore[no-untyped-def]
-    """One op's combination of the z-pass lines ``op[3:9] - l0`` over ``[at, at + n)`` into ``dst``."""
+def _combine3(op, lines, l0, at, n, rows, first):  # type: ignore[no-untyped-def]
+    """One op's combination of the z-pass lines ``op[3:9] - l0`` over ``[at, at + n)`` into ``rows``.
+
+    Every slice is a 1D run of a row of a C-contiguous array (contiguous loops, see ``_combine``).
+    """
+    kind = op[0]
     a = lines[op[3] - l0, at : at + n]
     b = lines[op[4] - l0, at : at + n]
     c = lines[op[5] - l0, at : at + n]
-    out = dst[0]
+    out = rows[first, at : at + n]
     if kind < OP_SUM3:
-        _combine(kind, a, b, c, dst)
+        _combine(kind, a, b, c, out, rows[first + op[2] - 1, at : at + n])
     elif kind == OP_SUM3:
         for i in range(n):
             out[i] = a[i] + b[i] + c[i]
@@ -59,7 +63,7 @@ def _combine3(kind, lines, op, l0, at, n, dst):  # type: ignore[no-untyped-def]
         d = lines[op[6] - l0, at : at + n]
         e = lines[op[7] - l0, at : at + n]
         f = lines[op[8] - l0, at : at + n]
-        _ev3d(a, b, c, d, e, f, out, dst[1], dst[2])
+        _ev3d(a, b, c, d, e, f, out, rows[first + 1, at : at + n], rows[first + 2, at : at + n])
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -93,13 +97,11 @@ def _z_plane(yk, zl, ops, group, c, z, n_rows, width, geometry, ring, lines, row
     for o in range(group[8], group[9]):
         op = ops[o]
         first = op[1] + c * op[2]
-        dst = rows[first : first + op[2]]
         if op[0] == OP_EIG3:  # row by row: the closed form is costly, skip the pad columns
             for i in range(n_rows):
-                at = i * wp + rmax
-                _combine3(op[0], lines, op, l0, at, width, dst[:, at : at + width])
+                _combine3(op, lines, l0, i * wp + rmax, width, rows, first)
         else:
-            _combine3(op[0], lines, op, l0, 0, n, dst[:, :n])
+            _combine3(op, lines, l0, 0, n, rows, first)
 
 
 @njit(nogil=True, cache=True)
