@@ -111,7 +111,8 @@ def _plan_column(b: _Builder, s: float, offsets: dict[str, int], source: int) ->
             b.op(OP_EIG3, ch, 3, parts)
         else:
             kind, orders = _PARTS[fid]
-            b.op(kind, ch, 3 if kind == OP_EIG3 else 1, [b.line(slot[s, ox], s, oy, oz) for ox, oy, oz in orders])
+            lines = [b.line(slot[s, ox], s, oy, oz) for ox, oy, oz in orders]
+            b.op(kind, ch, 3 if kind == OP_EIG3 else 1, lines)
     last = (len(b.jobs), b.n_slots, len(b.xy), len(b.zl), len(b.ops))
     b.groups.append(tuple(v for pair in zip(first, last) for v in pair))
 
@@ -222,10 +223,8 @@ def features_3d(
 
 def _run(plan: _Plan, sources: list[Frame], core_lo: tuple[int, ...], out: np.ndarray) -> None:
     origins = np.array([[c - a for c, a in zip(core_lo, f.lo)] for f in sources], np.int64)
-    data = [f.data for f in sources]
-    fused_volume(
-        data, origins, plan.jobs, plan.x_kernels, plan.yz_kernels, plan.xy, plan.zl, plan.groups, plan.ops, out
-    )
+    tables = (plan.jobs, plan.x_kernels, plan.yz_kernels, plan.xy, plan.zl, plan.groups, plan.ops)
+    fused_volume([f.data for f in sources], origins, *tables, out)
 
 
 def _gradients(p: Frame, sigma: float) -> list[Frame]:

@@ -162,7 +162,9 @@ def _block(sources, origins, jobs, xk, pad, yk, passes, groups, ops, out, strip)
                         job = jobs[j]
                         a, b = sources[job[0]][p], sources[job[1]][p]
                         row0, col0 = origins[job[0], 0] + i0 - pad, origins[job[0], 1]
-                        x_rows(a, b, job, row0, col0, xk, n_rows + 2 * pad, wp, rmax, sbufs, planes, groups[g, 6])
+                        x_rows(
+                            a, b, job, row0, col0, xk, n_rows + 2 * pad, wp, rmax, sbufs, planes, groups[g, 6]
+                        )
                     _y_group(planes, groups[g], yk, passes, ops, c, n_rows * wp, pad * wp, wp, lines, rows)
             transpose_rows(rows, n_rows, wp, rmax, out[t, i0 : i0 + n_rows])
 

@@ -67,8 +67,13 @@ def _combine3(op, lines, l0, at, n, rows, first):  # type: ignore[no-untyped-def
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _xy_plane(sources, origins, jobs, xk, yk, xy, group, p, z, i0, n_rows, geometry, bufs, ring):  # type: ignore[no-untyped-def]
-    """The x and y passes of one column's plane ``z`` (output-relative) into ``ring[:, z + rz]``."""
+def _xy_plane(sources, origins, tables, group, where, geometry, bufs, ring):  # type: ignore[no-untyped-def]
+    """x and y passes of one column's plane ``z`` (output-relative) into ``ring[:, z + rz]``.
+
+    ``where`` is (batch index ``p``, ``z``, first row ``i0``, ``n_rows``).
+    """
+    jobs, xk, yk, xy, _, _ = tables
+    p, z, i0, n_rows = where
     pad, wp, rmax, rz = geometry
     sbufs, planes = bufs
     for j in range(group[0], group[1]):
@@ -86,8 +91,9 @@ def _xy_plane(sources, origins, jobs, xk, yk, xy, group, p, z, i0, n_rows, geome
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _z_plane(yk, zl, ops, group, c, z, n_rows, width, geometry, ring, lines, rows):  # type: ignore[no-untyped-def]
+def _z_plane(tables, group, c, z, n_rows, width, geometry, ring, lines, rows):  # type: ignore[no-untyped-def]
     """One column's z passes for output plane ``z`` and its combinations into ``rows``."""
+    _, _, yk, _, zl, ops = tables
     _, wp, rmax, rz = geometry
     taps, radii, odd, _ = yk
     n, l0 = n_rows * wp, group[6]
@@ -105,8 +111,10 @@ def _z_plane(yk, zl, ops, group, c, z, n_rows, width, geometry, ring, lines, row
 
 
 @njit(nogil=True, cache=True)
-def _volume(sources, origins, jobs, xk, yk, xy, zl, groups, ops, out, strip):  # type: ignore[no-untyped-def]
-    """Kernel of :func:`fused_volume`; ``xk`` and ``yk`` are (taps, radii, odd, slots)."""
+def _volume(sources, origins, tables, groups, out, strip):  # type: ignore[no-untyped-def]
+    """Kernel of :func:`fused_volume`: ``tables`` are (jobs, xk, yk, xy, zl, ops), ``xk`` and
+    ``yk`` (taps, radii, odd, slots)."""
+    _, xk, yk, xy, zl, _ = tables
     n_t, depth, height, width, n_ch = out.shape
     n_c = sources[0].shape[0] // n_t
     rmax, pad, rz, n_slots, n_lines = 0, 0, 0, 1, 1
@@ -134,14 +142,14 @@ def _volume(sources, origins, jobs, xk, yk, xy, zl, groups, ops, out, strip):  #
             for z in range(-rz, depth + rz):  # z: the newest plane; z - rz: the output plane
                 for c in range(n_c):
                     for g in range(groups.shape[0]):
-                        group = groups[g]
                         p = t * n_c + c
-                        _xy_plane(sources, origins, jobs, xk, yk, xy, group, p, z, i0, n_rows, geometry, bufs, rings[c])
+                        where = (p, z, i0, n_rows)
+                        _xy_plane(sources, origins, tables, groups[g], where, geometry, bufs, rings[c])
                 if z < rz:
                     continue
                 for c in range(n_c):
                     for g in range(groups.shape[0]):
-                        _z_plane(yk, zl, ops, groups[g], c, z - rz, n_rows, width, geometry, rings[c], lines, rows)
+                        _z_plane(tables, groups[g], c, z - rz, n_rows, width, geometry, rings[c], lines, rows)
                 transpose_rows(rows, n_rows, wp, rmax, out[t, z - rz, i0 : i0 + n_rows])
 
 
@@ -194,4 +202,4 @@ def fused_volume(
     """
     xk = (x_kernels.taps, x_kernels.radii, x_kernels.odd, x_kernels.slots)
     yk = (yz_kernels.taps, yz_kernels.radii, yz_kernels.odd, yz_kernels.slots)
-    _volume(List(sources), origins, jobs, xk, yk, xy, zl, groups, ops, out, strip)
+    _volume(List(sources), origins, (jobs, xk, yk, xy, zl, ops), groups, out, strip)

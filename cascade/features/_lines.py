@@ -14,7 +14,16 @@ from numba import njit
 from ._filters import _fma32 as fma32
 from ._filters import _mirror as mirror_index
 
-__all__ = ["FILL_COPY", "FILL_PRODUCT", "FILL_TENSOR", "across", "fill_line", "gradients_2d", "shifted", "x_rows"]
+__all__ = [
+    "FILL_COPY",
+    "FILL_PRODUCT",
+    "FILL_TENSOR",
+    "across",
+    "fill_line",
+    "gradients_2d",
+    "shifted",
+    "x_rows",
+]
 
 #: How :func:`fill_line` fills its buffers: a copy of ``a``; the structure tensor's three products
 #: ``a*a``, ``a*b``, ``b*b`` of two gradient rows; or the single product ``a*b``.
