@@ -178,6 +178,8 @@ def _column(
     core_hi: tuple[int, ...],
     z_size: int | None,
 ) -> dict[str, np.ndarray]:
+    """Column ``j`` unfused: per z-slice for "in 2D" columns of 3D data (3D columns run fused in
+    :func:`block_features`; this path computes them too, as the tests' reference)."""
     s = selection.scales[j]
     halo = selection.column_halo(j)
     lo = tuple(max(c - halo, b) for c, b in zip(core_lo, base.lo))

@@ -21,7 +21,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["eigenvalues_2d", "eigenvalues_3d", "interleave", "pass_along"]
+__all__ = ["eigenvalues_2d", "eigenvalues_3d", "pass_along"]
 
 
 @intrinsic
@@ -255,23 +255,4 @@ def eigenvalues_3d(
     out = np.empty((3, *a00.shape), np.float32)
     flat = [a.reshape(-1) for a in (a00, a01, a02, a11, a12, a22)]
     _ev3d(*flat, out[0].reshape(-1), out[1].reshape(-1), out[2].reshape(-1))  # type: ignore[call-arg]
-    return out
-
-
-@njit(nogil=True, cache=True)
-def _interleave(planes, out):  # type: ignore[no-untyped-def]
-    n_c, n_p = planes.shape
-    tile = 512
-    for start in range(0, n_p, tile):
-        stop = min(start + tile, n_p)
-        for c in range(n_c):
-            plane = planes[c]
-            for p in range(start, stop):
-                out[p, c] = plane[p]
-
-
-def interleave(planes: np.ndarray) -> np.ndarray:
-    """Channel-first ``(C, *shape)`` to channel-last ``(*shape, C)``, transposed tile by tile."""
-    out = np.empty((*planes.shape[1:], planes.shape[0]), np.float32)
-    _interleave(planes.reshape(planes.shape[0], -1), out.reshape(-1, planes.shape[0]))
     return out
