@@ -59,11 +59,30 @@ def _combine3(op, lines, l0, at, n, rows, first):  # type: ignore[no-untyped-def
     elif kind == OP_MAG3:
         for i in range(n):
             out[i] = np.sqrt(a[i] * a[i] + b[i] * b[i] + c[i] * c[i])
-    else:
-        d = lines[op[6] - l0, at : at + n]
-        e = lines[op[7] - l0, at : at + n]
-        f = lines[op[8] - l0, at : at + n]
-        _ev3d(a, b, c, d, e, f, out, rows[first + 1, at : at + n], rows[first + 2, at : at + n])
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _eig3(op, lines, l0, n_rows, geometry, width, rows, first, packed):  # type: ignore[no-untyped-def]
+    """``OP_EIG3`` over a strip: the core columns of its six lines packed, one solver call, unpacked.
+
+    The solver's vectorised loop pays off on long runs (and the pad columns would only cost time).
+    """
+    _, wp, rmax, _ = geometry
+    for k in range(9):
+        for i in range(n_rows):
+            core, at = i * wp + rmax, i * width
+            if k < 6:
+                line, dst = lines[op[3 + k] - l0], packed[k]
+                for w in range(width):
+                    dst[at + w] = line[core + w]
+            else:
+                src, row = packed[k], rows[first + k - 6]
+                for w in range(width):
+                    row[core + w] = src[at + w]
+        if k == 5:
+            m = n_rows * width
+            p = packed
+            _ev3d(p[0, :m], p[1, :m], p[2, :m], p[3, :m], p[4, :m], p[5, :m], p[6, :m], p[7, :m], p[8, :m])
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -91,10 +110,11 @@ def _xy_plane(sources, origins, tables, group, where, geometry, bufs, ring):  # 
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _z_plane(tables, group, c, z, n_rows, width, geometry, ring, lines, rows):  # type: ignore[no-untyped-def]
+def _z_plane(tables, group, c, z, n_rows, width, geometry, ring, work):  # type: ignore[no-untyped-def]
     """One column's z passes for output plane ``z`` and its combinations into ``rows``."""
     _, _, yk, _, zl, ops = tables
-    _, wp, rmax, rz = geometry
+    lines, rows, packed = work
+    _, wp, _, rz = geometry
     taps, radii, odd, _ = yk
     n, l0 = n_rows * wp, group[6]
     for line in range(group[6], group[7]):
@@ -103,9 +123,8 @@ def _z_plane(tables, group, c, z, n_rows, width, geometry, ring, lines, rows):  
     for o in range(group[8], group[9]):
         op = ops[o]
         first = op[1] + c * op[2]
-        if op[0] == OP_EIG3:  # row by row: the closed form is costly, skip the pad columns
-            for i in range(n_rows):
-                _combine3(op, lines, l0, i * wp + rmax, width, rows, first)
+        if op[0] == OP_EIG3:
+            _eig3(op, lines, l0, n_rows, geometry, width, rows, first, packed)
         else:
             _combine3(op, lines, l0, 0, n, rows, first)
 
@@ -134,8 +153,11 @@ def _volume(sources, origins, tables, groups, out, strip):  # type: ignore[no-un
         np.empty((n_slots, (strip + 2 * pad) * wp), np.float32),
     )
     rings = np.empty((n_c, xy.shape[0], 2 * rz + 1, strip * wp), np.float32)
-    lines = np.empty((n_lines, strip * wp), np.float32)
-    rows = np.empty((n_ch, strip * wp), np.float32)
+    work = (
+        np.empty((n_lines, strip * wp), np.float32),
+        np.empty((n_ch, strip * wp), np.float32),
+        np.empty((9, strip * width), np.float32),
+    )
     for t in range(n_t):
         for i0 in range(0, height, strip):
             n_rows = min(strip, height - i0)
@@ -149,8 +171,8 @@ def _volume(sources, origins, tables, groups, out, strip):  # type: ignore[no-un
                     continue
                 for c in range(n_c):
                     for g in range(groups.shape[0]):
-                        _z_plane(tables, groups[g], c, z - rz, n_rows, width, geometry, rings[c], lines, rows)
-                transpose_rows(rows, n_rows, wp, rmax, out[t, z - rz, i0 : i0 + n_rows])
+                        _z_plane(tables, groups[g], c, z - rz, n_rows, width, geometry, rings[c], work)
+                transpose_rows(work[1], n_rows, wp, rmax, out[t, z - rz, i0 : i0 + n_rows])
 
 
 def fused_volume(
