@@ -42,9 +42,10 @@ _STRIP = 16
 
 @njit(nogil=True, cache=True)
 def _combine3(op, lines, l0, at, n, rows, first):  # type: ignore[no-untyped-def]
-    """One op's combination of the z-pass lines ``op[3:9] - l0`` over ``[at, at + n)`` into ``rows``.
+    """One op's combination of the z-pass lines ``op[3:6] - l0`` over ``[at, at + n)`` into ``rows``.
 
-    Every slice is a 1D run of a row of a C-contiguous array (contiguous loops, see ``_combine``).
+    Any kind but ``OP_EIG3`` (:func:`_eig3`). Every slice is a 1D run of a row of a C-contiguous
+    array (contiguous loops, see ``_combine``).
     """
     kind = op[0]
     a = lines[op[3] - l0, at : at + n]
@@ -68,21 +69,20 @@ def _eig3(op, lines, l0, n_rows, geometry, width, rows, first, packed):  # type:
     The solver's vectorised loop pays off on long runs (and the pad columns would only cost time).
     """
     _, wp, rmax, _ = geometry
-    for k in range(9):
-        for i in range(n_rows):
-            core, at = i * wp + rmax, i * width
-            if k < 6:
-                line, dst = lines[op[3 + k] - l0], packed[k]
-                for w in range(width):
-                    dst[at + w] = line[core + w]
-            else:
-                src, row = packed[k], rows[first + k - 6]
-                for w in range(width):
-                    row[core + w] = src[at + w]
-        if k == 5:
-            m = n_rows * width
-            p = packed
-            _ev3d(p[0, :m], p[1, :m], p[2, :m], p[3, :m], p[4, :m], p[5, :m], p[6, :m], p[7, :m], p[8, :m])
+    for i in range(n_rows):
+        core, at = i * wp + rmax, i * width
+        for k in range(6):
+            line, dst = lines[op[3 + k] - l0], packed[k]
+            for w in range(width):
+                dst[at + w] = line[core + w]
+    m, p = n_rows * width, packed
+    _ev3d(p[0, :m], p[1, :m], p[2, :m], p[3, :m], p[4, :m], p[5, :m], p[6, :m], p[7, :m], p[8, :m])
+    for i in range(n_rows):
+        core, at = i * wp + rmax, i * width
+        for k in range(3):
+            src, row = packed[6 + k], rows[first + k]
+            for w in range(width):
+                row[core + w] = src[at + w]
 
 
 @njit(nogil=True, cache=True, inline="always")
