@@ -332,6 +332,15 @@ def test_fused_3d_equals_unfused(chunks: tuple[int, ...] | None) -> None:
     assert not _differing(fused, reference)
 
 
+def test_fused_3d_time_points_are_independent() -> None:
+    """A ``tzyxc`` block runs its time points through the same fused call: each equals its own ``zyxc``."""
+    image = (RNG.random((2, 20, 22, 19, 2)) * 255).astype(np.uint8)
+    sel = parse_feature_selection({"features": {f: [0.7, 1.6] for f in FEATURE_IDS}, "compute_in_2d": [0.7]})
+    stack = compute_features(image, sel, axes="tzyxc", chunks=(2, 11, 22, 10, 2)).compute()
+    for t in range(2):
+        assert not _differing(stack[t], compute_features(image[t], sel, axes="zyxc").compute())
+
+
 def test_fused_3d_comparison_sees_one_ulp() -> None:
     """The comparison above is bit for bit, and the image makes float32 rounding order visible."""
     sel = parse_feature_selection({"features": {"LaplacianOfGaussian": [1.0]}})
