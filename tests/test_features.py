@@ -24,7 +24,9 @@ from cascade.features import (
     kernel_radius,
     parse_feature_selection,
 )
-from cascade.features._block import filter_image
+from cascade.features._block import _column, filter_image
+from cascade.features._block3d import columns_3d
+from cascade.features._frame import Derivatives, Frame
 
 RNG = np.random.default_rng(42)
 
@@ -177,6 +179,35 @@ def test_eigen_solvers_against_numpy() -> None:
     assert np.abs(eigenvalues_2d(m[0], m[1], m[3]) - ref2).max() < 1e-5
 
 
+def test_eigen_3d_series_path_equals_libm() -> None:
+    """The vectorised 3x3 solver (series where float32 rounding is certain) == libm for every matrix.
+
+    Bits compared (NaN only by place): random, badly scaled, diagonal, repeated and integer
+    matrices, zeros of both signs, infinities and NaN.
+    """
+    from cascade.features._filters import _ev3d, _ev3d_reference
+
+    rng = np.random.default_rng(7)
+    n = 200_000
+    special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-40, 3e38], np.float32)
+    diagonal = rng.integers(-2, 3, n).astype(np.float32)
+    zeros = np.zeros(n, np.float32)
+    cases = [
+        [rng.standard_normal(n).astype(np.float32) for _ in range(6)],
+        [(rng.standard_normal(n) * 10.0 ** rng.integers(-20, 20, n)).astype(np.float32) for _ in range(6)],
+        [rng.integers(-3, 4, n).astype(np.float32) for _ in range(6)],
+        [diagonal, zeros, zeros, diagonal, zeros, rng.integers(-2, 3, n).astype(np.float32)],
+        [rng.choice(special, n) for _ in range(6)],
+    ]
+    for parts in cases:
+        fast, libm = np.empty((3, n), np.float32), np.empty((3, n), np.float32)
+        _ev3d(*parts, *fast)
+        _ev3d_reference(*parts, *libm)
+        nan = np.isnan(libm)
+        assert np.array_equal(nan, np.isnan(fast))
+        assert np.array_equal(fast[~nan].view(np.uint32), libm[~nan].view(np.uint32))
+
+
 @pytest.mark.parametrize("scale", [0.7, 1.6, 3.5])
 def test_presmoothing_scheme(scale: float) -> None:
     """A stack channel is the feature at min(s, 1) on the image presmoothed at sqrt(s^2-1) (or s)."""
@@ -251,6 +282,78 @@ def test_fused_2d_equals_unfused_slices(chunks: tuple[int, ...] | None) -> None:
             c for c in range(unfused.shape[-1]) if not np.array_equal(fused[t, ..., c], unfused[..., c])
         ]
         assert not differs, f"channels {differs} of t={t} differ"
+
+
+def _unfused_3d(image: np.ndarray, sel: FeatureSelection) -> np.ndarray:
+    """The old (unfused) path on a whole ``(z, y, x, c)`` image: every column's passes, channels-last."""
+    n_c, shape = image.shape[-1], image.shape[:3]
+    base = Frame(np.ascontiguousarray(np.moveaxis(image, -1, 0), np.float32), (0, 0, 0), shape)
+    wanted = {j: [f for f, row in zip(sel.feature_ids, sel.matrix) if row[j]] for j in sel.columns()}
+    per = {j: _column(base, sel, j, wanted[j], (0, 0, 0), shape, shape[0]) for j in sel.columns()}
+    return np.stack(
+        [
+            res[k, c]
+            for fid, j in sel.selected()
+            for res in [per[j][fid]]
+            for c in range(n_c)
+            for k in range(res.shape[0])
+        ],
+        -1,
+    )
+
+
+def _differing(a: np.ndarray, b: np.ndarray) -> list[int]:
+    """Channels (last axis) that are not bit for bit equal."""
+    return [c for c in range(a.shape[-1]) if not np.array_equal(a[..., c], b[..., c])]
+
+
+_IMAGE_3D = (RNG.random((38, 40, 37, 2)) * 255).astype(np.float32)
+_MIXED = parse_feature_selection(
+    {
+        "features": {f: [0.7, 1.0, 3.5] for f in FEATURE_IDS}
+        | {"GaussianSmoothing": [0.3, 0.7, 1.0, 3.5, 10.0]},
+        "compute_in_2d": [1.0],
+    }
+)
+
+
+@pytest.mark.parametrize("chunks", [None, (38, 40, 37, 2), (13, 17, 11, 2), (38, 9, 37, 1), (20, 40, 5, 2)])
+def test_fused_3d_equals_unfused(chunks: tuple[int, ...] | None) -> None:
+    """3D blocks run one fused call (features/_fused3d.py); the unfused passes give the same bits.
+
+    Every feature at scales 0.3-10 (one column in 2D, written after the fused columns), two input
+    channels, blocks at and away from the image borders, smaller than the halo, split channels.
+    """
+    assert columns_3d(_MIXED, 38) == [0, 1, 3, 4]
+    reference = _unfused_3d(_IMAGE_3D, _MIXED)
+    source = _IMAGE_3D if chunks is None else da.from_array(_IMAGE_3D, chunks=chunks)
+    fused = compute_features(source, _MIXED, axes="zyxc").compute()
+    assert fused.shape == reference.shape == (38, 40, 37, _MIXED.n_channels(2, 38))
+    assert not _differing(fused, reference)
+
+
+def test_fused_3d_time_points_are_independent() -> None:
+    """A ``tzyxc`` block runs its time points through the same fused call: each equals its own ``zyxc``."""
+    image = (RNG.random((2, 20, 22, 19, 2)) * 255).astype(np.uint8)
+    sel = parse_feature_selection({"features": {f: [0.7, 1.6] for f in FEATURE_IDS}, "compute_in_2d": [0.7]})
+    stack = compute_features(image, sel, axes="tzyxc", chunks=(2, 11, 22, 10, 2)).compute()
+    for t in range(2):
+        assert not _differing(stack[t], compute_features(image[t], sel, axes="zyxc").compute())
+
+
+def test_fused_3d_comparison_sees_one_ulp() -> None:
+    """The comparison above is bit for bit, and the image makes float32 rounding order visible."""
+    sel = parse_feature_selection({"features": {"LaplacianOfGaussian": [1.0]}})
+    fused = compute_features(_IMAGE_3D[..., :1], sel, axes="zyxc", chunks=(19, 20, 37, 1)).compute()
+    nudged = fused.copy()
+    nudged[5, 6, 7, 0] = np.nextafter(nudged[5, 6, 7, 0], np.float32(np.inf))
+    assert _differing(nudged, fused) == [0]
+    # LoG = (xx + yy) + zz; another order of the same float32 sum changes some voxels
+    base = Frame(np.ascontiguousarray(np.moveaxis(_IMAGE_3D[..., :1], -1, 0)), (0, 0, 0), _IMAGE_3D.shape[:3])
+    p = base.smoothed(1.0, 3.5)
+    xx, yy, zz = (Derivatives(p, 2.0).unit(1.0, a, 2).data[0] for a in range(3))
+    assert np.array_equal((xx + yy) + zz, fused[..., 0])
+    assert not np.array_equal((xx + zz) + yy, fused[..., 0])
 
 
 def test_time_axis_is_independent() -> None:

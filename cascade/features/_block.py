@@ -19,7 +19,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ._block2d import features_2d
-from ._filters import eigenvalues_2d, eigenvalues_3d, interleave
+from ._block3d import columns_3d, features_3d
+from ._filters import eigenvalues_2d, eigenvalues_3d
 from ._frame import Derivatives, Frame
 from .selection import FEATURE_WINDOW, PRESMOOTH_WINDOW, FeatureSelection
 
@@ -143,7 +144,10 @@ def block_features(
         out = features_2d(base, selection, core_lo, core_hi, n_t)
         return out if has_t else out[0]
     core_shape = tuple(b - a for a, b in zip(core_lo, core_hi))
-    planes = np.empty((selection.n_channels(n_c, z_size), n_t, *core_shape), np.float32)
+    out = np.empty((n_t, *core_shape, selection.n_channels(n_c, z_size)), np.float32)
+    fused = columns_3d(selection, full[0])
+    if fused:  # first: the fused call writes junk into the other columns' channels
+        features_3d(base, selection, core_lo, core_hi, n_t, out)
 
     offsets: dict[tuple[str, int], int] = {}
     channel = 0
@@ -152,6 +156,8 @@ def block_features(
         channel += n_c * selection.channels_per_input(fid, j, z_size)
 
     for j in selection.columns():
+        if j in fused:
+            continue
         wanted = [f for f, row in zip(selection.feature_ids, selection.matrix) if row[j]]
         for fid, res in _column(base, selection, j, wanted, core_lo, core_hi, z_size).items():
             n_ev = res.shape[0]  # res: (n_ev, n_t * n_c, *core)
@@ -159,8 +165,7 @@ def block_features(
             first = offsets[fid, j]
             for c in range(n_c):
                 for k in range(n_ev):
-                    planes[first + c * n_ev + k] = res[k, :, c]
-    out = interleave(planes)  # (t, *core, C)
+                    out[..., first + c * n_ev + k] = res[k, :, c]
     return out if has_t else out[0]
 
 
@@ -173,6 +178,8 @@ def _column(
     core_hi: tuple[int, ...],
     z_size: int | None,
 ) -> dict[str, np.ndarray]:
+    """Column ``j`` unfused: per z-slice for "in 2D" columns of 3D data (3D columns run fused in
+    :func:`block_features`; this path computes them too, as the tests' reference)."""
     s = selection.scales[j]
     halo = selection.column_halo(j)
     lo = tuple(max(c - halo, b) for c, b in zip(core_lo, base.lo))

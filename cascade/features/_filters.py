@@ -21,7 +21,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["eigenvalues_2d", "eigenvalues_3d", "interleave", "pass_along"]
+__all__ = ["eigenvalues_2d", "eigenvalues_3d", "pass_along"]
 
 
 @intrinsic
@@ -186,6 +186,131 @@ def eigenvalues_2d(xx: np.ndarray, xy: np.ndarray, yy: np.ndarray) -> np.ndarray
 _F = np.float32
 _INV3 = _F(1.0 / 3.0)
 _ROOT3 = _F(math.sqrt(3.0))
+#: Series in double (Taylor; truncation below 1e-15 relative on the ranges used: atan on
+#: ``|u| <= tan(pi/8)``, cosine and sine on ``[0, pi/3]``), and the relative margin within which a
+#: float32 rounding counts as certain: far above the series' error and libm's (one double ulp).
+_ATAN = np.array([(-1.0) ** k / (2 * k + 1) for k in range(18)])
+_COS = np.array([(-1.0) ** k / math.factorial(2 * k) for k in range(11)])
+_SIN = np.array([(-1.0) ** k / math.factorial(2 * k + 1) for k in range(11)])
+_TAN_PI_8 = math.tan(math.pi / 8)
+_MARGIN = 2.0**-40
+
+
+@njit(inline="always")
+def _ev3d_setup(a00, a01, a02, a11, a12, a22, m):  # type: ignore[no-untyped-def]
+    """Eberly's closed form up to the angle, in float32: ``(c2/3, magnitude, -b/2, sqrt(-q))``."""
+    two = _F(2.0)
+    half = _F(0.5)
+    zero = _F(0.0)
+    b00 = a00 / m
+    b01 = a01 / m
+    b02 = a02 / m
+    b11 = a11 / m
+    b12 = a12 / m
+    b22 = a22 / m
+    c0 = b00 * b11 * b22 + two * b01 * b02 * b12 - b00 * b12 * b12 - b11 * b02 * b02 - b22 * b01 * b01
+    c1 = b00 * b11 - b01 * b01 + b00 * b22 - b02 * b02 + b11 * b22 - b12 * b12
+    c2 = b00 + b11 + b22
+    c2_3 = c2 * _INV3
+    a_3 = (c1 - c2 * c2_3) * _INV3
+    a_3 = zero if a_3 > zero else a_3
+    mb_2 = half * (c0 + c2_3 * (two * c2_3 * c2_3 - c1))
+    q = mb_2 * mb_2 + a_3 * a_3 * a_3
+    q = zero if q > zero else q
+    return c2_3, np.sqrt(-a_3), mb_2, np.sqrt(-q)
+
+
+@njit(inline="always")
+def _ev3d_roots(c2_3, magnitude, cs, sn, m):  # type: ignore[no-untyped-def]
+    """The three roots from the angle's cosine and sine, sorted descending, scaled back by ``m``."""
+    two = _F(2.0)
+    r0 = c2_3 + two * magnitude * cs
+    r1 = c2_3 - magnitude * (cs + _ROOT3 * sn)
+    r2 = c2_3 - magnitude * (cs - _ROOT3 * sn)
+    # three compare-and-swaps (if r0 < r1: swap them, ...) as selects: the loop vectorises
+    s0, s1 = (r1, r0) if r0 < r1 else (r0, r1)
+    t0, t2 = (r2, s0) if s0 < r2 else (s0, r2)
+    u1, u2 = (t2, s1) if s1 < t2 else (s1, t2)
+    return t0 * m, u1 * m, u2 * m
+
+
+@njit(inline="always")
+def _ev3d_libm(a00, a01, a02, a11, a12, a22, m):  # type: ignore[no-untyped-def]
+    """One matrix with the angle's atan2, cosine and sine from libm in double, rounded to float32."""
+    zero = _F(0.0)
+    if m == zero:
+        return zero, zero, zero
+    c2_3, magnitude, mb_2, root_q = _ev3d_setup(a00, a01, a02, a11, a12, a22, m)
+    angle = _F(math.atan2(np.float64(root_q), np.float64(mb_2))) * _INV3
+    cs = _F(math.cos(np.float64(angle)))
+    sn = _F(math.sin(np.float64(angle)))
+    return _ev3d_roots(c2_3, magnitude, cs, sn, m)
+
+
+@njit(nogil=True, cache=True)
+def _ev3d_reference(a00, a01, a02, a11, a12, a22, e0, e1, e2):  # type: ignore[no-untyped-def]
+    """:func:`_ev3d` with libm for every matrix (the tests' reference)."""
+    for i in range(a00.shape[0]):
+        e0[i], e1[i], e2[i] = _ev3d_libm(
+            a00[i], a01[i], a02[i], a11[i], a12[i], a22[i], _max_abs(a00, a01, a02, a11, a12, a22, i)
+        )
+
+
+@njit(inline="always")
+def _max_abs(a00, a01, a02, a11, a12, a22, i):  # type: ignore[no-untyped-def]
+    return max(
+        max(max(abs(a00[i]), abs(a01[i])), max(abs(a02[i]), abs(a11[i]))), max(abs(a12[i]), abs(a22[i]))
+    )
+
+
+@njit(inline="always")
+def _series(c, x2):  # type: ignore[no-untyped-def]
+    """``sum c[k] x2^k`` in double (Horner)."""
+    s = c[c.shape[0] - 1]
+    for k in range(c.shape[0] - 2, -1, -1):
+        s = s * x2 + c[k]
+    return s
+
+
+@njit(inline="always")
+def _to_f32(v):  # type: ignore[no-untyped-def]
+    """``float32(v)`` and whether it may differ from libm's value rounded to float32 (or is NaN)."""
+    e = abs(v) * _MARGIN
+    return _F(v), _F(v - e) != _F(v + e)
+
+
+@njit(inline="always")
+def _atan2_f32(y, x):  # type: ignore[no-untyped-def]
+    """``float32(atan2(y, x))`` for ``y > 0`` by a series in double, with :func:`_to_f32`'s flag."""
+    ax = abs(x)
+    t = min(ax, y) / max(ax, y)
+    reduce = t > _TAN_PI_8
+    u = (t - 1.0) / (t + 1.0) if reduce else t
+    r = (0.25 * math.pi if reduce else 0.0) + u * _series(_ATAN, u * u)
+    r = 0.5 * math.pi - r if y > ax else r
+    return _to_f32(math.pi - r if x < 0.0 else r)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _ev3d_series(a00, a01, a02, a11, a12, a22, e0, e1, e2):  # type: ignore[no-untyped-def]
+    """:func:`_ev3d` without libm (a loop that vectorises); NaN marks the matrices it leaves to libm."""
+    zero = _F(0.0)
+    one = _F(1.0)
+    nan = _F(np.nan)
+    for i in range(a00.shape[0]):
+        m0 = _max_abs(a00, a01, a02, a11, a12, a22, i)
+        m = one if m0 == zero else m0
+        c2_3, magnitude, mb_2, root_q = _ev3d_setup(a00[i], a01[i], a02[i], a11[i], a12[i], a22[i], m)
+        y, x = np.float64(root_q), np.float64(mb_2)
+        theta, close_a = _atan2_f32(y, x)
+        angle = np.float64(theta * _INV3)
+        cs, close_c = _to_f32(_series(_COS, angle * angle))
+        sn, close_s = _to_f32(angle * _series(_SIN, angle * angle))
+        r0, r1, r2 = _ev3d_roots(c2_3, magnitude, cs, sn, m)
+        libm = close_a | close_c | close_s | (y == 0.0) | (x == 0.0)
+        e0[i] = nan if libm else zero if m0 == zero else r0
+        e1[i] = zero if m0 == zero else r1
+        e2[i] = zero if m0 == zero else r2
 
 
 @njit(nogil=True, cache=True)
@@ -193,54 +318,16 @@ def _ev3d(a00, a01, a02, a11, a12, a22, e0, e1, e2):  # type: ignore[no-untyped-
     """Eberly's closed form for symmetric 3x3 matrices, in float32, sorted descending.
 
     Every product and sum is a float32 operation; the angle's atan2, cosine and sine are
-    evaluated in double and rounded to float32 (the rounding of each step is what makes
-    the result equal ilastik's to the last bit).
+    evaluated in double and rounded to float32 (the rounding of each step is what makes the
+    result equal ilastik's to the last bit). A vectorised loop takes them from series in double
+    where their float32 rounding is certain (the series' error is below ``_MARGIN`` relative,
+    libm's below one double ulp); the rest (about 1 in 10^4, and zeros, NaN) call libm.
     """
-    two = _F(2.0)
-    half = _F(0.5)
-    zero = _F(0.0)
+    _ev3d_series(a00, a01, a02, a11, a12, a22, e0, e1, e2)
     for i in range(a00.shape[0]):
-        m = max(
-            max(max(abs(a00[i]), abs(a01[i])), max(abs(a02[i]), abs(a11[i]))), max(abs(a12[i]), abs(a22[i]))
-        )
-        if m == zero:
-            e0[i] = zero
-            e1[i] = zero
-            e2[i] = zero
-            continue
-        b00 = a00[i] / m
-        b01 = a01[i] / m
-        b02 = a02[i] / m
-        b11 = a11[i] / m
-        b12 = a12[i] / m
-        b22 = a22[i] / m
-        c0 = b00 * b11 * b22 + two * b01 * b02 * b12 - b00 * b12 * b12 - b11 * b02 * b02 - b22 * b01 * b01
-        c1 = b00 * b11 - b01 * b01 + b00 * b22 - b02 * b02 + b11 * b22 - b12 * b12
-        c2 = b00 + b11 + b22
-        c2_3 = c2 * _INV3
-        a_3 = (c1 - c2 * c2_3) * _INV3
-        if a_3 > zero:
-            a_3 = zero
-        mb_2 = half * (c0 + c2_3 * (two * c2_3 * c2_3 - c1))
-        q = mb_2 * mb_2 + a_3 * a_3 * a_3
-        if q > zero:
-            q = zero
-        magnitude = np.sqrt(-a_3)
-        angle = _F(math.atan2(np.float64(np.sqrt(-q)), np.float64(mb_2))) * _INV3
-        cs = _F(math.cos(np.float64(angle)))
-        sn = _F(math.sin(np.float64(angle)))
-        r0 = c2_3 + two * magnitude * cs
-        r1 = c2_3 - magnitude * (cs + _ROOT3 * sn)
-        r2 = c2_3 - magnitude * (cs - _ROOT3 * sn)
-        if r0 < r1:
-            r0, r1 = r1, r0
-        if r0 < r2:
-            r0, r2 = r2, r0
-        if r1 < r2:
-            r1, r2 = r2, r1
-        e0[i] = r0 * m
-        e1[i] = r1 * m
-        e2[i] = r2 * m
+        if e0[i] != e0[i]:
+            m = _max_abs(a00, a01, a02, a11, a12, a22, i)
+            e0[i], e1[i], e2[i] = _ev3d_libm(a00[i], a01[i], a02[i], a11[i], a12[i], a22[i], m)
 
 
 def eigenvalues_3d(
@@ -255,23 +342,4 @@ def eigenvalues_3d(
     out = np.empty((3, *a00.shape), np.float32)
     flat = [a.reshape(-1) for a in (a00, a01, a02, a11, a12, a22)]
     _ev3d(*flat, out[0].reshape(-1), out[1].reshape(-1), out[2].reshape(-1))  # type: ignore[call-arg]
-    return out
-
-
-@njit(nogil=True, cache=True)
-def _interleave(planes, out):  # type: ignore[no-untyped-def]
-    n_c, n_p = planes.shape
-    tile = 512
-    for start in range(0, n_p, tile):
-        stop = min(start + tile, n_p)
-        for c in range(n_c):
-            plane = planes[c]
-            for p in range(start, stop):
-                out[p, c] = plane[p]
-
-
-def interleave(planes: np.ndarray) -> np.ndarray:
-    """Channel-first ``(C, *shape)`` to channel-last ``(*shape, C)``, transposed tile by tile."""
-    out = np.empty((*planes.shape[1:], planes.shape[0]), np.float32)
-    _interleave(planes.reshape(planes.shape[0], -1), out.reshape(-1, planes.shape[0]))
     return out

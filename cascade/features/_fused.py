@@ -29,8 +29,7 @@ from numba import njit
 from numba.typed import List
 
 from ._filters import _ev2d
-from ._filters import _mirror as mirror_index
-from ._lines import fill_line, shifted
+from ._lines import shifted, x_rows
 
 __all__ = [
     "OP_ADD",
@@ -41,6 +40,7 @@ __all__ = [
     "KernelTable",
     "fused_block",
     "kernel_table",
+    "transpose_rows",
 ]
 
 #: Combinations of y-pass lines: ``ops[o] = (kind, first channel, n_out, line a, line b, line c)``.
@@ -87,9 +87,12 @@ def kernel_table(kernels: Sequence[tuple[np.ndarray, bool, int]]) -> KernelTable
 
 
 @njit(nogil=True, cache=True)
-def _combine(kind, a, b, c, dst):  # type: ignore[no-untyped-def]
-    """One feature's combination of y-pass lines into ``dst[0]`` (and ``dst[1]``: eigenvalues)."""
-    out = dst[0]
+def _combine(kind, a, b, c, out, out2):  # type: ignore[no-untyped-def]
+    """One feature's combination of lines into ``out`` (and ``out2``: the smaller eigenvalue).
+
+    Pass 1D slices of rows of C-contiguous arrays: numba compiles the loops for contiguous
+    data then (on strided views they run up to twice as slow).
+    """
     if kind == OP_COPY:
         out[:] = a
     elif kind == OP_SUB:
@@ -102,27 +105,7 @@ def _combine(kind, a, b, c, dst):  # type: ignore[no-untyped-def]
         for i in range(a.shape[0]):
             out[i] = np.sqrt(a[i] * a[i] + b[i] * b[i])
     else:  # eigenvalues of [[a, b], [b, c]], descending
-        _ev2d(a, b, c, out, dst[1])
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _x_strip(sources, origins, job, xk, p, row0, n_rows, wp, rmax, sbufs, planes, slot0):  # type: ignore[no-untyped-def]
-    """x passes of one job over ``n_rows`` rows from ``row0``: mirror-padded rows, then flat passes.
-
-    Rows are ``wp = width + 2*rmax`` long in ``sbufs`` and ``planes``; a flat pass over the strip
-    is exact on every row's ``width`` core columns (the pad columns between rows hold junk that
-    no core column reads).
-    """
-    taps, radii, odd, slots = xk
-    a, b = sources[job[0]][p], sources[job[1]][p]
-    for r in range(n_rows):
-        row = mirror_index(origins[job[0], 0] + row0 + r, a.shape[0])
-        fill_line(a[row], b[row], job[2] != 0, origins[job[0], 1] - rmax, wp, sbufs, r * wp)
-    n = n_rows * wp - 2 * rmax
-    for kern in range(job[3], job[4]):
-        src = sbufs[kern - job[3] if job[2] != 0 else 0]
-        dst = planes[slots[kern] - slot0]
-        shifted(src, rmax, n, 1, radii[kern], taps[kern], odd[kern], dst[rmax : rmax + n])
+        _ev2d(a, b, c, out, out2)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -136,13 +119,12 @@ def _y_group(planes, group, yk, passes, ops, c, n, start, wp, lines, rows):  # t
         shifted(plane, start, n, wp, radii[tap], taps[tap], odd[tap], lines[y - l0, :n])
     for o in range(group[2], group[3]):
         first = ops[o, 1] + c * ops[o, 2]
-        dst = rows[first : first + ops[o, 2], :n]
         a, b, d = lines[ops[o, 3] - l0, :n], lines[ops[o, 4] - l0, :n], lines[ops[o, 5] - l0, :n]
-        _combine(ops[o, 0], a, b, d, dst)
+        _combine(ops[o, 0], a, b, d, rows[first, :n], rows[first + ops[o, 2] - 1, :n])
 
 
 @njit(nogil=True, cache=True)
-def _transpose(rows, n_rows, wp, rmax, out):  # type: ignore[no-untyped-def]
+def transpose_rows(rows, n_rows, wp, rmax, out):  # type: ignore[no-untyped-def]
     """``out[i, w, c] = rows[c, i*wp + rmax + w]``: contiguous stores (strided loads are cheaper)."""
     n_c, width = rows.shape[0], out.shape[1]
     for i in range(n_rows):
@@ -177,23 +159,14 @@ def _block(sources, origins, jobs, xk, pad, yk, passes, groups, ops, out, strip)
                 p = t * n_c + c
                 for g in range(groups.shape[0]):  # column by column: its slots stay in cache
                     for j in range(groups[g, 4], groups[g, 5]):
-                        rows0, n_x = i0 - pad, n_rows + 2 * pad
-                        _x_strip(
-                            sources,
-                            origins,
-                            jobs[j],
-                            xk,
-                            p,
-                            rows0,
-                            n_x,
-                            wp,
-                            rmax,
-                            sbufs,
-                            planes,
-                            groups[g, 6],
+                        job = jobs[j]
+                        a, b = sources[job[0]][p], sources[job[1]][p]
+                        row0, col0 = origins[job[0], 0] + i0 - pad, origins[job[0], 1]
+                        x_rows(
+                            a, b, job, row0, col0, xk, n_rows + 2 * pad, wp, rmax, sbufs, planes, groups[g, 6]
                         )
                     _y_group(planes, groups[g], yk, passes, ops, c, n_rows * wp, pad * wp, wp, lines, rows)
-            _transpose(rows, n_rows, wp, rmax, out[t, i0 : i0 + n_rows])
+            transpose_rows(rows, n_rows, wp, rmax, out[t, i0 : i0 + n_rows])
 
 
 def fused_block(
