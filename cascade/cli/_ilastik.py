@@ -41,11 +41,8 @@ _NO_EFFECT_FLAGS = frozenset(
 )
 #: ilastik's input role options (``DataSelectionApplet.get_arg_parser``, ``nargs="+"``): the role
 #: name lowercased with ``_`` (or ``-``) for spaces, for every role of the workflows cascade runs.
-_ROLE_OPTIONS = frozenset(
-    f"--{role.replace('_', sep)}"
-    for role in ("raw_data", "prediction_mask", "prediction_maps", "segmentation_image", "label_image", "atlas")
-    for sep in "_-"
-)
+_ROLES = ("raw_data", "prediction_mask", "prediction_maps", "segmentation_image", "label_image", "atlas")
+_ROLE_OPTIONS = frozenset(f"--{role.replace('_', sep)}" for role in _ROLES for sep in "_-")
 #: ilastik launcher options with a value that have no effect on a headless export.
 _NO_EFFECT_VALUED = frozenset({"--process_name", "--tiktorch_executable", "--nn_device"})
 #: ilastik options cascade does not run, and why.
