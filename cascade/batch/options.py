@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from ..io import (
     parse_range,
 )
 from ..pipeline import Cascade
+from ._blocks import block_chunks, parse_block_shape
 from .sources import ExportSource, resolve_sources
 
 __all__ = [
@@ -22,11 +24,18 @@ __all__ = [
     "block_chunks",
     "export_sources",
     "parse_block_shape",
+    "parse_input_axes",
     "refuse_object_options",
     "with_project_settings",
 ]
 
 DEFAULT_FILENAME_FORMAT = "{dataset_dir}/{nickname}_{result_type}"
+#: ilastik's output formats that cascade does not write, and why.
+_NOT_RUN = {
+    "dvid": "is ilastik's DVID server export, which cascade does not write",
+    "blockwise hdf5": "is not implemented in ilastik either",
+    "xv": "(ilastik's xv images) is not written by cascade",
+}
 
 
 Cutout = tuple[tuple[int | None, ...], tuple[int | None, ...]]
@@ -54,7 +63,13 @@ class BatchOptions:
     pipeline_range, export_range : (float, float) or None
         ``--pipeline_result_drange`` and ``--export_drange``.
     input_axes : str or None
-        ``--input_axes`` (default: the file's or the training image's axes).
+        ``--input_axes`` of the raw data (default: the training image's axes where they fit, else
+        the file's).
+    role_axes : tuple of (str or None) or None
+        ilastik's per-role ``--input_axes`` (``"yxc,yx"``: raw data, then the workflow's other roles
+        in ilastik's order); None when one value applies to every role (:meth:`axes_of_role`).
+    ignore_training_axes : bool
+        ``--ignore_training_axistags``: take axes from the files, never from the training images.
     stack_along : str
         Axis a glob stack is stacked along.
     prediction_masks : tuple of str
@@ -69,6 +84,9 @@ class BatchOptions:
         Train an ``.ilp``'s forests from its stored labels even when it stores forests.
     retrain_trees : int
         Trees per stage when an ``.ilp`` is trained.
+    tree_count : int or None
+        ilastik's ``--tree-count``: a Pixel Classification or Autocontext ``.ilp`` is retrained with
+        this many trees, as ilastik's workflow does (Object Classification ignores it, as ilastik).
     object_inputs : mapping
         Object Classification projects: the second input of each ``--raw_data`` by ilastik's role
         option, e.g. ``{"prediction_maps": ("a_Probabilities.h5/exported_data", ...)}``.
@@ -88,6 +106,8 @@ class BatchOptions:
     pipeline_range: Range | None = None
     export_range: Range | None = None
     input_axes: str | None = None
+    role_axes: tuple[str | None, ...] | None = None
+    ignore_training_axes: bool = False
     stack_along: str = "z"
     prediction_masks: tuple[str, ...] = ()
     chunks: tuple[int, ...] | None = None
@@ -95,15 +115,57 @@ class BatchOptions:
     memory_per_task: int | None = None
     retrain: bool = False
     retrain_trees: int = 100
+    tree_count: int | None = None
     object_inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     table_filename: str | None = None
     table_only: bool = False
 
     def __post_init__(self) -> None:
-        """Refuse an unknown output format, whether given or taken from the project."""
+        """Refuse an unknown output format or a file name template that names a folder."""
         name = self.output_format
         if name is not None and name.lower() not in {f.lower() for f in FORMATS}:
-            raise ExportError(f"unknown output format {name!r}; choose from: {', '.join(FORMATS)}")
+            why = _NOT_RUN.get(name.strip().lower())
+            what = f"output format {name!r} {why}" if why else f"unknown output format {name!r}"
+            raise ExportError(f"{what}; choose from: {', '.join(FORMATS)}")
+        template = self.output_filename_format
+        if template and template.endswith(("/", "\\")) and not os.path.splitext(template.rstrip("/\\"))[1]:
+            # ilastik would write a hidden "<folder>/.h5"; the folder's sibling would be worse
+            raise ExportError(
+                f"--output_filename_format {template!r} ends with a folder; add a file name, "
+                f"e.g. {template}{{nickname}}_{{result_type}}"
+            )
+
+    def axes_of_role(self, role: int, n_roles: int) -> str | None:
+        """The ``--input_axes`` of ilastik's input role ``role`` (0: raw data).
+
+        One value applies to every role; with several, a role without a value (or ``None``) gets
+        its default axes, as in ilastik's ``DataSelectionApplet``.
+
+        Parameters
+        ----------
+        role : int
+            Index of the role in the workflow's role list (ilastik's order).
+        n_roles : int
+            How many roles the workflow has.
+
+        Returns
+        -------
+        str or None
+            The axes, or None for the default.
+
+        Raises
+        ------
+        ExportError
+            More per-role values than the workflow has roles.
+        """
+        if self.role_axes is None:
+            return self.input_axes
+        if len(self.role_axes) > n_roles:
+            raise ExportError(
+                f"--input_axes gives {len(self.role_axes)} comma-separated values but this project's "
+                f"workflow has {n_roles} input roles"
+            )
+        return self.role_axes[role] if role < len(self.role_axes) else None
 
     def export_steps(self) -> dict[str, Any]:
         """The keyword arguments of :func:`cascade.io.prepare_export` these options set.
@@ -129,6 +191,7 @@ class BatchOptions:
         pipeline_result_drange: str | None = None,
         export_drange: str | None = None,
         block_shape: str | None = None,
+        input_axes: str | None = None,
         **options: Any,
     ) -> BatchOptions:
         """The options of a command line: the text-valued ones parsed, the others as given.
@@ -141,6 +204,9 @@ class BatchOptions:
             ilastik's data ranges, e.g. ``"(0.0, 1.0)"``.
         block_shape : str, optional
             ilastik's ``--distributed_block_roi``: an integer or a dict such as ``"{'x': 256}"``.
+        input_axes : str, optional
+            ilastik's ``--input_axes``: one axis string, or one per role separated by commas
+            (:func:`parse_input_axes`).
         **options
             The other fields of :class:`BatchOptions`.
 
@@ -163,6 +229,7 @@ class BatchOptions:
             ),
             export_range=parse_range(export_drange, "export range") if export_drange else None,
             block_shape=parse_block_shape(block_shape) if block_shape else None,
+            **_input_axes_fields(input_axes),
             **options,
         )
 
@@ -273,84 +340,38 @@ def refuse_object_options(options: BatchOptions) -> None:
         )
 
 
-def parse_block_shape(text: str) -> dict[str, int | None]:
-    """ilastik's ``--distributed_block_roi``: an integer (x = y = z) or a dict ``{'x': 256, 'z': 32}``.
+def parse_input_axes(text: str) -> tuple[str | None, ...]:
+    """ilastik's ``--input_axes``: axis keys per input role, separated by commas; ``None`` for a default.
 
     Parameters
     ----------
     text : str
-        The option's value.
+        The option's value, e.g. ``"zyxc"``, ``"yxc,yx"`` or ``"tyx, None"``.
 
     Returns
     -------
-    dict
-        Block edge per axis key (None: the whole axis).
+    tuple of (str or None)
+        One entry per role given (lower-case axis keys), None where the role keeps its default.
 
     Raises
     ------
     ExportError
-        For anything but a positive integer or such a dict.
+        An empty entry.
+
+    Examples
+    --------
+    >>> parse_input_axes("yxc, None")
+    ('yxc', None)
     """
-    import ast
-
-    try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError) as err:
-        raise ExportError(
-            f"block shape {text!r} must be an integer or a dict like {{'x': 256, 'y': 256}}"
-        ) from err
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return {"x": value, "y": value, "z": value}
-    if (
-        isinstance(value, dict)
-        and all(k in "xyztc" and len(k) == 1 for k in value)
-        and all(v is None or (isinstance(v, int) and v > 0) for v in value.values())
-    ):
-        return dict(value)
-    raise ExportError(
-        f"block shape {text!r} must be a positive integer or a dict with keys from x, y, z, t, c"
-    )
+    entries = [part.strip() for part in text.split(",")]
+    if any(not part for part in entries):
+        raise ExportError(f"--input_axes {text!r}: give axis keys per input role, separated by commas")
+    return tuple(None if part == "None" else part.lower() for part in entries)
 
 
-def block_chunks(
-    axes: str,
-    shape: tuple[int, ...],
-    block_shape: Mapping[str, int | None] | None,
-    n_features: int,
-    memory_per_task: int | None,
-) -> tuple[int, ...]:
-    """Block shape for one input: ilastik's block roi if given, else sized from the memory per task.
-
-    A task holds its feature block and about as much again in temporaries, so the block has
-    ``memory_per_task / (8 * n_features)`` pixels, capped at 512^2 in 2D and 64^3 in 3D (larger
-    blocks measured slower: the halo is cropped per scale, and smaller blocks stay in cache).
-
-    Parameters
-    ----------
-    axes : str
-        The input's internal axis keys.
-    shape : tuple of int
-        The input's shape.
-    block_shape : mapping, optional
-        Block edge per axis key (:func:`parse_block_shape`); None: sized from the memory per task.
-    n_features : int
-        The largest feature channel count of any stage.
-    memory_per_task : int, optional
-        Bytes a task may hold (default 512 MiB).
-
-    Returns
-    -------
-    tuple of int
-        The block shape, one edge per axis (t: 1, c: all channels).
-    """
-    sizes = dict(zip(axes, shape))
-    spatial = [k for k in axes if k in "zyx"]
-    if block_shape is not None:
-        edge = {k: (block_shape.get(k) or sizes[k]) for k in spatial}
-    else:
-        budget = memory_per_task or 512 * 2**20
-        pixels = max(budget // (8 * max(n_features, 1)), 32 ** len(spatial))
-        cap = 512 if len(spatial) == 2 else 64
-        side = max(32, min(cap, int(pixels ** (1.0 / len(spatial)))))
-        edge = dict.fromkeys(spatial, side)
-    return tuple(1 if k == "t" else sizes[k] if k == "c" else min(edge[k], sizes[k]) for k in axes)
+def _input_axes_fields(text: str | None) -> dict[str, Any]:
+    """``input_axes`` and ``role_axes`` of :class:`BatchOptions` from ``--input_axes``."""
+    if text is None:
+        return {}
+    entries = parse_input_axes(text)
+    return {"input_axes": entries[0], "role_axes": entries if len(entries) > 1 else None}

@@ -88,7 +88,8 @@ def run_batch(
     if not inputs:
         raise DataError("no input files given")
     check_config()
-    cascade = open_project(project, retrain=options.retrain, trees=options.retrain_trees)
+    retrain = options.retrain or options.tree_count is not None  # ilastik's --tree-count retrains
+    cascade = open_project(project, retrain=retrain, trees=options.retrain_trees)
     options = with_project_settings(options, cascade)
     sources = export_sources(options, cascade)
     if options.prediction_masks and len(options.prediction_masks) != len(inputs):

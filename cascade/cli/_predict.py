@@ -65,7 +65,17 @@ def predict(
         str | None, _Opt("--pipeline_result_drange", "--pipeline-result-drange")
     ] = None,
     export_drange: Annotated[str | None, _Opt("--export_drange", "--export-drange")] = None,
-    input_axes: Annotated[str | None, _Opt("--input_axes", "--input-axes")] = None,
+    input_axes: Annotated[
+        str | None, _Opt("--input_axes", "--input-axes", help="Axes, e.g. zyxc; per role: yxc,yx.")
+    ] = None,
+    ignore_training_axistags: Annotated[
+        bool,
+        _Opt(
+            "--ignore_training_axistags",
+            "--ignore-training-axistags",
+            help="Take axes from the files, not from the project's training images.",
+        ),
+    ] = False,
     stack_along: Annotated[str, _Opt("--stack_along", "--stack-along")] = "z",
     readonly: Annotated[
         str, _Opt("--readonly", help="Accepted for ilastik compatibility; always read-only.")
@@ -136,7 +146,7 @@ def predict(
             "--tree-count",
             parser=whole(1, MAX_TREES),
             metavar="N",
-            help="Trees when an .ilp is trained (100).",
+            help="Train an .ilp from its stored labels with N trees (ilastik's default 100).",
         ),
     ] = None,
     configfile: Annotated[
@@ -151,8 +161,8 @@ def predict(
 
     ilastik's launcher options are accepted too: --configfile ([ilastik] output_format and
     output_filename_format, [lazyflow] threads and total_ram_mb), --logfile, --redirect_output,
-    --tree-count (with --retrain); --debug, --clean_paths, --process_name and the like change
-    nothing here.
+    --tree-count (retrains a Pixel Classification .ilp), --ignore_training_axistags; --debug,
+    --clean_paths, --process_name, --preconvert_stacks and the like change nothing here.
     """
     from ._ilastik import read_ilastik_config
 
@@ -185,9 +195,11 @@ def predict(
         pipeline_result_drange=pipeline_result_drange,
         export_drange=export_drange,
         input_axes=input_axes,
+        ignore_training_axes=ignore_training_axistags,
         stack_along=stack_along,
         retrain=retrain,
         retrain_trees=tree_count or 100,
+        tree_count=tree_count,
         prediction_masks=tuple(prediction_mask or ()),
         block_shape=block_shape or distributed_block_roi,
         object_inputs=_object_inputs(prediction_maps, segmentation_image, label_image, atlas),
