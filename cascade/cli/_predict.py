@@ -38,7 +38,7 @@ def predict(
     files: Annotated[
         list[str] | None, typer.Argument(help="Input images (ilastik path conventions).")
     ] = None,
-    project: Annotated[Path, _Opt("--project", help="A .cascade or ilastik .ilp project.")] = Path(),
+    project: Annotated[Path | None, _Opt("--project", help="A .cascade or ilastik .ilp project.")] = None,
     raw_data: Annotated[list[str] | None, _Opt("--raw_data", "--raw-data", help="Input images.")] = None,
     export_source: Annotated[
         list[str] | None,
@@ -170,7 +170,7 @@ def predict(
         print_job_script(scheduler, profile, cluster_option)
         return
 
-    _check_arguments(project, readonly, files, raw_data)
+    project = _check_arguments(project, readonly, files, raw_data)
     config = read_ilastik_config(configfile)
     threads, memory = _sizes(config, threads, memory)
     if distributed:
@@ -241,12 +241,12 @@ def _export_sources(given: list[str] | None, *deprecated: bool) -> tuple[str, ..
 
 
 def _check_arguments(
-    project: Path, readonly: str, files: list[str] | None, raw_data: list[str] | None
-) -> None:
+    project: Path | None, readonly: str, files: list[str] | None, raw_data: list[str] | None
+) -> Path:
     """Refuse a missing project, a non-boolean ``--readonly`` and inputs given both ways."""
     from ..errors import CascadeError
 
-    if project == Path():
+    if project is None or not str(project):  # "--project=." names the working directory
         raise CascadeError("--project is required")
     if readonly.strip().lower() not in _BOOLEANS:
         raise CascadeError(
@@ -254,6 +254,7 @@ def _check_arguments(
         )
     if files and raw_data:
         raise CascadeError("give input files either as arguments or with --raw_data, not both")
+    return project
 
 
 def _sizes(config: IlastikConfig, threads: int | None, memory: str | None) -> tuple[int | None, str | None]:
