@@ -14,6 +14,7 @@ Each test runs a real ``cascade`` subprocess, spelled as a client would spell ``
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import h5py
@@ -217,6 +218,55 @@ def test_tree_count_retrains_like_ilastik(data_dir: Path, tmp_path: Path) -> Non
     assert np.allclose(votes, np.round(votes), atol=1e-5)
     stored = np.load(data_dir / API / "res-Data_1channel_ac2ds1.npy") * 5
     assert not np.allclose(stored, np.round(stored), atol=1e-5)  # the stored forests have 100 trees
+
+
+def _project_storing(tmp_path: Path, pc: Path, **settings: str) -> Path:
+    """A copy of ``pc`` in ``tmp_path/project`` whose stored export settings are ``settings``."""
+    project = tmp_path / "project" / "stored.ilp"
+    project.parent.mkdir()
+    shutil.copyfile(pc, project)
+    with h5py.File(project, "r+") as f:
+        group = f["Prediction Export"]
+        for key, value in settings.items():
+            del group[key]
+            group[key] = value.encode()
+    return project
+
+
+def test_a_stored_relative_file_name_is_taken_from_the_projects_folder(
+    tmp_path: Path, pc: Path, image: np.ndarray, reference: np.ndarray
+) -> None:
+    """ilastik resolves a relative file name stored in the project against the project's folder
+    (its ``WorkingDirectory``); only a name given on the command line is relative to the cwd."""
+    project = _project_storing(tmp_path, pc, OutputFilenameFormat="results/{nickname}_{result_type}")
+    (tmp_path / "work").mkdir()
+    iio.imwrite(tmp_path / "work" / "img.png", image)
+    _ok(run("--headless", f"--project={project}", "img.png", cwd=tmp_path / "work"))
+    with h5py.File(tmp_path / "project" / "results" / "img_Probabilities.h5", "r") as f:
+        assert np.array_equal(f["exported_data"][()], reference)
+    _ok(
+        run(
+            "--headless",
+            f"--project={project}",
+            "--output_filename_format=here",
+            "img.png",
+            cwd=tmp_path / "work",
+        )
+    )
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["here.h5", "img.png"]
+
+
+def test_the_projects_stored_format_wins_over_the_config_file(
+    tmp_path: Path, pc: Path, image: np.ndarray
+) -> None:
+    """ilastik's precedence: command line, project, ``[ilastik]`` config file, built-in default."""
+    project = _project_storing(tmp_path, pc, OutputFormat="hdf5")
+    iio.imwrite(tmp_path / "img.png", image)
+    (tmp_path / "ilastik.ini").write_text("[ilastik]\noutput_format: numpy\n")
+    common = ("--headless", f"--project={project}", "--configfile=ilastik.ini", "img.png")
+    _ok(run(*common, "--output_filename_format=stored", cwd=tmp_path))
+    _ok(run(*common, "--output_filename_format=given", "--output_format=tiff", cwd=tmp_path))
+    assert (tmp_path / "stored.h5").is_file() and (tmp_path / "given.tiff").is_file()
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--headless", "--project=p.ilp", "--version", "x.png"]])

@@ -56,6 +56,14 @@ class BatchOptions:
     output_format, output_filename_format, output_internal_path : str or None
         ilastik's ``--output_format`` (one of :data:`cascade.io.FORMATS`, any case), file name
         template and internal dataset path.
+    config_defaults : mapping
+        ilastik's config file settings ``OutputFormat`` and ``OutputFilenameFormat`` (from
+        ``[ilastik] output_format`` and ``output_filename_format``): below the command line and
+        the project's stored settings, above ilastik's built-in defaults, as in ilastik.
+    output_dir : str or None
+        The folder a relative output file name is taken relative to: None for the working
+        directory (a name given on the command line); the project's folder for a name stored in
+        the project or the config file (ilastik's ``WorkingDirectory``).
     cutout : (starts, stops) or None
         ``--cutout_subregion``, per axis of the export source (None: from 0 / to the end).
     export_dtype, output_axis_order : str or None
@@ -100,6 +108,8 @@ class BatchOptions:
     output_format: str | None = None
     output_filename_format: str | None = None
     output_internal_path: str | None = None
+    config_defaults: Mapping[str, str] = field(default_factory=dict)
+    output_dir: str | None = None
     cutout: Cutout | None = None
     export_dtype: str | None = None
     output_axis_order: str | None = None
@@ -241,8 +251,13 @@ class _Settings(Protocol):
     def export_settings(self) -> Mapping[str, Any]: ...
 
 
-def with_project_settings(options: BatchOptions, cascade: _Settings) -> BatchOptions:
+def with_project_settings(
+    options: BatchOptions, cascade: _Settings, project_dir: str | None = None
+) -> BatchOptions:
     """Fill the export settings not given from the project's stored ones, then from ilastik's defaults.
+
+    The precedence is ilastik's: command line, project, config file (``config_defaults``),
+    built-in default.
 
     Parameters
     ----------
@@ -250,6 +265,9 @@ def with_project_settings(options: BatchOptions, cascade: _Settings) -> BatchOpt
         The options of the run.
     cascade : Cascade or ObjectProject
         The project; its ``export_settings`` are those an ``.ilp`` stores.
+    project_dir : str, optional
+        The project's folder: a relative file name template that did not come from the command
+        line is taken relative to it, as ilastik does (``output_dir``).
 
     Returns
     -------
@@ -260,7 +278,8 @@ def with_project_settings(options: BatchOptions, cascade: _Settings) -> BatchOpt
     stored = cascade.export_settings
 
     def pick(value: Any, key: str, default: Any = None) -> Any:
-        return value if value is not None else stored.get(key, default)
+        fallback = options.config_defaults.get(key, default)
+        return value if value is not None else stored.get(key, fallback)
 
     cutout = options.cutout
     if cutout is None and ("RegionStart" in stored or "RegionStop" in stored):
@@ -278,6 +297,7 @@ def with_project_settings(options: BatchOptions, cascade: _Settings) -> BatchOpt
         output_filename_format=pick(
             options.output_filename_format, "OutputFilenameFormat", DEFAULT_FILENAME_FORMAT
         ),
+        output_dir=project_dir if options.output_filename_format is None else None,
         output_internal_path=pick(options.output_internal_path, "OutputInternalPath", "exported_data"),
         export_dtype=pick(options.export_dtype, "ExportDtype"),
         output_axis_order=pick(options.output_axis_order, "OutputAxisOrder"),

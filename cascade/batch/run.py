@@ -90,7 +90,7 @@ def run_batch(
     check_config()
     retrain = options.retrain or options.tree_count is not None  # ilastik's --tree-count retrains
     cascade = open_project(project, retrain=retrain, trees=options.retrain_trees)
-    options = with_project_settings(options, cascade)
+    options = with_project_settings(options, cascade, os.path.dirname(os.path.abspath(project)))
     sources = export_sources(options, cascade)
     if options.prediction_masks and len(options.prediction_masks) != len(inputs):
         raise DataError(f"{len(inputs)} input(s) but {len(options.prediction_masks)} prediction mask(s)")

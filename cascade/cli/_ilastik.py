@@ -164,6 +164,17 @@ class IlastikConfig:
     threads: int | None = None
     total_ram_mb: int | None = None
 
+    def defaults(self) -> dict[str, str]:
+        """The export settings of the file, keyed as an ``.ilp`` stores them (``OutputFormat`` ...).
+
+        Returns
+        -------
+        dict
+            ``OutputFormat`` and ``OutputFilenameFormat`` where the file sets them.
+        """
+        given = {"OutputFormat": self.output_format, "OutputFilenameFormat": self.output_filename_format}
+        return {key: value for key, value in given.items() if value}
+
 
 def _default_config_path() -> Path | None:
     """ilastik's own search: ``~/.ilastikrc`` (deprecated), then the user config dir's ilastik.ini."""

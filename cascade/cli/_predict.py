@@ -186,8 +186,9 @@ def predict(
             export_pixel_probability_img,
         ),
         # ilastik's --distributed writes n5 unless a format is given
-        output_format=output_format or config.output_format or ("n5" if distributed else None),
-        output_filename_format=output_filename_format or config.output_filename_format,
+        output_format=output_format or ("n5" if distributed else None),
+        output_filename_format=output_filename_format or None,
+        config_defaults=config.defaults(),
         output_internal_path=output_internal_path,
         cutout_subregion=cutout_subregion,
         export_dtype=export_dtype,
