@@ -21,6 +21,7 @@ import h5py
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import tifffile
 from helpers import cascade as run
 
 API = "ilp/ilastik__ilastik/api_projects"
@@ -122,6 +123,32 @@ def test_object_inputs_take_several_files_each(data_dir: Path, tmp_path: Path) -
         assert a["exported_data"].shape[:2] == raw.shape
         assert np.array_equal(b["exported_data"][()], alone["exported_data"][()])
         assert b["exported_data"][()].max() > 0
+
+
+def test_a_cluster_script_passing_a_table_file_to_a_pixel_project(
+    tmp_path: Path, pc: Path, image: np.ndarray, reference: np.ndarray
+) -> None:
+    """A published SLURM script runs every project with ``--table_filename`` and a shell-expanded
+    ``--raw_data`` list; ilastik's pixel workflow ignores the table option, so does cascade."""
+    for name in ("a.png", "b.png"):
+        iio.imwrite(tmp_path / name, image)
+    done = run(
+        "--headless",
+        f"--project={pc}",
+        "--table_filename=out/exported_object_features.csv",
+        "--output_filename_format=out/{nickname}_seg.tif",
+        "--output_format=tif",
+        "--export_source=probabilities",
+        "--raw_data",
+        "a.png",
+        "b.png",
+        cwd=tmp_path,
+    )
+    _ok(done)
+    assert "--table_filename is ignored" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_seg.tif", "b_seg.tif"]
+    for name in ("a_seg.tif", "b_seg.tif"):
+        assert np.array_equal(tifffile.imread(tmp_path / "out" / name), reference)
 
 
 def test_a_role_given_with_equals_takes_one_file(tmp_path: Path, pc: Path, image: np.ndarray) -> None:

@@ -15,7 +15,7 @@ from ..io import (
     parse_range,
 )
 from ..pipeline import Cascade
-from ._blocks import block_chunks, parse_block_shape
+from ._parse import block_chunks, input_axes_fields, parse_block_shape, parse_input_axes
 from .sources import ExportSource, resolve_sources
 
 __all__ = [
@@ -239,7 +239,7 @@ class BatchOptions:
             ),
             export_range=parse_range(export_drange, "export range") if export_drange else None,
             block_shape=parse_block_shape(block_shape) if block_shape else None,
-            **_input_axes_fields(input_axes),
+            **input_axes_fields(input_axes),
             **options,
         )
 
@@ -337,13 +337,21 @@ def export_sources(options: BatchOptions, cascade: Cascade) -> list[ExportSource
     return resolve_sources(options.export_sources, len(cascade.stages))
 
 
-def refuse_object_options(options: BatchOptions) -> None:
-    """Refuse Object Classification options (second inputs, tables) for a pixel classification project.
+def refuse_object_options(options: BatchOptions) -> str | None:
+    """Refuse Object Classification options (second inputs, ``--table_only``) for a pixel project.
+
+    ``--table_filename`` alone is ignored, as ilastik's pixel workflows ignore it ("Unused
+    command-line args"): scripts that pass it to every project keep running.
 
     Parameters
     ----------
     options : BatchOptions
         The run's options.
+
+    Returns
+    -------
+    str or None
+        A note to show when ``--table_filename`` is ignored.
 
     Raises
     ------
@@ -351,47 +359,15 @@ def refuse_object_options(options: BatchOptions) -> None:
         Naming the options given.
     """
     flags = [f"--{k}" for k in options.object_inputs]
-    flags += ["--table_filename"] if options.table_filename else []
     flags += ["--table_only"] if options.table_only else []
     if flags:
         raise ExportError(
             f"{', '.join(flags)} apply to ilastik Object Classification projects; "
             "this project is a pixel classifier"
         )
-
-
-def parse_input_axes(text: str) -> tuple[str | None, ...]:
-    """ilastik's ``--input_axes``: axis keys per input role, separated by commas; ``None`` for a default.
-
-    Parameters
-    ----------
-    text : str
-        The option's value, e.g. ``"zyxc"``, ``"yxc,yx"`` or ``"tyx, None"``.
-
-    Returns
-    -------
-    tuple of (str or None)
-        One entry per role given (lower-case axis keys), None where the role keeps its default.
-
-    Raises
-    ------
-    ExportError
-        An empty entry.
-
-    Examples
-    --------
-    >>> parse_input_axes("yxc, None")
-    ('yxc', None)
-    """
-    entries = [part.strip() for part in text.split(",")]
-    if any(not part for part in entries):
-        raise ExportError(f"--input_axes {text!r}: give axis keys per input role, separated by commas")
-    return tuple(None if part == "None" else part.lower() for part in entries)
-
-
-def _input_axes_fields(text: str | None) -> dict[str, Any]:
-    """``input_axes`` and ``role_axes`` of :class:`BatchOptions` from ``--input_axes``."""
-    if text is None:
-        return {}
-    entries = parse_input_axes(text)
-    return {"input_axes": entries[0], "role_axes": entries if len(entries) > 1 else None}
+    if options.table_filename:
+        return (
+            "note: --table_filename is ignored: this project is a pixel classifier, and object "
+            "tables come from Object Classification projects (ilastik ignores it too)"
+        )
+    return None

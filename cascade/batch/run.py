@@ -84,7 +84,9 @@ def run_batch(
         from .object_run import run_object_batch
 
         return run_object_batch(project, inputs, options, echo=echo)
-    refuse_object_options(options)
+    ignored = refuse_object_options(options)
+    if ignored:
+        echo(ignored)
     if not inputs:
         raise DataError("no input files given")
     check_config()

@@ -1,12 +1,62 @@
-"""Block shapes of a batch run: ilastik's ``--distributed_block_roi`` and the memory-sized default."""
+"""Text options of a batch run beyond a lookup: ilastik's ``--input_axes`` (per role) and
+``--distributed_block_roi``, and the block shape a run uses."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ..errors import ExportError
 
-__all__ = ["block_chunks", "parse_block_shape"]
+__all__ = ["block_chunks", "input_axes_fields", "parse_block_shape", "parse_input_axes"]
+
+
+def parse_input_axes(text: str) -> tuple[str | None, ...]:
+    """ilastik's ``--input_axes``: axis keys per input role, separated by commas; ``None`` for a default.
+
+    Parameters
+    ----------
+    text : str
+        The option's value, e.g. ``"zyxc"``, ``"yxc,yx"`` or ``"tyx, None"``.
+
+    Returns
+    -------
+    tuple of (str or None)
+        One entry per role given (lower-case axis keys), None where the role keeps its default.
+
+    Raises
+    ------
+    ExportError
+        An empty entry.
+
+    Examples
+    --------
+    >>> parse_input_axes("yxc, None")
+    ('yxc', None)
+    """
+    entries = [part.strip() for part in text.split(",")]
+    if any(not part for part in entries):
+        raise ExportError(f"--input_axes {text!r}: give axis keys per input role, separated by commas")
+    return tuple(None if part == "None" else part.lower() for part in entries)
+
+
+def input_axes_fields(text: str | None) -> dict[str, Any]:
+    """``input_axes`` and ``role_axes`` of a :class:`~cascade.batch.BatchOptions` from ``--input_axes``.
+
+    Parameters
+    ----------
+    text : str or None
+        The option's value.
+
+    Returns
+    -------
+    dict
+        The two fields (empty without the option): one value is the raw data's and every role's.
+    """
+    if text is None:
+        return {}
+    entries = parse_input_axes(text)
+    return {"input_axes": entries[0], "role_axes": entries if len(entries) > 1 else None}
 
 
 def parse_block_shape(text: str) -> dict[str, int | None]:
