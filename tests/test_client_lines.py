@@ -296,6 +296,24 @@ def test_the_projects_stored_format_wins_over_the_config_file(
     assert (tmp_path / "stored.h5").is_file() and (tmp_path / "given.tiff").is_file()
 
 
+def test_distributed_writes_n5_whatever_the_format(tmp_path: Path, pc: Path, image: np.ndarray) -> None:
+    """ilastik's docs: with ``--distributed`` only n5 is written, ``--output_format`` is ignored."""
+    iio.imwrite(tmp_path / "img.png", image)
+    done = run(
+        "--headless",
+        f"--project={pc}",
+        "--distributed",
+        "--output_format=hdf5",
+        "--threads=1",
+        "--output_filename_format=out.h5",
+        "img.png",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--output_format hdf5 ignored" in done.stderr
+    assert (tmp_path / "out.n5").is_dir() and not (tmp_path / "out.h5").exists()
+
+
 @pytest.mark.parametrize("args", [["--version"], ["--headless", "--project=p.ilp", "--version", "x.png"]])
 def test_version(tmp_path: Path, args: list[str]) -> None:
     from cascade import __version__

@@ -175,6 +175,9 @@ def predict(
     threads, memory = _sizes(config, threads, memory)
     if distributed:
         scheduler = scheduler or "local"
+        if output_format and output_format.strip().lower() != "n5":
+            note = f"--distributed writes n5 (as ilastik): --output_format {output_format} ignored"
+            typer.echo(f"cascade: note: {note}", err=True)
     prepare_workers(scheduler, profile, cluster_option)  # a local cluster's workers warm up meanwhile
     from ..batch import BatchOptions, run_batch
 
@@ -185,8 +188,8 @@ def predict(
             export_object_probability_img,
             export_pixel_probability_img,
         ),
-        # ilastik's --distributed writes n5 unless a format is given
-        output_format=output_format or ("n5" if distributed else None),
+        # ilastik's --distributed writes n5 whatever --output_format says (its headless docs)
+        output_format="n5" if distributed else output_format,
         output_filename_format=output_filename_format or None,
         config_defaults=config.defaults(),
         output_internal_path=output_internal_path,
