@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -149,6 +150,28 @@ def test_a_cluster_script_passing_a_table_file_to_a_pixel_project(
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_seg.tif", "b_seg.tif"]
     for name in ("a_seg.tif", "b_seg.tif"):
         assert np.array_equal(tifffile.imread(tmp_path / "out" / name), reference)
+
+
+def test_cellprofiler_runilastik_reserves_its_output_file(
+    tmp_path: Path, pc: Path, image: np.ndarray
+) -> None:
+    """CellProfiler's RunIlastik module writes its float64 image to a ``NamedTemporaryFile`` and
+    passes a second, still empty one as the output; ilastik's ``h5py.File(path, "a")`` fills it."""
+    with (
+        tempfile.NamedTemporaryFile(suffix=".h5", dir=tmp_path, delete=False) as raw,
+        tempfile.NamedTemporaryFile(suffix=".h5", dir=tmp_path, delete=False) as out,
+    ):
+        pass  # both names now exist as empty files, as the module leaves them
+    with h5py.File(raw.name, "w") as f:
+        f.create_dataset("data", image.shape, data=image / 255.0)
+    args = ["--headless", "--project", str(pc), "--output_format", "hdf5", "--export_source", "Probabilities"]
+    _ok(run(*args, "--output_filename_format", out.name, raw.name, cwd=tmp_path))
+    _ok(run(*args, "--output_filename_format", "fresh.h5", raw.name, cwd=tmp_path))
+    with h5py.File(out.name, "r") as reserved, h5py.File(tmp_path / "fresh.h5", "r") as fresh:
+        assert list(reserved) == ["exported_data"]
+        assert np.array_equal(reserved["exported_data"][()], fresh["exported_data"][()])
+    (tmp_path / "text.h5").write_text("not hdf5")  # a file with content is still never replaced
+    _refused(run(*args, "--output_filename_format", "text.h5", raw.name, cwd=tmp_path), "not an HDF5 file")
 
 
 def test_a_role_given_with_equals_takes_one_file(tmp_path: Path, pc: Path, image: np.ndarray) -> None:
