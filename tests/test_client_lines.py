@@ -174,6 +174,26 @@ def test_cellprofiler_runilastik_reserves_its_output_file(
     _refused(run(*args, "--output_filename_format", "text.h5", raw.name, cwd=tmp_path), "not an HDF5 file")
 
 
+def test_nan_raw_data_in_objects_is_refused_in_one_line(data_dir: Path, tmp_path: Path) -> None:
+    """vigra's histogram range refuses NaN (``setMinMax``: min <= max), so ilastik's object features
+    fail on it; cascade says so in one line instead of a numpy warning and made-up histograms."""
+    inputs = data_dir / OC / "inputdata"
+    with h5py.File(inputs / "2d.h5", "r") as f:
+        raw = f["data"][()].astype(np.float32)
+    raw[::7, ::5] = np.nan
+    np.save(tmp_path / "raw.npy", raw)
+    done = run(
+        "--headless",
+        f"--project={data_dir / OC / 'ObjectClassification2d_wPred.ilp'}",
+        "--raw_data=raw.npy",
+        f"--prediction_maps={inputs / '2d_Probabilities.h5'}",
+        "--output_filename_format=out/{nickname}",
+        cwd=tmp_path,
+    )
+    _refused(done, "NaN")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_role_given_with_equals_takes_one_file(tmp_path: Path, pc: Path, image: np.ndarray) -> None:
     """``--raw_data=a b`` leaves ``b`` a trailing file, which ilastik refuses beside a named role."""
     for name in ("a.png", "b.png"):
