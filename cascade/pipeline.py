@@ -135,7 +135,8 @@ def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> 
 
     Unsigned integers: ``floor((max - min) * p) + min`` (uint8: ``floor(255 p)``). Signed
     integers map [0, 1] onto the type's full range the same way (ilastik's own formula
-    overflows there). Floats: ``p`` cast to that float type.
+    overflows there). Any other dtype (float, bool): ``p`` cast to it, as ilastik's
+    ``DtypeConvertFunction`` does.
 
     Parameters
     ----------
@@ -148,18 +149,11 @@ def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> 
     -------
     numpy or dask array
         The converted probabilities (same kind as given).
-
-    Raises
-    ------
-    DataError
-        A dtype that is neither integer nor float.
     """
     dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.floating):
-        floats: ArrayT = probabilities.astype(dtype)
-        return floats
-    if not np.issubdtype(dtype, np.integer):
-        raise DataError(f"raw dtype {dtype} is neither integer nor float")
+    if not np.issubdtype(dtype, np.integer):  # ilastik coerces every other dtype (float, bool)
+        coerced: ArrayT = probabilities.astype(dtype)
+        return coerced
     info = np.iinfo(dtype)
     span = np.float32(float(info.max) - float(info.min))
     scaled = probabilities * span

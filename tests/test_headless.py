@@ -318,7 +318,7 @@ ERRORS: dict[str, tuple[str, str]] = {
     "bad-axis-order": ("--output_axis_order yxq $WS/new.tif", "output axis order"),
     "bad-readonly": ("--readonly=maybe $WS/new.tif", "--readonly 'maybe' is not a boolean"),
     "mask-two-stages": (
-        "--prediction_mask $WS/new.tif $WS/new.tif",
+        "--prediction_mask=$WS/new.tif $WS/new.tif",  # "=": one mask (a bare one takes both, as ilastik's)
         "prediction masks apply to Pixel Classification projects only",
     ),
     "unknown-source": ("--export_source 'Probabilities Stage 3' $WS/new.tif", "unknown export source"),

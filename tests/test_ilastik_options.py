@@ -7,8 +7,10 @@ and refuses in one line those that would edit the project.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from helpers import cascade as run
@@ -20,6 +22,19 @@ API = "ilp/ilastik__ilastik/api_projects"
 def headless(data_dir: Path, tmp_path: Path) -> list[str]:
     folder = data_dir / API
     return ["--headless", f"--project={folder / 'PixelClass.ilp'}", str(folder / "Data_1channel.png")]
+
+
+@pytest.fixture
+def unset(data_dir: Path, tmp_path: Path) -> list[str]:
+    """``headless`` with a copy of the project that stores no output format: ilastik's config
+    file settings apply only below the project's stored ones."""
+    folder = data_dir / API
+    project = tmp_path / "project" / "PixelClass.ilp"
+    project.parent.mkdir()
+    shutil.copyfile(folder / "PixelClass.ilp", project)
+    with h5py.File(project, "r+") as f:
+        del f["Prediction Export/OutputFormat"]
+    return ["--headless", f"--project={project}", str(folder / "Data_1channel.png")]
 
 
 def test_no_effect_options_are_accepted(data_dir: Path, tmp_path: Path, headless: list[str]) -> None:
@@ -56,25 +71,25 @@ def test_logfile_and_redirect_output(tmp_path: Path, headless: list[str]) -> Non
     assert "out.npy" in (tmp_path / "run.log").read_text()
 
 
-def test_configfile_sets_default_format_name_and_threads(tmp_path: Path, headless: list[str]) -> None:
+def test_configfile_sets_default_format_name_and_threads(tmp_path: Path, unset: list[str]) -> None:
     (tmp_path / "ilastik.ini").write_text(
         "[ilastik]\noutput_format: numpy\noutput_filename_format: {dataset_dir}/../x/{nickname}_cfg\n"
         "[lazyflow]\nthreads: 1\ntotal_ram_mb: 2000\n"
     )
     out = tmp_path / "out"
     done = run(
-        *headless, "--configfile=ilastik.ini", f"--output_filename_format={out}/{{nickname}}", cwd=tmp_path
+        *unset, "--configfile=ilastik.ini", f"--output_filename_format={out}/{{nickname}}", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert (out / "Data_1channel.npy").is_file()  # the command line wins over the file's name
 
 
-def test_default_config_file_is_read(tmp_path: Path, headless: list[str]) -> None:
+def test_default_config_file_is_read(tmp_path: Path, unset: list[str]) -> None:
     """ilastik reads ``$XDG_CONFIG_HOME/ilastik/ilastik.ini`` without --configfile; so does cascade."""
     (tmp_path / "cfg" / "ilastik").mkdir(parents=True)
     (tmp_path / "cfg" / "ilastik" / "ilastik.ini").write_text("[ilastik]\noutput_format: numpy\n")
     env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
-    done = run(*headless, f"--output_filename_format={tmp_path}/o", cwd=tmp_path, env=env)
+    done = run(*unset, f"--output_filename_format={tmp_path}/o", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "o.npy").is_file()
 

@@ -19,6 +19,7 @@ from ..io import (
     check_target,
     format_filename,
     format_placeholders,
+    is_url,
     output_path,
     placeholders,
 )
@@ -134,6 +135,8 @@ def _export_target(
         hi=prepared.hi,
     )
     target = format_filename(str(options.output_filename_format), values)
+    if options.output_dir and not is_url(target):  # a stored relative name: the project's folder
+        target = os.path.join(options.output_dir, target)
     internal = format_placeholders(str(options.output_internal_path), values)
     outputs = check_target(
         prepared.data,

@@ -146,8 +146,13 @@ def atlas_inputs(options: BatchOptions, n_raw: int) -> list[str | None]:
     return list(given)
 
 
-def _open(path: str, options: BatchOptions, file_axes: str | None) -> tuple[Image, da.Array, str]:
-    image = open_image(path, axes=options.input_axes, stack_along=options.stack_along, file_axes=file_axes)
+def _open(
+    path: str, options: BatchOptions, file_axes: str | None, role: tuple[int, int]
+) -> tuple[Image, da.Array, str]:
+    """Open one input of ilastik's role ``role`` = (index, number of roles)."""
+    trained = None if options.ignore_training_axes else file_axes
+    axes = options.axes_of_role(*role)
+    image = open_image(path, axes=axes, stack_along=options.stack_along, file_axes=trained)
     data, axes = to_internal(image.data, image.axes)
     return image, data, axes
 
@@ -187,7 +192,9 @@ def open_object_input(
         Wrong raw channel count or dimensions, or a second input or atlas that does not match the raw image.
     """
     stage = project.stage
-    image, raw, axes = _open(path, options, project.raw_axes)
+    # ilastik's roles: Raw Data, the second input (if any), Atlas
+    n_roles = 3 if project.second_role else 2
+    image, raw, axes = _open(path, options, project.raw_axes, (0, n_roles))
     channels = raw.shape[-1]
     spatial = "".join(k for k in axes if k in "zyx")
     if channels != stage.raw_channels or spatial != stage.spatial_axes:
@@ -202,7 +209,7 @@ def open_object_input(
     )
     second, data = None, None
     if second_path is not None:
-        second, data, second_axes = _open(second_path, options, project.second_axes)
+        second, data, second_axes = _open(second_path, options, project.second_axes, (1, n_roles))
         role = project.second_role or "second input"
         if second_axes != axes or data.shape[:-1] != raw.shape[:-1]:
             raise DataError(
@@ -218,7 +225,7 @@ def open_object_input(
         data = data.rechunk(chunks[:-1] + (data.shape[-1],))
     atlas, atlas_data = None, None
     if atlas_path is not None:
-        atlas, atlas_data, atlas_axes = _open(atlas_path, options, None)
+        atlas, atlas_data, atlas_axes = _open(atlas_path, options, None, (n_roles - 1, n_roles))
         if atlas_axes != axes or atlas_data.shape[:-1] != raw.shape[:-1]:
             raise DataError(
                 f"{atlas_path}: the atlas has {_shape_text(atlas_data.shape, atlas_axes)} but the raw "

@@ -285,7 +285,7 @@ def run_object_batch(
         raise DataError("no input files given (--raw_data)")
     check_config()
     opened = open_object_project(project, retrain=options.retrain, trees=options.retrain_trees)
-    options = with_project_settings(options, opened)
+    options = with_project_settings(options, opened, os.path.dirname(os.path.abspath(project)))
     base = _fingerprint_base(project, options)
     jobs = _plan_all(opened, inputs, options, base)
     containers = _check_outputs(jobs, project, str(options.output_format))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from ..io import (
     parse_range,
 )
 from ..pipeline import Cascade
+from ._parse import block_chunks, input_axes_fields, parse_block_shape, parse_input_axes
 from .sources import ExportSource, resolve_sources
 
 __all__ = [
@@ -22,11 +24,18 @@ __all__ = [
     "block_chunks",
     "export_sources",
     "parse_block_shape",
+    "parse_input_axes",
     "refuse_object_options",
     "with_project_settings",
 ]
 
 DEFAULT_FILENAME_FORMAT = "{dataset_dir}/{nickname}_{result_type}"
+#: ilastik's output formats that cascade does not write, and why.
+_NOT_RUN = {
+    "dvid": "is ilastik's DVID server export, which cascade does not write",
+    "blockwise hdf5": "is not implemented in ilastik either",
+    "xv": "(ilastik's xv images) is not written by cascade",
+}
 
 
 Cutout = tuple[tuple[int | None, ...], tuple[int | None, ...]]
@@ -47,6 +56,14 @@ class BatchOptions:
     output_format, output_filename_format, output_internal_path : str or None
         ilastik's ``--output_format`` (one of :data:`cascade.io.FORMATS`, any case), file name
         template and internal dataset path.
+    config_defaults : mapping
+        ilastik's config file settings ``OutputFormat`` and ``OutputFilenameFormat`` (from
+        ``[ilastik] output_format`` and ``output_filename_format``): below the command line and
+        the project's stored settings, above ilastik's built-in defaults, as in ilastik.
+    output_dir : str or None
+        The folder a relative output file name is taken relative to: None for the working
+        directory (a name given on the command line); the project's folder for a name stored in
+        the project or the config file (ilastik's ``WorkingDirectory``).
     cutout : (starts, stops) or None
         ``--cutout_subregion``, per axis of the export source (None: from 0 / to the end).
     export_dtype, output_axis_order : str or None
@@ -54,7 +71,13 @@ class BatchOptions:
     pipeline_range, export_range : (float, float) or None
         ``--pipeline_result_drange`` and ``--export_drange``.
     input_axes : str or None
-        ``--input_axes`` (default: the file's or the training image's axes).
+        ``--input_axes`` of the raw data (default: the training image's axes where they fit, else
+        the file's).
+    role_axes : tuple of (str or None) or None
+        ilastik's per-role ``--input_axes`` (``"yxc,yx"``: raw data, then the workflow's other roles
+        in ilastik's order); None when one value applies to every role (:meth:`axes_of_role`).
+    ignore_training_axes : bool
+        ``--ignore_training_axistags``: take axes from the files, never from the training images.
     stack_along : str
         Axis a glob stack is stacked along.
     prediction_masks : tuple of str
@@ -69,6 +92,9 @@ class BatchOptions:
         Train an ``.ilp``'s forests from its stored labels even when it stores forests.
     retrain_trees : int
         Trees per stage when an ``.ilp`` is trained.
+    tree_count : int or None
+        ilastik's ``--tree-count``: a Pixel Classification or Autocontext ``.ilp`` is retrained with
+        this many trees, as ilastik's workflow does (Object Classification ignores it, as ilastik).
     object_inputs : mapping
         Object Classification projects: the second input of each ``--raw_data`` by ilastik's role
         option, e.g. ``{"prediction_maps": ("a_Probabilities.h5/exported_data", ...)}``.
@@ -82,12 +108,16 @@ class BatchOptions:
     output_format: str | None = None
     output_filename_format: str | None = None
     output_internal_path: str | None = None
+    config_defaults: Mapping[str, str] = field(default_factory=dict)
+    output_dir: str | None = None
     cutout: Cutout | None = None
     export_dtype: str | None = None
     output_axis_order: str | None = None
     pipeline_range: Range | None = None
     export_range: Range | None = None
     input_axes: str | None = None
+    role_axes: tuple[str | None, ...] | None = None
+    ignore_training_axes: bool = False
     stack_along: str = "z"
     prediction_masks: tuple[str, ...] = ()
     chunks: tuple[int, ...] | None = None
@@ -95,15 +125,57 @@ class BatchOptions:
     memory_per_task: int | None = None
     retrain: bool = False
     retrain_trees: int = 100
+    tree_count: int | None = None
     object_inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     table_filename: str | None = None
     table_only: bool = False
 
     def __post_init__(self) -> None:
-        """Refuse an unknown output format, whether given or taken from the project."""
+        """Refuse an unknown output format or a file name template that names a folder."""
         name = self.output_format
         if name is not None and name.lower() not in {f.lower() for f in FORMATS}:
-            raise ExportError(f"unknown output format {name!r}; choose from: {', '.join(FORMATS)}")
+            why = _NOT_RUN.get(name.strip().lower())
+            what = f"output format {name!r} {why}" if why else f"unknown output format {name!r}"
+            raise ExportError(f"{what}; choose from: {', '.join(FORMATS)}")
+        template = self.output_filename_format
+        if template and template.endswith(("/", "\\")) and not os.path.splitext(template.rstrip("/\\"))[1]:
+            # ilastik would write a hidden "<folder>/.h5"; the folder's sibling would be worse
+            raise ExportError(
+                f"--output_filename_format {template!r} ends with a folder; add a file name, "
+                f"e.g. {template}{{nickname}}_{{result_type}}"
+            )
+
+    def axes_of_role(self, role: int, n_roles: int) -> str | None:
+        """The ``--input_axes`` of ilastik's input role ``role`` (0: raw data).
+
+        One value applies to every role; with several, a role without a value (or ``None``) gets
+        its default axes, as in ilastik's ``DataSelectionApplet``.
+
+        Parameters
+        ----------
+        role : int
+            Index of the role in the workflow's role list (ilastik's order).
+        n_roles : int
+            How many roles the workflow has.
+
+        Returns
+        -------
+        str or None
+            The axes, or None for the default.
+
+        Raises
+        ------
+        ExportError
+            More per-role values than the workflow has roles.
+        """
+        if self.role_axes is None:
+            return self.input_axes
+        if len(self.role_axes) > n_roles:
+            raise ExportError(
+                f"--input_axes gives {len(self.role_axes)} comma-separated values but this project's "
+                f"workflow has {n_roles} input roles"
+            )
+        return self.role_axes[role] if role < len(self.role_axes) else None
 
     def export_steps(self) -> dict[str, Any]:
         """The keyword arguments of :func:`cascade.io.prepare_export` these options set.
@@ -129,6 +201,7 @@ class BatchOptions:
         pipeline_result_drange: str | None = None,
         export_drange: str | None = None,
         block_shape: str | None = None,
+        input_axes: str | None = None,
         **options: Any,
     ) -> BatchOptions:
         """The options of a command line: the text-valued ones parsed, the others as given.
@@ -141,6 +214,9 @@ class BatchOptions:
             ilastik's data ranges, e.g. ``"(0.0, 1.0)"``.
         block_shape : str, optional
             ilastik's ``--distributed_block_roi``: an integer or a dict such as ``"{'x': 256}"``.
+        input_axes : str, optional
+            ilastik's ``--input_axes``: one axis string, or one per role separated by commas
+            (:func:`parse_input_axes`).
         **options
             The other fields of :class:`BatchOptions`.
 
@@ -163,6 +239,7 @@ class BatchOptions:
             ),
             export_range=parse_range(export_drange, "export range") if export_drange else None,
             block_shape=parse_block_shape(block_shape) if block_shape else None,
+            **input_axes_fields(input_axes),
             **options,
         )
 
@@ -174,8 +251,13 @@ class _Settings(Protocol):
     def export_settings(self) -> Mapping[str, Any]: ...
 
 
-def with_project_settings(options: BatchOptions, cascade: _Settings) -> BatchOptions:
+def with_project_settings(
+    options: BatchOptions, cascade: _Settings, project_dir: str | None = None
+) -> BatchOptions:
     """Fill the export settings not given from the project's stored ones, then from ilastik's defaults.
+
+    The precedence is ilastik's: command line, project, config file (``config_defaults``),
+    built-in default.
 
     Parameters
     ----------
@@ -183,6 +265,9 @@ def with_project_settings(options: BatchOptions, cascade: _Settings) -> BatchOpt
         The options of the run.
     cascade : Cascade or ObjectProject
         The project; its ``export_settings`` are those an ``.ilp`` stores.
+    project_dir : str, optional
+        The project's folder: a relative file name template that did not come from the command
+        line is taken relative to it, as ilastik does (``output_dir``).
 
     Returns
     -------
@@ -193,7 +278,8 @@ def with_project_settings(options: BatchOptions, cascade: _Settings) -> BatchOpt
     stored = cascade.export_settings
 
     def pick(value: Any, key: str, default: Any = None) -> Any:
-        return value if value is not None else stored.get(key, default)
+        fallback = options.config_defaults.get(key, default)
+        return value if value is not None else stored.get(key, fallback)
 
     cutout = options.cutout
     if cutout is None and ("RegionStart" in stored or "RegionStop" in stored):
@@ -211,6 +297,7 @@ def with_project_settings(options: BatchOptions, cascade: _Settings) -> BatchOpt
         output_filename_format=pick(
             options.output_filename_format, "OutputFilenameFormat", DEFAULT_FILENAME_FORMAT
         ),
+        output_dir=project_dir if options.output_filename_format is None else None,
         output_internal_path=pick(options.output_internal_path, "OutputInternalPath", "exported_data"),
         export_dtype=pick(options.export_dtype, "ExportDtype"),
         output_axis_order=pick(options.output_axis_order, "OutputAxisOrder"),
@@ -250,13 +337,21 @@ def export_sources(options: BatchOptions, cascade: Cascade) -> list[ExportSource
     return resolve_sources(options.export_sources, len(cascade.stages))
 
 
-def refuse_object_options(options: BatchOptions) -> None:
-    """Refuse Object Classification options (second inputs, tables) for a pixel classification project.
+def refuse_object_options(options: BatchOptions) -> str | None:
+    """Refuse Object Classification options (second inputs, ``--table_only``) for a pixel project.
+
+    ``--table_filename`` alone is ignored, as ilastik's pixel workflows ignore it ("Unused
+    command-line args"): scripts that pass it to every project keep running.
 
     Parameters
     ----------
     options : BatchOptions
         The run's options.
+
+    Returns
+    -------
+    str or None
+        A note to show when ``--table_filename`` is ignored.
 
     Raises
     ------
@@ -264,93 +359,15 @@ def refuse_object_options(options: BatchOptions) -> None:
         Naming the options given.
     """
     flags = [f"--{k}" for k in options.object_inputs]
-    flags += ["--table_filename"] if options.table_filename else []
     flags += ["--table_only"] if options.table_only else []
     if flags:
         raise ExportError(
             f"{', '.join(flags)} apply to ilastik Object Classification projects; "
             "this project is a pixel classifier"
         )
-
-
-def parse_block_shape(text: str) -> dict[str, int | None]:
-    """ilastik's ``--distributed_block_roi``: an integer (x = y = z) or a dict ``{'x': 256, 'z': 32}``.
-
-    Parameters
-    ----------
-    text : str
-        The option's value.
-
-    Returns
-    -------
-    dict
-        Block edge per axis key (None: the whole axis).
-
-    Raises
-    ------
-    ExportError
-        For anything but a positive integer or such a dict.
-    """
-    import ast
-
-    try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError) as err:
-        raise ExportError(
-            f"block shape {text!r} must be an integer or a dict like {{'x': 256, 'y': 256}}"
-        ) from err
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return {"x": value, "y": value, "z": value}
-    if (
-        isinstance(value, dict)
-        and all(k in "xyztc" and len(k) == 1 for k in value)
-        and all(v is None or (isinstance(v, int) and v > 0) for v in value.values())
-    ):
-        return dict(value)
-    raise ExportError(
-        f"block shape {text!r} must be a positive integer or a dict with keys from x, y, z, t, c"
-    )
-
-
-def block_chunks(
-    axes: str,
-    shape: tuple[int, ...],
-    block_shape: Mapping[str, int | None] | None,
-    n_features: int,
-    memory_per_task: int | None,
-) -> tuple[int, ...]:
-    """Block shape for one input: ilastik's block roi if given, else sized from the memory per task.
-
-    A task holds its feature block and about as much again in temporaries, so the block has
-    ``memory_per_task / (8 * n_features)`` pixels, capped at 512^2 in 2D and 64^3 in 3D (larger
-    blocks measured slower: the halo is cropped per scale, and smaller blocks stay in cache).
-
-    Parameters
-    ----------
-    axes : str
-        The input's internal axis keys.
-    shape : tuple of int
-        The input's shape.
-    block_shape : mapping, optional
-        Block edge per axis key (:func:`parse_block_shape`); None: sized from the memory per task.
-    n_features : int
-        The largest feature channel count of any stage.
-    memory_per_task : int, optional
-        Bytes a task may hold (default 512 MiB).
-
-    Returns
-    -------
-    tuple of int
-        The block shape, one edge per axis (t: 1, c: all channels).
-    """
-    sizes = dict(zip(axes, shape))
-    spatial = [k for k in axes if k in "zyx"]
-    if block_shape is not None:
-        edge = {k: (block_shape.get(k) or sizes[k]) for k in spatial}
-    else:
-        budget = memory_per_task or 512 * 2**20
-        pixels = max(budget // (8 * max(n_features, 1)), 32 ** len(spatial))
-        cap = 512 if len(spatial) == 2 else 64
-        side = max(32, min(cap, int(pixels ** (1.0 / len(spatial)))))
-        edge = dict.fromkeys(spatial, side)
-    return tuple(1 if k == "t" else sizes[k] if k == "c" else min(edge[k], sizes[k]) for k in axes)
+    if options.table_filename:
+        return (
+            "note: --table_filename is ignored: this project is a pixel classifier, and object "
+            "tables come from Object Classification projects (ilastik ignores it too)"
+        )
+    return None

@@ -26,6 +26,9 @@ from .checks import _export_target, _slice_offset
 from .options import BatchOptions, block_chunks
 from .sources import ExportSource, source_array
 
+#: ilastik's input roles of Pixel Classification and Autocontext: Raw Data, Prediction Mask.
+_PIXEL_ROLES = 2
+
 
 @dataclass(frozen=True)
 class _Export:
@@ -135,9 +138,9 @@ def _region(prepared: PreparedExport) -> tuple[slice, ...]:
 def _open_input(cascade: Cascade, path: str, mask_path: str | None, options: BatchOptions) -> _Input:
     """Open one input lazily, in internal axes, and check it against the project."""
     # ilastik reuses the training image's axes for batch files; for a stack, for each file
-    image = open_image(
-        path, axes=options.input_axes, stack_along=options.stack_along, file_axes=cascade.input_axes
-    )
+    trained = None if options.ignore_training_axes else cascade.input_axes
+    axes = options.axes_of_role(0, _PIXEL_ROLES)
+    image = open_image(path, axes=axes, stack_along=options.stack_along, file_axes=trained)
     raw, axes = to_internal(image.data, image.axes)
     if (
         raw.shape[axes.index("c")] != cascade.raw_channels
@@ -246,7 +249,8 @@ def _masked(
     result: StageResult, mask_path: str, options: BatchOptions, shape: tuple[int, ...], axes: str
 ) -> StageResult:
     """ilastik's prediction mask: probabilities are zero wherever every mask channel is 0."""
-    mask_image = open_image(mask_path, axes=options.input_axes, stack_along=options.stack_along)
+    given = options.axes_of_role(1, _PIXEL_ROLES)
+    mask_image = open_image(mask_path, axes=given, stack_along=options.stack_along)
     mask, mask_axes = to_internal(mask_image.data, mask_image.axes)
     if mask_axes != axes or mask.shape[:-1] != shape[:-1]:
         raise DataError(

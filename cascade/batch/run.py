@@ -84,12 +84,15 @@ def run_batch(
         from .object_run import run_object_batch
 
         return run_object_batch(project, inputs, options, echo=echo)
-    refuse_object_options(options)
+    ignored = refuse_object_options(options)
+    if ignored:
+        echo(ignored)
     if not inputs:
         raise DataError("no input files given")
     check_config()
-    cascade = open_project(project, retrain=options.retrain, trees=options.retrain_trees)
-    options = with_project_settings(options, cascade)
+    retrain = options.retrain or options.tree_count is not None  # ilastik's --tree-count retrains
+    cascade = open_project(project, retrain=retrain, trees=options.retrain_trees)
+    options = with_project_settings(options, cascade, os.path.dirname(os.path.abspath(project)))
     sources = export_sources(options, cascade)
     if options.prediction_masks and len(options.prediction_masks) != len(inputs):
         raise DataError(f"{len(inputs)} input(s) but {len(options.prediction_masks)} prediction mask(s)")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..errors import CascadeError
 from ._app import app, usage_message
-from ._ilastik import drop_ilastik_options
+from ._ilastik import drop_ilastik_options, expand_role_lists
 
 __all__ = ["app", "main", "normalize_argv"]
 
@@ -26,6 +26,7 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     """Rewrite ilastik-style argument lists into cascade's.
 
     - ``--headless`` anywhere (with no command) means ``predict``;
+    - ilastik's multi-file role options (``--raw_data a.h5 b.h5``) give one option per file;
     - ``--readonly`` without a value means ``--readonly=true`` (ilastik's optional flag);
       ``--readonly 0`` / ``--readonly false`` (a boolean word after it) is its value;
     - ilastik launcher options that change nothing in an export are dropped from ``predict``
@@ -52,7 +53,7 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
         if not args or args[0].startswith("-") or args[0] not in _commands():
             args.insert(0, "predict")
     if args and args[0] == "predict":
-        args = ["predict", *drop_ilastik_options(args[1:])]
+        args = ["predict", *expand_role_lists(drop_ilastik_options(args[1:]))]
     out: list[str] = []
     for i, a in enumerate(args):
         if a == "--readonly":
@@ -76,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     Usage errors of every command (a bad option value, an unknown option, a missing argument)
     are printed as one ``cascade: error: ...`` line with exit code 2, like every other error.
+    ``--version`` anywhere (ilastik's launcher flag) prints ``cascade <version>`` and exits 0.
 
     Parameters
     ----------
@@ -86,8 +88,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     tune_malloc()
     quick_exit()
+    given = list(sys.argv[1:] if argv is None else argv)
+    options = given[: given.index("--")] if "--" in given else given
+    if "--version" in options:
+        from .. import __version__
+
+        print(f"cascade {__version__}")
+        sys.exit(0)
     try:
-        args = normalize_argv(sys.argv[1:] if argv is None else argv)
+        args = normalize_argv(given)
     except CascadeError as err:
         print(f"cascade: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -5,7 +5,10 @@ and of the Pixel Classification workflow besides the export options. Pipelines p
 along, so cascade accepts them too:
 
 - options that change nothing in a headless export are dropped (``--debug``, ``--clean_paths``,
-  ``--process_name NAME`` ...);
+  ``--process_name NAME``, ``--preconvert_stacks`` ...);
+- ilastik's input role options take several files each (argparse ``nargs="+"``):
+  ``--raw_data a.h5 b.h5 --prediction_maps a_pm.h5 b_pm.h5`` is rewritten into one
+  ``--raw_data=a.h5 --raw_data=b.h5 ...`` per file (:func:`expand_role_lists`);
 - ``--configfile``, ``--logfile``, ``--redirect_output`` and ``--tree-count`` are kept for the
   ``predict`` command, which honours them (:func:`read_ilastik_config` reads the config file);
 - options that would edit the project or write other files than the export
@@ -21,10 +24,25 @@ from pathlib import Path
 
 from ..errors import CascadeError
 
-__all__ = ["IlastikConfig", "drop_ilastik_options", "read_ilastik_config"]
+__all__ = ["IlastikConfig", "drop_ilastik_options", "expand_role_lists", "read_ilastik_config"]
 
-#: ilastik launcher flags without a value that have no effect on a headless export.
-_NO_EFFECT_FLAGS = frozenset({"--debug", "--clean_paths", "--fullscreen", "--exit_on_failure", "--hbp"})
+#: ilastik flags without a value that have no effect on a headless export (the data selection
+#: applet's ``--preconvert_stacks`` copies a stack into a temporary HDF5 file first: same pixels).
+_NO_EFFECT_FLAGS = frozenset(
+    {
+        "--debug",
+        "--clean_paths",
+        "--fullscreen",
+        "--exit_on_failure",
+        "--hbp",
+        "--preconvert_stacks",
+        "--preconvert-stacks",
+    }
+)
+#: ilastik's input role options (``DataSelectionApplet.get_arg_parser``, ``nargs="+"``): the role
+#: name lowercased with ``_`` (or ``-``) for spaces, for every role of the workflows cascade runs.
+_ROLES = ("raw_data", "prediction_mask", "prediction_maps", "segmentation_image", "label_image", "atlas")
+_ROLE_OPTIONS = frozenset(f"--{role.replace('_', sep)}" for role in _ROLES for sep in "_-")
 #: ilastik launcher options with a value that have no effect on a headless export.
 _NO_EFFECT_VALUED = frozenset({"--process_name", "--tiktorch_executable", "--nn_device"})
 #: ilastik options cascade does not run, and why.
@@ -79,6 +97,51 @@ def drop_ilastik_options(args: list[str]) -> list[str]:
     return out
 
 
+def expand_role_lists(args: list[str]) -> list[str]:
+    """Split ilastik's multi-file role options into one option per file.
+
+    ilastik's ``--raw_data a.h5 b.h5`` (argparse ``nargs="+"``) takes every following argument
+    up to the next option (or ``--``); each becomes ``--raw_data=a.h5``, ``--raw_data=b.h5``. The
+    ``--raw_data=a.h5`` spelling takes that one value only, as in argparse.
+
+    Parameters
+    ----------
+    args : list of str
+        The arguments of a ``predict`` run, without the command name.
+
+    Returns
+    -------
+    list of str
+        ``args`` with every role option followed by exactly one value.
+
+    Examples
+    --------
+    >>> expand_role_lists(["--raw_data", "a.h5", "b.h5", "--prediction_maps", "p.h5", "q.h5"])
+    ['--raw_data=a.h5', '--raw_data=b.h5', '--prediction_maps=p.h5', '--prediction_maps=q.h5']
+    """
+    out: list[str] = []
+    role: str | None = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            out.extend(args[i:])
+            return out
+        if arg in _ROLE_OPTIONS:
+            role = arg
+            if i + 1 == len(args) or _is_option(args[i + 1]):
+                out.append(arg)  # no value: the parser's "requires an argument" message
+            continue
+        if role is not None and not _is_option(arg):
+            out.append(f"{role}={arg}")
+            continue
+        role = None
+        out.append(arg)
+    return out
+
+
+def _is_option(arg: str) -> bool:
+    return arg.startswith("-") and arg != "-"
+
+
 @dataclass(frozen=True)
 class IlastikConfig:
     """The settings of an ilastik config file that a headless export uses.
@@ -100,6 +163,17 @@ class IlastikConfig:
     output_filename_format: str | None = None
     threads: int | None = None
     total_ram_mb: int | None = None
+
+    def defaults(self) -> dict[str, str]:
+        """The export settings of the file, keyed as an ``.ilp`` stores them (``OutputFormat`` ...).
+
+        Returns
+        -------
+        dict
+            ``OutputFormat`` and ``OutputFilenameFormat`` where the file sets them.
+        """
+        given = {"OutputFormat": self.output_format, "OutputFilenameFormat": self.output_filename_format}
+        return {key: value for key, value in given.items() if value}
 
 
 def _default_config_path() -> Path | None:

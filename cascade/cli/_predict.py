@@ -38,7 +38,7 @@ def predict(
     files: Annotated[
         list[str] | None, typer.Argument(help="Input images (ilastik path conventions).")
     ] = None,
-    project: Annotated[Path, _Opt("--project", help="A .cascade or ilastik .ilp project.")] = Path(),
+    project: Annotated[Path | None, _Opt("--project", help="A .cascade or ilastik .ilp project.")] = None,
     raw_data: Annotated[list[str] | None, _Opt("--raw_data", "--raw-data", help="Input images.")] = None,
     export_source: Annotated[
         list[str] | None,
@@ -65,7 +65,17 @@ def predict(
         str | None, _Opt("--pipeline_result_drange", "--pipeline-result-drange")
     ] = None,
     export_drange: Annotated[str | None, _Opt("--export_drange", "--export-drange")] = None,
-    input_axes: Annotated[str | None, _Opt("--input_axes", "--input-axes")] = None,
+    input_axes: Annotated[
+        str | None, _Opt("--input_axes", "--input-axes", help="Axes, e.g. zyxc; per role: yxc,yx.")
+    ] = None,
+    ignore_training_axistags: Annotated[
+        bool,
+        _Opt(
+            "--ignore_training_axistags",
+            "--ignore-training-axistags",
+            help="Take axes from the files, not from the project's training images.",
+        ),
+    ] = False,
     stack_along: Annotated[str, _Opt("--stack_along", "--stack-along")] = "z",
     readonly: Annotated[
         str, _Opt("--readonly", help="Accepted for ilastik compatibility; always read-only.")
@@ -136,7 +146,7 @@ def predict(
             "--tree-count",
             parser=whole(1, MAX_TREES),
             metavar="N",
-            help="Trees when an .ilp is trained (100).",
+            help="Train an .ilp from its stored labels with N trees (ilastik's default 100).",
         ),
     ] = None,
     configfile: Annotated[
@@ -151,8 +161,8 @@ def predict(
 
     ilastik's launcher options are accepted too: --configfile ([ilastik] output_format and
     output_filename_format, [lazyflow] threads and total_ram_mb), --logfile, --redirect_output,
-    --tree-count (with --retrain); --debug, --clean_paths, --process_name and the like change
-    nothing here.
+    --tree-count (retrains a Pixel Classification .ilp), --ignore_training_axistags; --debug,
+    --clean_paths, --process_name, --preconvert_stacks and the like change nothing here.
     """
     from ._ilastik import read_ilastik_config
 
@@ -160,11 +170,14 @@ def predict(
         print_job_script(scheduler, profile, cluster_option)
         return
 
-    _check_arguments(project, readonly, files, raw_data)
+    project = _check_arguments(project, readonly, files, raw_data)
     config = read_ilastik_config(configfile)
     threads, memory = _sizes(config, threads, memory)
     if distributed:
         scheduler = scheduler or "local"
+        if output_format and output_format.strip().lower() != "n5":
+            note = f"--distributed writes n5 (as ilastik): --output_format {output_format} ignored"
+            typer.echo(f"cascade: note: {note}", err=True)
     prepare_workers(scheduler, profile, cluster_option)  # a local cluster's workers warm up meanwhile
     from ..batch import BatchOptions, run_batch
 
@@ -175,9 +188,10 @@ def predict(
             export_object_probability_img,
             export_pixel_probability_img,
         ),
-        # ilastik's --distributed writes n5 unless a format is given
-        output_format=output_format or config.output_format or ("n5" if distributed else None),
-        output_filename_format=output_filename_format or config.output_filename_format,
+        # ilastik's --distributed writes n5 whatever --output_format says (its headless docs)
+        output_format="n5" if distributed else output_format,
+        output_filename_format=output_filename_format or None,
+        config_defaults=config.defaults(),
         output_internal_path=output_internal_path,
         cutout_subregion=cutout_subregion,
         export_dtype=export_dtype,
@@ -185,9 +199,11 @@ def predict(
         pipeline_result_drange=pipeline_result_drange,
         export_drange=export_drange,
         input_axes=input_axes,
+        ignore_training_axes=ignore_training_axistags,
         stack_along=stack_along,
         retrain=retrain,
         retrain_trees=tree_count or 100,
+        tree_count=tree_count,
         prediction_masks=tuple(prediction_mask or ()),
         block_shape=block_shape or distributed_block_roi,
         object_inputs=_object_inputs(prediction_maps, segmentation_image, label_image, atlas),
@@ -229,12 +245,12 @@ def _export_sources(given: list[str] | None, *deprecated: bool) -> tuple[str, ..
 
 
 def _check_arguments(
-    project: Path, readonly: str, files: list[str] | None, raw_data: list[str] | None
-) -> None:
+    project: Path | None, readonly: str, files: list[str] | None, raw_data: list[str] | None
+) -> Path:
     """Refuse a missing project, a non-boolean ``--readonly`` and inputs given both ways."""
     from ..errors import CascadeError
 
-    if project == Path():
+    if project is None or not str(project):  # "--project=." names the working directory
         raise CascadeError("--project is required")
     if readonly.strip().lower() not in _BOOLEANS:
         raise CascadeError(
@@ -242,6 +258,7 @@ def _check_arguments(
         )
     if files and raw_data:
         raise CascadeError("give input files either as arguments or with --raw_data, not both")
+    return project
 
 
 def _sizes(config: IlastikConfig, threads: int | None, memory: str | None) -> tuple[int | None, str | None]:

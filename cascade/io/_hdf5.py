@@ -245,7 +245,7 @@ def check_hdf5_target(path: str, internal: str) -> None:
     An existing file must be HDF5; the internal path must not pass through a dataset or
     name a group (replacing a group would delete the datasets in it).
     """
-    if not os.path.lexists(path):
+    if not os.path.lexists(path) or _placeholder(path):
         return
     if not h5py.is_hdf5(path):
         raise ExportError(f"cannot write {path}: it exists and is not an HDF5 file")
@@ -265,6 +265,12 @@ def check_hdf5_target(path: str, internal: str) -> None:
                 )
     except OSError as err:
         raise ExportError(f"cannot write {path}: {' '.join(str(err).split())}") from err
+
+
+def _placeholder(path: str) -> bool:
+    """An empty regular file: a caller's reserved name (CellProfiler's RunIlastik creates its output
+    with ``NamedTemporaryFile``), which ilastik's ``h5py.File(path, "a")`` fills like a new file."""
+    return os.path.isfile(path) and not os.path.islink(path) and os.path.getsize(path) == 0
 
 
 def _copy_others(src: h5py.Group, dst: h5py.Group, skip: str) -> None:
@@ -293,7 +299,7 @@ def write_hdf5(
     """
     internal = "/".join(dataset_parts(internal, path, "HDF5"))
     check_hdf5_target(path, internal)
-    existing = os.path.lexists(path)
+    existing = os.path.lexists(path) and not _placeholder(path)
     with atomic_files([path]) as (temp,):
         with h5_file(temp, "w") as f:
             if existing:

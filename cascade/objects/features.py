@@ -149,6 +149,9 @@ def _time_point(image: da.Array, labels: da.Array, count: int, plan: Plan) -> Fe
     """Every selected feature of one time point (``image``: spatial + c, ``labels``: spatial)."""
     first = _blockwise(image, labels, count, pass1)
     second = None
+    if plan.needs_pass2 and np.isnan(np.concatenate([first["g_lo"], first["g_hi"]])).any():
+        # vigra's histogram range (setMinMax: min <= max) refuses NaN, so ilastik stops here too
+        raise ObjectsError("the raw data holds NaN inside objects; intensity histogram features need numbers")
     if plan.needs_pass2:
         shared = [delayed(a) for a in (means(first), first["g_lo"], first["g_hi"])]
         second = _blockwise(image, labels, count, pass2, *shared)

@@ -113,7 +113,8 @@ def open_project(path: str | Path, *, retrain: bool = False, trees: int = 100) -
         return cascade_from_ilp(project)
     if retrain:
         raise ProjectError(
-            f"{path}: --retrain applies to ilastik projects; retrain cascade projects with cascade train"
+            f"{path}: --retrain and --tree-count apply to ilastik projects; "
+            "retrain cascade projects with cascade train"
         )
     from .native import load_cascade  # imported here: an .ilp run has no use for it
 

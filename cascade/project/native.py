@@ -257,6 +257,10 @@ def load_object_stage(path: str | Path) -> ObjectStage | None:
 def _open(path: str | Path, read: Callable[[h5py.File, Path], _T]) -> _T:
     """``read(file, path)`` on the open project; any damage becomes one ProjectError line."""
     path = Path(path)
+    if path.is_dir():
+        raise ProjectError(f"{path}: is a directory, not a project file (.ilp or .cascade)")
+    if path.exists() and not path.is_file():
+        raise ProjectError(f"{path}: is not a regular file, not a project file (.ilp or .cascade)")
     if not path.is_file():
         raise ProjectError(f"project file not found: {path}")
     try:
