@@ -405,3 +405,33 @@ def test_role_options_are_split_only_up_to_the_next_option() -> None:
     expected = ["predict", "--project=p", "--raw-data=a", "--raw-data=b", "--readonly=0", "--", "-c.png"]
     assert normalize_argv(args) == expected
     assert normalize_argv(["--headless", "--atlas", "x", "y"]) == ["predict", "--atlas=x", "--atlas=y"]
+
+
+def test_abbreviated_options_as_argparse_takes_them(
+    tmp_path: Path, pc: Path, image: np.ndarray, reference: np.ndarray
+) -> None:
+    """ilastik's argparse takes an unambiguous prefix (``--output_filename=``, ``--raw a b``);
+    an ambiguous one is refused in one line naming the candidates, and a misspelt one as unknown,
+    before anything is written."""
+    for name in ("a.png", "b.png"):
+        iio.imwrite(tmp_path / name, image)
+    done = run(
+        "--headless",
+        f"--proj={pc}",
+        "--output_form=numpy",
+        "--output_filename=out/{nickname}",
+        "--export-so",
+        "Probabilities",
+        "--raw",
+        "a.png",
+        "b.png",
+        cwd=tmp_path,
+    )
+    _ok(done)
+    for name in ("a", "b"):
+        assert np.array_equal(np.load(tmp_path / "out" / f"{name}.npy"), reference)
+    refused = run("--headless", f"--project={pc}", "--export=Probabilities", "a.png", cwd=tmp_path / "out")
+    _refused(refused, "ambiguous option --export", "--export_source", "--export_dtype")
+    unknown = run("--headless", f"--project={pc}", "--output_filenam_formt=x", "a.png", cwd=tmp_path / "out")
+    _refused(unknown, "unknown option --output_filenam_formt")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.npy", "b.npy"]

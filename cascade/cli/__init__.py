@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..errors import CascadeError
 from ._app import app, usage_message
-from ._ilastik import drop_ilastik_options, expand_role_lists
+from ._ilastik import drop_ilastik_options, expand_abbreviations, expand_role_lists
 
 __all__ = ["app", "main", "normalize_argv"]
 
@@ -26,6 +26,8 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     """Rewrite ilastik-style argument lists into cascade's.
 
     - ``--headless`` anywhere (with no command) means ``predict``;
+    - abbreviated option names (argparse's unambiguous prefixes, ``--output_filename=``) are
+      completed;
     - ilastik's multi-file role options (``--raw_data a.h5 b.h5``) give one option per file;
     - ``--readonly`` without a value means ``--readonly=true`` (ilastik's optional flag);
       ``--readonly 0`` / ``--readonly false`` (a boolean word after it) is its value;
@@ -53,7 +55,8 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
         if not args or args[0].startswith("-") or args[0] not in _commands():
             args.insert(0, "predict")
     if args and args[0] == "predict":
-        args = ["predict", *expand_role_lists(drop_ilastik_options(args[1:]))]
+        given = expand_abbreviations(drop_ilastik_options(args[1:]), _predict_options())
+        args = ["predict", *expand_role_lists(given)]
     out: list[str] = []
     for i, a in enumerate(args):
         if a == "--readonly":
@@ -66,6 +69,16 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
         else:
             out.append(a)
     return out
+
+
+def _predict_options() -> list[str]:
+    """The long option names of ``cascade predict`` (both spellings), and ``--help``."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    command = getattr(group, "commands", {})["predict"]
+    names = [o for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")]
+    return [*names, "--help"]
 
 
 def _commands() -> set[str]:

@@ -19,12 +19,19 @@ from __future__ import annotations
 
 import configparser
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CascadeError
 
-__all__ = ["IlastikConfig", "drop_ilastik_options", "expand_role_lists", "read_ilastik_config"]
+__all__ = [
+    "IlastikConfig",
+    "drop_ilastik_options",
+    "expand_abbreviations",
+    "expand_role_lists",
+    "read_ilastik_config",
+]
 
 #: ilastik flags without a value that have no effect on a headless export (the data selection
 #: applet's ``--preconvert_stacks`` copies a stack into a temporary HDF5 file first: same pixels).
@@ -95,6 +102,67 @@ def drop_ilastik_options(args: list[str]) -> list[str]:
             continue
         out.append(arg)
     return out
+
+
+def expand_abbreviations(args: list[str], options: Iterable[str]) -> list[str]:
+    """Complete abbreviated option names, as ilastik's argparse parsers do.
+
+    argparse accepts any unambiguous prefix of a long option (``--output_filename=out.h5`` for
+    ``--output_filename_format``); pipelines written against ilastik may rely on it. ``-`` and
+    ``_`` count as the same character, since cascade accepts both spellings.
+
+    Parameters
+    ----------
+    args : list of str
+        The arguments of a ``predict`` run, without the command name.
+    options : iterable of str
+        The command's long option names.
+
+    Returns
+    -------
+    list of str
+        ``args`` with every abbreviation replaced by its option's full name; names that match
+        no option are left for the parser to report.
+
+    Raises
+    ------
+    CascadeError
+        An abbreviation that several options start with.
+
+    Examples
+    --------
+    >>> expand_abbreviations(["--output_file=o", "--proj", "p"], ["--output_filename_format", "--project"])
+    ['--output_filename_format=o', '--project', 'p']
+    """
+    known = sorted(set(options))
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        name, eq, value = arg.partition("=")
+        if not name.startswith("--") or len(name) < 4 or name in known:
+            out.append(arg)
+            continue
+        prefix = _underscored(name)
+        hits = sorted((o for o in known if _underscored(o).startswith(prefix)), key=_dashes_last)
+        distinct = sorted({_underscored(o) for o in hits})
+        if len(distinct) > 1:
+            raise CascadeError(f"ambiguous option {name}: could match {', '.join(distinct)}")
+        if hits:
+            same_spelling = [o for o in hits if o.startswith(name)]
+            name = (same_spelling or hits)[0]
+        out.append(f"{name}{eq}{value}")
+    return out
+
+
+def _dashes_last(option: str) -> tuple[bool, str]:
+    """Sort key: ilastik's ``_`` spelling of an option before the ``-`` one."""
+    return option != _underscored(option), option
+
+
+def _underscored(option: str) -> str:
+    """``--output-format`` -> ``--output_format``."""
+    return "--" + option[2:].replace("-", "_")
 
 
 def expand_role_lists(args: list[str]) -> list[str]:
