@@ -98,6 +98,7 @@ def _worker_state() -> dict[str, object]:
         "malloc": cascade._malloc._done,
         "quick": cascade._malloc._quick,
         "parent": os.getppid(),
+        "imported": {"cascade.pipeline", "zarr"} <= set(sys.modules),  # before any task unpickled them
     }
 
 
@@ -133,6 +134,7 @@ def test_local_workers_fork_from_a_warm_server() -> None:
     assert len(states) == 2
     for state in states:
         assert state["preloaded"] and state["warm"] and state["malloc"] and state["quick"], state
+        assert state["imported"], state
         server = psutil.Process(int(state["parent"]))  # type: ignore[call-overload]
         assert server.pid != os.getpid() and server.ppid() == os.getpid()  # the forkserver, our child
         assert "forkserver" in " ".join(server.cmdline())
