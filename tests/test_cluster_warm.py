@@ -223,3 +223,34 @@ def test_slurm_workers_are_set_up_and_warmed(tmp_path: Path) -> None:
     for state in states:
         assert state["warm"] and state["malloc"] and state["quick"] and not state["preloaded"], state
     assert sampling == [{"profiler": False, "tick": 500, "monitor": 2000, "memory": 500}] * len(states)
+
+
+@pytest.mark.parametrize(
+    ("args", "started"),
+    [
+        (["predict", "--project=p.ilp", "--scheduler", "local", "in.h5"], True),
+        (["predict", "--scheduler=local", "in.h5"], True),
+        (
+            ["predict", "--distributed", "in.h5"],
+            True,
+        ),  # ilastik's flag: a local cluster unless told otherwise
+        (["predict", "--distributed", "--scheduler=threads", "in.h5"], False),
+        (["predict", "--scheduler", "slurm", "in.h5"], False),
+        (["predict", "in.h5"], False),
+        (["predict", "--scheduler"], False),  # typer reports the missing value
+    ],
+)
+def test_the_cli_starts_the_worker_server_before_parsing(
+    args: list[str], started: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server local workers fork from starts before typer parses (and before cascade.cluster loads)."""
+    from multiprocessing import forkserver
+
+    from cascade.cli import start_worker_server
+    from cascade.cluster._fork import _PRELOAD
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(forkserver, "set_forkserver_preload", lambda names: calls.append(list(names)))
+    monkeypatch.setattr(forkserver, "ensure_running", lambda: None)
+    assert start_worker_server(args) is started
+    assert calls == ([_PRELOAD] if started else [])
