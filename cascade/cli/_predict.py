@@ -198,9 +198,10 @@ def predict(
         table_only=table_only,
     )
     inputs = list(files or raw_data or [])
-    known = local_resources(scheduler, threads, memory)
+    # retraining computes features while it opens the project: on the chosen scheduler, started first
+    known = None if retrain else local_resources(scheduler, threads, memory)
     with _output_to(redirect_output, logfile) as echo:
-        if known is not None:  # plan and check first; the scheduler starts meanwhile, then computes
+        if known is not None:  # plan and check (the forkserver warms up meanwhile), then start and compute
             options = dataclasses.replace(options, memory_per_task=_per_task(known))
             start = functools.partial(computing, scheduler, profile, threads, memory, cluster_option)
             with plain_rechunks(scheduler):
