@@ -72,8 +72,8 @@ def _instrument() -> dict[str, float]:
 
     import zarr
 
-    import cascade.features.graph as graph
     import cascade.pipeline as pipeline
+    import cascade.pipeline._blocks as blocks
     from cascade.io._sources import LazySource
 
     timers = {"features": 0.0, "forest": 0.0, "io": 0.0}
@@ -90,7 +90,7 @@ def _instrument() -> dict[str, float]:
 
         return run
 
-    graph.block_features = timed("features", graph.block_features)  # type: ignore[assignment]
+    blocks.block_features = timed("features", blocks.block_features)  # type: ignore[assignment]
     pipeline.predict_proba = timed("forest", pipeline.predict_proba)  # type: ignore[assignment]
     LazySource.__getitem__ = timed("io", LazySource.__getitem__)  # type: ignore[method-assign]
     zarr.Array.__setitem__ = timed("io", zarr.Array.__setitem__)  # type: ignore[method-assign]

@@ -98,6 +98,18 @@ def _worker_state() -> dict[str, object]:
         "malloc": cascade._malloc._done,
         "quick": cascade._malloc._quick,
         "parent": os.getppid(),
+        "imported": {"cascade.pipeline", "zarr"} <= set(sys.modules),  # before any task unpickled them
+    }
+
+
+def _monitoring(dask_worker: object) -> dict[str, object]:
+    """Which of distributed's periodic samplers run in a worker, and how often (ms)."""
+    callbacks = dask_worker.periodic_callbacks  # type: ignore[attr-defined]
+    return {
+        "profiler": "profile" in callbacks and callbacks["profile"].is_running(),
+        "tick": callbacks["tick"].callback_time,
+        "monitor": callbacks["monitor"].callback_time,
+        "memory": callbacks["memory_monitor"].callback_time,
     }
 
 
@@ -122,6 +134,7 @@ def test_local_workers_fork_from_a_warm_server() -> None:
     assert len(states) == 2
     for state in states:
         assert state["preloaded"] and state["warm"] and state["malloc"] and state["quick"], state
+        assert state["imported"], state
         server = psutil.Process(int(state["parent"]))  # type: ignore[call-overload]
         assert server.pid != os.getpid() and server.ppid() == os.getpid()  # the forkserver, our child
         assert "forkserver" in " ".join(server.cmdline())
@@ -138,15 +151,53 @@ def test_spawned_local_workers_are_warmed_by_the_plugin() -> None:
         assert state["parent"] == os.getpid()  # spawned by the nannies in this process, not by a server
 
 
+@pytest.mark.parametrize("light", [True, False])
+def test_local_clusters_sample_themselves_lightly(light: bool) -> None:
+    """light-monitoring: no statistical profiler and slower monitors in the workers (and back when off)."""
+    with execution("local", threads=2, memory_limit="2GiB", overrides={"light-monitoring": light}) as info:
+        assert info.client is not None
+        states = list(info.client.run(_monitoring).values())
+        scheduler_tick = info.client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.periodic_callbacks["tick"].callback_time
+        )
+    assert len(states) == 2
+    if light:
+        assert states == [{"profiler": False, "tick": 500, "monitor": 2000, "memory": 500}] * 2
+        assert scheduler_tick == 500
+    else:  # distributed's defaults
+        assert states == [{"profiler": True, "tick": 20, "monitor": 500, "memory": 100}] * 2
+        assert scheduler_tick == 20
+
+
+def test_the_plugin_lightens_a_worker_that_kept_the_defaults() -> None:
+    """A SLURM job's worker does not get this process's dask.config: the setup plugin slows its samplers."""
+    from cascade.cluster._worker import LIGHT_PERIODS, lighten
+
+    class Callback:
+        def __init__(self, ms: float) -> None:
+            self.callback_time, self.running = ms, True
+
+        def stop(self) -> None:
+            self.running = False
+
+    callbacks = {name: Callback(10) for name in LIGHT_PERIODS} | {"heartbeat": Callback(1000)}
+    lighten(type("Worker", (), {"periodic_callbacks": callbacks})())
+    assert not callbacks["profile"].running and not callbacks["profile-cycle"].running
+    assert [callbacks[n].callback_time for n in ("monitor", "tick", "memory_monitor")] == [2000, 500, 500]
+    assert callbacks["heartbeat"].callback_time == 1000 and callbacks["heartbeat"].running
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"local.start-method": "fork"}, "local.start-method must be forkserver or spawn, not 'fork'"),
         ({"warm-up": "yes"}, "cascade.cluster.warm-up must be true or false, not 'yes'"),
+        ({"light-monitoring": 1}, "cascade.cluster.light-monitoring must be true or false, not 1"),
     ],
 )
 def test_bad_start_settings_are_named(overrides: dict[str, object], message: str) -> None:
-    assert not prepare_workers("local", overrides=overrides)  # left for execution to report
+    if "light-monitoring" not in overrides:  # a setting the workers' start does not read
+        assert not prepare_workers("local", overrides=overrides)  # left for execution to report
     with pytest.raises(CascadeError, match=message), execution("local", threads=1, overrides=overrides):
         pass
 
@@ -165,8 +216,41 @@ def test_slurm_workers_are_set_up_and_warmed(tmp_path: Path) -> None:
             assert info.client is not None
             assert set(info.client.run(_warm_now).values()) == {True}
             states = list(info.client.run(_worker_state).values())
+            sampling = list(info.client.run(_monitoring).values())
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert states
     for state in states:
         assert state["warm"] and state["malloc"] and state["quick"] and not state["preloaded"], state
+    assert sampling == [{"profiler": False, "tick": 500, "monitor": 2000, "memory": 500}] * len(states)
+
+
+@pytest.mark.parametrize(
+    ("args", "started"),
+    [
+        (["predict", "--project=p.ilp", "--scheduler", "local", "in.h5"], True),
+        (["predict", "--scheduler=local", "in.h5"], True),
+        (
+            ["predict", "--distributed", "in.h5"],
+            True,
+        ),  # ilastik's flag: a local cluster unless told otherwise
+        (["predict", "--distributed", "--scheduler=threads", "in.h5"], False),
+        (["predict", "--scheduler", "slurm", "in.h5"], False),
+        (["predict", "in.h5"], False),
+        (["predict", "--scheduler"], False),  # typer reports the missing value
+    ],
+)
+def test_the_cli_starts_the_worker_server_before_parsing(
+    args: list[str], started: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server local workers fork from starts before typer parses (and before cascade.cluster loads)."""
+    from multiprocessing import forkserver
+
+    from cascade.cli import start_worker_server
+    from cascade.cluster._fork import _PRELOAD
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(forkserver, "set_forkserver_preload", lambda names: calls.append(list(names)))
+    monkeypatch.setattr(forkserver, "ensure_running", lambda: None)
+    assert start_worker_server(args) is started
+    assert calls == ([_PRELOAD] if started else [])

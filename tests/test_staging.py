@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from helpers import blobs, sparse
 
 import cascade.pipeline as pipeline
 from cascade.batch import BatchOptions, run_batch
+from cascade.errors import CascadeError
 from cascade.features import parse_feature_selection
 from cascade.io import open_image
 from cascade.io._store import slab_boxes, store_slabs
@@ -182,3 +184,52 @@ def test_one_progress_line_per_output(tmp_path: Path) -> None:
     assert lines[-1] == ""  # ended
     finals = [line.rsplit("\r", 1)[-1].split("] ", 1)[1] for line in lines[:-1]]
     assert [f.split("  ")[0] for f in finals] == ["100% out.zarr", "100% stage 1"]
+
+
+def test_run_batch_starts_the_scheduler_after_every_check(two_stage: tuple, tmp_path: Path) -> None:
+    """run_batch(start=...): entered once, after the inputs and outputs are checked, around the writes."""
+    _, project, raw = two_stage
+    tifffile.imwrite(tmp_path / "img.tif", raw)
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def start() -> Iterator[None]:
+        events.append("start")
+        with dask.config.set(scheduler="threads"):
+            yield
+        events.append("stop")
+
+    options = BatchOptions(
+        export_sources=("Probabilities Stage 2",), output_format="zarr", chunks=(48, 48, 1)
+    )
+    written = run_batch(project, [str(tmp_path / "img.tif")], options, echo=events.append, start=start)
+    assert events[0] == "start" and events[-1] == "stop" and len(events) == 3  # one echo line between
+    assert written and os.path.isdir(written[0])
+    # a missing input is refused before the scheduler starts
+    events.clear()
+    with pytest.raises(CascadeError, match=r"missing\.tif"):
+        run_batch(project, [str(tmp_path / "missing.tif")], options, echo=events.append, start=start)
+    assert events == []
+
+
+def test_the_cli_checks_inputs_before_it_starts_a_local_cluster(
+    two_stage: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """predict --scheduler local with a missing input: one error line, no cluster started."""
+    from typer.testing import CliRunner
+
+    import cascade.cli._predict as cli_predict
+    from cascade.cli import app
+
+    _, project, _ = two_stage
+    started: list[object] = []
+    monkeypatch.setattr(
+        cli_predict, "computing", lambda *args: started.append(args) or contextlib.nullcontext()
+    )
+    monkeypatch.setattr(cli_predict, "prepare_workers", lambda *args: None)  # no forkserver in this test
+    result = CliRunner().invoke(
+        app, ["predict", f"--project={project}", "--scheduler=local", str(tmp_path / "missing.tif")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "missing.tif" in result.output
+    assert started == []

@@ -24,7 +24,9 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from .._config import check_config
 from ..errors import CascadeError, DataError
@@ -51,6 +53,7 @@ def run_batch(
     options: BatchOptions,
     *,
     echo: Callable[[str], None] = print,
+    start: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> list[str]:
     """Predict and export every input; returns the written paths.
 
@@ -68,6 +71,10 @@ def run_batch(
         The export options (:meth:`BatchOptions.from_text` parses a command line's).
     echo : callable
         Called with one line per written output and per resumed one.
+    start : callable, optional
+        Called once every input and output is checked and locked, just before the first
+        computation: the context manager it returns is held while computing (the CLI starts its
+        scheduler there, so that a local cluster's workers start while the inputs are checked).
 
     Returns
     -------
@@ -80,10 +87,12 @@ def run_batch(
         A problem with the project, an input, an option or an output, named in one line; nothing
         is written then.
     """
+    start = start or nullcontext
     if is_object_project(project):
         from .object_run import run_object_batch
 
-        return run_object_batch(project, inputs, options, echo=echo)
+        with start():
+            return run_object_batch(project, inputs, options, echo=echo)
     ignored = refuse_object_options(options)
     if ignored:
         echo(ignored)
@@ -109,7 +118,7 @@ def run_batch(
     created = make_parents([lock_path(c) for c in local])
     try:
         # one run per output (and per scratch folder) at a time: a second run refuses here
-        with hold_locks(local), hold_locks([scratch] if scratch else [], what="using"):
+        with hold_locks(local), hold_locks([scratch] if scratch else [], what="using"), start():
             return _write_all(jobs, scratch, echo)
     except BaseException:
         remove_if_empty(created)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ from ._run import (
     SchedulerOpt,
     ThreadsOpt,
     computing,
+    local_resources,
+    plain_rechunks,
     prepare_workers,
     print_job_script,
 )
@@ -210,14 +213,24 @@ def predict(
         table_filename=table_filename,
         table_only=table_only,
     )
-    with (
-        _output_to(redirect_output, logfile) as echo,
-        computing(scheduler, profile, threads, memory, cluster_option) as resources,
-    ):
-        # the one setting that depends on the scheduler: the memory a task may hold
-        per_task = resources["memory"] // max(2 * resources["threads"], 1)
-        options = dataclasses.replace(options, memory_per_task=per_task)
-        run_batch(project, list(files or raw_data or []), options, echo=echo)
+    inputs = list(files or raw_data or [])
+    # retraining computes features while it opens the project: on the chosen scheduler, started first
+    known = None if retrain else local_resources(scheduler, threads, memory)
+    with _output_to(redirect_output, logfile) as echo:
+        if known is not None:  # plan and check (the forkserver warms up meanwhile), then start and compute
+            options = dataclasses.replace(options, memory_per_task=_per_task(known))
+            start = functools.partial(computing, scheduler, profile, threads, memory, cluster_option)
+            with plain_rechunks(scheduler):
+                run_batch(project, inputs, options, echo=echo, start=start)
+            return
+        with computing(scheduler, profile, threads, memory, cluster_option) as resources:
+            options = dataclasses.replace(options, memory_per_task=_per_task(resources))
+            run_batch(project, inputs, options, echo=echo)
+
+
+def _per_task(resources: dict[str, int]) -> int:
+    """The one setting that depends on the scheduler: the memory a task may hold."""
+    return resources["memory"] // max(2 * resources["threads"], 1)
 
 
 def _object_inputs(

@@ -95,18 +95,13 @@ def computing(
 
     Yields the resources a run may size its blocks from: ``threads`` and ``memory`` (bytes).
     """
-    import dask
 
-    from ..cluster import available_cores, available_memory, execution, parse_overrides
+    from ..cluster import execution, parse_overrides
 
     overrides = parse_overrides(cluster_options or [])
     local = scheduler in (None, "threads", "processes", "local")
-    stack_config: AbstractContextManager[Any] = nullcontext()
-    if scheduler in (None, "threads", "processes"):
-        # plain task rechunking: dask would otherwise import distributed just to rule out P2P
-        stack_config = dask.config.set({"array.rechunk.method": "tasks"})
     with (
-        stack_config,
+        plain_rechunks(scheduler),
         execution(
             scheduler,
             profile=profile,
@@ -118,10 +113,40 @@ def computing(
     ):
         if info.dashboard_link:
             typer.echo(f"dask dashboard: {info.dashboard_link}", err=True)
-        total_threads = threads or (info.n_workers if not local else available_cores())
-        budget = _bytes(memory) if memory else available_memory()
+        known = local_resources(scheduler, threads, memory)
+        resources = known or {"threads": threads or info.n_workers, "memory": _memory(memory)}
         with _progress():
-            yield {"threads": total_threads, "memory": budget}
+            yield resources
+
+
+def plain_rechunks(scheduler: str | None) -> AbstractContextManager[Any]:
+    """Plain task rechunking for threads and processes, while graphs are built and computed.
+
+    dask would otherwise import distributed (a third of a second) just to rule out P2P.
+    """
+    if scheduler not in (None, "threads", "processes"):
+        return nullcontext()
+    import dask
+
+    return dask.config.set({"array.rechunk.method": "tasks"})
+
+
+def local_resources(scheduler: str | None, threads: int | None, memory: str | None) -> dict[str, int] | None:
+    """The threads and memory (bytes) a run on this machine has, known before its scheduler starts.
+
+    None for SLURM or a running scheduler: their threads are the workers' (:func:`computing`).
+    """
+    if scheduler not in (None, "threads", "processes", "local"):
+        return None
+    from ..cluster import available_cores
+
+    return {"threads": threads or available_cores(), "memory": _memory(memory)}
+
+
+def _memory(memory: str | None) -> int:
+    from ..cluster import available_memory
+
+    return _bytes(memory) if memory else available_memory()
 
 
 def _by_function(scheduler: str) -> AbstractContextManager[Any]:

@@ -21,7 +21,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from .._malloc import quick_exit, tune_malloc
 from ._warm import warm_up
 
-__all__ = ["WorkerSetup"]
+__all__ = ["LIGHT_PERIODS", "WorkerSetup", "lighten"]
 
 
 class WorkerSetup(WorkerPlugin):
@@ -31,20 +31,55 @@ class WorkerSetup(WorkerPlugin):
     ----------
     warm : bool
         Warm the worker up (:func:`~cascade.cluster._warm.warm_up`) before it takes tasks.
+    light : bool
+        Sample the worker less (``cascade.cluster.light-monitoring``): a SLURM job's worker does
+        not get the submitting process's ``dask.config``, so its periodic callbacks are set here.
     """
 
     name = "cascade-worker-setup"
     idempotent = True
 
-    def __init__(self, warm: bool = True) -> None:
+    def __init__(self, warm: bool = True, light: bool = False) -> None:
         self.warm = warm
+        self.light = light
 
     def setup(self, worker: Any) -> None:
         """Run once in each worker process."""
         tune_malloc()
         quick_exit()
+        if self.light:
+            lighten(worker)
         if self.warm:
             try:
                 warm_up()
             except Exception as err:  # not fatal: the first task then loads what it needs
                 logging.getLogger(__name__).warning("cascade could not warm this worker up: %s", err)
+
+
+#: Milliseconds between calls of a worker's periodic callbacks with light monitoring (None: stopped).
+LIGHT_PERIODS: dict[str, int | None] = {
+    "profile": None,
+    "profile-cycle": None,
+    "monitor": 2000,
+    "tick": 500,
+    "memory_monitor": 500,
+}
+
+
+def lighten(worker: Any) -> None:
+    """Stop the worker's statistical profiler and slow its system, tick and memory monitors.
+
+    Parameters
+    ----------
+    worker : distributed.Worker
+        The worker (callbacks it does not have are skipped).
+    """
+    callbacks = getattr(worker, "periodic_callbacks", {})
+    for name, period in LIGHT_PERIODS.items():
+        callback = callbacks.get(name)
+        if callback is None:
+            continue
+        if period is None:
+            callback.stop()
+        else:
+            callback.callback_time = max(callback.callback_time, period)

@@ -12,6 +12,7 @@ was chunked in (``compute_chunks``), so no block of features is computed twice.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import os
@@ -23,6 +24,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import compute
 
 from .._config import SLAB_BLOCKS, config_count
 from ..progress import report_progress, task_counter
@@ -31,6 +33,9 @@ __all__ = ["active_client", "aligned_block", "parallelism", "slab_boxes", "store
 
 #: Slabs hold at least this many blocks (more when many threads compute them).
 MIN_SLAB_BLOCKS = 16
+#: On a distributed cluster, slabs queued while one runs: its last blocks and the next slab's first
+#: ones overlap, and the graph of the next slab reaches the scheduler before the workers need it.
+SLABS_AHEAD = 1
 
 
 def active_client() -> Any:
@@ -231,24 +236,63 @@ def _store_boxes(
     skip: Callable[[tuple[int, ...]], bool] | None,
     label: str,
 ) -> int:
+    client = active_client()
     written = 0
-    for number, box in enumerate(boxes):
-        lo = [g[r.start] for g, r in zip(grid, box, strict=True)]
-        hi = [g[r.stop] for g, r in zip(grid, box, strict=True)]
-        blocks = [range(e.index(a), e.index(b)) for e, a, b in zip(edges, lo, hi, strict=True)]
-        keys = list(itertools.product(*blocks))
-        todo = [k for k in keys if skip is None or not skip(k)]
-        if todo:
-            with task_counter(label, number, len(boxes)):
-                if len(todo) == len(keys):
-                    region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-                    da.store(source[region], target, regions=region, lock=lock)
-                else:
-                    regions = [
-                        tuple(slice(e[i], e[i + 1]) for e, i in zip(edges, key, strict=True)) for key in todo
-                    ]
-                    parts = [source.blocks[key] for key in todo]
-                    da.store(parts, [target] * len(parts), regions=regions, lock=lock)
-            written += len(todo)
-        report_progress(label, number + 1, len(boxes))
+    pending: collections.deque[tuple[int, list[Any]]] = collections.deque()
+    try:
+        for number, box in enumerate(boxes):
+            stored, count = _box_store(source, target, box, grid, edges, lock, skip)
+            written += count
+            if stored is None:
+                pass
+            elif client is None:
+                with task_counter(label, number, len(boxes)):
+                    compute(*stored)
+            else:  # the next slab is queued while this one runs: no worker waits between slabs
+                pending.append((number, client.compute(stored)))
+                if len(pending) <= SLABS_AHEAD:
+                    continue
+                number, futures = pending.popleft()
+                client.gather(futures)
+            report_progress(label, number + 1, len(boxes))
+        while pending:
+            number, futures = pending.popleft()
+            client.gather(futures)
+            report_progress(label, number + 1, len(boxes))
+    except BaseException:
+        if pending:  # no slab keeps writing after the failure
+            client.cancel([future for _, futures in pending for future in futures])
+        raise
     return written
+
+
+def _box_store(
+    source: da.Array,
+    target: Any,
+    box: Sequence[range],
+    grid: Sequence[Sequence[int]],
+    edges: Sequence[Sequence[int]],
+    lock: Any,
+    skip: Callable[[tuple[int, ...]], bool] | None,
+) -> tuple[Any, int]:
+    """The lazy stores of one slab's blocks that are not stored yet (None if none), and their count."""
+    lo = [g[r.start] for g, r in zip(grid, box, strict=True)]
+    hi = [g[r.stop] for g, r in zip(grid, box, strict=True)]
+    blocks = [range(e.index(a), e.index(b)) for e, a, b in zip(edges, lo, hi, strict=True)]
+    keys = list(itertools.product(*blocks))
+    todo = [k for k in keys if skip is None or not skip(k)]
+    if not todo:
+        return None, 0
+    if len(todo) == len(keys):
+        region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        stored = da.store(source[region], target, regions=region, lock=lock, compute=False)
+        return _delayed_list(stored), len(todo)
+    regions = [tuple(slice(e[i], e[i + 1]) for e, i in zip(edges, key, strict=True)) for key in todo]
+    parts = [source.blocks[key] for key in todo]
+    stored = da.store(parts, [target] * len(parts), regions=regions, lock=lock, compute=False)
+    return _delayed_list(stored), len(todo)
+
+
+def _delayed_list(stored: Any) -> list[Any]:
+    """``da.store(..., compute=False)``'s result (one delayed, or a tuple of them) as a list."""
+    return list(stored) if isinstance(stored, tuple | list) else [stored]

@@ -17,13 +17,13 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-from dask.delayed import delayed
 
-from .axes import ArrayT
-from .errors import CascadeError, DataError
-from .features import FeatureSelection, compute_features, overlap_depths
-from .forest import PackedForest, predict_proba
-from .io import keep_once
+from ..axes import ArrayT
+from ..errors import CascadeError, DataError
+from ..features import FeatureSelection, compute_features, overlap_depths
+from ..forest import PackedForest, predict_proba
+from ..io import keep_once
+from ._blocks import stage_probabilities
 
 __all__ = [
     "Cascade",
@@ -211,45 +211,6 @@ def _predict_block(block: np.ndarray, forest: PackedForest) -> np.ndarray:
     return predict_proba(forest, flat).reshape(*block.shape[:-1], forest.n_outputs)
 
 
-def stage_probabilities(features: da.Array, forest: PackedForest) -> da.Array:
-    """Blockwise forest prediction over a feature stack (one block in, one block out).
-
-    The forest is one key of the graph that every block depends on, not a copy inside every
-    task: a distributed scheduler ships it to each worker once.
-
-    Parameters
-    ----------
-    features : dask array
-        Feature stack with channels on the last axis.
-    forest : PackedForest
-        The stage's forest.
-
-    Returns
-    -------
-    dask array
-        Class probabilities, float32, one channel per class.
-
-    Raises
-    ------
-    DataError
-        When the stack's channel count differs from the forest's feature count.
-    """
-    if features.shape[-1] != forest.n_features:
-        raise DataError(
-            f"the forest expects {forest.n_features} feature channels but the stack has {features.shape[-1]}"
-        )
-    shared = delayed(forest, pure=True, traverse=False)
-    probabilities: da.Array = da.map_blocks(
-        _predict_block,
-        features,
-        shared,
-        chunks=features.chunks[:-1] + ((forest.n_outputs,),),
-        dtype=np.float32,
-        token="forest",
-    )
-    return probabilities
-
-
 def predict(
     cascade: Cascade,
     raw: da.Array | np.ndarray,
@@ -309,15 +270,27 @@ def predict(
         if forest is None:  # refused above; this narrows the type
             continue
         features = compute_features(stage_input, stage.selection, axes=axes, chunks=chunks)
-        probabilities = stage_probabilities(features, forest)
+        probabilities = stage_probabilities(
+            stage_input, features, stage.selection, forest, axes=axes, predict=_predict_block
+        )
         if scratch is not None and (k + 1 < len(chain) or k in keep):
             probabilities = keep_once(probabilities, scratch, region=regions[k], label=f"stage {k + 1}")
         results.append(StageResult(features, probabilities, stage_input))
         # ilastik converts to the dtype of the image being processed (the lane's raw data)
-        converted = convert_probabilities(probabilities, raw.dtype)
-        aligned_raw = lazy.rechunk(converted.chunks[:-1] + ((raw.shape[-1],),))
-        stage_input = da.concatenate([aligned_raw, converted], axis=-1).rechunk({raw.ndim - 1: -1})
+        aligned_raw = lazy.rechunk(probabilities.chunks[:-1] + ((raw.shape[-1],),))
+        stage_input = da.map_blocks(
+            _next_input,
+            aligned_raw,
+            probabilities,
+            chunks=probabilities.chunks[:-1] + ((raw.shape[-1] + probabilities.shape[-1],),),
+            dtype=raw.dtype,
+        )
     return results
+
+
+def _next_input(raw: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """One block of stage k+1's input: the raw channels, then stage k's converted probabilities."""
+    return np.concatenate([raw, convert_probabilities(probabilities, raw.dtype)], axis=-1)
 
 
 def check_compatible(cascade: Cascade, shape: tuple[int, ...], axes: str, dtype: Any) -> None:
