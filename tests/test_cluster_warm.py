@@ -187,6 +187,41 @@ def test_the_plugin_lightens_a_worker_that_kept_the_defaults() -> None:
     assert callbacks["heartbeat"].callback_time == 1000 and callbacks["heartbeat"].running
 
 
+@pytest.mark.parametrize("status", ["running", "closing", "closed"])
+def test_a_failed_heartbeat_logs_no_traceback(status: str) -> None:
+    """distributed logs a heartbeat that meets a closed connection with its traceback (at teardown,
+    on the command's stderr): dropped while the worker closes, one line otherwise."""
+    import io
+    import logging
+
+    from distributed.comm.core import CommClosedError
+    from distributed.core import Status
+
+    from cascade.cluster._worker import HeartbeatQuiet
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("distributed.worker")
+    quiet = HeartbeatQuiet(type("Worker", (), {"status": Status[status]})())
+    logger.addHandler(handler)
+    logger.addFilter(quiet)
+    try:
+        try:
+            raise CommClosedError("in <TCP (closed) ConnectionPool.heartbeat_worker local=tcp://127.0.0.1:1>")
+        except CommClosedError:
+            logger.exception("Failed to communicate with scheduler during heartbeat.")
+        logger.warning("Unmanaged memory use is high.")
+    finally:
+        logger.removeFilter(quiet)
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    if status == "running":
+        assert lines[0].startswith("Failed to communicate with scheduler during heartbeat. (CommClosedError:")
+        assert lines[1:] == ["Unmanaged memory use is high."]
+    else:
+        assert lines == ["Unmanaged memory use is high."]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

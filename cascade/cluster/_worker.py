@@ -21,7 +21,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from .._malloc import quick_exit, tune_malloc
 from ._warm import warm_up
 
-__all__ = ["LIGHT_PERIODS", "WorkerSetup", "lighten"]
+__all__ = ["LIGHT_PERIODS", "HeartbeatQuiet", "WorkerSetup", "lighten"]
 
 
 class WorkerSetup(WorkerPlugin):
@@ -47,6 +47,7 @@ class WorkerSetup(WorkerPlugin):
         """Run once in each worker process."""
         tune_malloc()
         quick_exit()
+        logging.getLogger("distributed.worker").addFilter(HeartbeatQuiet(worker))
         if self.light:
             lighten(worker)
         if self.warm:
@@ -54,6 +55,44 @@ class WorkerSetup(WorkerPlugin):
                 warm_up()
             except Exception as err:  # not fatal: the first task then loads what it needs
                 logging.getLogger(__name__).warning("cascade could not warm this worker up: %s", err)
+
+
+#: Worker states (``distributed.core.Status`` names) in which a failed heartbeat is expected.
+_ENDING = frozenset({"closing", "closing_gracefully", "closed", "stopping", "stopped", "failed"})
+
+
+class HeartbeatQuiet(logging.Filter):
+    """No traceback for a worker's failed heartbeat: none at all while the worker closes.
+
+    distributed logs ``Failed to communicate with scheduler during heartbeat.`` with the whole
+    traceback when a heartbeat meets a closed connection, which happens when a cluster is torn
+    down while a heartbeat is in flight (the scheduler already dropped the worker): a traceback
+    on the command's stderr after a complete run. While the worker closes the record is dropped;
+    otherwise it is kept as one line with the error's text.
+
+    Parameters
+    ----------
+    worker : distributed.Worker
+        The worker whose status tells whether it is closing.
+    """
+
+    def __init__(self, worker: Any) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a heartbeat failure while closing; the traceback folded into the message."""
+        if not str(record.msg).startswith("Failed to communicate with scheduler during heartbeat"):
+            return True
+        status = getattr(self.worker, "status", None)
+        if getattr(status, "name", status) in _ENDING:
+            return False
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.msg} ({type(error).__name__}: {error})"
+        record.exc_info = None
+        record.exc_text = None
+        return True
 
 
 #: Milliseconds between calls of a worker's periodic callbacks with light monitoring (None: stopped).
