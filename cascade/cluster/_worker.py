@@ -14,6 +14,7 @@ while the loop unpickles a task that imports it too failed with a circular impor
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -21,7 +22,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from .._malloc import quick_exit, tune_malloc
 from ._warm import warm_up
 
-__all__ = ["LIGHT_PERIODS", "HeartbeatQuiet", "WorkerSetup", "lighten"]
+__all__ = ["LIGHT_PERIODS", "HeartbeatQuiet", "WorkerSetup", "lighten", "quiet_heartbeats"]
 
 
 class WorkerSetup(WorkerPlugin):
@@ -47,7 +48,7 @@ class WorkerSetup(WorkerPlugin):
         """Run once in each worker process."""
         tune_malloc()
         quick_exit()
-        logging.getLogger("distributed.worker").addFilter(HeartbeatQuiet(worker))
+        quiet_heartbeats()
         if self.light:
             lighten(worker)
         if self.warm:
@@ -62,30 +63,31 @@ _ENDING = frozenset({"closing", "closing_gracefully", "closed", "stopping", "sto
 
 
 class HeartbeatQuiet(logging.Filter):
-    """No traceback for a worker's failed heartbeat: none at all while the worker closes.
+    """No traceback for a worker's failed heartbeat: none at all while a worker closes.
 
     distributed logs ``Failed to communicate with scheduler during heartbeat.`` with the whole
     traceback when a heartbeat meets a closed connection, which happens when a cluster is torn
     down while a heartbeat is in flight (the scheduler already dropped the worker): a traceback
-    on the command's stderr after a complete run. While the worker closes the record is dropped;
-    otherwise it is kept as one line with the error's text.
+    on the command's stderr after a complete run. While a worker of the process closes the record
+    is dropped; otherwise it is kept as one line with the error's text. One filter per process
+    (:func:`quiet_heartbeats`); the record does not say which worker logged it.
 
     Parameters
     ----------
-    worker : distributed.Worker
-        The worker whose status tells whether it is closing.
+    workers : callable
+        Returns the process's workers (default: every live ``distributed.Worker``).
     """
 
-    def __init__(self, worker: Any) -> None:
+    def __init__(self, workers: Callable[[], Iterable[Any]] | None = None) -> None:
         super().__init__()
-        self.worker = worker
+        self.workers = workers or _live_workers
 
     def filter(self, record: logging.LogRecord) -> bool:
         """False for a heartbeat failure while closing; the traceback folded into the message."""
         if not str(record.msg).startswith("Failed to communicate with scheduler during heartbeat"):
             return True
-        status = getattr(self.worker, "status", None)
-        if getattr(status, "name", status) in _ENDING:
+        states = [getattr(w.status, "name", w.status) for w in self.workers()]
+        if any(state in _ENDING for state in states):
             return False
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
@@ -93,6 +95,19 @@ class HeartbeatQuiet(logging.Filter):
         record.exc_info = None
         record.exc_text = None
         return True
+
+
+def _live_workers() -> list[Any]:
+    from distributed import Worker
+
+    return list(Worker._instances)
+
+
+def quiet_heartbeats() -> None:
+    """Install :class:`HeartbeatQuiet` on distributed's worker logger, once per process."""
+    logger = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, HeartbeatQuiet) for f in logger.filters):
+        logger.addFilter(HeartbeatQuiet())
 
 
 #: Milliseconds between calls of a worker's periodic callbacks with light monitoring (None: stopped).
