@@ -27,14 +27,17 @@ FAN_IN = 16
 
 def _threads() -> int:
     """Threads of the scheduler in use: a distributed client's, else dask's ``num_workers``."""
-    distributed = sys.modules.get("distributed")  # only when a run already uses it
-    if distributed is not None:
+    if "distributed" in sys.modules:  # only when a run already uses it
+        # an import statement, not the sys.modules entry: if another thread is still importing
+        # distributed, the statement waits for it (the entry is a partly initialised module)
+        from distributed import get_client
+
         try:
-            client = distributed.get_client()
+            client = get_client()
         except ValueError:
             client = None
         if client is not None:
-            return max(1, int(sum(client.nthreads().values())))
+            return max(1, int(sum(client.nthreads().values())))  # type: ignore[no-untyped-call]
     configured = dask.config.get("num_workers", None)
     return int(configured or os.cpu_count() or 1)
 
