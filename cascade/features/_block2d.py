@@ -137,14 +137,22 @@ def _plan_column(b: _Builder, j: int, s: float, offsets: dict[str, int]) -> _Col
     return _Column(j, bool(x_slots), None if tensor is None else 0.5 * s)
 
 
-@lru_cache(maxsize=64)
-def _plan(selection: FeatureSelection, n_inputs: int) -> _Plan:
-    """The fused computation of a selection on 2D data with ``n_inputs`` channels."""
+def _channel_offsets(
+    selection: FeatureSelection, n_inputs: int, z_size: int | None
+) -> dict[int, dict[str, int]]:
+    """Per scale column ``j``, each selected feature's first output channel."""
     offsets: dict[int, dict[str, int]] = {}
     channel = 0
     for fid, j in selection.selected():
         offsets.setdefault(j, {})[fid] = channel
-        channel += n_inputs * selection.channels_per_input(fid, j, None)
+        channel += n_inputs * selection.channels_per_input(fid, j, z_size)
+    return offsets
+
+
+@lru_cache(maxsize=64)
+def _plan(selection: FeatureSelection, n_inputs: int) -> _Plan:
+    """The fused computation of a selection on 2D data with ``n_inputs`` channels."""
+    offsets = _channel_offsets(selection, n_inputs, None)
     b = _Builder()
     columns = tuple(
         _plan_column(b, j, min(selection.scales[j], 1.0), offsets[j]) for j in selection.columns()

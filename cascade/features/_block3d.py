@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._block2d import _presmoothed
+from ._block2d import _channel_offsets, _presmoothed
 from ._frame import Frame
 from ._fused import OP_COPY, OP_SUB, KernelTable, kernel_table
 from ._fused3d import OP_EIG3, OP_MAG3, OP_SUM3, fused_volume
@@ -156,11 +156,7 @@ def columns_3d(selection: FeatureSelection, z_size: int) -> list[int]:
 @lru_cache(maxsize=64)
 def _plan(selection: FeatureSelection, n_inputs: int, z_size: int) -> _Plan:
     """The fused computation of a selection's 3D columns on 3D data with ``n_inputs`` channels."""
-    offsets: dict[int, dict[str, int]] = {}
-    channel = 0
-    for fid, j in selection.selected():
-        offsets.setdefault(j, {})[fid] = channel
-        channel += n_inputs * selection.channels_per_input(fid, j, z_size)
+    offsets = _channel_offsets(selection, n_inputs, z_size)
     b = _Builder()
     columns = []
     n_sources = 0
