@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import dask
 import dask.array as da
@@ -30,6 +31,7 @@ from cascade.cluster import (
     resources,
     slurm,
 )
+from cascade.cluster._dashboard import LateDashboard, wait_for_dashboard
 from cascade.errors import CascadeError
 
 PROFILES = cluster.PROFILES_DIR
@@ -397,6 +399,8 @@ def test_local_cluster_matches_threads_serves_dashboard_on_loopback() -> None:
 
         assert info.dashboard_link is not None
         assert info.dashboard_link.startswith("http://127.0.0.1:")
+        # attached while the workers started (cluster/_dashboard.py): served by the first task
+        assert wait_for_dashboard(info.client.scheduler.address, timeout=60)
         with urllib.request.urlopen(info.dashboard_link, timeout=30) as response:
             assert response.status == 200
             page = response.read().decode()
@@ -411,6 +415,45 @@ def test_local_cluster_matches_threads_serves_dashboard_on_loopback() -> None:
         hosts = set().union(*(_listening(pid) for pid in pids))
         assert hosts <= {"127.0.0.1", "::1"}, f"listening beyond loopback: {hosts}"
     assert dask.config.get("scheduler", None) != "dask.distributed"
+
+
+def test_local_cluster_without_dashboard_attaches_none() -> None:
+    overrides = {"local.dashboard-address": None}
+    with execution("local", threads=2, memory_limit="2GiB", overrides=overrides) as info:
+        assert info.dashboard_link is None
+        assert info.client is not None
+        assert not wait_for_dashboard(info.client.scheduler.address, timeout=0)
+
+
+def _fake_scheduler(add_callback: Any) -> SimpleNamespace:
+    return SimpleNamespace(address="tcp://127.0.0.1:1", loop=SimpleNamespace(add_callback=add_callback))
+
+
+def test_late_dashboard_after_the_loop_closed_logs_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A run shorter than the dashboard's import: the scheduler's loop is gone, nothing raises."""
+
+    def closed(*args: object) -> None:
+        raise RuntimeError("IOLoop is closed")
+
+    late = LateDashboard()
+    late.attach(_fake_scheduler(closed))
+    assert not late.wait(60)
+    assert isinstance(late.error, RuntimeError)
+    assert "could not start the dask dashboard: IOLoop is closed" in caplog.text
+
+
+def test_late_dashboard_cancelled_or_without_bokeh(monkeypatch: pytest.MonkeyPatch) -> None:
+    late = LateDashboard()
+    late.cancel()  # the cluster did not start: nothing is attached, the thread ends
+    assert not late.wait(60)
+    assert late.error is None
+    monkeypatch.setitem(sys.modules, "distributed.dashboard.scheduler", None)  # as if bokeh were missing
+    called: list[object] = []
+    late = LateDashboard()
+    late.attach(_fake_scheduler(lambda *args: called.append(args)))
+    assert not late.wait(60)
+    assert isinstance(late.error, ImportError)
+    assert called == []
 
 
 def test_local_cluster_survives_a_killed_worker() -> None:
