@@ -13,6 +13,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import tifffile
+import zarr
 from dask.array.core import normalize_chunks
 from helpers import blobs, sparse, stop_when_done
 
@@ -157,3 +158,47 @@ def test_interrupted_cli_run_resumes(tmp_path: Path) -> None:
     a = open_image(str(tmp_path / "out.zarr")).data.compute()
     b = open_image(str(tmp_path / "ref.zarr")).data.compute()
     assert np.array_equal(a, b)
+
+
+def _channels(calls: list[tuple[int, ...]], stop_after: int | None) -> da.Array:
+    """Two channels per 64^3 block: each block holds two per-channel zarr chunks."""
+
+    def block(block_info: dict | None = None) -> np.ndarray:
+        assert block_info is not None
+        if stop_after is not None and len(calls) >= stop_after:
+            raise Interrupt
+        (z0, z1), (y0, y1), (x0, x1), _ = block_info[None]["array-location"]
+        calls.append((z0, y0, x0))
+        z, y, x, c = np.mgrid[z0:z1, y0:y1, x0:x1, 0:2]
+        return (z * 10000 + y * 100 + x + c * 0.5).astype(np.float32)
+
+    return da.map_blocks(block, chunks=((64, 64), (64, 64), (64,), (2,)), dtype=np.float32)
+
+
+def test_resume_with_several_zarr_chunks_per_block(tmp_path: Path) -> None:
+    """A block writes its per-channel chunks in one task (no rechunk); markers stay per chunk, and a
+    block is computed again unless every chunk of it is marked (a run interrupted between two)."""
+    from cascade.io._sources import for_target
+
+    whole = _channels([], None).compute()
+    target = str(tmp_path / "out.zarr")
+    first: list[tuple[int, ...]] = []
+    with dask.config.set(scheduler="synchronous"), pytest.raises(Interrupt):
+        write_image(_channels(first, 2), target, format="zarr", axes="zyxc", resume="job-1")
+    done = tmp_path / ".out.zarr.resume" / ".cascade-resume" / "done"
+    markers = sorted(p.name for p in done.iterdir())
+    assert len(markers) == 2 * 2  # two chunks per written block
+    assert {m.rsplit(".", 1)[1] for m in markers} == {"0", "1"}
+    (done / markers[0]).unlink()  # that block is half marked: it must be computed again
+    second: list[tuple[int, ...]] = []
+    with dask.config.set(scheduler="synchronous"):
+        write_image(_channels(second, None), target, format="zarr", axes="zyxc", resume="job-1")
+    assert len(second) == len(set(second)) == 4 - 1, (first, second)
+    stored = zarr.open_array(store=target, path="exported_data", mode="r")
+    assert stored.chunks == (64, 64, 64, 1)
+    assert np.array_equal(stored[:], whole)
+    blocks = _channels([], None)
+    assert for_target(blocks, (64, 64, 64, 1)) is blocks  # block edges on chunk edges: as it is
+    assert for_target(blocks, (32, 16, 64, 2)) is blocks
+    assert for_target(blocks, (128, 64, 64, 1)).chunks == ((128,), (64, 64), (64,), (1, 1))
+    assert for_target(blocks, (48, 64, 64, 2)).chunks[0] == (48, 48, 32)

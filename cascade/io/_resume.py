@@ -11,6 +11,7 @@ anything under the final name; a run that fails on bad input or output removes i
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import stat
@@ -129,7 +130,11 @@ def resumable_dir(final: str, fingerprint: str) -> Iterator[tuple[str, bool]]:
 
 
 class MarkingTarget:
-    """A store target that records each finished block after writing it."""
+    """A store target that records each finished block after writing it.
+
+    Blocks are cells of the grid ``chunks``; a write of a region spanning several (whole) cells
+    marks each of them.
+    """
 
     def __init__(self, target: Any, state: ResumeState, chunks: tuple[int, ...]) -> None:
         self.target = target
@@ -138,7 +143,14 @@ class MarkingTarget:
 
     def __setitem__(self, index: tuple[slice, ...], value: np.ndarray) -> None:
         self.target[index] = value
-        self.state.mark(block_name(tuple(s.start // c for s, c in zip(index, self.chunks, strict=True))))
+        for key in _cells(index, self.chunks):
+            self.state.mark(block_name(key))
+
+
+def _cells(index: tuple[slice, ...], chunks: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Grid indices of the cells of ``chunks`` that the region ``index`` meets."""
+    ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(index, chunks, strict=True)]
+    return list(itertools.product(*ranges))
 
 
 def block_name(key: tuple[int, ...]) -> str:
@@ -152,20 +164,24 @@ def store_resumable(
     state: ResumeState,
     *,
     compute_chunks: tuple[tuple[int, ...], ...] | None = None,
+    block: tuple[int, ...] | None = None,
     label: str = "",
 ) -> tuple[int, int]:
     """Store the blocks of ``source`` that ``state`` has no marker for; return (written, total).
 
-    ``source`` must be chunked exactly like the target's blocks (every chunk but the last
-    of an axis a multiple of the block), so that every store writes whole blocks. Blocks are
-    stored slab by slab (see ``_store``), and each is marked done once it is on disk.
+    Markers are kept per ``block`` (the target's chunk shape; default: the first chunk of
+    each axis of ``source``). Every edge between two chunks of ``source`` must fall on a block
+    edge, so that every store writes whole blocks (a chunk of ``source`` may hold several).
+    Chunks are stored slab by slab (see ``_store``), each block marked done once it is on disk;
+    a chunk is skipped when all of its blocks are marked.
     """
     done = state.done()
-    marking = MarkingTarget(target, state, tuple(c[0] for c in source.chunks))
-    return store_slabs(
-        source,
-        marking,
-        compute_chunks=compute_chunks,
-        skip=lambda key: block_name(key) in done,
-        label=label,
-    )
+    grid = block or tuple(c[0] for c in source.chunks)
+    edges = [np.cumsum((0, *c)) for c in source.chunks]
+
+    def stored(key: tuple[int, ...]) -> bool:
+        region = tuple(slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, key, strict=True))
+        return all(block_name(cell) in done for cell in _cells(region, grid))
+
+    marking = MarkingTarget(target, state, grid)
+    return store_slabs(source, marking, compute_chunks=compute_chunks, skip=stored, label=label)

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import CascadeError, DataError
 from ._store import store_slabs
 
-__all__ = ["FunctionSource", "LazySource", "one_line", "to_dask"]
+__all__ = ["FunctionSource", "LazySource", "for_target", "one_line", "to_dask"]
 
 
 def one_line(err: BaseException) -> str:
@@ -165,6 +165,32 @@ def rechunk(array: da.Array, chunks: Any) -> da.Array:
     """``array.rechunk(chunks)``, typed."""
     result: da.Array = array.rechunk(chunks)
     return result
+
+
+def for_target(array: da.Array, chunks: tuple[int, ...]) -> da.Array:
+    """``array`` chunked so that each of its blocks is stored as whole chunks of shape ``chunks``.
+
+    Unchanged when every block edge inside the array already falls on a chunk edge (a computed
+    block then writes its chunks in one task); otherwise rechunked to ``chunks``. A rechunk of a
+    two-channel 64^3 block into per-channel zarr chunks cost 4 tasks per block on a cluster
+    (split, merge, store and a store alias), measured ~3 ms of CPU each.
+
+    Parameters
+    ----------
+    array : dask.array.Array
+        What is stored.
+    chunks : tuple of int
+        The target's chunk shape, one side per axis.
+
+    Returns
+    -------
+    dask.array.Array
+        ``array`` or ``array.rechunk(chunks)``.
+    """
+    inner = (np.cumsum(c[:-1]) for c in array.chunks)
+    if all(int(edge) % side == 0 for edges, side in zip(inner, chunks, strict=True) for edge in edges):
+        return array
+    return rechunk(array, chunks)
 
 
 def store(

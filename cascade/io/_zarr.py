@@ -33,7 +33,7 @@ from ._remote import (
     zarr_options,
 )
 from ._resume import ResumeState, resumable_dir, store_resumable
-from ._sources import LazySource, rechunk, store, to_dask
+from ._sources import LazySource, for_target, store, to_dask
 from ._store import aligned_block
 
 __all__ = [
@@ -310,7 +310,7 @@ def _write_remote(
             group = zarr.open_group(store=path, mode="r+", **zarr_options(path))
         target = create(group.require_group(parent) if parent else group, name, existing or zarr_format)
         with metadata_last(location):
-            store(rechunk(data, target.chunks), target, compute_chunks=data.chunks)
+            store(for_target(data, target.chunks), target, compute_chunks=data.chunks)
     return [path]
 
 
@@ -361,7 +361,11 @@ def write_zarr(
                 group = zarr.open_group(store=work, mode="a", zarr_format=zarr_format)  # type: ignore[arg-type]
                 target = create(group.require_group(parent) if parent else group, name, zarr_format)
             store_resumable(
-                rechunk(data, target.chunks), target, ResumeState(work), compute_chunks=data.chunks
+                for_target(data, target.chunks),
+                target,
+                ResumeState(work),
+                compute_chunks=data.chunks,
+                block=tuple(target.chunks),
             )
         return [path]
     if existing is None:
@@ -369,7 +373,7 @@ def write_zarr(
             group = zarr.open_group(store=temp, mode="w", zarr_format=zarr_format)  # type: ignore[arg-type]
             parent, name = posixpath.split(internal)
             target = create(group.require_group(parent) if parent else group, name, zarr_format)
-            store(rechunk(data, target.chunks), target, compute_chunks=data.chunks)
+            store(for_target(data, target.chunks), target, compute_chunks=data.chunks)
         return [path]
     parent, name = posixpath.split(internal)
     final = os.path.join(path, *parts)
@@ -381,5 +385,5 @@ def write_zarr(
     remove_stale(final)
     with atomic_dir(final) as temp:
         target = create(temp, None, existing)
-        store(rechunk(data, target.chunks), target, compute_chunks=data.chunks)
+        store(for_target(data, target.chunks), target, compute_chunks=data.chunks)
     return [path]
