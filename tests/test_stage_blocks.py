@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
+from cascade.axes import from_internal, to_internal
 from cascade.features import compute_features, parse_feature_selection
 from cascade.forest import PackedForest, pack_sklearn, predict_proba
 from cascade.pipeline import Cascade, Stage, convert_probabilities, predict
@@ -96,3 +97,29 @@ def test_a_stage_is_one_task_per_block() -> None:
     assert len(stages) == 2 * 27  # 3x3x3 blocks, two stages
     # raw blocks, 27 per stage, the stage-2 inputs, the forests: a few tasks per block, not dozens
     assert len(graph) < 5 * 27
+
+
+class _File:
+    """An array read block by block, like a file (dask keeps one key for it, not one per chunk)."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+
+    def __getitem__(self, index: object) -> np.ndarray:
+        return self.data[index]  # type: ignore[index]
+
+
+def test_a_channel_axis_added_to_a_lazy_input_fuses_with_its_read() -> None:
+    """``to_internal`` of a zyx dask input: the read, the new channel axis and the next step are
+    one task per block (a stage-2 input reads the raw block in its own task, not in two more)."""
+    data = np.random.default_rng(1).integers(0, 255, (48, 40, 32), dtype=np.uint8)
+    lazy = da.from_array(_File(data), chunks=16, asarray=False, meta=data[:0, :0, :0])
+    internal, axes = to_internal(lazy, "zyx")
+    assert axes == "zyxc"
+    assert internal.chunks == (*lazy.chunks, (1,))
+    assert np.array_equal(internal.compute(), to_internal(data, "zyx")[0])
+    (optimized,) = dask.optimize(internal + 1)
+    assert len(dict(optimized.__dask_graph__())) == internal.npartitions + 1  # + the source array
+    back = from_internal(internal[..., 0], "zyx", "czyx")
+    assert back.shape == (1, 48, 40, 32)
+    assert np.array_equal(back.compute(), data[None])
