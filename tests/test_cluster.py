@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import dask
 import dask.array as da
@@ -31,7 +31,7 @@ from cascade.cluster import (
     resources,
     slurm,
 )
-from cascade.cluster._dashboard import LateDashboard, wait_for_dashboard
+from cascade.cluster._dashboard import lazy_dashboard
 from cascade.errors import CascadeError
 
 PROFILES = cluster.PROFILES_DIR
@@ -399,13 +399,19 @@ def test_local_cluster_matches_threads_serves_dashboard_on_loopback() -> None:
 
         assert info.dashboard_link is not None
         assert info.dashboard_link.startswith("http://127.0.0.1:")
-        # attached while the workers started (cluster/_dashboard.py): served by the first task
-        assert wait_for_dashboard(info.client.scheduler.address, timeout=60)
-        with urllib.request.urlopen(info.dashboard_link, timeout=30) as response:
+        # loaded on its first request (cluster/_dashboard.py): not by computing
+        dashboard = lazy_dashboard(info.client.scheduler.address)
+        assert dashboard is not None and not dashboard.attached
+        with urllib.request.urlopen(info.dashboard_link, timeout=60) as response:
             assert response.status == 200
+            assert response.url == info.dashboard_link  # redirected back to the same page
             page = response.read().decode()
+        assert dashboard.attached
         assert "Dask needs bokeh" not in page, "the dashboard needs bokeh installed"
         assert "Bokeh" in page
+        root = info.dashboard_link.removesuffix("status")
+        with urllib.request.urlopen(root, timeout=30) as response:  # "/" leads to the status page
+            assert response.url == info.dashboard_link
 
         # every worker process tunes its allocator like the CLI's own process
         assert set(info.client.run(_malloc_tuned).values()) == {True}
@@ -422,38 +428,25 @@ def test_local_cluster_without_dashboard_attaches_none() -> None:
     with execution("local", threads=2, memory_limit="2GiB", overrides=overrides) as info:
         assert info.dashboard_link is None
         assert info.client is not None
-        assert not wait_for_dashboard(info.client.scheduler.address, timeout=0)
+        assert lazy_dashboard(info.client.scheduler.address) is None
 
 
-def _fake_scheduler(add_callback: Any) -> SimpleNamespace:
-    return SimpleNamespace(address="tcp://127.0.0.1:1", loop=SimpleNamespace(add_callback=add_callback))
-
-
-def test_late_dashboard_after_the_loop_closed_logs_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    """A run shorter than the dashboard's import: the scheduler's loop is gone, nothing raises."""
-
-    def closed(*args: object) -> None:
-        raise RuntimeError("IOLoop is closed")
-
-    late = LateDashboard()
-    late.attach(_fake_scheduler(closed))
-    assert not late.wait(60)
-    assert isinstance(late.error, RuntimeError)
-    assert "could not start the dask dashboard: IOLoop is closed" in caplog.text
-
-
-def test_late_dashboard_cancelled_or_without_bokeh(monkeypatch: pytest.MonkeyPatch) -> None:
-    late = LateDashboard()
-    late.cancel()  # the cluster did not start: nothing is attached, the thread ends
-    assert not late.wait(60)
-    assert late.error is None
+def test_dashboard_that_cannot_load_answers_503_and_the_cluster_computes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setitem(sys.modules, "distributed.dashboard.scheduler", None)  # as if bokeh were missing
-    called: list[object] = []
-    late = LateDashboard()
-    late.attach(_fake_scheduler(lambda *args: called.append(args)))
-    assert not late.wait(60)
-    assert isinstance(late.error, ImportError)
-    assert called == []
+    array = _data()
+    with execution("local", threads=2, memory_limit="2GiB") as info:
+        assert info.dashboard_link is not None
+        for _ in range(2):  # the second request gets the same answer, without another attempt
+            with pytest.raises(urllib.error.HTTPError) as error:
+                urllib.request.urlopen(info.dashboard_link, timeout=60)
+            assert error.value.code == 503
+            assert "the dask dashboard could not start" in error.value.read().decode()
+        with urllib.request.urlopen(info.dashboard_link.removesuffix("status") + "health", timeout=30) as ok:
+            assert ok.read() == b"ok"  # distributed's own routes never waited for the dashboard
+        np.testing.assert_array_equal(np.asarray(array.compute()), _threaded(array))
+    assert caplog.text.count("could not start the dask dashboard") == 1
 
 
 def test_local_cluster_survives_a_killed_worker() -> None:

@@ -1,122 +1,105 @@
-"""A local cluster's dashboard, attached while the workers start instead of before.
+"""A local cluster's dashboard, loaded when someone opens it instead of at every start.
 
 distributed builds the bokeh dashboard inside ``Scheduler.__init__``: importing bokeh and the
-dashboard's components took ~0.5 CPU s in the ``cascade`` process, on the critical path of every
-``--scheduler local`` run before a single worker was asked for. The scheduler's HTTP server does not
-need bokeh (distributed starts it with or without the dashboard, on the dashboard's address), so a
-cluster is started without the dashboard and :class:`LateDashboard` imports it in a thread while the
-workers start (they are forked from a server that is often still warming up), then adds it to the
-running HTTP server on the scheduler's event loop: the same pages on the same link, which the command
-prints as before. Until it is attached (typically before the first task), the link answers 404.
+dashboard's components took ~0.5 CPU s in the ``cascade`` process on every ``--scheduler local``
+run, before a single worker was asked for, whether or not anyone looked at it. The scheduler's HTTP
+server does not need bokeh (distributed starts it, on the dashboard's address, with or without the
+dashboard), so a cluster is started without the dashboard and :class:`LazyDashboard` answers every
+dashboard address of that server: the first request imports the dashboard in a thread, adds it to the
+running server with distributed's own ``connect`` and redirects to the same address, which the
+dashboard then serves. Same link, same pages; the first page takes that import longer. The server's
+other routes (``/health``, ``/metrics``, ``/info`` ...) are untouched.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import weakref
 from typing import Any
 
-__all__ = ["LateDashboard", "wait_for_dashboard"]
+from tornado import web
+
+__all__ = ["LazyDashboard", "lazy_dashboard"]
 
 _log = logging.getLogger(__name__)
-#: The dashboards being attached, by scheduler address (what :func:`wait_for_dashboard` finds).
-_ATTACHING: weakref.WeakValueDictionary[str, LateDashboard] = weakref.WeakValueDictionary()
+#: The lazy dashboards of this process's schedulers, by scheduler address (:func:`lazy_dashboard`).
+_DASHBOARDS: weakref.WeakValueDictionary[str, LazyDashboard] = weakref.WeakValueDictionary()
 
 
-def wait_for_dashboard(address: str, timeout: float | None = None) -> bool:
-    """Wait until the dashboard of the in-process scheduler at ``address`` is served.
+def lazy_dashboard(address: str) -> LazyDashboard | None:
+    """The lazy dashboard of the in-process scheduler at ``address``, or None.
 
     Parameters
     ----------
     address : str
         The scheduler's address (``client.scheduler.address``).
-    timeout : float, optional
-        Seconds to wait at most.
-
-    Returns
-    -------
-    bool
-        True when it is served; False when attaching failed, timed out, or none is being attached.
     """
-    late = _ATTACHING.get(address)
-    return late is not None and late.wait(timeout)
+    return _DASHBOARDS.get(address)
 
 
-class LateDashboard:
-    """Import the bokeh dashboard in a thread now; attach it to a scheduler once that exists.
+class LazyDashboard:
+    """Serve a scheduler's bokeh dashboard from its first request on.
 
-    ``LateDashboard()`` starts the import at once; :meth:`attach` hands over the in-process
-    scheduler (from the thread that started the cluster); :meth:`wait` waits until the pages are
-    served (or attaching failed: the run goes on without them, with one warning in the log).
+    Parameters
+    ----------
+    scheduler : distributed.Scheduler
+        A scheduler running in this process, started with ``dashboard=False``.
     """
 
-    def __init__(self) -> None:
-        self._scheduler: Any = None
-        self._handed = threading.Event()
-        self._done = threading.Event()
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+        self.attached = False
         self.error: BaseException | None = None
-        self.served = False
-        self._thread = threading.Thread(target=self._run, name="cascade-dashboard", daemon=True)
-        self._thread.start()
+        self._loading: asyncio.Future[None] | None = None
+        self.placeholder = web.Application([(r".*", _FirstRequest, {"dashboard": self})])
+        scheduler.http_application.add_application(self.placeholder)
+        _DASHBOARDS[str(scheduler.address)] = self
 
-    def attach(self, scheduler: Any) -> None:
-        """Add the dashboard to ``scheduler``'s HTTP server as soon as it is imported.
+    async def attach(self) -> None:
+        """Import the dashboard (in a thread) and add it to the server, once; later calls wait for it.
 
-        Parameters
-        ----------
-        scheduler : distributed.Scheduler
-            A scheduler running in this process, started with ``dashboard=False``.
+        Raises
+        ------
+        BaseException
+            What importing or connecting the dashboard raised (bokeh missing, say); every later
+            request gets the same error.
         """
-        self._scheduler = scheduler
-        _ATTACHING[str(scheduler.address)] = self
-        self._handed.set()
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._attach())
+        await asyncio.shield(self._loading)
 
-    def cancel(self) -> None:
-        """Attach nothing (the cluster did not start); the import thread ends after its import."""
-        self._handed.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the dashboard is served or attaching failed; True when it is served.
-
-        Parameters
-        ----------
-        timeout : float, optional
-            Seconds to wait at most (None: no limit).
-        """
-        return self._done.wait(timeout) and self.served
-
-    def _run(self) -> None:
+    async def _attach(self) -> None:
         try:
-            import distributed.dashboard.scheduler  # noqa: F401  (the slow part, off the loop)
-        except BaseException as err:  # ImportError without bokeh; anything else is logged too
-            self._finish(err)
-            return
-        self._handed.wait()
-        scheduler = self._scheduler
-        if scheduler is None:
-            self._finish(None)
-            return
-        try:
-            scheduler.loop.add_callback(self._connect, scheduler)
-        except BaseException as err:  # the loop closed already: a run shorter than the import
-            self._finish(err)
-
-    def _connect(self, scheduler: Any) -> None:
-        """On the scheduler's event loop: what ``Scheduler.__init__`` does with ``dashboard=True``."""
-        try:
+            await asyncio.get_running_loop().run_in_executor(None, _import_dashboard)
             from distributed.dashboard.scheduler import connect
 
+            app = self.scheduler.http_application
             # the prefix Scheduler.__init__ gets by default (cascade never sets another)
-            connect(scheduler.http_application, scheduler.http_server, scheduler, prefix="/")  # type: ignore[no-untyped-call]
+            connect(app, self.scheduler.http_server, self.scheduler, prefix="/")  # type: ignore[no-untyped-call]
+            app.applications.remove(self.placeholder)
         except BaseException as err:
-            self._finish(err)
-        else:
-            self.served = True
-            self._finish(None)
+            self.error = err
+            _log.warning("cascade could not start the dask dashboard: %s", err)
+            raise
+        self.attached = True
 
-    def _finish(self, error: BaseException | None) -> None:
-        if error is not None:
-            self.error = error
-            _log.warning("cascade could not start the dask dashboard: %s", error)
-        self._done.set()
+
+def _import_dashboard() -> None:
+    import distributed.dashboard.scheduler  # noqa: F401  (bokeh: the slow part, off the event loop)
+
+
+class _FirstRequest(web.RequestHandler):
+    """Any dashboard address before the dashboard exists: load it, then send the browser back."""
+
+    def initialize(self, dashboard: LazyDashboard) -> None:
+        self.dashboard = dashboard
+
+    async def get(self) -> None:
+        try:
+            await self.dashboard.attach()
+        except Exception as err:
+            self.set_status(503)
+            self.finish(f"the dask dashboard could not start: {type(err).__name__}: {err}\n")
+            return
+        self.redirect(self.request.uri or "/")

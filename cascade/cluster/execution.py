@@ -25,7 +25,7 @@ import dask
 import dask.config
 
 from ..errors import CascadeError
-from ._dashboard import LateDashboard
+from ._dashboard import LazyDashboard
 from ._fork import _start_method
 from .profiles import _folder, _http_address, _reason, _settings, _whole
 from .resources import _parse_memory, available_cores, available_memory
@@ -173,8 +173,6 @@ def _start_local(stack: ExitStack, s: Mapping[str, Any], threads: int | None, me
         budget = _parse_memory(s["memory-limit"], "local.memory-limit")
     else:
         budget = available_memory()
-    # the dashboard's import overlaps the workers' start; the HTTP server listens from the start
-    late = LateDashboard() if s["dashboard-address"] is not None else None
     try:
         cluster = LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=n_workers,
@@ -186,16 +184,11 @@ def _start_local(stack: ExitStack, s: Mapping[str, Any], threads: int | None, me
             scheduler_kwargs={"dashboard": False},
             local_directory=_folder(s["local-directory"]),
         )
-    except BaseException as err:
-        if late is not None:
-            late.cancel()
-        if isinstance(err, OSError | ValueError | RuntimeError):
-            raise CascadeError(f"cannot start the local cluster: {_reason(err)}") from err
-        raise
+    except (OSError, ValueError, RuntimeError) as err:
+        raise CascadeError(f"cannot start the local cluster: {_reason(err)}") from err
     stack.enter_context(cluster)
-    if late is not None:
-        late.attach(cluster.scheduler)
-        stack.callback(late.wait, 30)  # closed after the import: no import thread left at exit
+    if s["dashboard-address"] is not None:  # bokeh is loaded when the dashboard is first opened
+        LazyDashboard(cluster.scheduler)
     client: Client = stack.enter_context(Client(cluster))  # type: ignore[no-untyped-call]
     return client
 
