@@ -277,15 +277,15 @@ def predict(
         probabilities = stage_probabilities(
             stage_input, features, stage.selection, forest, axes=axes, predict=_predict_block
         )
-        store = scratch is not None and (k + 1 < len(chain) or k in keep)
-        if store and k in keep:
-            probabilities = keep_once(probabilities, scratch, region=regions[k], label=f"stage {k + 1}")
+        label = f"stage {k + 1}"
+        if scratch is not None and k in keep:
+            probabilities = keep_once(probabilities, scratch, region=regions[k], label=label)
         results.append(StageResult(features, probabilities, stage_input))
         # ilastik converts to the dtype of the image being processed (the lane's raw data)
         read = probabilities
-        if store and k not in keep:  # only the next stage reads it: store what it reads
-            converted = probabilities.map_blocks(convert_probabilities, raw.dtype, dtype=raw.dtype)
-            read = keep_once(converted, scratch, region=regions[k], label=f"stage {k + 1}")
+        if scratch is not None and k not in keep and k + 1 < len(chain):  # store what stage k+1 reads
+            converted = da.map_blocks(_converted, probabilities, raw.dtype, dtype=raw.dtype)
+            read = keep_once(converted, scratch, region=regions[k], label=label)
         aligned_raw = lazy.rechunk(read.chunks[:-1] + ((raw.shape[-1],),))
         stage_input = da.map_blocks(
             _next_input,
@@ -295,6 +295,10 @@ def predict(
             dtype=raw.dtype,
         )
     return results
+
+
+def _converted(probabilities: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    return convert_probabilities(probabilities, dtype)
 
 
 def _next_input(raw: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
