@@ -1,4 +1,4 @@
-"""cascade.forest's prediction kernel: integer keys, branch-free lanes, votes and float sums.
+"""cascade.forest's prediction kernel: integer keys, branch-free lanes, bit masks, votes and float sums.
 
 Every prediction is compared with a plain numpy evaluation of the :class:`PackedForest` rule
 (``x < threshold`` goes left, NaN goes right; the mean over trees of the float64 leaf rows, added
@@ -13,8 +13,10 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from cascade.forest import PackedForest, pack_sklearn, predict_proba
-from cascade.forest._lanes import LANES, MAX_VOTES, float_keys, forest_votes_or_sums, threshold_keys
-from cascade.forest._layout import compact_layout
+from cascade.forest._evaluate import forest_votes_or_sums
+from cascade.forest._lanes import LANES, MAX_VOTES, float_keys, threshold_keys
+from cascade.forest._layout import CompactForest, compact_layout
+from cascade.forest._masks import MAX_LEAVES, mask_layout
 from cascade.forest._predict import block_rows, row_parts
 
 SPECIAL = np.array(
@@ -40,6 +42,20 @@ def reference(forest: PackedForest, x: np.ndarray) -> np.ndarray:
             node[split] = np.where(go_left, forest.left[at], forest.right[at])
         sums += forest.value[node].astype(np.float64)
     return (sums / forest.roots.shape[0]).astype(np.float32)
+
+
+def run_kernel(
+    compact: CompactForest, pixels: np.ndarray, use_votes: bool, masks: bool, block: int = 64
+) -> np.ndarray:
+    """The block loop on ``pixels``; ``masks=False`` walks every tree with the lanes."""
+    layout = compact.masks
+    if not masks:  # a layout for a forest without split nodes: no tree is a mask tree
+        layout = mask_layout(np.zeros(0, np.int32), np.full(compact.key_roots.shape, 0), 0, compact.n_outputs)
+        assert layout.n_trees == 0
+    out = np.empty((pixels.shape[0], compact.n_outputs), dtype=np.float32)
+    args = (compact.keys, compact.key_roots, compact.sink, compact.leaves, layout.arrays(), use_votes)
+    forest_votes_or_sums(pixels, *args, out, block)
+    return out
 
 
 def make_data(rows: int, features: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,33 +88,86 @@ def test_predictions_equal_the_numpy_rule(classes: int, trees: int, leaf: int, o
         assert np.any(result[:, 0] == 0.5)  # ties survive exactly
 
 
-def test_votes_and_float_sums_agree_on_one_hot_forests() -> None:
+@pytest.mark.parametrize("masks", [True, False])
+def test_votes_and_float_sums_agree_on_one_hot_forests(masks: bool) -> None:
     x, y = make_data(500, 5, 4, seed=3)
     forest = pack_sklearn(RandomForestClassifier(n_estimators=9, random_state=0).fit(x, y), 4)
     compact = compact_layout(forest)
     assert compact.one_hot
     pixels, _ = make_data(1000, 5, 4, seed=4)
-    outs = []
-    for use_votes in (True, False):
-        out = np.empty((pixels.shape[0], 4), dtype=np.float32)
-        forest_votes_or_sums(
-            pixels, compact.keys, compact.key_roots, compact.sink, compact.leaves, use_votes, out, 64
-        )
-        outs.append(out)
+    outs = [run_kernel(compact, pixels, use_votes, masks) for use_votes in (True, False)]
     np.testing.assert_array_equal(outs[0], outs[1])
     np.testing.assert_array_equal(outs[0], reference(forest, pixels))
 
 
+@pytest.mark.parametrize("masks", [True, False])
 @pytest.mark.parametrize("n_pixels", [0, 1, LANES - 1, LANES, LANES + 1, 64, 65, 129])
-def test_block_edges(n_pixels: int) -> None:
+def test_block_edges(n_pixels: int, masks: bool) -> None:
     """Fewer pixels than lanes, exactly a block, one past it; blocks of 64 rows."""
     x, y = make_data(300, 4, 3, seed=5)
     forest = pack_sklearn(RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y), 3)
     compact = compact_layout(forest)
     pixels, _ = make_data(n_pixels, 4, 3, seed=6)
-    out = np.empty((n_pixels, 3), dtype=np.float32)
-    forest_votes_or_sums(pixels, compact.keys, compact.key_roots, compact.sink, compact.leaves, True, out, 64)
-    np.testing.assert_array_equal(out, reference(forest, pixels))
+    np.testing.assert_array_equal(run_kernel(compact, pixels, True, masks), reference(forest, pixels))
+
+
+@pytest.mark.parametrize("leaves", [2, 3, 31, 32, 33, MAX_LEAVES - 1, MAX_LEAVES, MAX_LEAVES + 1])
+def test_mask_trees_up_to_the_largest(leaves: int) -> None:
+    """Trees of exactly ``leaves`` leaves (impure leaves: float sums): masks up to MAX_LEAVES, lanes above."""
+    x, y = make_data(3000, 8, 3, seed=leaves)
+    model = RandomForestClassifier(n_estimators=6, max_leaf_nodes=leaves, random_state=0).fit(x, y)
+    assert all(tree.tree_.n_leaves == leaves for tree in model.estimators_)
+    forest = pack_sklearn(model, 3)
+    compact = compact_layout(forest)
+    assert not compact.one_hot
+    assert compact.masks.n_trees == (6 if leaves <= MAX_LEAVES else 0)
+    pixels, _ = make_data(700, 8, 3, seed=99)
+    pixels[::7, 2] = np.nan
+    expected = reference(forest, pixels)
+    np.testing.assert_array_equal(run_kernel(compact, pixels, False, True, block=128), expected)
+    np.testing.assert_array_equal(run_kernel(compact, pixels, False, False, block=128), expected)
+    np.testing.assert_array_equal(predict_proba(forest, pixels), expected)
+
+
+def test_forest_of_mask_trees_lane_trees_and_lone_leaves() -> None:
+    """One-hot votes from both paths in one forest, with single-leaf trees among them."""
+    x, y = make_data(120, 6, 3, seed=11)
+    small = pack_sklearn(RandomForestClassifier(n_estimators=4, random_state=0).fit(x[:40], y[:40]), 3)
+    x_big, y_big = make_data(4000, 6, 3, seed=12)
+    big = pack_sklearn(RandomForestClassifier(n_estimators=3, random_state=0).fit(x_big, y_big), 3)
+    forest = _joined(big, small)
+    compact = compact_layout(forest)
+    assert compact.one_hot and 0 < compact.masks.n_trees < forest.n_trees - 1
+    pixels, _ = make_data(3 * 64 + 5, 6, 3, seed=13)
+    expected = reference(forest, pixels)
+    for use_votes in (True, False):
+        np.testing.assert_array_equal(run_kernel(compact, pixels, use_votes, True), expected)
+    np.testing.assert_array_equal(predict_proba(forest, pixels), expected)
+
+
+def _joined(big: PackedForest, small: PackedForest) -> PackedForest:
+    """``big``'s trees, a lone class-2 leaf, then ``small``'s trees interleaved in one forest."""
+    offset = big.feature.shape[0]
+    shift = np.where(small.left >= 0, offset + 1, 0).astype(np.int32)
+    leaf = np.zeros((1, big.n_outputs), np.float32)
+    leaf[0, 1] = 1
+    return PackedForest(
+        np.concatenate([big.feature, [-1], small.feature]).astype(np.int32),
+        np.concatenate([big.threshold, [0], small.threshold]).astype(np.float32),
+        np.concatenate([big.left, [-1], small.left + shift]).astype(np.int32),
+        np.concatenate([big.right, [-1], small.right + shift]).astype(np.int32),
+        np.concatenate([big.value, leaf, small.value]).astype(np.float32),
+        np.concatenate(
+            [
+                big.roots[:1],
+                small.roots[:2] + offset + 1,
+                [offset],
+                big.roots[1:],
+                small.roots[2:] + offset + 1,
+            ]
+        ),
+        big.n_features,
+    )
 
 
 def test_float_keys_keep_the_order() -> None:

@@ -102,6 +102,9 @@ def test_scratch_stages_equal_lazy_ones_and_resume(two_stage: tuple, tmp_path: P
     for a, b in zip(lazy, stored):
         assert np.array_equal(a, b.probabilities.compute())
     assert len(os.listdir(tmp_path)) == 2  # both stages stored: stage 1 for stage 2, stage 2 kept
+    # stage 1 is stored as stage 2 reads it (converted to the raw dtype), stage 2 as probabilities
+    dtypes = sorted(str(zarr.open_array(str(tmp_path / name)).dtype) for name in os.listdir(tmp_path))
+    assert dtypes == ["float32", str(raw.dtype)] and raw.dtype == np.uint8
     # a second call with the same inputs reuses every stored block: no forest runs at all
     calls: list = []
     original = pipeline.predict_proba
@@ -129,7 +132,23 @@ def test_a_cutout_computes_earlier_stages_only_around_it(two_stage: tuple, tmp_p
     assert 0 < len(done) < 36  # not all 6x6 stage-1 blocks: only those within the halo of the cutout
 
 
-def test_several_exports_compute_every_stage_once(two_stage: tuple, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "sources",
+    [
+        (
+            "Probabilities Stage 1",
+            "Simple Segmentation Stage 1",
+            "Probabilities Stage 2",
+            "Simple Segmentation Stage 2",
+            "Uncertainty Stage 2",
+            "Probabilities All Stages",
+        ),
+        ("Probabilities Stage 1", "Probabilities Stage 2"),  # stage 1: one export and stage 2 read it
+    ],
+)
+def test_several_exports_compute_every_stage_once(
+    two_stage: tuple, tmp_path: Path, monkeypatch, sources: tuple[str, ...]
+) -> None:
     """ilastik #2698: all stages' outputs in one run, each stage's forest evaluated once per block."""
     _, project, raw = two_stage
     tifffile.imwrite(tmp_path / "img.tif", raw)
@@ -137,14 +156,6 @@ def test_several_exports_compute_every_stage_once(two_stage: tuple, tmp_path: Pa
     original = pipeline.predict_proba
     monkeypatch.setattr(pipeline, "predict_proba", lambda f, x: calls.append(x.shape) or original(f, x))
     monkeypatch.chdir(tmp_path)
-    sources = (
-        "Probabilities Stage 1",
-        "Simple Segmentation Stage 1",
-        "Probabilities Stage 2",
-        "Simple Segmentation Stage 2",
-        "Uncertainty Stage 2",
-        "Probabilities All Stages",
-    )
     options = BatchOptions(export_sources=sources, output_format="zarr", chunks=(48, 48, 1))
     with dask.config.set(scheduler="threads"):
         written = run_batch(project, [str(tmp_path / "img.tif")], options, echo=lambda _: None)
@@ -152,9 +163,17 @@ def test_several_exports_compute_every_stage_once(two_stage: tuple, tmp_path: Pa
     assert len(calls) == 2 * 4  # 2 stages x 4 blocks, nothing twice
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".cascade-scratch")]  # removed after the run
     lazy = predict(two_stage[0], raw[..., None], axes="yxc", chunks=(48, 48, 1))
-    both = open_image(str(tmp_path / "img_Probabilities All Stages.zarr")).data.compute()
-    expected = np.concatenate([r.probabilities.compute() for r in lazy], axis=-1)
-    assert np.array_equal(np.moveaxis(both, 0, -1) if both.shape[0] == 4 else both, expected)
+    for stage, result in enumerate(lazy, 1):
+        written_stage = open_image(str(tmp_path / f"img_Probabilities Stage {stage}.zarr")).data.compute()
+        expected_stage = result.probabilities.compute()
+        channels_first = written_stage.shape[0] == 2
+        assert np.array_equal(
+            np.moveaxis(written_stage, 0, -1) if channels_first else written_stage, expected_stage
+        )
+    if "Probabilities All Stages" in sources:
+        both = open_image(str(tmp_path / "img_Probabilities All Stages.zarr")).data.compute()
+        expected = np.concatenate([r.probabilities.compute() for r in lazy], axis=-1)
+        assert np.array_equal(np.moveaxis(both, 0, -1) if both.shape[0] == 4 else both, expected)
 
 
 def test_small_stages_stay_in_memory(two_stage: tuple, tmp_path: Path) -> None:

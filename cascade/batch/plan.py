@@ -76,19 +76,23 @@ class _Job:
         )
 
     @property
-    def shared_stages(self) -> set[int]:
-        """0-based stages whose probabilities two or more exports read (computed once, stored)."""
+    def kept_stages(self) -> set[int]:
+        """0-based stages whose probabilities are stored for the exports (computed once).
+
+        Those two or more exports read, and those an export reads that a later stage reads too
+        (the later stage alone would store only its input, the converted probabilities).
+        """
         readers = [0] * len(self.cascade.stages)
         for source in self.sources:
             if source.stage == 0:
                 readers = [r + 1 for r in readers]
             elif source.kind in ("Probabilities", "Simple Segmentation", "Uncertainty"):
                 readers[source.stage - 1] += 1
-        return {k for k, r in enumerate(readers) if r > 1}
+        return {k for k, r in enumerate(readers) if r > 1 or (r == 1 and k + 1 < self.stages)}
 
     @property
     def needs_scratch(self) -> bool:
-        return self.stages > 1 or bool(self.shared_stages)
+        return self.stages > 1 or bool(self.kept_stages)
 
     def write(self, scratch: str | None, echo: Callable[[str], None] = print) -> list[str]:
         """Compute the stages (stored ones into ``scratch``) and stream every export to disk."""
@@ -97,7 +101,7 @@ class _Job:
             region = _region(exports[0].prepared) if self.options.cutout else None
             try:
                 results = _results(
-                    self.cascade, self.input, self.options, scratch, region, self.shared_stages, self.stages
+                    self.cascade, self.input, self.options, scratch, region, self.kept_stages, self.stages
                 )
             except OSError as err:
                 raise export_error(err, scratch) from err

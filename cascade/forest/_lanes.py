@@ -66,7 +66,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["LANES", "MAX_VOTES", "float_keys", "forest_votes_or_sums", "sink_records", "threshold_keys"]
+__all__ = ["LANES", "MAX_VOTES", "block_leaves", "copy_keys", "float_keys", "sink_records", "threshold_keys"]
 
 #: Lanes walked side by side (9 to 12 were within noise of each other; see the module notes).
 LANES = 10
@@ -184,7 +184,7 @@ def _tree_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-un
 
 
 @njit(nogil=True, cache=True)
-def _block_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-untyped-def]
+def block_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-untyped-def]
     """``leaf_of[k]`` for block rows ``k < m`` of one tree (a lone leaf and short blocks too)."""
     if root >= sink:
         leaf_of[:m] = root
@@ -196,62 +196,10 @@ def _block_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-u
 
 
 @njit(nogil=True, cache=True)
-def _copy_keys(x, start, m, xb2):  # type: ignore[no-untyped-def]
+def copy_keys(x, start, m, xb2):  # type: ignore[no-untyped-def]
     """Rows ``start .. start + m`` of ``x`` as keys into the first ``m`` rows of ``xb2``; row ``m`` zero."""
     bits = x.view(np.int32)
     for k in range(m):
         for j in range(x.shape[1]):
             xb2[k, j] = _key(x[start + k, j], bits[start + k, j])
     xb2[m, :] = 0
-
-
-@njit(nogil=True, cache=True)
-def _add_leaves(leaf_of, m, sink, leaves, votes, sums):  # type: ignore[no-untyped-def]
-    """Add one tree's leaves of block rows ``k < m``: a vote, or (``votes`` empty) the leaf's row."""
-    if votes.shape[0]:
-        for k in range(m):
-            votes[k, (leaf_of[k] - sink) >> 2] += 1
-    else:
-        for k in range(m):
-            row = (leaf_of[k] - sink) >> 2
-            for c in range(sums.shape[1]):
-                sums[k, c] += leaves[row, c]
-
-
-@njit(nogil=True, cache=True)
-def forest_votes_or_sums(x, keys, roots, sink, leaves, use_votes, out, block):  # type: ignore[no-untyped-def]
-    """Fill ``out`` (n_pixels, n_outputs) with the forest's probabilities for the rows of ``x``.
-
-    Parameters
-    ----------
-    x : float32 array, shape (n_pixels, n_features), C-contiguous
-    keys, roots, sink, leaves : the layout of the module docstring
-    use_votes : bool
-        Count uint16 votes (every leaf one-hot, at most ``MAX_VOTES`` trees), else add float64 rows.
-    out : float32 array, shape (n_pixels, n_outputs)
-    block : int
-        Pixels walked tree by tree (their keys should stay in the L2 cache).
-    """
-    n, nf = x.shape
-    n_out, n_trees = leaves.shape[1], roots.shape[0]
-    shift = 0
-    while (1 << shift) < nf:
-        shift += 1
-    xb2 = np.empty((block + 1, 1 << shift), np.int32)
-    xb2[:, nf:] = 0
-    xb = xb2.reshape(-1)
-    leaf_of = np.empty(block + 1, np.int32)
-    votes = np.zeros((block if use_votes else 0, n_out), np.uint16)
-    sums = np.zeros((0 if use_votes else block, n_out), np.float64)
-    for start in range(0, n, block):
-        m = min(block, n - start)
-        _copy_keys(x, start, m, xb2)
-        votes[:] = 0
-        sums[:] = 0.0
-        for t in range(n_trees):
-            _block_leaves(xb, shift, m, keys, roots[t], sink, leaf_of)
-            _add_leaves(leaf_of, m, sink, leaves, votes, sums)
-        for k in range(m):
-            for c in range(n_out):
-                total = np.float64(votes[k, c]) if use_votes else sums[k, c]
-                out[start + k, c] = total / n_trees

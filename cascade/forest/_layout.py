@@ -2,7 +2,7 @@
 
 The compact layout is described in :mod:`cascade.forest._kernels` (float thresholds, used for
 out-of-bag sums) and :mod:`cascade.forest._lanes` (the same records with integer keys, used for
-prediction). It is cached per forest
+prediction, with the small trees also as bit masks: :mod:`cascade.forest._masks`). It is cached per forest
 object (weakly, so it goes away with the forest): a forest is converted on its first
 prediction, and chunk after chunk reuses it. Treat a forest's arrays as read-only once it has
 been used for prediction.
@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from ..errors import ProjectError
 from . import _kernels, _lanes
+from ._masks import MaskLayout, mask_layout
 from .packed import PackedForest
 
 __all__ = ["CompactForest", "compact_layout"]
@@ -54,6 +55,8 @@ class CompactForest:
         Reference of each tree's root (negative: the tree is one leaf).
     leaves : ndarray of float64, shape (n_leaf_rows, n_outputs)
         Leaf distributions; rows ``0 .. n_outputs-1`` are the one-hot rows.
+    masks : MaskLayout
+        The small trees again, as bit masks (:mod:`cascade.forest._masks`).
     n_features : int
         Feature columns expected.
     """
@@ -65,6 +68,7 @@ class CompactForest:
     sink: int
     roots: npt.NDArray[np.int64]
     leaves: npt.NDArray[np.float64]
+    masks: MaskLayout
     n_features: int
 
     @property
@@ -210,5 +214,6 @@ def _build(forest: PackedForest) -> CompactForest:
         sink=sink,
         roots=ref[roots],
         leaves=table,
+        masks=mask_layout(keys, key_roots, sink, table.shape[1]),
         n_features=int(forest.n_features),
     )

@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 from ..errors import DataError
 from . import _lanes
+from ._evaluate import forest_votes_or_sums
 from ._layout import CompactForest, compact_layout
 from .packed import PackedForest
 
@@ -147,14 +148,14 @@ def row_parts(n_rows: int, n_threads: int, block: int) -> list[tuple[int, int]]:
 def _predict_part(compact: CompactForest, x: npt.NDArray[np.float32], out: npt.NDArray[np.float32]) -> None:
     """Run the kernel on one range of pixels; rows of other layouts are copied block by block.
 
-    One-hot forests count votes, others add float leaf rows (see :mod:`cascade.forest._lanes`).
+    One-hot forests count votes, others add float leaf rows (see :mod:`cascade.forest._evaluate`).
     """
     use_votes = compact.one_hot and compact.roots.shape[0] <= _lanes.MAX_VOTES
     block = block_rows(x.shape[1])
-    args = (compact.keys, compact.key_roots, compact.sink, compact.leaves, use_votes)
+    args = (compact.keys, compact.key_roots, compact.sink, compact.leaves, compact.masks.arrays(), use_votes)
     if x.flags.c_contiguous:
-        _lanes.forest_votes_or_sums(x, *args, out, block)
+        forest_votes_or_sums(x, *args, out, block)
         return
     for start in range(0, x.shape[0], block):
         rows = slice(start, start + block)
-        _lanes.forest_votes_or_sums(np.ascontiguousarray(x[rows]), *args, out[rows], block)
+        forest_votes_or_sums(np.ascontiguousarray(x[rows]), *args, out[rows], block)

@@ -238,18 +238,22 @@ def predict(
         Compute only the first ``stages`` stages (default: all).
     scratch : str, optional
         A folder for intermediate results. With it, every stage but the last (and the stages
-        in ``keep``) is computed *now*, slab by slab, into a zarr array there, and its outputs
-        read it back lazily: a large volume's earlier stages are computed once and never held
-        in memory. Blocks stored by an interrupted call with the same inputs are reused.
-        Stage results under 64 MiB are kept in memory instead (``cascade.in-memory-stage``
-        in ``dask.config``). Without ``scratch`` everything stays lazy.
+        in ``keep``) is computed *now*, slab by slab, into a zarr array there, and later
+        stages read it back lazily: a large volume's earlier stages are computed once and
+        never held in memory. What is stored is the next stage's input, the probabilities
+        converted to the raw dtype (a uint8 image's stage: a quarter of the float32 bytes);
+        the probabilities themselves only for the stages in ``keep`` (reading the
+        ``probabilities`` of another stored stage computes that stage again). Blocks stored
+        by an interrupted call with the same inputs are reused. Stage results under 64 MiB
+        are kept in memory instead (``cascade.in-memory-stage`` in ``dask.config``). Without
+        ``scratch`` everything stays lazy.
     region : tuple of slice, optional
         With ``scratch``: the part of the image the caller will read from the last stage (a
         cutout). Earlier stages are computed only over it plus the halos later stages need;
         outputs outside it are then not valid.
     keep : collection of int
-        With ``scratch``: 0-based indices of stages to store even if no later stage reads
-        them (several exports read their probabilities).
+        With ``scratch``: 0-based indices of stages whose probabilities are stored (the
+        caller reads them, e.g. several exports, or one export and a later stage).
 
     Returns
     -------
@@ -273,24 +277,38 @@ def predict(
         probabilities = stage_probabilities(
             stage_input, features, stage.selection, forest, axes=axes, predict=_predict_block
         )
-        if scratch is not None and (k + 1 < len(chain) or k in keep):
-            probabilities = keep_once(probabilities, scratch, region=regions[k], label=f"stage {k + 1}")
+        label = f"stage {k + 1}"
+        if scratch is not None and k in keep:
+            probabilities = keep_once(probabilities, scratch, region=regions[k], label=label)
         results.append(StageResult(features, probabilities, stage_input))
         # ilastik converts to the dtype of the image being processed (the lane's raw data)
-        aligned_raw = lazy.rechunk(probabilities.chunks[:-1] + ((raw.shape[-1],),))
+        read = probabilities
+        if scratch is not None and k not in keep and k + 1 < len(chain):  # store what stage k+1 reads
+            converted = da.map_blocks(_converted, probabilities, raw.dtype, dtype=raw.dtype)
+            read = keep_once(converted, scratch, region=regions[k], label=label)
+        aligned_raw = lazy.rechunk(read.chunks[:-1] + ((raw.shape[-1],),))
         stage_input = da.map_blocks(
             _next_input,
             aligned_raw,
-            probabilities,
-            chunks=probabilities.chunks[:-1] + ((raw.shape[-1] + probabilities.shape[-1],),),
+            read,
+            chunks=read.chunks[:-1] + ((raw.shape[-1] + read.shape[-1],),),
             dtype=raw.dtype,
         )
     return results
 
 
+def _converted(probabilities: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    return convert_probabilities(probabilities, dtype)
+
+
 def _next_input(raw: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    """One block of stage k+1's input: the raw channels, then stage k's converted probabilities."""
-    return np.concatenate([raw, convert_probabilities(probabilities, raw.dtype)], axis=-1)
+    """One block of stage k+1's input: the raw channels, then stage k's converted probabilities.
+
+    A stored stage is read already converted (of the raw dtype).
+    """
+    if probabilities.dtype != raw.dtype:
+        probabilities = convert_probabilities(probabilities, raw.dtype)
+    return np.concatenate([raw, probabilities], axis=-1)
 
 
 def check_compatible(cascade: Cascade, shape: tuple[int, ...], axes: str, dtype: Any) -> None:

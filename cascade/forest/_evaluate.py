@@ -1,0 +1,120 @@
+"""The block loop of a prediction: each tree walked by lanes or evaluated by masks, then summed.
+
+Pixels go through the forest in blocks of ``block`` rows whose feature keys stay in the L2
+cache: row-major for the lanes (:mod:`cascade.forest._lanes`), feature-major for the masks
+(:mod:`cascade.forest._masks`, only when the forest has mask trees). Trees are taken in forest
+order; each adds its leaves to the block's totals:
+
+- one-hot forests count votes: uint16 per pixel and class for the lanes' trees, uint32 per
+  class but the last and pixel for the mask trees (the last class gets the mask trees' other
+  votes); integer counts, so the order does not matter and the result is exact;
+- other forests add the float64 leaf rows, tree after tree in forest order, whichever path found
+  the leaf, so the sums are the same floating-point numbers as a tree-by-tree walk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._lanes import block_leaves, copy_keys
+from ._masks import mask_tree_leaves, mask_tree_votes, transpose_keys
+
+__all__ = ["forest_votes_or_sums"]
+
+
+@njit(nogil=True, cache=True)
+def _add_leaves(leaf_of, m, sink, leaves, votes, sums):  # type: ignore[no-untyped-def]
+    """Add one tree's leaves of block rows ``k < m``: a vote, or (``votes`` empty) the leaf's row."""
+    if votes.shape[0]:
+        for k in range(m):
+            votes[k, (leaf_of[k] - sink) >> 2] += 1
+    else:
+        for k in range(m):
+            row = (leaf_of[k] - sink) >> 2
+            for c in range(sums.shape[1]):
+                sums[k, c] += leaves[row, c]
+
+
+@njit(nogil=True, cache=True)
+def _block_totals(xb, shift, xt, m, keys, roots, sink, leaves, masks, votes, counts, sums, bv, leaf_of):  # type: ignore[no-untyped-def]
+    """Add every tree's leaves of the block's rows ``k < m``; returns the number of mask trees voting."""
+    feature, key, bits, span, refs, base, class_bits = masks
+    voters = 0
+    for t in range(roots.shape[0]):
+        first, stop = span[t, 0], span[t, 1]
+        if first < 0:
+            block_leaves(xb, shift, m, keys, roots[t], sink, leaf_of)
+        elif votes.shape[0]:
+            mask_tree_votes(xt, m, feature, key, bits, first, stop, class_bits[t], counts, bv)
+            voters += 1
+            continue
+        else:
+            mask_tree_leaves(xt, m, feature, key, bits, first, stop, refs, base[t], bv, leaf_of)
+        _add_leaves(leaf_of, m, sink, leaves, votes, sums)
+    return voters
+
+
+@njit(nogil=True, cache=True)
+def _write_block(out, start, m, n_trees, votes, counts, voters, sums):  # type: ignore[no-untyped-def]
+    """The block's probabilities: totals over the number of trees."""
+    n_out = out.shape[1]
+    for k in range(m):
+        if votes.shape[0]:
+            rest = voters
+            for c in range(n_out):
+                total = np.int64(votes[k, c])
+                if c < n_out - 1:
+                    total += counts[c, k]
+                    rest -= counts[c, k]
+                else:
+                    total += rest
+                out[start + k, c] = np.float64(total) / n_trees
+        else:
+            for c in range(n_out):
+                out[start + k, c] = sums[k, c] / n_trees
+
+
+@njit(nogil=True, cache=True)
+def forest_votes_or_sums(x, keys, roots, sink, leaves, masks, use_votes, out, block):  # type: ignore[no-untyped-def]
+    """Fill ``out`` (n_pixels, n_outputs) with the forest's probabilities for the rows of ``x``.
+
+    Parameters
+    ----------
+    x : float32 array, shape (n_pixels, n_features), C-contiguous
+    keys, roots, sink, leaves : the lanes layout (:mod:`cascade.forest._lanes`)
+    masks : tuple
+        ``MaskLayout.arrays()`` (:mod:`cascade.forest._masks`).
+    use_votes : bool
+        Count votes (every leaf one-hot, at most ``MAX_VOTES`` trees), else add float64 rows.
+    out : float32 array, shape (n_pixels, n_outputs)
+    block : int
+        Pixels taken through the forest together (their keys should stay in the L2 cache).
+    """
+    n, nf = x.shape
+    n_out = leaves.shape[1]
+    any_masks = masks[0].shape[0] > 0
+    shift = 0
+    while (1 << shift) < nf:
+        shift += 1
+    xb2 = np.empty((block + 1, 1 << shift), np.int32)
+    xb2[:, nf:] = 0
+    xb = xb2.reshape(-1)
+    xt = np.empty((nf if any_masks else 0, block), np.int32)
+    bv = np.empty(block, np.uint64)
+    leaf_of = np.empty(block + 1, np.int32)
+    votes = np.zeros((block if use_votes else 0, n_out), np.uint16)
+    counts = np.zeros((n_out - 1 if use_votes else 0, block), np.uint32)
+    sums = np.zeros((0 if use_votes else block, n_out), np.float64)
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        copy_keys(x, start, m, xb2)
+        if any_masks:
+            transpose_keys(xb2, m, nf, xt)
+        votes[:] = 0
+        counts[:] = 0
+        sums[:] = 0.0
+        voters = _block_totals(
+            xb, shift, xt, m, keys, roots, sink, leaves, masks, votes, counts, sums, bv, leaf_of
+        )
+        _write_block(out, start, m, roots.shape[0], votes, counts, voters, sums)
