@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import dask.array as da
@@ -284,7 +285,15 @@ def predict(
         # ilastik converts to the dtype of the image being processed (the lane's raw data)
         read = probabilities
         if scratch is not None and k not in keep and k + 1 < len(chain):  # store what stage k+1 reads
-            converted = da.map_blocks(_converted, probabilities, raw.dtype, dtype=raw.dtype)
+            converted = stage_probabilities(
+                stage_input,
+                features,
+                stage.selection,
+                forest,
+                axes=axes,
+                predict=partial(_predict_converted, dtype=np.dtype(raw.dtype)),
+                dtype=raw.dtype,
+            )
             read = keep_once(converted, scratch, region=regions[k], label=label)
         aligned_raw = lazy.rechunk(read.chunks[:-1] + ((raw.shape[-1],),))
         stage_input = da.map_blocks(
@@ -297,8 +306,9 @@ def predict(
     return results
 
 
-def _converted(probabilities: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
-    return convert_probabilities(probabilities, dtype)
+def _predict_converted(block: np.ndarray, forest: PackedForest, dtype: np.dtype[Any]) -> np.ndarray:
+    """A block's probabilities converted to the raw dtype, as the next stage reads them."""
+    return convert_probabilities(_predict_block(block, forest), dtype)
 
 
 def _next_input(raw: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

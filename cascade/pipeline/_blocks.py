@@ -76,6 +76,7 @@ def stage_probabilities(
     *,
     axes: str,
     predict: Predict,
+    dtype: Any = np.float32,
 ) -> da.Array:
     """A stage's class probabilities, one task per block: halo, features and forest fused.
 
@@ -94,10 +95,12 @@ def stage_probabilities(
         Axes of ``stage_input``.
     predict : callable
         ``predict(features, forest)`` -> probabilities of a block (channels last).
+    dtype : numpy dtype, default float32
+        What ``predict`` returns (e.g. probabilities already converted for the next stage).
 
     Returns
     -------
-    dask array of float32
+    dask array of ``dtype``
         One channel per class, chunked as ``features``.
 
     Raises
@@ -117,8 +120,8 @@ def stage_probabilities(
     name = "stage-blocks-" + tokenize(blocks, selection, shared, depth, predict)
     layer = _layer(name, blocks, selection, shared.key, axes, depth, predict)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[blocks, shared])
-    meta = np.empty((0,) * blocks.ndim, np.float32)
-    return da.Array(graph, name, blocks.chunks[:-1] + ((forest.n_outputs,),), dtype=np.float32, meta=meta)
+    meta = np.empty((0,) * blocks.ndim, dtype)
+    return da.Array(graph, name, blocks.chunks[:-1] + ((forest.n_outputs,),), dtype=dtype, meta=meta)
 
 
 def _layer(
