@@ -2,8 +2,9 @@
 
 Every 3D scale column's presmoothed volume ``P`` (window 3.5) comes from one compiled call
 (:func:`~cascade.features._smooth3d.smooth_columns`: plane by plane through a ring, no
-intermediate volumes), and, if the column has the structure tensor, its gradients ``z0(y0(x1(P)))``, ``z0(y1(x0(P)))`` and
-``z1(y0(x0(P)))`` at ``0.5 s'`` (one fused call writing three volumes). Then one compiled call
+intermediate volumes), and, if the column has the structure tensor, its gradients
+``z0(y0(x1(P)))``, ``z0(y1(x0(P)))`` and ``z1(y0(x0(P)))`` at ``0.5 s'`` (one compiled call per
+column, :func:`~cascade.features._smooth3d.gradients_3d`, the same way). Then one compiled call
 (:func:`~cascade.features._fused3d.fused_volume`) runs every feature of every 3D column, plane
 by plane:
 
@@ -30,7 +31,7 @@ from ._frame import Frame
 from ._fused import OP_COPY, OP_SUB, KernelTable, kernel_table
 from ._fused3d import OP_EIG3, OP_MAG3, OP_SUM3, fused_volume
 from ._lines import FILL_COPY, FILL_PRODUCT
-from ._smooth3d import smooth_columns
+from ._smooth3d import gradients_3d, smooth_columns
 from .kernels import gaussian_half_kernel
 from .selection import FEATURE_WINDOW, PRESMOOTH_WINDOW, FeatureSelection
 
@@ -172,19 +173,6 @@ def _plan(selection: FeatureSelection, n_inputs: int, z_size: int) -> _Plan:
     return _Plan(tuple(columns), **_tables(b))  # type: ignore[arg-type]
 
 
-@lru_cache(maxsize=16)
-def _gradient_plan(sigma: float) -> _Plan:
-    """Three COPY ops: the structure tensor's gradients at ``sigma`` into channels 0, 1, 2."""
-    b = _Builder()
-    slot = dict(zip([(sigma, 0), (sigma, 1)], b.job([(sigma, 0), (sigma, 1)], 0, 0, FILL_COPY)))
-    first = (0, 0, 0, 0, 0)
-    for channel, (ox, oy, oz) in enumerate(_PARTS["GaussianGradientMagnitude"][1]):
-        b.op(OP_COPY, channel, 1, [b.line(slot[sigma, ox], sigma, oy, oz)])
-    last = (len(b.jobs), b.n_slots, len(b.xy), len(b.zl), len(b.ops))
-    b.groups.append(tuple(v for pair in zip(first, last) for v in pair))
-    return _Plan((), **_tables(b))  # type: ignore[arg-type]
-
-
 def features_3d(
     base: Frame,
     selection: FeatureSelection,
@@ -264,9 +252,10 @@ def _run(plan: _Plan, sources: list[Frame], core_lo: tuple[int, ...], out: np.nd
 
 def _gradients(p: Frame, sigma: float) -> list[Frame]:
     """The structure tensor's gradients (x, y, z) over ``P``'s valid domain, each ``(batch, z, y, x)``."""
-    r = _taps(sigma, 0).shape[0] - 1
-    lo = tuple(a + (0 if a == 0 else r) for a in p.lo)
+    t0, t1 = _taps(sigma, 0), _taps(sigma, 1)
+    r = t0.shape[0] - 1
+    off = tuple(0 if a == 0 else r for a in p.lo)
+    lo = tuple(a + o for a, o in zip(p.lo, off))
     hi = tuple(b - (0 if b == n else r) for b, n in zip(p.hi, p.full))
-    grads = np.empty((3, p.data.shape[0], *(b - a for a, b in zip(lo, hi))), np.float32)
-    _run(_gradient_plan(sigma), [p], lo, np.moveaxis(grads, 0, -1))
-    return [Frame(g, lo, p.full) for g in grads]
+    shape = (p.data.shape[0], *(b - a for a, b in zip(lo, hi)))
+    return [Frame(g, lo, p.full) for g in gradients_3d(p.data, off, t0, t1, shape)]  # type: ignore[arg-type]

@@ -33,9 +33,9 @@ from numba.typed import List
 
 from ._filters import _fma32 as fma32
 from ._filters import _mirror as mirror_index
-from ._lines import FILL_COPY, fill_line
+from ._lines import FILL_COPY, _short, fill_line, shifted
 
-__all__ = ["smooth_columns"]
+__all__ = ["gradients_3d", "smooth_columns"]
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -206,3 +206,95 @@ def smooth_columns(
     for i, k in enumerate(kernels):
         taps[i, : k.shape[0]] = k
     _columns(src, boxes, offsets, radii, taps, List(outs))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _z_short(ring, vc, n_planes, r, taps, odd, out):  # type: ignore[no-untyped-def]
+    """A z pass of radius <= 2 across the ring (slot ``mirror(v) % R`` holds plane ``v``)."""
+    size = ring.shape[0]
+    d1, d2 = min(r, 1), min(r, 2)
+    mid = ring[mirror_index(vc, n_planes) % size]
+    h1, l1 = ring[mirror_index(vc + d1, n_planes) % size], ring[mirror_index(vc - d1, n_planes) % size]
+    h2, l2 = ring[mirror_index(vc + d2, n_planes) % size], ring[mirror_index(vc - d2, n_planes) % size]
+    _short(mid, h1, l1, h2, l2, taps, r, odd, out)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _gradient_plane(plane, off, shape, r, t0, t1, bufs, dst):  # type: ignore[no-untyped-def]
+    """``y0(x1(.))``, ``y1(x0(.))`` and ``y0(x0(.))`` of one plane into ``dst[0..2]``."""
+    oy, ox = shape[1], shape[2]
+    ny = plane.shape[0]
+    row_buf, x1, x0 = bufs
+    v0, n_rows = off[1] - r, oy + 2 * r
+    for q in range(n_rows):
+        v = v0 + q
+        if 0 <= v < ny:
+            fill_line(plane[v], plane[v], FILL_COPY, off[2] - r, ox + 2 * r, row_buf, 0)
+            shifted(row_buf[0], r, ox, 1, r, t1, True, x1[q * ox : (q + 1) * ox])
+            shifted(row_buf[0], r, ox, 1, r, t0, False, x0[q * ox : (q + 1) * ox])
+    for q in range(n_rows):  # rows beyond a true border: copies of the rows they mirror
+        v = v0 + q
+        if not 0 <= v < ny:
+            m = mirror_index(v, ny) - v0
+            x1[q * ox : (q + 1) * ox] = x1[m * ox : (m + 1) * ox]
+            x0[q * ox : (q + 1) * ox] = x0[m * ox : (m + 1) * ox]
+    n = oy * ox
+    shifted(x1, r * ox, n, ox, r, t0, False, dst[0])
+    shifted(x0, r * ox, n, ox, r, t1, True, dst[1])
+    shifted(x0, r * ox, n, ox, r, t0, False, dst[2])
+
+
+@njit(nogil=True, cache=True)
+def _gradients(src, off, t0, t1, gx, gy, gz):  # type: ignore[no-untyped-def]
+    """Kernel of :func:`gradients_3d`."""
+    r = t0.shape[0] - 1
+    n_planes = src.shape[1]
+    oz, oy, ox = gx.shape[1], gx.shape[2], gx.shape[3]
+    size = min(2 * r + 1, n_planes)
+    ring = np.empty((3, size, oy * ox), np.float32)
+    bufs = (
+        np.empty((1, ox + 2 * r), np.float32),
+        np.empty((oy + 2 * r) * ox, np.float32),
+        np.empty((oy + 2 * r) * ox, np.float32),
+    )
+    for p in range(src.shape[0]):
+        done = 0
+        for z in range(oz):
+            vc = z + off[0]
+            while done <= min(vc + r, n_planes - 1):
+                _gradient_plane(src[p, done], off, gx.shape[1:], r, t0, t1, bufs, ring[:, done % size])
+                done += 1
+            _z_short(ring[0], vc, n_planes, r, t0, False, gx[p, z].reshape(-1))
+            _z_short(ring[1], vc, n_planes, r, t0, False, gy[p, z].reshape(-1))
+            _z_short(ring[2], vc, n_planes, r, t1, True, gz[p, z].reshape(-1))
+
+
+def gradients_3d(
+    src: np.ndarray, offsets: tuple[int, int, int], t0: np.ndarray, t1: np.ndarray, out_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian gradients ``z0(y0(x1))``, ``z0(y1(x0))``, ``z1(y0(x0))`` of a volume, x pass first.
+
+    Parameters
+    ----------
+    src : ndarray of float32, shape (batch, z, y, x)
+        C-contiguous volume.
+    offsets : (int, int, int)
+        Per axis, where output index 0 is centred: 0 at a true image border (mirrored within
+        ``src``), else the radius (the halo is consumed).
+    t0, t1 : ndarray of float32
+        Order-0 and order-1 half kernels of one radius, at most 2.
+    out_shape : tuple of int
+        ``(batch, oz, oy, ox)``.
+
+    Returns
+    -------
+    (ndarray, ndarray, ndarray) of float32, shape ``out_shape``
+        The x, y and z derivative, each C-contiguous.
+    """
+    if t0.shape[0] != t1.shape[0] or t0.shape[0] > 3:
+        raise ValueError(
+            f"gradient kernels of radius {t0.shape[0] - 1} and {t1.shape[0] - 1}: one radius <= 2"
+        )
+    grads = tuple(np.empty(out_shape, np.float32) for _ in range(3))
+    _gradients(src, np.array(offsets, np.int64), t0, t1, *grads)
+    return grads  # type: ignore[return-value]
