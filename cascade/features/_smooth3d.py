@@ -18,9 +18,16 @@ sweep, the same operations in the same order as one sweep per tap), so a pass wi
 loads and stores its output ``r/4`` times instead of ``r`` times. Every value is bit for bit the
 unfused one (:func:`~cascade.features._filters.pass_along`).
 
-Measured on one interior 64^3 block of ilastik's default 3D set (7 columns, halo 38; CPU time,
-best of 5, 2-core Xeon, load ~1.5): unfused 29.5 ms (s=10 alone 15.6 ms), here see
-``benchmarks/results/features-3d.md``.
+The structure tensor's gradients (:func:`gradients_3d`, radius 1 at ilastik's scales) run the
+same way: x rows, flat y passes into three rings, z passes into three C-contiguous volumes.
+
+Measured (CPU time, best of 5-7, one 64^3 block of ilastik's 3D default set with its halo of
+38, 2-core Xeon shared with other jobs, load 1.5-4.5): presmoothing of the 7 columns 29.5 ->
+22-26 ms (s=10: 15 -> 12.5 ms; of it the x pass along rows of 70 values ~6.7 ms, the y pass
+~3 ms, the z pass ~1.1 ms), gradients of the 6 tensor columns 18.5 -> ~9-12 ms (2.4 -> 1.4 ms
+per 70^3 column), the whole block 184 -> 156-160 ms. ``benchmarks/results/features-3d.md`` has
+the details, and what was tried and dropped (rows passed along x 8 at a time, interleaved: 2x
+faster alone, 2.5-4x slower inside this kernel).
 """
 
 from __future__ import annotations
