@@ -8,12 +8,13 @@ blocks in the heap for the next block of the same size: measured 1.3x faster for
 memory is returned to the system only when the process ends.
 
 The same call turns off numpy's ``madvise(MADV_HUGEPAGE)`` on new arrays (unless the user chose
-with ``NUMPY_MADVISE_HUGEPAGE``). Freed blocks are reused, so huge pages only change the first
-touch of a thread's memory, and where the kernel compacts memory for madvised regions at fault
-time (``/sys/kernel/mm/transparent_hugepage/defrag`` ``madvise``, a common default) that first
-touch stalled: each dask thread's first 64^3 block of ilastik's 3D default features cost
-+100-170 ms CPU (a block takes ~160 ms) with huge pages, +35-45 ms with 4 KiB pages, and the
-blocks after it the same (``benchmarks/results/features-3d.md``).
+with ``NUMPY_MADVISE_HUGEPAGE``). Freed blocks are reused, so what huge pages cost is paid at the
+first touch of a thread's memory: where the kernel compacts memory for madvised regions at fault
+time (``/sys/kernel/mm/transparent_hugepage/defrag`` ``madvise``, a common default), each dask
+thread's first 64^3 block of ilastik's 3D default features cost +100-220 ms CPU (a block takes
+~160 ms) with huge pages, +35-60 ms with 4 KiB pages. What they save is TLB misses: the blocks
+after the first cost ~2-3 % more with 4 KiB pages, which a long run pays on every block. Measured
+in ``benchmarks/results/features-3d.md``; for long runs the balance is not settled.
 
 :func:`quick_exit` skips the garbage collection of a process's last moments: when Python shuts
 down after a run it clears every module, and the collections that follow (numba's, dask's and
