@@ -10,7 +10,6 @@ exactly as tifffile's zarr store does. Wall times are measured by ``benchmarks/s
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -153,19 +152,3 @@ def test_headless_tiff_to_hdf5_imports_only_what_it_needs(
     assert not packages & NOT_FOR_TIFF_TO_HDF5, (
         f"needlessly imported: {sorted(packages & NOT_FOR_TIFF_TO_HDF5)}"
     )
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and madvise are Linux's")
-@pytest.mark.parametrize(("env", "advice"), [({}, False), ({"NUMPY_MADVISE_HUGEPAGE": "1"}, True)])
-def test_malloc_tuning_stops_huge_page_advice_unless_asked(env: dict[str, str], advice: bool) -> None:
-    """The CLI's process tuning turns numpy's huge-page advice off (first touches stalled on
-    compaction); a user's ``NUMPY_MADVISE_HUGEPAGE`` wins."""
-    code = (
-        "import json; from numpy._core.multiarray import _get_madvise_hugepage as get;"
-        "from cascade._malloc import tune_malloc; print(json.dumps([tune_malloc(), get()]))"
-    )
-    clean = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=clean | env, capture_output=True, text=True, check=True
-    )
-    assert json.loads(done.stdout) == [True, advice]
