@@ -24,12 +24,11 @@ The structure tensor's gradients (:func:`gradients_3d`, radius 1 at ilastik's sc
 same way: x rows, flat y passes into three rings, z passes into three C-contiguous volumes.
 
 Measured (CPU time, best of 5-7, one 64^3 block of ilastik's 3D default set with its halo of
-38, 2-core Xeon shared with other jobs, load 1.5-4.5): presmoothing of the 7 columns 29.5 ->
-22-26 ms (s=10: 15 -> 12.5 ms; of it the x pass along rows of 70 values ~6.7 ms, the y pass
-~3 ms, the z pass ~1.1 ms), gradients of the 6 tensor columns 18.5 -> ~9-12 ms (2.4 -> 1.4 ms
-per 70^3 column), the whole block 184 -> 156-160 ms. ``benchmarks/results/features-3d.md`` has
-the details, and what was tried and dropped (rows passed along x 8 at a time, interleaved: 2x
-faster alone, 2.5-4x slower inside this kernel).
+38, 2-core Xeon shared with other jobs, load 1.5-3): presmoothing of the 7 columns 29.4-31.7 ->
+20-21 ms (s=10: 15-17 -> 9.6 ms; with one row per x pass it was 12.5, of it the x pass 6.7 ms,
+the y pass ~3 ms, the z pass ~1.1 ms), gradients of the 6 tensor columns 18.5 -> 8.5-11.6 ms
+(2.4 -> 1.4 ms per 70^3 column), the whole block 174-190 -> 157-172 ms.
+``benchmarks/results/features-3d.md`` has the details.
 """
 
 from __future__ import annotations
