@@ -27,6 +27,7 @@ from cascade.features import (
 from cascade.features._block import _column, filter_image
 from cascade.features._block3d import columns_3d
 from cascade.features._frame import Derivatives, Frame
+from cascade.features._smooth3d import smooth_columns
 
 RNG = np.random.default_rng(42)
 
@@ -330,6 +331,39 @@ def test_fused_3d_equals_unfused(chunks: tuple[int, ...] | None) -> None:
     fused = compute_features(source, _MIXED, axes="zyxc").compute()
     assert fused.shape == reference.shape == (38, 40, 37, _MIXED.n_channels(2, 38))
     assert not _differing(fused, reference)
+
+
+@pytest.mark.parametrize("sigma", [0.3, 0.7, math.sqrt(1.6**2 - 1), math.sqrt(3.5**2 - 1), math.sqrt(99.0)])
+def test_presmoothing_in_one_call_equals_the_passes(sigma: float) -> None:
+    """``smooth_columns`` (every 3D column's presmoothing in one call) gives ``Frame.smoothed``'s bits.
+
+    Crops of one volume: the whole of it, inside it (halo consumed on every side), at one true
+    border per axis, fewer planes than the ring (``2r + 1``); and a volume shorter than the radius
+    (its mirrors wrap).
+    """
+    r = kernel_radius(sigma, 3.5)
+    volume = (RNG.random((2, 40, 44, 90)) * 255).astype(np.float32)
+    crops = [((0, 0, 0), (40, 44, 90)), ((0, 3, 1), (40, 44, 90)), ((1, 0, 5), (40, 2 * r + 3, 2 * r + 9))]
+    if 2 * r + 3 <= 40:
+        crops.append(((1, 2, 3), (2 * r + 3, 2 * r + 6, 90 - r)))
+    _check_presmoothing(volume, crops, sigma)
+    tiny = (RNG.random((1, 3, 5, 2)) * 255).astype(np.float32)
+    _check_presmoothing(tiny, [((0, 0, 0), (3, 5, 2))], sigma)
+
+
+def _check_presmoothing(volume: np.ndarray, crops: list, sigma: float) -> None:
+    base = Frame(volume, (0, 0, 0), volume.shape[1:])
+    boxes, offsets, outs, expected = [], [], [], []
+    for lo, hi in crops:
+        smoothed = base.crop(lo, hi).smoothed(sigma, 3.5)
+        boxes.append(list(zip(lo, hi)))
+        offsets.append([a - b for a, b in zip(smoothed.lo, lo)])
+        outs.append(np.full_like(smoothed.data, np.nan))
+        expected.append(smoothed.data)
+    taps = gaussian_half_kernel(sigma, 0, 3.5)
+    smooth_columns(volume, np.array(boxes, np.int64), np.array(offsets, np.int64), [taps] * len(outs), outs)
+    for (lo, hi), out, reference in zip(crops, outs, expected):
+        assert np.array_equal(out, reference), (lo, hi)
 
 
 def test_fused_3d_time_points_are_independent() -> None:

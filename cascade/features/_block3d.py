@@ -1,8 +1,10 @@
 """The 3D columns of one block in fused passes, written channels-last in place.
 
-Per 3D scale column the presmoothed volume ``P`` is computed as before (window 3.5), and, if the
-column has the structure tensor, its gradients ``z0(y0(x1(P)))``, ``z0(y1(x0(P)))`` and
-``z1(y0(x0(P)))`` at ``0.5 s'`` (one fused call writing three volumes). Then one compiled call
+Every 3D scale column's presmoothed volume ``P`` (window 3.5) comes from one compiled call
+(:func:`~cascade.features._smooth3d.smooth_columns`: plane by plane through a ring, no
+intermediate volumes), and, if the column has the structure tensor, its gradients
+``z0(y0(x1(P)))``, ``z0(y1(x0(P)))`` and ``z1(y0(x0(P)))`` at ``0.5 s'`` (one compiled call per
+column, :func:`~cascade.features._smooth3d.gradients_3d`, the same way). Then one compiled call
 (:func:`~cascade.features._fused3d.fused_volume`) runs every feature of every 3D column, plane
 by plane:
 
@@ -18,18 +20,20 @@ same, and that is ilastik's.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
-from ._block2d import _channel_offsets, _presmoothed
+from ._block2d import _channel_offsets
 from ._frame import Frame
 from ._fused import OP_COPY, OP_SUB, KernelTable, kernel_table
 from ._fused3d import OP_EIG3, OP_MAG3, OP_SUM3, fused_volume
 from ._lines import FILL_COPY, FILL_PRODUCT
+from ._smooth3d import gradients_3d, smooth_columns
 from .kernels import gaussian_half_kernel
-from .selection import FEATURE_WINDOW, FeatureSelection
+from .selection import FEATURE_WINDOW, PRESMOOTH_WINDOW, FeatureSelection
 
 __all__ = ["columns_3d", "features_3d"]
 
@@ -169,19 +173,6 @@ def _plan(selection: FeatureSelection, n_inputs: int, z_size: int) -> _Plan:
     return _Plan(tuple(columns), **_tables(b))  # type: ignore[arg-type]
 
 
-@lru_cache(maxsize=16)
-def _gradient_plan(sigma: float) -> _Plan:
-    """Three COPY ops: the structure tensor's gradients at ``sigma`` into channels 0, 1, 2."""
-    b = _Builder()
-    slot = dict(zip([(sigma, 0), (sigma, 1)], b.job([(sigma, 0), (sigma, 1)], 0, 0, FILL_COPY)))
-    first = (0, 0, 0, 0, 0)
-    for channel, (ox, oy, oz) in enumerate(_PARTS["GaussianGradientMagnitude"][1]):
-        b.op(OP_COPY, channel, 1, [b.line(slot[sigma, ox], sigma, oy, oz)])
-    last = (len(b.jobs), b.n_slots, len(b.xy), len(b.zl), len(b.ops))
-    b.groups.append(tuple(v for pair in zip(first, last) for v in pair))
-    return _Plan((), **_tables(b))  # type: ignore[arg-type]
-
-
 def features_3d(
     base: Frame,
     selection: FeatureSelection,
@@ -207,14 +198,50 @@ def features_3d(
     """
     n_c = base.data.shape[0] // n_t
     plan = _plan(selection, n_c, base.full[0])
+    presmoothed = _presmoothed(base, selection, [j for j, _, _ in plan.columns], core_lo, core_hi)
     sources: list[Frame] = []
-    for j, reads_p, gradient_sigma in plan.columns:
-        p = _presmoothed(base, selection, j, core_lo, core_hi)
+    for (_, reads_p, gradient_sigma), p in zip(plan.columns, presmoothed):
         if reads_p:
             sources.append(p)
         if gradient_sigma is not None:
             sources += _gradients(p, gradient_sigma)
     _run(plan, sources, core_lo, out)
+
+
+def _presmoothed(
+    base: Frame,
+    selection: FeatureSelection,
+    columns: list[int],
+    core_lo: tuple[int, ...],
+    core_hi: tuple[int, ...],
+) -> list[Frame]:
+    """The columns' presmoothed volumes ``P``, each over its core plus its feature halo (one call)."""
+    boxes, offsets, kernels, frames = [], [], [], []
+    for j in columns:
+        s, halo = selection.scales[j], selection.column_halo(j)
+        taps = gaussian_half_kernel(math.sqrt(s * s - 1.0) if s > 1.0 else s, 0, PRESMOOTH_WINDOW)
+        r = taps.shape[0] - 1
+        lo = tuple(max(c - halo, b) for c, b in zip(core_lo, base.lo))
+        hi = tuple(min(c + halo, b) for c, b in zip(core_hi, base.hi))
+        off = tuple(0 if a == 0 else r for a in lo)
+        shape = tuple(b - a - o - (0 if b == n else r) for a, b, o, n in zip(lo, hi, off, base.full))
+        if min(shape) <= 0:
+            raise ValueError(f"presmoothing of radius {r} leaves no output from a crop of {hi} - {lo}")
+        boxes.append([(a - b, c - b) for a, c, b in zip(lo, hi, base.lo)])
+        offsets.append(off)
+        kernels.append(taps)
+        frames.append(
+            Frame(
+                np.empty((base.data.shape[0], *shape), np.float32),
+                tuple(a + o for a, o in zip(lo, off)),
+                base.full,
+            )
+        )
+    box_table = np.array(boxes, np.int64).reshape(-1, 3, 2)
+    smooth_columns(
+        base.data, box_table, np.array(offsets, np.int64).reshape(-1, 3), kernels, [f.data for f in frames]
+    )
+    return frames
 
 
 def _run(plan: _Plan, sources: list[Frame], core_lo: tuple[int, ...], out: np.ndarray) -> None:
@@ -225,9 +252,10 @@ def _run(plan: _Plan, sources: list[Frame], core_lo: tuple[int, ...], out: np.nd
 
 def _gradients(p: Frame, sigma: float) -> list[Frame]:
     """The structure tensor's gradients (x, y, z) over ``P``'s valid domain, each ``(batch, z, y, x)``."""
-    r = _taps(sigma, 0).shape[0] - 1
-    lo = tuple(a + (0 if a == 0 else r) for a in p.lo)
+    t0, t1 = _taps(sigma, 0), _taps(sigma, 1)
+    r = t0.shape[0] - 1
+    off = tuple(0 if a == 0 else r for a in p.lo)
+    lo = tuple(a + o for a, o in zip(p.lo, off))
     hi = tuple(b - (0 if b == n else r) for b, n in zip(p.hi, p.full))
-    grads = np.empty((3, p.data.shape[0], *(b - a for a, b in zip(lo, hi))), np.float32)
-    _run(_gradient_plan(sigma), [p], lo, np.moveaxis(grads, 0, -1))
-    return [Frame(g, lo, p.full) for g in grads]
+    shape = (p.data.shape[0], *(b - a for a, b in zip(lo, hi)))
+    return [Frame(g, lo, p.full) for g in gradients_3d(p.data, off, t0, t1, shape)]  # type: ignore[arg-type]
