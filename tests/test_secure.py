@@ -271,7 +271,9 @@ def test_full_disk_fails_in_one_line_and_leaves_nothing(ws: Path, full_disk: Pat
 def test_full_disk_under_the_scratch_folder(ws: Path, full_disk: Path, data_dir: Path) -> None:
     """An autocontext stores stage 1 in the scratch folder of the working directory: that disk is full."""
     shutil.copy(data_dir / API / "Autocontext_2D.ilp", ws / "ac.ilp")
-    iio.imwrite(ws / "big.png", np.tile(iio.imread(ws / "img.png"), (4, 4)))  # stage 1: 2 MB
+    # stage 1 of noise, stored as stage 2 reads it (uint8, 0.5 MB, hardly compressible): no 16 KB disk holds it
+    shape = np.tile(iio.imread(ws / "img.png"), (4, 4)).shape
+    iio.imwrite(ws / "big.png", np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8))
     run = subprocess.run(
         [
             sys.executable,
