@@ -1,9 +1,10 @@
-"""The feature stack as a dask graph: one ``map_overlap`` over the whole selection.
+"""The feature stack as a dask graph: one task per block over the whole selection.
 
-The overlap depth is the largest column halo; inside each block every column is cropped
-to its own halo first, so small scales do not pay for the large ones. Blocks at true
-image borders get no halo and mirror instead, which makes the chunked result equal the
-whole-image result.
+Each task gathers its block's halo from the neighbouring blocks (:mod:`cascade.features._halo`,
+what ``map_overlap`` does with many small tasks). The halo depth is the largest column halo;
+inside each block every column is cropped to its own halo first, so small scales do not pay
+for the large ones. Blocks at true image borders get no halo and mirror instead, which makes
+the chunked result equal the whole-image result.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
-from ..errors import AxesError, CascadeError
-from ._block import block_features
+from ..errors import AxesError
+from ._halo import gathered_features, halo_tasks
 from .selection import FeatureSelection
 
 __all__ = ["compute_features", "feature_chunks", "overlap_depths"]
@@ -152,42 +155,10 @@ def compute_features(
     array = array.rechunk(new_chunks)
     depth = {i: (d if len(array.chunks[i]) > 1 else 0) for i, d in depth.items()}
     n_out = selection.n_channels(sizes["c"], sizes.get("z"))
-    spatial_index = [i for i, k in enumerate(axes) if k in "zyx"]
-    bounds = [np.cumsum((0, *array.chunks[i])) for i in spatial_index]
-    full = tuple(array.shape[i] for i in spatial_index)
-
-    def run(block: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
-        if block_info is None:  # dask passes it to every block of map_overlap's function
-            raise CascadeError("features need dask's block_info to place each block")
-        location = block_info[0]["chunk-location"]
-        core_lo, core_hi, lo = [], [], []
-        for n, i in enumerate(spatial_index):
-            k = location[i]
-            start, stop = int(bounds[n][k]), int(bounds[n][k + 1])
-            core_lo.append(start)
-            core_hi.append(stop)
-            lo.append(start - (depth[i] if k > 0 else 0))
-        return block_features(
-            block,
-            selection,
-            has_t="t" in axes,
-            lo=tuple(lo),
-            full=full,
-            core_lo=tuple(core_lo),
-            core_hi=tuple(core_hi),
-        )
-
-    out_chunks = array.chunks[:-1] + ((n_out,),)
-    features: da.Array = da.map_overlap(
-        run,
-        array,
-        depth=depth,
-        boundary="none",
-        trim=False,
-        allow_rechunk=False,
-        dtype=np.float32,
-        chunks=out_chunks,
-        meta=np.empty((0,) * array.ndim, np.float32),
-        token="features",
-    )
+    name = "features-" + tokenize(array, selection, axes, depth)
+    layer = halo_tasks(name, array, selection, axes, depth, gathered_features)
+    inputs: list[Any] = [array]
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=inputs)
+    meta = np.empty((0,) * array.ndim, np.float32)
+    features = da.Array(graph, name, array.chunks[:-1] + ((n_out,),), dtype=np.float32, meta=meta)
     return features
