@@ -303,7 +303,7 @@ class FeatureSelection:
         return kernel_radius(s_pre, PRESMOOTH_WINDOW) + chain
 
     def halo(self) -> int:
-        """The largest column halo: what one ``map_overlap`` depth must provide.
+        """The largest column halo: what the halo of a block must provide.
 
         Returns
         -------
