@@ -23,12 +23,9 @@ it is at a leaf restarts at the root with the next row not yet taken, by conditi
 shared row counter, so the loop tests one condition; the last row of each lane is walked to its
 leaf after the loop). Feature rows are
 copied, as keys, to a block whose row stride is a power of two, so that the row of a lane is
-``offset >> shift``. The leaves of one tree are then added per pixel, tree after tree, in the
-same order as before, so the sums are the same floating-point numbers:
-
-- one-hot forests (every leaf is a class, as in ilastik and in fully grown scikit-learn trees)
-  count votes in uint16 and divide once;
-- other forests add the float64 leaf rows.
+``offset >> shift``. The block loop (:mod:`cascade.forest._evaluate`) then adds the leaves of one
+tree per pixel, tree after tree (votes for one-hot forests, float64 leaf rows otherwise); trees
+of at most 64 leaves skip the lanes and are evaluated as bit masks (:mod:`cascade.forest._masks`).
 
 All kernels release the GIL and use one thread: callers (dask) provide the parallelism.
 
