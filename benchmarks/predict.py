@@ -72,8 +72,8 @@ def _instrument() -> dict[str, float]:
 
     import zarr
 
+    import cascade.features._halo as halo
     import cascade.pipeline as pipeline
-    import cascade.pipeline._blocks as blocks
     from cascade.io._sources import LazySource
 
     timers = {"features": 0.0, "forest": 0.0, "io": 0.0}
@@ -90,7 +90,7 @@ def _instrument() -> dict[str, float]:
 
         return run
 
-    blocks.block_features = timed("features", blocks.block_features)  # type: ignore[assignment]
+    halo.block_features = timed("features", halo.block_features)  # type: ignore[assignment]
     pipeline.predict_proba = timed("forest", pipeline.predict_proba)  # type: ignore[assignment]
     LazySource.__getitem__ = timed("io", LazySource.__getitem__)  # type: ignore[method-assign]
     zarr.Array.__setitem__ = timed("io", zarr.Array.__setitem__)  # type: ignore[method-assign]

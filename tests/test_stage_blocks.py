@@ -1,4 +1,8 @@
-"""A stage as one task per block (``pipeline._blocks``) equals ``map_overlap`` features + forest, bit for bit."""
+"""A stage as one task per block (``pipeline._blocks``) equals its features graph + a blockwise forest, bit for bit.
+
+(The features graph itself is checked against the whole-image computation over many chunkings in
+``test_features.py``.)
+"""
 
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ def _cascade(axes: str, shape: tuple[int, ...]) -> Cascade:
 
 
 def _reference(cascade: Cascade, raw: da.Array, axes: str, chunks: tuple[int, ...]) -> list[np.ndarray]:
-    """The previous graph: one map_overlap of the features, the forest blockwise, da.concatenate."""
+    """The previous graph: the features on their own, the forest blockwise, da.concatenate."""
     out, stage_input = [], raw
     for stage in cascade.stages:
         features = compute_features(stage_input, stage.selection, axes=axes, chunks=chunks)
