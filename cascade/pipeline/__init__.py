@@ -275,9 +275,8 @@ def predict(
         if forest is None:  # refused above; this narrows the type
             continue
         features = compute_features(stage_input, stage.selection, axes=axes, chunks=chunks)
-        probabilities = stage_probabilities(
-            stage_input, features, stage.selection, forest, axes=axes, predict=_predict_block
-        )
+        blockwise = partial(stage_probabilities, stage_input, features, stage.selection, forest, axes=axes)
+        probabilities = blockwise(predict=_predict_block)
         label = f"stage {k + 1}"
         if scratch is not None and k in keep:
             probabilities = keep_once(probabilities, scratch, region=regions[k], label=label)
@@ -285,14 +284,8 @@ def predict(
         # ilastik converts to the dtype of the image being processed (the lane's raw data)
         read = probabilities
         if scratch is not None and k not in keep and k + 1 < len(chain):  # store what stage k+1 reads
-            converted = stage_probabilities(
-                stage_input,
-                features,
-                stage.selection,
-                forest,
-                axes=axes,
-                predict=partial(_predict_converted, dtype=np.dtype(raw.dtype)),
-                dtype=raw.dtype,
+            converted = blockwise(
+                predict=partial(_predict_converted, dtype=np.dtype(raw.dtype)), dtype=raw.dtype
             )
             read = keep_once(converted, scratch, region=regions[k], label=label)
         aligned_raw = lazy.rechunk(read.chunks[:-1] + ((raw.shape[-1],),))
