@@ -133,6 +133,20 @@ def child(size: int, project: str, workdir: str) -> None:
     print(json.dumps({"seconds": seconds, **{k: v / total for k, v in shares.items()}}))
 
 
+def run_size(size: int, project: Path, workdir: str) -> dict[str, float]:
+    """One size predicted in its own process: the child's numbers and its own peak RSS (``peak_mb``)."""
+    cmd = [sys.executable, __file__, "--child", str(size), str(project), workdir]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"size {size} failed")
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    result["peak_mb"] = usage.ru_maxrss / 1024
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -148,16 +162,8 @@ def main() -> None:
         _train(project)
         rows = []
         for size in args.sizes:
-            cmd = [sys.executable, __file__, "--child", str(size), str(project), workdir]
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-            assert proc.stdout is not None
-            out = proc.stdout.read()
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            if proc.returncode:
-                raise SystemExit(f"size {size} failed")
-            r = json.loads(out.strip().splitlines()[-1])
-            rows.append((size, r, usage.ru_maxrss / 1024))
+            r = run_size(size, project, workdir)
+            rows.append((size, r, r["peak_mb"]))
             print(f"  {size}^3 done in {r['seconds']:.0f} s", file=sys.stderr)
     print(
         f"{'volume':>8} {'Mvox/s':>7} {'time s':>7} {'features':>9} {'forest':>7} {'I/O':>5} {'other':>6} {'peak MB':>8}"
