@@ -17,6 +17,8 @@ options, joined with ``+`` (e.g. ``pseudo+bal``):
   training slices (a random subsample of ``--dense-rows`` pixels); ``dense1``: stage 1 too.
 - ``prior``: the test probabilities re-weighted from the labels' class shares to the test
   images' own, estimated by EM (Saerens et al. 2002); the decision only, not stage k+1's input.
+- ``hgb``: stage 2+ is scikit-learn's ``HistGradientBoostingClassifier`` (200 iterations), not a
+  random forest: whether the ceiling is the model or the features (not a cascade mode).
 - ``base``: nothing added (the default).
 
 Metrics per stage: membrane F1 at argmax (the study's), and at the best membrane threshold.
@@ -110,9 +112,26 @@ def train(
     return pack_sklearn(model, 2)
 
 
-def predict(forest: PackedForest, feats: np.ndarray) -> np.ndarray:
+class Boosted:
+    """``hgb``: a gradient-boosted classifier standing in for stage k's forest."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, seed: int, weight: np.ndarray | None) -> None:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        self.model = HistGradientBoostingClassifier(max_iter=200, random_state=seed, early_stopping=False)
+        self.model.fit(x, y, sample_weight=weight)
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(x).astype(np.float32)
+
+
+def _proba(forest: PackedForest | Boosted, x: np.ndarray) -> np.ndarray:
+    return forest.proba(x) if isinstance(forest, Boosted) else predict_proba(forest, x)
+
+
+def predict(forest: PackedForest | Boosted, feats: np.ndarray) -> np.ndarray:
     """Probabilities (y, x, 2) of one slice's features (y, x, n)."""
-    return predict_proba(forest, feats.reshape(-1, feats.shape[-1])).reshape(*feats.shape[:2], -1)
+    return _proba(forest, feats.reshape(-1, feats.shape[-1])).reshape(*feats.shape[:2], -1)
 
 
 def rows_at(feats: list[np.ndarray], where: list[np.ndarray]) -> np.ndarray:
@@ -214,7 +233,9 @@ def run(
         mf = "sqrt" if mf_pct is None else mf_pct / 100
         n_trees = option(opts, "trees") if k > 0 and option(opts, "trees") else args.trees
         s = seed * 1000 + 100 * k
-        forest = train(x, y, trees=n_trees, seed=s, max_features=mf, weight=w)
+        boosted = "hgb" in opts and k > 0
+        fit: Any = (lambda x_, y_, seed_, w_=None: Boosted(x_, y_, seed_, w_)) if boosted else None
+        forest = fit(x, y, s, w) if fit else train(x, y, trees=n_trees, seed=s, max_features=mf, weight=w)
         out.append({i: predict(forest, feats(i)) for i in test})
         if k == args.stages - 1:
             break
@@ -229,10 +250,15 @@ def run(
         rf = np.concatenate([folds[i][w_[:, 0], w_[:, 1]] for i, w_ in enumerate(where)])
         fed = [np.zeros((*f.shape[:2], 2), np.float32) for f in tf]
         for fold in range(4):
-            held = train(rx[rf != fold], ry[rf != fold], trees=n_trees, seed=s + 1 + fold, max_features=mf)
+            hx, hy = rx[rf != fold], ry[rf != fold]
+            held = (
+                fit(hx, hy, s + 1 + fold)
+                if fit
+                else train(hx, hy, trees=n_trees, seed=s + 1 + fold, max_features=mf)
+            )
             for i, f in enumerate(tf):
                 m = folds[i] == fold
-                fed[i][m] = predict_proba(held, f[m])
+                fed[i][m] = _proba(held, f[m])
         for i, p in zip(train_ids, fed):
             ctx[i] = context(p, opts)
         for i in test:
