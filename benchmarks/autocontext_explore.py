@@ -11,6 +11,9 @@ options, joined with ``+`` (e.g. ``pseudo+bal``):
 - ``large``: features on the probabilities only at scales >= 3.5 (plus the probability itself).
 - ``dist``: extra context features: distance to the nearest predicted membrane (argmax), inside
   and outside it, and Gaussians of the thresholded membrane probability (sigmas 1.6, 3.5, 5, 10).
+- ``cc``: extra context features: the size of the pixel's connected component of each class's
+  probability thresholded at 0.3, 0.5, 0.7 (log2, capped at 256 pixels), so isolated specks of
+  false membrane and small holes in thick membrane can be told from the membrane network and cells.
 - ``mfX`` (e.g. ``mf30``): stage 2+ forests use max_features = X % of the features (not sqrt).
 - ``treesN``: stage 2+ forests have N trees.
 - ``dense``: an oracle, not a protocol: stage 2+ trains on the dense ground truth of the
@@ -85,6 +88,25 @@ def distance_maps(probs: np.ndarray) -> np.ndarray:
     return np.stack(parts, axis=-1).astype(np.float32)
 
 
+def component_sizes(probs: np.ndarray, cap: int = 256) -> np.ndarray:
+    """``cc``: per class and threshold, log2(1 + size) of the pixel's connected component, capped.
+
+    For thresholds 0.3, 0.5, 0.7 on each class's probability, the pixels at or above it are
+    grouped into 8-connected components; a pixel gets log2(1 + min(size, cap)) of its component
+    (0 below the threshold). min(size, cap) is local: a block with a halo of ``cap`` pixels gives
+    the same number as the whole image.
+    """
+    parts = []
+    for c in range(probs.shape[-1]):
+        for t in (0.3, 0.5, 0.7):
+            mask = probs[..., c] >= t
+            labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+            sizes = np.minimum(np.bincount(labels.ravel(), minlength=n + 1), cap).astype(np.float32)
+            sizes[0] = 0
+            parts.append(np.log2(1 + sizes[labels]))
+    return np.stack(parts, axis=-1).astype(np.float32)
+
+
 def context(probs: np.ndarray, opts: set[str]) -> np.ndarray:
     """Stage k+1's extra features from stage k's probabilities (y, x, 2) of one slice."""
     as_uint8 = np.floor(np.float32(255) * probs).astype(np.uint8)
@@ -92,6 +114,8 @@ def context(probs: np.ndarray, opts: set[str]) -> np.ndarray:
     parts = [slice_features(as_uint8, sel)]
     if "dist" in opts:
         parts.append(distance_maps(probs))
+    if "cc" in opts:
+        parts.append(component_sizes(probs))
     return np.concatenate(parts, axis=-1)
 
 
