@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
-from numba.typed import List
+from ._typed import array_list
 
 from ._filters import _ev2d
 from ._lines import shifted, x_rows
@@ -215,4 +215,4 @@ def fused_block(
     """
     xk = (x_kernels.taps, x_kernels.radii, x_kernels.odd, x_kernels.slots)
     yk = (y_kernels.taps, y_kernels.radii, y_kernels.odd, y_kernels.slots)
-    _block(List(sources), origins, jobs, xk, pad, yk, passes, groups, ops, out, _STRIP)
+    _block(array_list(sources), origins, jobs, xk, pad, yk, passes, groups, ops, out, _STRIP)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from numba import njit
-from numba.typed import List
+from ._typed import array_list
 
 from ._filters import _ev3d
 from ._filters import _mirror as mirror_index
@@ -224,4 +224,4 @@ def fused_volume(
     """
     xk = (x_kernels.taps, x_kernels.radii, x_kernels.odd, x_kernels.slots)
     yk = (yz_kernels.taps, yz_kernels.radii, yz_kernels.odd, yz_kernels.slots)
-    _volume(List(sources), origins, (jobs, xk, yk, xy, zl, ops), groups, out, strip)
+    _volume(array_list(sources), origins, (jobs, xk, yk, xy, zl, ops), groups, out, strip)

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from numba import njit
-from numba.typed import List
+from ._typed import array_list
 
 from ._filters import _fma32 as fma32
 from ._filters import _mirror as mirror_index
@@ -236,7 +236,7 @@ def smooth_columns(
     taps = np.zeros((len(kernels), width + 3), np.float32)
     for i, k in enumerate(kernels):
         taps[i, : k.shape[0]] = k
-    _columns(src, boxes, offsets, radii, taps, List(outs))
+    _columns(src, boxes, offsets, radii, taps, array_list(outs))
 
 
 @njit(nogil=True, cache=True, inline="always")
