@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
-from ._typed import array_list
 
 from ._filters import _ev2d
 from ._lines import shifted, x_rows
+from ._typed import array_list
 
 __all__ = [
     "OP_ADD",

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 
 import numpy as np
 from numba import njit
-from ._typed import array_list
 
 from ._filters import _ev3d
 from ._filters import _mirror as mirror_index
 from ._fused import KernelTable, _combine, transpose_rows
 from ._lines import across, shifted, x_rows
+from ._typed import array_list
 
 __all__ = ["OP_EIG3", "OP_MAG3", "OP_SUM3", "fused_volume"]
 

@@ -14,7 +14,9 @@ bit). A worker fetches a neighbour at most once.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
@@ -23,7 +25,29 @@ import numpy as np
 from ._block import block_features
 from .selection import FeatureSelection
 
-__all__ = ["gathered_features", "halo_tasks"]
+__all__ = ["HaloPlace", "gathered_features", "halo_tasks"]
+
+
+@dataclass(frozen=True)
+class HaloPlace:
+    """Where a halo task's block sits: how to join its neighbours, and ``block_features``' place.
+
+    One opaque argument, so that dask does not walk its tuples and dicts looking for graph keys
+    on every task (that walk was ~0.3 ms per task of a 2D features graph).
+
+    Attributes
+    ----------
+    grid : tuple of int
+        Neighbours per axis.
+    cuts : tuple of list of slice
+        The part of each neighbour the halo takes, per axis.
+    where : mapping
+        :func:`~cascade.features.block_features`' keyword arguments (selection, place).
+    """
+
+    grid: tuple[int, ...]
+    cuts: tuple[list[slice], ...]
+    where: Mapping[str, Any]
 
 
 def _cuts(index: int, count: int, depth: int) -> tuple[range, list[slice]]:
@@ -36,38 +60,38 @@ def _cuts(index: int, count: int, depth: int) -> tuple[range, list[slice]]:
 
 
 def _gathered(blocks: list[np.ndarray], grid: tuple[int, ...], cuts: tuple[list[slice], ...]) -> np.ndarray:
-    """One array of the halo pieces of ``blocks`` (row-major over ``grid``)."""
+    """One array of the halo pieces of ``blocks`` (row-major over ``grid``), copied into place."""
     if len(blocks) == 1:
         return blocks[0]
-    pieces = np.empty(grid, dtype=object)
-    for flat, position in enumerate(itertools.product(*(range(n) for n in grid))):
-        pieces[position] = blocks[flat][tuple(axis[p] for axis, p in zip(cuts, position, strict=True))]
-    gathered: np.ndarray = np.block(pieces.tolist())
+    positions = list(itertools.product(*(range(n) for n in grid)))
+    pieces = [b[tuple(axis[p] for axis, p in zip(cuts, at, strict=True))] for b, at in zip(blocks, positions)]
+    # where each piece starts along each axis, from the pieces along that axis from the first one
+    edges = []
+    for axis, n in enumerate(grid):
+        stride = math.prod(grid[axis + 1 :])  # row-major: the next piece along ``axis``
+        edges.append(np.cumsum([0] + [pieces[k * stride].shape[axis] for k in range(n)]))
+    gathered = np.empty(tuple(int(e[-1]) for e in edges), blocks[0].dtype)
+    for piece, at in zip(pieces, positions):
+        gathered[tuple(slice(e[k], e[k + 1]) for e, k in zip(edges, at))] = piece
     return gathered
 
 
-def gathered_features(
-    blocks: list[np.ndarray], grid: tuple[int, ...], cuts: tuple[list[slice], ...], where: Mapping[str, Any]
-) -> np.ndarray:
+def gathered_features(blocks: list[np.ndarray], place: HaloPlace) -> np.ndarray:
     """The features of one block's core from its neighbours (the first arguments of a halo task).
 
     Parameters
     ----------
     blocks : list of ndarray
-        The neighbouring input blocks, row-major over ``grid``.
-    grid : tuple of int
-        Neighbours per axis.
-    cuts : tuple of list of slice
-        The part of each neighbour the halo takes, per axis.
-    where : mapping
-        :func:`~cascade.features.block_features`'s keyword arguments (selection, place).
+        The neighbouring input blocks, row-major over ``place.grid``.
+    place : HaloPlace
+        How to join them, and where the core is.
 
     Returns
     -------
     ndarray of float32
         The core's feature stack, channels last.
     """
-    return block_features(_gathered(blocks, grid, cuts), **where)
+    return block_features(_gathered(blocks, place.grid, place.cuts), **place.where)
 
 
 def halo_tasks(
@@ -79,7 +103,7 @@ def halo_tasks(
     function: Callable[..., Any],
     *extra: Any,
 ) -> dict[Any, Any]:
-    """A graph layer: task ``(name, *index)`` is ``function(neighbours, grid, cuts, where, *extra)``.
+    """A graph layer: task ``(name, *index)`` is ``function(neighbours, place, *extra)``.
 
     Parameters
     ----------
@@ -119,6 +143,6 @@ def halo_tasks(
             "core_hi": tuple(int(bounds[i][index[i] + 1]) for i in spatial),
         }
         grid = tuple(len(near) for near, _ in per_axis)
-        cuts = tuple(cut for _, cut in per_axis)
-        layer[(name, *index)] = (function, keys, grid, cuts, where, *extra)
+        place = HaloPlace(grid, tuple(cut for _, cut in per_axis), where)
+        layer[(name, *index)] = (function, keys, place, *extra)
     return layer

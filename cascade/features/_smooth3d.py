@@ -37,11 +37,11 @@ from collections.abc import Sequence
 
 import numpy as np
 from numba import njit
-from ._typed import array_list
 
 from ._filters import _fma32 as fma32
 from ._filters import _mirror as mirror_index
 from ._lines import FILL_COPY, _short, fill_line, shifted
+from ._typed import array_list
 
 __all__ = ["gradients_3d", "smooth_columns"]
 

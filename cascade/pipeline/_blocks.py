@@ -10,7 +10,7 @@ is one key of the graph, shipped once to each worker.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import dask.array as da
@@ -20,7 +20,7 @@ from dask.delayed import delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from ..errors import DataError
-from ..features import FeatureSelection, gathered_features, halo_tasks, overlap_depths
+from ..features import FeatureSelection, HaloPlace, gathered_features, halo_tasks, overlap_depths
 from ..forest import PackedForest
 
 __all__ = ["stage_probabilities"]
@@ -29,16 +29,9 @@ __all__ = ["stage_probabilities"]
 Predict = Callable[[np.ndarray, Any], np.ndarray]
 
 
-def _run_block(
-    blocks: list[np.ndarray],
-    grid: tuple[int, ...],
-    cuts: tuple[list[slice], ...],
-    where: Mapping[str, Any],
-    forest: Any,
-    predict: Predict,
-) -> np.ndarray:
+def _run_block(blocks: list[np.ndarray], place: HaloPlace, forest: Any, predict: Predict) -> np.ndarray:
     """The probabilities of one block's core from its neighbours."""
-    return predict(gathered_features(blocks, grid, cuts, where), forest)
+    return predict(gathered_features(blocks, place), forest)
 
 
 def stage_probabilities(
