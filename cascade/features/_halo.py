@@ -33,7 +33,8 @@ class HaloPlace:
     """Where a halo task's block sits: how to join its neighbours, and ``block_features``' place.
 
     One opaque argument, so that dask does not walk its tuples and dicts looking for graph keys
-    on every task (that walk was ~0.3 ms per task of a 2D features graph).
+    in every task (under cProfile, dask's optimisation of a 2048^2 2D features graph of 64 blocks
+    took 24 ms with them as plain arguments, 16 ms with this).
 
     Attributes
     ----------
