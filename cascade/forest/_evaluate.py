@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._lanes import block_leaves, copy_keys
-from ._masks import mask_tree_leaves, mask_tree_votes, transpose_keys
+from ._lanes import LANES, block_leaves, copy_keys
+from ._masks import mask_tree_leaves, mask_tree_votes, top_starts, transpose_keys
 
 __all__ = ["forest_votes_or_sums"]
 
@@ -38,19 +38,27 @@ def _add_leaves(leaf_of, m, sink, leaves, votes, sums):  # type: ignore[no-untyp
 
 @njit(nogil=True, cache=True)
 def _block_totals(xb, shift, xt, m, keys, roots, sink, leaves, masks, votes, counts, sums, bv, leaf_of):  # type: ignore[no-untyped-def]
-    """Add every tree's leaves of the block's rows ``k < m``; returns the number of mask trees voting."""
-    feature, key, bits, span, refs, base, class_bits = masks
+    """Add every tree's leaves of the block's rows ``k < m``; returns the number of mask trees voting.
+
+    ``bv`` is a pair of buffers: uint64 for the mask trees, uint16 for the tops.
+    """
+    feature, key, bits, span, refs, base, class_bits = masks[:7]
+    tops = masks[7:]
     voters = 0
     for t in range(roots.shape[0]):
         first, stop = span[t, 0], span[t, 1]
         if first < 0:
-            block_leaves(xb, shift, m, keys, roots[t], sink, leaf_of)
+            if roots[t] >= sink:
+                leaf_of[:m] = roots[t]
+            else:
+                top_starts(xt, m, tops, t, roots[t], bv[1], leaf_of)
+                block_leaves(xb, shift, m, keys, sink, leaf_of)
         elif votes.shape[0]:
-            mask_tree_votes(xt, m, feature, key, bits, first, stop, class_bits[t], counts, bv)
+            mask_tree_votes(xt, m, feature, key, bits, first, stop, class_bits[t], counts, bv[0])
             voters += 1
             continue
         else:
-            mask_tree_leaves(xt, m, feature, key, bits, first, stop, refs, base[t], bv, leaf_of)
+            mask_tree_leaves(xt, m, feature, key, bits, first, stop, refs, base[t], bv[0], leaf_of)
         _add_leaves(leaf_of, m, sink, leaves, votes, sums)
     return voters
 
@@ -93,7 +101,7 @@ def forest_votes_or_sums(x, keys, roots, sink, leaves, masks, use_votes, out, bl
     """
     n, nf = x.shape
     n_out = leaves.shape[1]
-    any_masks = masks[0].shape[0] > 0
+    any_masks = masks[0].shape[0] > 0 or masks[7].shape[0] > 0
     shift = 0
     while (1 << shift) < nf:
         shift += 1
@@ -101,8 +109,8 @@ def forest_votes_or_sums(x, keys, roots, sink, leaves, masks, use_votes, out, bl
     xb2[:, nf:] = 0
     xb = xb2.reshape(-1)
     xt = np.empty((nf if any_masks else 0, block), np.int32)
-    bv = np.empty(block, np.uint64)
-    leaf_of = np.empty(block + 1, np.int32)
+    bv = (np.empty(block, np.uint64), np.empty(block, np.uint16))
+    leaf_of = np.empty(block + LANES, np.int32)
     votes = np.zeros((block if use_votes else 0, n_out), np.uint16)
     counts = np.zeros((n_out - 1 if use_votes else 0, block), np.uint32)
     sums = np.zeros((0 if use_votes else block, n_out), np.float64)

@@ -128,68 +128,71 @@ def _walk(xb, w, keys, ref, sink):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _lane(xb, w, keys, ref, root, sink, leaf_of, shift, nxt, width):  # type: ignore[no-untyped-def]
-    """Two branch-free steps of a lane; at a leaf it restarts at ``root`` on the next free row ``nxt``.
+def _lane(xb, k, keys, ref, start, sink, leaf_of, shift, nxt):  # type: ignore[no-untyped-def]
+    """Two branch-free steps of the lane on row ``k``; at a leaf it takes the next free row ``nxt``.
 
-    Returns the lane's new reference and row offset, and the next free row offset.
+    ``start`` is the start reference of row ``nxt``, loaded when the row counter last moved.
+    Returns the lane's new reference and row, the next free row and its start reference.
     """
+    w = k << shift
     child = _child(xb, w, keys, _child(xb, w, keys, ref))
-    leaf_of[np.uint64(w >> shift)] = child
+    leaf_of[np.uint64(k)] = child
     at_leaf = child >= sink
-    return (root if at_leaf else child), (nxt if at_leaf else w), nxt + (width if at_leaf else 0)
+    nxt_after = nxt + (1 if at_leaf else 0)
+    return (start if at_leaf else child), (nxt if at_leaf else k), nxt_after, leaf_of[np.uint64(nxt_after)]
 
 
 @njit(nogil=True, cache=True)
-def _tree_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-untyped-def]
-    """Set ``leaf_of[k]`` to the leaf reference that block row ``k < m`` reaches (``m >= LANES``).
+def _tree_leaves(xb, shift, m, keys, sink, leaf_of):  # type: ignore[no-untyped-def]
+    """Replace the start reference ``leaf_of[k]`` of block row ``k < m`` by its leaf (``m >= LANES``).
 
     Rows are handed out in order to the lane that finishes first. When none is left, the lanes
-    walk their last rows to the end one by one; a lane that got no last row holds offset ``end``
-    (row ``m``, a spare row that it never walks).
+    walk their last rows to the end one by one; a lane that got no last row holds a row ``>= m``
+    that it never walks (``leaf_of`` has ``m + LANES`` entries, so that its start can be loaded).
     """
-    width = np.int64(1) << shift
-    end = m * width
-    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = r8 = r9 = root
-    w0, w1, w2, w3, w4 = 0, width, 2 * width, 3 * width, 4 * width
-    w5, w6, w7, w8, w9 = 5 * width, 6 * width, 7 * width, 8 * width, 9 * width
-    nxt = LANES * width
-    while nxt < end:
-        r0, w0, nxt = _lane(xb, w0, keys, r0, root, sink, leaf_of, shift, nxt, width)
-        r1, w1, nxt = _lane(xb, w1, keys, r1, root, sink, leaf_of, shift, nxt, width)
-        r2, w2, nxt = _lane(xb, w2, keys, r2, root, sink, leaf_of, shift, nxt, width)
-        r3, w3, nxt = _lane(xb, w3, keys, r3, root, sink, leaf_of, shift, nxt, width)
-        r4, w4, nxt = _lane(xb, w4, keys, r4, root, sink, leaf_of, shift, nxt, width)
-        r5, w5, nxt = _lane(xb, w5, keys, r5, root, sink, leaf_of, shift, nxt, width)
-        r6, w6, nxt = _lane(xb, w6, keys, r6, root, sink, leaf_of, shift, nxt, width)
-        r7, w7, nxt = _lane(xb, w7, keys, r7, root, sink, leaf_of, shift, nxt, width)
-        r8, w8, nxt = _lane(xb, w8, keys, r8, root, sink, leaf_of, shift, nxt, width)
-        r9, w9, nxt = _lane(xb, w9, keys, r9, root, sink, leaf_of, shift, nxt, width)
-    for w, ref in (
-        (w0, r0),
-        (w1, r1),
-        (w2, r2),
-        (w3, r3),
-        (w4, r4),
-        (w5, r5),
-        (w6, r6),
-        (w7, r7),
-        (w8, r8),
-        (w9, r9),
+    r0, r1, r2, r3, r4 = leaf_of[0], leaf_of[1], leaf_of[2], leaf_of[3], leaf_of[4]
+    r5, r6, r7, r8, r9 = leaf_of[5], leaf_of[6], leaf_of[7], leaf_of[8], leaf_of[9]
+    k0, k1, k2, k3, k4, k5, k6, k7, k8, k9 = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+    nxt = LANES
+    start = leaf_of[nxt]
+    while nxt < m:
+        r0, k0, nxt, start = _lane(xb, k0, keys, r0, start, sink, leaf_of, shift, nxt)
+        r1, k1, nxt, start = _lane(xb, k1, keys, r1, start, sink, leaf_of, shift, nxt)
+        r2, k2, nxt, start = _lane(xb, k2, keys, r2, start, sink, leaf_of, shift, nxt)
+        r3, k3, nxt, start = _lane(xb, k3, keys, r3, start, sink, leaf_of, shift, nxt)
+        r4, k4, nxt, start = _lane(xb, k4, keys, r4, start, sink, leaf_of, shift, nxt)
+        r5, k5, nxt, start = _lane(xb, k5, keys, r5, start, sink, leaf_of, shift, nxt)
+        r6, k6, nxt, start = _lane(xb, k6, keys, r6, start, sink, leaf_of, shift, nxt)
+        r7, k7, nxt, start = _lane(xb, k7, keys, r7, start, sink, leaf_of, shift, nxt)
+        r8, k8, nxt, start = _lane(xb, k8, keys, r8, start, sink, leaf_of, shift, nxt)
+        r9, k9, nxt, start = _lane(xb, k9, keys, r9, start, sink, leaf_of, shift, nxt)
+    for k, ref in (
+        (k0, r0),
+        (k1, r1),
+        (k2, r2),
+        (k3, r3),
+        (k4, r4),
+        (k5, r5),
+        (k6, r6),
+        (k7, r7),
+        (k8, r8),
+        (k9, r9),
     ):
-        if w < end:
-            leaf_of[w >> shift] = _walk(xb, w, keys, ref, sink)
+        if k < m:
+            leaf_of[k] = _walk(xb, k << shift, keys, ref, sink)
 
 
 @njit(nogil=True, cache=True)
-def block_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-untyped-def]
-    """``leaf_of[k]`` for block rows ``k < m`` of one tree (a lone leaf and short blocks too)."""
-    if root >= sink:
-        leaf_of[:m] = root
-    elif m < LANES:
+def block_leaves(xb, shift, m, keys, sink, leaf_of):  # type: ignore[no-untyped-def]
+    """Replace the start reference ``leaf_of[k]`` of block rows ``k < m`` by the leaf it leads to.
+
+    ``leaf_of`` must have at least ``m + LANES`` entries; a start may be a leaf already.
+    """
+    if m < LANES:
         for k in range(m):
-            leaf_of[k] = _walk(xb, k << shift, keys, root, sink)
+            leaf_of[k] = _walk(xb, k << shift, keys, leaf_of[k], sink)
     else:
-        _tree_leaves(xb, shift, m, keys, root, sink, leaf_of)
+        _tree_leaves(xb, shift, m, keys, sink, leaf_of)
 
 
 @njit(nogil=True, cache=True)
