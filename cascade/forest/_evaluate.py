@@ -2,8 +2,9 @@
 
 Pixels go through the forest in blocks of ``block`` rows whose feature keys stay in the L2
 cache: row-major for the lanes (:mod:`cascade.forest._lanes`), feature-major for the masks
-(:mod:`cascade.forest._masks`, only when the forest has mask trees). Trees are taken in forest
-order; each adds its leaves to the block's totals:
+(:mod:`cascade.forest._masks`: mask trees and the tops of the lane trees). Trees are taken in
+forest order; a lane tree's top gives each row its start node, the lanes walk on from there;
+each tree adds its leaves to the block's totals:
 
 - one-hot forests count votes: uint16 per pixel and class for the lanes' trees, uint32 per
   class but the last and pixel for the mask trees (the last class gets the mask trees' other

@@ -19,13 +19,17 @@ unpredictable number of steps costs a branch misprediction (measured: ~40 % of t
 branchy kernel on fully grown trees). Here ``LANES`` lanes walk pixels side by side, branch-free:
 a lane takes two steps (a pixel that reached a leaf after the first stays on its sink), stores
 the reference to ``leaf_of[row]`` unconditionally (the last store for a row is its leaf), and if
-it is at a leaf restarts at the root with the next row not yet taken, by conditional moves (one
-shared row counter, so the loop tests one condition; the last row of each lane is walked to its
-leaf after the loop). Feature rows are
-copied, as keys, to a block whose row stride is a power of two, so that the row of a lane is
-``offset >> shift``. The block loop (:mod:`cascade.forest._evaluate`) then adds the leaves of one
-tree per pixel, tree after tree (votes for one-hot forests, float64 leaf rows otherwise); trees
-of at most 64 leaves skip the lanes and are evaluated as bit masks (:mod:`cascade.forest._masks`).
+it is at a leaf takes the next row not yet taken, by conditional moves (one shared row counter,
+so the loop tests one condition; the last row of each lane is walked to its leaf after the loop).
+A row does not start at the root: on entry ``leaf_of[row]`` holds its start, the node it reaches
+after the tree's first :data:`~cascade.forest._masks.TOP_DEPTH` levels, which the block loop
+evaluates for all rows at once as bit masks (:func:`~cascade.forest._masks.top_starts`); the
+start of the next free row is loaded when the row counter moves, so a restart does not wait for
+it. Feature rows are copied, as keys, to a block whose row stride is a power of two, so that
+the offset of row ``k`` is ``k << shift``. The block loop (:mod:`cascade.forest._evaluate`) then
+adds the leaves of one tree per pixel, tree after tree (votes for one-hot forests, float64 leaf
+rows otherwise); trees of at most 64 leaves skip the lanes and are evaluated as bit masks
+(:mod:`cascade.forest._masks`).
 
 All kernels release the GIL and use one thread: callers (dask) provide the parallelism.
 
@@ -56,6 +60,23 @@ there: 5 % faster on trees of depth 5, 25-75 % slower on deep trees (the restart
 for a load).
 The generated code keeps ~20 values of 10 lanes live, more than x86-64's 16 registers, so every
 lane iteration spills some; the step itself is 7 instructions.
+
+Session 8 (same machine, thread CPU time, best of 5, variants interleaved in one process;
+100 trees of 1.2k split nodes, 40 features, and of 124 split nodes, 49 features): the tops. Each
+lane tree's first levels are evaluated as QuickScorer masks over the block (one compare and AND
+per node and pixel, vectorised), giving every row its start node, and the lanes restart at the
+loaded start instead of the root. Top depth 1/3/4/5/6 with uint64 masks and the starts in their
+own array indexed by ``offset >> shift``: 19.0/17.5/16.9/17.5/20.2 ns against 17.5 ns (the mask
+passes cost 0.1 ns per node and pixel, growing with 2^depth, and the restart's extra pointer and
+shift cost ~1.5 ns); the starts in column 0 of the feature rows: the conditional load became a
+branch (LLVM sinks a load used only by a select), 28 ns; carried to the next lane instead (as
+now), branch-free, but the per-tree strided store of the starts into the rows cost ~2 ns. As now
+(starts in ``leaf_of``, rows counted in rows, uint16 masks for depth 4, uint32 for 5): depth 0
+(starts all the root) +1.7 ns, depth 3/4/5: -7 %/-10 to -12 %/-10 % on the 1.2k-node trees,
+-12 %/-18 %/-14 % on the 124-node trees; depth 4 kept. Did not pay off: lane state packed in one
+register (row offset and reference in one int64, no spills but 4 more instructions per lane):
+13 % slower; the child chosen by a select between the loaded left and right child (LLVM folds it
+back into the indexed load).
 """
 
 from __future__ import annotations
