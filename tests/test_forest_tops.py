@@ -92,3 +92,18 @@ def test_tops_agree_with_scikit_learn_on_fully_grown_trees() -> None:
     result = predict_proba(forest, pixels)
     np.testing.assert_array_equal(result, reference(forest, pixels))
     np.testing.assert_allclose(result, model.predict_proba(pixels), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("classes", [2, 9, 10, 12])
+def test_votes_of_lane_trees_counted_or_scattered(classes: int) -> None:
+    """Up to 9 classes the lane trees' votes are counted by compare passes, above by increments."""
+    x, y = make_data(4000, 12, classes, seed=classes)
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y)
+    forest = pack_sklearn(model, classes)
+    compact = compact_layout(forest)
+    assert compact.one_hot and compact.masks.n_trees == 0
+    pixels, _ = make_data(333, 12, classes, seed=31)
+    expected = reference(forest, pixels)
+    for use_votes in (True, False):
+        np.testing.assert_array_equal(run_kernel(compact, pixels, use_votes, True), expected)
+    np.testing.assert_allclose(predict_proba(forest, pixels), model.predict_proba(pixels), rtol=0, atol=1e-6)
