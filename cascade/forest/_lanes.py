@@ -80,7 +80,11 @@ back into the indexed load); with the tops, three steps per lane iteration (-2 %
 8 lanes instead of 10 (within 1 %): within noise, not adopted; the ends' lookup in
 :func:`~cascade.forest._masks.top_starts` written with a popcount to let LLVM vectorise it: it
 stays scalar (a gather), dropped; the top's mask pass taking two nodes per pass over the block
-(half the loads and stores of the bit masks): -0.3 to -2 %, within noise, dropped.
+(half the loads and stores of the bit masks): -0.3 to -2 %, within noise, dropped; after the
+top, 2 or 4 more steps of every row in a plain loop before the lanes (no leaf test, rows
+independent): +1 % and +11-16 % (a step outside the lanes is no cheaper); a software prefetch
+(``llvm.prefetch``) of the 2-3 cache lines of a row 1, 2 or 4 rows past the next free one, in
+every lane iteration: 13-17 % slower.
 """
 
 from __future__ import annotations
