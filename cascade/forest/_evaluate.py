@@ -54,7 +54,7 @@ def _count_votes(leaf_of, m, sink, counts):  # type: ignore[no-untyped-def]
 
 @njit(nogil=True, cache=True)
 def _block_totals(xb, shift, xt, m, keys, roots, sink, leaves, masks, votes, counts, sums, bv, leaf_of):  # type: ignore[no-untyped-def]
-    """Add every tree's leaves of the block's rows ``k < m``; returns the number of mask trees voting.
+    """Add every tree's leaves of the block's rows ``k < m``; returns how many trees voted in ``counts``.
 
     ``bv`` is a pair of buffers: uint64 for the mask trees, uint16 for the tops.
     """
