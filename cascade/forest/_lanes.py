@@ -19,13 +19,17 @@ unpredictable number of steps costs a branch misprediction (measured: ~40 % of t
 branchy kernel on fully grown trees). Here ``LANES`` lanes walk pixels side by side, branch-free:
 a lane takes two steps (a pixel that reached a leaf after the first stays on its sink), stores
 the reference to ``leaf_of[row]`` unconditionally (the last store for a row is its leaf), and if
-it is at a leaf restarts at the root with the next row not yet taken, by conditional moves (one
-shared row counter, so the loop tests one condition; the last row of each lane is walked to its
-leaf after the loop). Feature rows are
-copied, as keys, to a block whose row stride is a power of two, so that the row of a lane is
-``offset >> shift``. The block loop (:mod:`cascade.forest._evaluate`) then adds the leaves of one
-tree per pixel, tree after tree (votes for one-hot forests, float64 leaf rows otherwise); trees
-of at most 64 leaves skip the lanes and are evaluated as bit masks (:mod:`cascade.forest._masks`).
+it is at a leaf takes the next row not yet taken, by conditional moves (one shared row counter,
+so the loop tests one condition; the last row of each lane is walked to its leaf after the loop).
+A row does not start at the root: on entry ``leaf_of[row]`` holds its start, the node it reaches
+after the tree's first :data:`~cascade.forest._masks.TOP_DEPTH` levels, which the block loop
+evaluates for all rows at once as bit masks (:func:`~cascade.forest._masks.top_starts`); the
+start of the next free row is loaded when the row counter moves, so a restart does not wait for
+it. Feature rows are copied, as keys, to a block whose row stride is a power of two, so that
+the offset of row ``k`` is ``k << shift``. The block loop (:mod:`cascade.forest._evaluate`) then
+adds the leaves of one tree per pixel, tree after tree (votes for one-hot forests, float64 leaf
+rows otherwise); trees of at most 64 leaves skip the lanes and are evaluated as bit masks
+(:mod:`cascade.forest._masks`).
 
 All kernels release the GIL and use one thread: callers (dask) provide the parallelism.
 
@@ -56,6 +60,31 @@ there: 5 % faster on trees of depth 5, 25-75 % slower on deep trees (the restart
 for a load).
 The generated code keeps ~20 values of 10 lanes live, more than x86-64's 16 registers, so every
 lane iteration spills some; the step itself is 7 instructions.
+
+Session 8 (same machine, thread CPU time, best of 5, variants interleaved in one process;
+100 trees of 1.2k split nodes, 40 features, and of 124 split nodes, 49 features): the tops. Each
+lane tree's first levels are evaluated as QuickScorer masks over the block (one compare and AND
+per node and pixel, vectorised), giving every row its start node, and the lanes restart at the
+loaded start instead of the root. Top depth 1/3/4/5/6 with uint64 masks and the starts in their
+own array indexed by ``offset >> shift``: 19.0/17.5/16.9/17.5/20.2 ns against 17.5 ns (the mask
+passes cost 0.1 ns per node and pixel, growing with 2^depth, and the restart's extra pointer and
+shift cost ~1.5 ns); the starts in column 0 of the feature rows: the conditional load became a
+branch (LLVM sinks a load used only by a select), 28 ns; carried to the next lane instead (as
+now), branch-free, but the per-tree strided store of the starts into the rows cost ~2 ns. As now
+(starts in ``leaf_of``, rows counted in rows, uint16 masks for depth 4, uint32 for 5): depth 0
+(starts all the root) +1.7 ns, depth 3/4/5: -7 %/-10 to -12 %/-10 % on the 1.2k-node trees,
+-12 %/-18 %/-14 % on the 124-node trees; depth 4 kept. Did not pay off: lane state packed in one
+register (row offset and reference in one int64, no spills but 4 more instructions per lane):
+13 % slower; the child chosen by a select between the loaded left and right child (LLVM folds it
+back into the indexed load); with the tops, three steps per lane iteration (-2 % to +0.4 %) and
+8 lanes instead of 10 (within 1 %): within noise, not adopted; the ends' lookup in
+:func:`~cascade.forest._masks.top_starts` written with a popcount to let LLVM vectorise it: it
+stays scalar (a gather), dropped; the top's mask pass taking two nodes per pass over the block
+(half the loads and stores of the bit masks): -0.3 to -2 %, within noise, dropped; after the
+top, 2 or 4 more steps of every row in a plain loop before the lanes (no leaf test, rows
+independent): +1 % and +11-16 % (a step outside the lanes is no cheaper); a software prefetch
+(``llvm.prefetch``) of the 2-3 cache lines of a row 1, 2 or 4 rows past the next free one, in
+every lane iteration: 13-17 % slower.
 """
 
 from __future__ import annotations
@@ -128,68 +157,71 @@ def _walk(xb, w, keys, ref, sink):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _lane(xb, w, keys, ref, root, sink, leaf_of, shift, nxt, width):  # type: ignore[no-untyped-def]
-    """Two branch-free steps of a lane; at a leaf it restarts at ``root`` on the next free row ``nxt``.
+def _lane(xb, k, keys, ref, start, sink, leaf_of, shift, nxt):  # type: ignore[no-untyped-def]
+    """Two branch-free steps of the lane on row ``k``; at a leaf it takes the next free row ``nxt``.
 
-    Returns the lane's new reference and row offset, and the next free row offset.
+    ``start`` is the start reference of row ``nxt``, loaded when the row counter last moved.
+    Returns the lane's new reference and row, the next free row and its start reference.
     """
+    w = k << shift
     child = _child(xb, w, keys, _child(xb, w, keys, ref))
-    leaf_of[np.uint64(w >> shift)] = child
+    leaf_of[np.uint64(k)] = child
     at_leaf = child >= sink
-    return (root if at_leaf else child), (nxt if at_leaf else w), nxt + (width if at_leaf else 0)
+    nxt_after = nxt + (1 if at_leaf else 0)
+    return (start if at_leaf else child), (nxt if at_leaf else k), nxt_after, leaf_of[np.uint64(nxt_after)]
 
 
 @njit(nogil=True, cache=True)
-def _tree_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-untyped-def]
-    """Set ``leaf_of[k]`` to the leaf reference that block row ``k < m`` reaches (``m >= LANES``).
+def _tree_leaves(xb, shift, m, keys, sink, leaf_of):  # type: ignore[no-untyped-def]
+    """Replace the start reference ``leaf_of[k]`` of block row ``k < m`` by its leaf (``m >= LANES``).
 
     Rows are handed out in order to the lane that finishes first. When none is left, the lanes
-    walk their last rows to the end one by one; a lane that got no last row holds offset ``end``
-    (row ``m``, a spare row that it never walks).
+    walk their last rows to the end one by one; a lane that got no last row holds a row ``>= m``
+    that it never walks (``leaf_of`` has ``m + LANES`` entries, so that its start can be loaded).
     """
-    width = np.int64(1) << shift
-    end = m * width
-    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = r8 = r9 = root
-    w0, w1, w2, w3, w4 = 0, width, 2 * width, 3 * width, 4 * width
-    w5, w6, w7, w8, w9 = 5 * width, 6 * width, 7 * width, 8 * width, 9 * width
-    nxt = LANES * width
-    while nxt < end:
-        r0, w0, nxt = _lane(xb, w0, keys, r0, root, sink, leaf_of, shift, nxt, width)
-        r1, w1, nxt = _lane(xb, w1, keys, r1, root, sink, leaf_of, shift, nxt, width)
-        r2, w2, nxt = _lane(xb, w2, keys, r2, root, sink, leaf_of, shift, nxt, width)
-        r3, w3, nxt = _lane(xb, w3, keys, r3, root, sink, leaf_of, shift, nxt, width)
-        r4, w4, nxt = _lane(xb, w4, keys, r4, root, sink, leaf_of, shift, nxt, width)
-        r5, w5, nxt = _lane(xb, w5, keys, r5, root, sink, leaf_of, shift, nxt, width)
-        r6, w6, nxt = _lane(xb, w6, keys, r6, root, sink, leaf_of, shift, nxt, width)
-        r7, w7, nxt = _lane(xb, w7, keys, r7, root, sink, leaf_of, shift, nxt, width)
-        r8, w8, nxt = _lane(xb, w8, keys, r8, root, sink, leaf_of, shift, nxt, width)
-        r9, w9, nxt = _lane(xb, w9, keys, r9, root, sink, leaf_of, shift, nxt, width)
-    for w, ref in (
-        (w0, r0),
-        (w1, r1),
-        (w2, r2),
-        (w3, r3),
-        (w4, r4),
-        (w5, r5),
-        (w6, r6),
-        (w7, r7),
-        (w8, r8),
-        (w9, r9),
+    r0, r1, r2, r3, r4 = leaf_of[0], leaf_of[1], leaf_of[2], leaf_of[3], leaf_of[4]
+    r5, r6, r7, r8, r9 = leaf_of[5], leaf_of[6], leaf_of[7], leaf_of[8], leaf_of[9]
+    k0, k1, k2, k3, k4, k5, k6, k7, k8, k9 = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+    nxt = LANES
+    start = leaf_of[nxt]
+    while nxt < m:
+        r0, k0, nxt, start = _lane(xb, k0, keys, r0, start, sink, leaf_of, shift, nxt)
+        r1, k1, nxt, start = _lane(xb, k1, keys, r1, start, sink, leaf_of, shift, nxt)
+        r2, k2, nxt, start = _lane(xb, k2, keys, r2, start, sink, leaf_of, shift, nxt)
+        r3, k3, nxt, start = _lane(xb, k3, keys, r3, start, sink, leaf_of, shift, nxt)
+        r4, k4, nxt, start = _lane(xb, k4, keys, r4, start, sink, leaf_of, shift, nxt)
+        r5, k5, nxt, start = _lane(xb, k5, keys, r5, start, sink, leaf_of, shift, nxt)
+        r6, k6, nxt, start = _lane(xb, k6, keys, r6, start, sink, leaf_of, shift, nxt)
+        r7, k7, nxt, start = _lane(xb, k7, keys, r7, start, sink, leaf_of, shift, nxt)
+        r8, k8, nxt, start = _lane(xb, k8, keys, r8, start, sink, leaf_of, shift, nxt)
+        r9, k9, nxt, start = _lane(xb, k9, keys, r9, start, sink, leaf_of, shift, nxt)
+    for k, ref in (
+        (k0, r0),
+        (k1, r1),
+        (k2, r2),
+        (k3, r3),
+        (k4, r4),
+        (k5, r5),
+        (k6, r6),
+        (k7, r7),
+        (k8, r8),
+        (k9, r9),
     ):
-        if w < end:
-            leaf_of[w >> shift] = _walk(xb, w, keys, ref, sink)
+        if k < m:
+            leaf_of[k] = _walk(xb, k << shift, keys, ref, sink)
 
 
 @njit(nogil=True, cache=True)
-def block_leaves(xb, shift, m, keys, root, sink, leaf_of):  # type: ignore[no-untyped-def]
-    """``leaf_of[k]`` for block rows ``k < m`` of one tree (a lone leaf and short blocks too)."""
-    if root >= sink:
-        leaf_of[:m] = root
-    elif m < LANES:
+def block_leaves(xb, shift, m, keys, sink, leaf_of):  # type: ignore[no-untyped-def]
+    """Replace the start reference ``leaf_of[k]`` of block rows ``k < m`` by the leaf it leads to.
+
+    ``leaf_of`` must have at least ``m + LANES`` entries; a start may be a leaf already.
+    """
+    if m < LANES:
         for k in range(m):
-            leaf_of[k] = _walk(xb, k << shift, keys, root, sink)
+            leaf_of[k] = _walk(xb, k << shift, keys, leaf_of[k], sink)
     else:
-        _tree_leaves(xb, shift, m, keys, root, sink, leaf_of)
+        _tree_leaves(xb, shift, m, keys, sink, leaf_of)
 
 
 @njit(nogil=True, cache=True)
