@@ -102,6 +102,18 @@ def test_empty_image_is_refused(run_dir: Path) -> None:
     assert files(run_dir) == before
 
 
+def test_huge_declared_shape_is_refused_before_planning(run_dir: Path) -> None:
+    """A dataset declaring 10^7 x 10^7 pixels (nothing stored) is refused in one line naming it,
+    not with a misleading "out of memory; use fewer --threads" from building its graph."""
+    with h5py.File(run_dir / "huge.h5", "w") as f:
+        f.create_dataset("d", shape=(10**7, 10**7), dtype="uint8", chunks=(64, 64))
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "huge.h5/d", cwd=run_dir)
+    line = refused(done, "huge.h5", "10000000", "blocks", "--block-shape")
+    assert "memory" not in line
+    assert files(run_dir) == before
+
+
 def test_image_just_large_enough_is_computed_with_mirror_borders(run_dir: Path) -> None:
     image = (np.random.default_rng(0).random((3, 40)) * 255).astype(np.uint8)
     tifffile.imwrite(run_dir / "strip.tif", image)

@@ -15,13 +15,14 @@ from ..io import (
     parse_range,
 )
 from ..pipeline import Cascade
-from ._parse import block_chunks, input_axes_fields, parse_block_shape, parse_input_axes
+from ._parse import block_chunks, check_block_count, input_axes_fields, parse_block_shape, parse_input_axes
 from .sources import ExportSource, resolve_sources
 
 __all__ = [
     "DEFAULT_FILENAME_FORMAT",
     "BatchOptions",
     "block_chunks",
+    "check_block_count",
     "export_sources",
     "parse_block_shape",
     "parse_input_axes",

@@ -23,7 +23,7 @@ from ..io import (
 from ..pipeline import Cascade, StageResult, predict
 from ..progress import progress_label
 from .checks import _export_target, _slice_offset
-from .options import BatchOptions, block_chunks
+from .options import BatchOptions, block_chunks, check_block_count
 from .sources import ExportSource, source_array
 
 #: ilastik's input roles of Pixel Classification and Autocontext: Raw Data, Prediction Mask.
@@ -158,6 +158,7 @@ def _open_input(cascade: Cascade, path: str, mask_path: str | None, options: Bat
     chunks = options.chunks or block_chunks(
         axes, raw.shape, options.block_shape, _widest_stage(cascade, raw.shape, axes), options.memory_per_task
     )
+    check_block_count(path, raw.shape, chunks)
     return _Input(path, image, raw, axes, chunks, mask_path)
 
 
