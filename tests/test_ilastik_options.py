@@ -130,3 +130,13 @@ def test_a_gui_command_line_says_to_add_headless(tmp_path: Path, project: list[s
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "--headless" in lines[0] and "GUI" in lines[0], done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("project", [["--project="], ["--project", ""], ["--proj="]])
+def test_an_empty_project_is_named(tmp_path: Path, project: list[str]) -> None:
+    """``--project=$PROJECT`` with the variable unset: it said ".: is a directory, not a project file"."""
+    done = run("--headless", *project, "img.png", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--project is empty" in lines[0], done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -39,6 +39,15 @@ def _refuse_gui(args: list[str]) -> None:
         )
 
 
+def _refuse_empty_project(args: list[str]) -> None:
+    """``--project=$P`` with ``P`` unset: typer would read the empty name as the folder ``.``."""
+    for i, a in enumerate(args):
+        if a == "--project=" or (a == "--project" and i + 1 < len(args) and not args[i + 1]):
+            from ..errors import CascadeError
+
+            raise CascadeError("--project is empty; name the project file (.ilp or .cascade)")
+
+
 def normalize_argv(argv: Sequence[str]) -> list[str]:
     """Rewrite ilastik-style argument lists into cascade's.
 
@@ -75,6 +84,7 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     if args and args[0] == "predict":
         given = expand_abbreviations(drop_ilastik_options(args[1:]), _predict_options())
         args = ["predict", *expand_role_lists(given)]
+        _refuse_empty_project(args)
     out: list[str] = []
     for i, a in enumerate(args):
         if a == "--readonly":
