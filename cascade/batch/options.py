@@ -103,6 +103,8 @@ class BatchOptions:
         ``--table_filename``: the object table of each input (CSV, or HDF5 by extension).
     table_only : bool
         ``--table_only``: write the object table and no image.
+    distributed : bool
+        ilastik's ``--distributed``: n5 blocks are the processing blocks (its block roi).
     """
 
     export_sources: tuple[str, ...] = ()
@@ -130,6 +132,7 @@ class BatchOptions:
     object_inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     table_filename: str | None = None
     table_only: bool = False
+    distributed: bool = False
 
     def __post_init__(self) -> None:
         """Refuse an unknown output format or a file name template that names a folder."""

@@ -126,9 +126,22 @@ class _Job:
                         internal_path=export.internal_path,
                         slice_offset=_slice_offset(export.prepared),
                         resume=export.fingerprint,
+                        blocks=_stored_blocks(export.prepared, self.options),
                     )
                 )
         return written
+
+
+def _stored_blocks(prepared: PreparedExport, options: BatchOptions) -> tuple[int, ...] | None:
+    """ilastik's ``--distributed`` n5 blocks: its block roi (x, y, z default 256, t 1, c all), clamped."""
+    if not options.distributed:
+        return None
+    roi = dict(options.block_shape or {})
+    default = {"t": 1, "x": 256, "y": 256, "z": 256}
+    return tuple(
+        size if key == "c" else min(size, (roi[key] or size) if key in roi else default[key])
+        for key, size in zip(prepared.axes, prepared.data.shape, strict=True)
+    )
 
 
 def _region(prepared: PreparedExport) -> tuple[slice, ...]:
