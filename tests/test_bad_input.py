@@ -102,6 +102,31 @@ def test_empty_image_is_refused(run_dir: Path) -> None:
     assert files(run_dir) == before
 
 
+def test_huge_declared_shape_is_refused_before_planning(run_dir: Path) -> None:
+    """A dataset declaring 10^7 x 10^7 pixels (nothing stored) is refused in one line naming it,
+    not with a misleading "out of memory; use fewer --threads" from building its graph."""
+    with h5py.File(run_dir / "huge.h5", "w") as f:
+        f.create_dataset("d", shape=(10**7, 10**7), dtype="uint8", chunks=(64, 64))
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "huge.h5/d", cwd=run_dir)
+    line = refused(done, "huge.h5", "10000000", "blocks", "--block-shape")
+    assert "memory" not in line
+    assert files(run_dir) == before
+
+
+def test_truncated_multipage_tiff_is_refused_in_one_line(run_dir: Path) -> None:
+    """A time-series TIFF cut in half: tifffile logs "invalid page offset" on stderr (twice) and the
+    read fails later; cascade names the damaged file in its one line, and logs nothing else."""
+    stack = (np.random.default_rng(1).random((20, 64, 64)) * 255).astype(np.uint8)
+    tifffile.imwrite(run_dir / "whole.tif", stack)
+    data = (run_dir / "whole.tif").read_bytes()
+    (run_dir / "cut.tif").write_bytes(data[: len(data) // 2])
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "--input_axes=tyx", "cut.tif", cwd=run_dir)
+    refused(done, "cut.tif", "truncated or damaged")
+    assert files(run_dir) == before
+
+
 def test_image_just_large_enough_is_computed_with_mirror_borders(run_dir: Path) -> None:
     image = (np.random.default_rng(0).random((3, 40)) * 255).astype(np.uint8)
     tifffile.imwrite(run_dir / "strip.tif", image)

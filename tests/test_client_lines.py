@@ -25,6 +25,8 @@ import pytest
 import tifffile
 from helpers import cascade as run
 
+from cascade.io import open_image
+
 API = "ilp/ilastik__ilastik/api_projects"
 OC = "ilp/ilastik__ilastik/object_classification"
 
@@ -355,6 +357,22 @@ def test_distributed_writes_n5_whatever_the_format(tmp_path: Path, pc: Path, ima
     assert done.returncode == 0, done.stderr
     assert "--output_format hdf5 ignored" in done.stderr
     assert (tmp_path / "out.n5").is_dir() and not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize(("roi", "block"), [(None, [2, 128, 128]), ("{'x': 64, 'y': 32}", [2, 64, 32])])
+def test_distributed_n5_blocks_are_the_block_roi(
+    tmp_path: Path, pc: Path, image: np.ndarray, reference: np.ndarray, roi: str | None, block: list[int]
+) -> None:
+    """ilastik's MPI export creates its n5 with chunks = the block roi (default x=y=z=256, clamped
+    to the image; c: all channels); cascade stored its own ~512 KB blocks, one channel each."""
+    iio.imwrite(tmp_path / "img.png", image)
+    roi_args = [f"--distributed_block_roi={roi}"] if roi else []
+    args = ("--headless", f"--project={pc}", "--distributed", "--threads=1", *roi_args)
+    done = run(*args, "--output_filename_format=out", "img.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    attrs = json.loads((tmp_path / "out.n5" / "exported_data" / "attributes.json").read_text())
+    assert attrs["blockSize"] == block  # N5 order: the reverse of y, x, c
+    np.testing.assert_array_equal(open_image(str(tmp_path / "out.n5")).data.compute(), reference)
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--headless", "--project=p.ilp", "--version", "x.png"]])

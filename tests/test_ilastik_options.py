@@ -119,3 +119,24 @@ def test_bad_config_value_is_named(tmp_path: Path, headless: list[str]) -> None:
     done = run(*headless, "--configfile=bad.ini", cwd=tmp_path)
     assert done.returncode == 2
     assert "[lazyflow] threads must be an integer, not 'many'" in done.stderr
+
+
+@pytest.mark.parametrize("project", [["--project=P.ilp"], ["--project", "P.ilp"], ["--proj=P.ilp"]])
+def test_a_gui_command_line_says_to_add_headless(tmp_path: Path, project: list[str]) -> None:
+    """``run_ilastik.sh --project=P.ilp img.png`` (no ``--headless``) opens ilastik's GUI; cascade has
+    none, and said "unknown option --project for 'cascade'"."""
+    done = run(*project, "img.png", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--headless" in lines[0] and "GUI" in lines[0], done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("project", [["--project="], ["--project", ""], ["--proj="]])
+def test_an_empty_project_is_named(tmp_path: Path, project: list[str]) -> None:
+    """``--project=$PROJECT`` with the variable unset: it said ".: is a directory, not a project file"."""
+    done = run("--headless", *project, "img.png", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--project is empty" in lines[0], done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -146,7 +146,7 @@ def test_hdf5_single_dataset_auto_pick_and_listing(tmp_path: Path) -> None:
         f.create_dataset("meta", data=np.arange(3))  # 1D: not an image candidate
     img = open_image(str(tmp_path / "one.h5"))
     assert (img.axes, img.axes_guessed, img.nickname) == ("yx", True, "one")
-    assert img.data.chunks == ((5, 5), (6, 6))
+    assert img.data.chunks == ((10,), (12,))  # small stored chunks are read several at a time
     np.testing.assert_array_equal(img.data.compute(), a)
     with h5py.File(tmp_path / "two.h5", "w") as f:
         f["a"] = a
@@ -187,6 +187,30 @@ def test_hdf5_data_pickles_for_distributed(tmp_path: Path) -> None:
     np.testing.assert_array_equal(img.data.compute(), a)  # opens the file in this process
     clone = pickle.loads(pickle.dumps(img.data))
     np.testing.assert_array_equal(clone.compute(), a)
+
+
+def test_hdf5_tiny_storage_chunks_are_read_several_at_a_time(tmp_path: Path) -> None:
+    """A file stored in 4x4 chunks is read in aligned multiples of them, not one task per chunk."""
+    a = _volume((300, 400), "uint8")
+    with h5py.File(tmp_path / "tiny.h5", "w") as f:
+        f.create_dataset("d", data=a, chunks=(4, 4))
+        f.create_dataset("big", data=np.zeros((2048, 1024), np.uint8), chunks=(1024, 1024))
+    img = open_image(str(tmp_path / "tiny.h5/d"))
+    assert img.data.npartitions < 10  # 7500 storage chunks
+    assert all(edge % 4 == 0 for axis in img.data.chunks for edge in axis[:-1])
+    np.testing.assert_array_equal(img.data.compute(), a)
+    # storage chunks of a good size are kept as they are
+    assert open_image(str(tmp_path / "tiny.h5/big")).data.chunks == ((1024, 1024), (1024,))
+
+
+def test_zarr_tiny_storage_chunks_are_read_several_at_a_time(tmp_path: Path) -> None:
+    """A local zarr stored in 8x8 chunks is read in aligned multiples of them (15.5 s -> 2 s at 1000^2)."""
+    a = _volume((300, 400), "uint8")
+    zarr.create_array(str(tmp_path / "tiny.zarr"), data=a, chunks=(8, 8))
+    img = open_image(str(tmp_path / "tiny.zarr"))
+    assert img.data.npartitions < 10  # 1900 storage chunks
+    assert all(edge % 8 == 0 for axis in img.data.chunks for edge in axis[:-1])
+    np.testing.assert_array_equal(img.data.compute(), a)
 
 
 # --- n5 ----------------------------------------------------------------------------------
@@ -272,7 +296,7 @@ def test_zarr_round_trip(tmp_path: Path, zarr_format: int) -> None:
     assert array.metadata.zarr_format == zarr_format
     img = open_image(path)
     assert (img.axes, img.axes_guessed, img.nickname) == ("cyx", False, "out")
-    assert img.data.chunks[1][0] == array.chunks[1]
+    assert img.data.chunks[1][0] % array.chunks[1] == 0  # whole stored chunks
     np.testing.assert_array_equal(img.data.compute(), a)
     write_image(a[:1], path, format="zarr", axes="cyx", internal_path="second")
     with pytest.raises(DataError, match="2 datasets"):
@@ -309,7 +333,7 @@ def test_ome_zarr_read_root_and_scale(tmp_path: Path, version: str) -> None:
         "hand.ome",
         (2, 16, 24),
     )
-    assert root.data.chunks == ((1, 1), (8, 8), (8, 8, 8))
+    assert root.data.chunks == ((2,), (16,), (24,))  # its small (1, 8, 8) stored chunks, read together
     np.testing.assert_array_equal(root.data.compute(), levels[0])
     for scale in (1, "half", "1"):
         np.testing.assert_array_equal(open_image(str(path), scale=scale).data.compute(), levels[1])

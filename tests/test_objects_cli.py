@@ -262,6 +262,20 @@ def test_table_only_hdf5(data_dir: Path, tmp_path: Path) -> None:
     assert set(table["Predicted Class"]) <= {b"Label 1", b"Label 2"}
 
 
+def test_table_file_that_is_the_image_export_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    """``--table_filename=out/x.h5`` with the image exported to ``out/x.h5/exported_data``: the HDF5
+    table is written whole, so the image export vanished while the run reported success."""
+    done = run(
+        data_dir,
+        "5t2d1c_wPred",
+        tmp_path,
+        f"--output_filename_format={tmp_path}/same",
+        f"--table_filename={tmp_path}/same.h5",
+    )
+    refused(done, "same.h5", "--table_filename")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_blockwise_with_one_block_equals_whole(data_dir: Path, tmp_path: Path) -> None:
     """With a block larger than the image, ilastik's blockwise approximation is the whole-image result."""
     project = tmp_path / "ObjectClassification5t2d1c_wPred.ilp"

@@ -6,9 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ExportError
+from ..errors import DataError, ExportError
 
-__all__ = ["block_chunks", "input_axes_fields", "parse_block_shape", "parse_input_axes"]
+__all__ = ["block_chunks", "check_block_count", "input_axes_fields", "parse_block_shape", "parse_input_axes"]
+
+#: More blocks than this cannot be planned: dask's graph alone would need tens of GiB (a
+#: dataset declaring 10^7 x 10^7 pixels ran out of memory, or hung, while its graph was built).
+MAX_BLOCKS = 10**8
 
 
 def parse_input_axes(text: str) -> tuple[str | None, ...]:
@@ -140,3 +144,30 @@ def block_chunks(
         side = max(32, min(cap, int(pixels ** (1.0 / len(spatial)))))
         edge = dict.fromkeys(spatial, side)
     return tuple(1 if k == "t" else sizes[k] if k == "c" else min(edge[k], sizes[k]) for k in axes)
+
+
+def check_block_count(path: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> None:
+    """Refuse an input whose blocks are too many to plan (a huge declared shape).
+
+    Parameters
+    ----------
+    path : str
+        The input, for the message.
+    shape : tuple of int
+        Its shape (internal axes).
+    chunks : tuple of int
+        Its block shape, one edge per axis.
+
+    Raises
+    ------
+    DataError
+        More than ``MAX_BLOCKS`` blocks.
+    """
+    count = 1
+    for size, edge in zip(shape, chunks, strict=True):
+        count *= -(-size // max(edge, 1))
+    if count > MAX_BLOCKS:
+        raise DataError(
+            f"{path}: shape {tuple(shape)} makes {count} blocks of {tuple(chunks)}, more than the "
+            f"{MAX_BLOCKS} a run can plan; give larger blocks with --block-shape, or process it in parts"
+        )

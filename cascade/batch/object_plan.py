@@ -28,7 +28,7 @@ from ..io import (
 )
 from ..project import ObjectProject
 from .checks import _export_target
-from .options import BatchOptions, block_chunks
+from .options import BatchOptions, block_chunks, check_block_count
 from .sources import ExportSource
 
 #: ilastik's role name -> its command-line option (without ``--``).
@@ -207,6 +207,7 @@ def open_object_input(
     chunks = options.chunks or block_chunks(
         axes, raw.shape, options.block_shape, width, options.memory_per_task
     )
+    check_block_count(path, raw.shape, chunks)
     second, data = None, None
     if second_path is not None:
         second, data, second_axes = _open(second_path, options, project.second_axes, (1, n_roles))

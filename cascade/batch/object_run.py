@@ -231,6 +231,8 @@ def _plan_all(
 def _check_outputs(jobs: Sequence[_ObjectJob], project: str | Path, fmt: str) -> list[str]:
     """Distinct outputs and tables, none overwriting an input or the project; the files to lock."""
     _check_distinct(jobs)
+    images = {os.path.realpath(o) for job in jobs for e in job.exports for o in e.outputs}
+    images |= {os.path.realpath(output_path(e.target, fmt)) for job in jobs for e in job.exports}
     tables: dict[str, str] = {}
     for job in jobs:
         if job.table is None:
@@ -240,6 +242,11 @@ def _check_outputs(jobs: Sequence[_ObjectJob], project: str | Path, fmt: str) ->
             raise ExportError(
                 f"the tables of {tables[final]} and {job.path} would both be written to {final}; "
                 "put {nickname} in --table_filename"
+            )
+        if final in images:  # a table file is written whole: it would replace the image export
+            raise ExportError(
+                f"the table of {job.path} would replace the image export {final}; "
+                "give --table_filename another name"
             )
         tables[final] = job.path
     reads = [(str(project), f"the project {project}")]

@@ -15,13 +15,14 @@ from ..io import (
     parse_range,
 )
 from ..pipeline import Cascade
-from ._parse import block_chunks, input_axes_fields, parse_block_shape, parse_input_axes
+from ._parse import block_chunks, check_block_count, input_axes_fields, parse_block_shape, parse_input_axes
 from .sources import ExportSource, resolve_sources
 
 __all__ = [
     "DEFAULT_FILENAME_FORMAT",
     "BatchOptions",
     "block_chunks",
+    "check_block_count",
     "export_sources",
     "parse_block_shape",
     "parse_input_axes",
@@ -102,6 +103,8 @@ class BatchOptions:
         ``--table_filename``: the object table of each input (CSV, or HDF5 by extension).
     table_only : bool
         ``--table_only``: write the object table and no image.
+    distributed : bool
+        ilastik's ``--distributed``: n5 blocks are the processing blocks (its block roi).
     """
 
     export_sources: tuple[str, ...] = ()
@@ -129,6 +132,7 @@ class BatchOptions:
     object_inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     table_filename: str | None = None
     table_only: bool = False
+    distributed: bool = False
 
     def __post_init__(self) -> None:
         """Refuse an unknown output format or a file name template that names a folder."""

@@ -23,7 +23,7 @@ from ..io import (
 from ..pipeline import Cascade, StageResult, predict
 from ..progress import progress_label
 from .checks import _export_target, _slice_offset
-from .options import BatchOptions, block_chunks
+from .options import BatchOptions, block_chunks, check_block_count
 from .sources import ExportSource, source_array
 
 #: ilastik's input roles of Pixel Classification and Autocontext: Raw Data, Prediction Mask.
@@ -126,9 +126,22 @@ class _Job:
                         internal_path=export.internal_path,
                         slice_offset=_slice_offset(export.prepared),
                         resume=export.fingerprint,
+                        blocks=_stored_blocks(export.prepared, self.options),
                     )
                 )
         return written
+
+
+def _stored_blocks(prepared: PreparedExport, options: BatchOptions) -> tuple[int, ...] | None:
+    """ilastik's ``--distributed`` n5 blocks: its block roi (x, y, z default 256, t 1, c all), clamped."""
+    if not options.distributed:
+        return None
+    roi = dict(options.block_shape or {})
+    default = {"t": 1, "x": 256, "y": 256, "z": 256}
+    return tuple(
+        size if key == "c" else min(size, (roi[key] or size) if key in roi else default[key])
+        for key, size in zip(prepared.axes, prepared.data.shape, strict=True)
+    )
 
 
 def _region(prepared: PreparedExport) -> tuple[slice, ...]:
@@ -158,6 +171,7 @@ def _open_input(cascade: Cascade, path: str, mask_path: str | None, options: Bat
     chunks = options.chunks or block_chunks(
         axes, raw.shape, options.block_shape, _widest_stage(cascade, raw.shape, axes), options.memory_per_task
     )
+    check_block_count(path, raw.shape, chunks)
     return _Input(path, image, raw, axes, chunks, mask_path)
 
 

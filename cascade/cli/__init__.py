@@ -25,6 +25,29 @@ _WORKER_PRELOAD = "cascade.cluster._preload"
 _BOOLEAN_WORDS = {"1", "0", "true", "false", "yes", "no", "on", "off", "t", "f", "y", "n"}
 
 
+def _refuse_gui(args: list[str]) -> None:
+    """ilastik's command line without ``--headless`` (``--project=P.ilp img.png``) opens its GUI."""
+    if not args or args[0] in _commands() or any(a in _PREDICT_ALIASES for a in args):
+        return
+    named = [a.split("=", 1)[0] for a in args if a.startswith("--")]
+    if any(len(name) >= len("--proj") and "--project".startswith(name) for name in named):
+        from ..errors import CascadeError
+
+        raise CascadeError(
+            "without --headless ilastik opens its GUI, which cascade does not have; "
+            "add --headless to run the project's batch export"
+        )
+
+
+def _refuse_empty_project(args: list[str]) -> None:
+    """``--project=$P`` with ``P`` unset: typer would read the empty name as the folder ``.``."""
+    for i, a in enumerate(args):
+        if a == "--project=" or (a == "--project" and i + 1 < len(args) and not args[i + 1]):
+            from ..errors import CascadeError
+
+            raise CascadeError("--project is empty; name the project file (.ilp or .cascade)")
+
+
 def normalize_argv(argv: Sequence[str]) -> list[str]:
     """Rewrite ilastik-style argument lists into cascade's.
 
@@ -53,6 +76,7 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
         An ilastik option cascade does not run.
     """
     args = list(argv)
+    _refuse_gui(args)
     if any(a in _PREDICT_ALIASES for a in args):
         args = [a for a in args if a not in _PREDICT_ALIASES]
         if not args or args[0].startswith("-") or args[0] not in _commands():
@@ -60,6 +84,7 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     if args and args[0] == "predict":
         given = expand_abbreviations(drop_ilastik_options(args[1:]), _predict_options())
         args = ["predict", *expand_role_lists(given)]
+        _refuse_empty_project(args)
     out: list[str] = []
     for i, a in enumerate(args):
         if a == "--readonly":

@@ -208,10 +208,11 @@ def predict(
         retrain_trees=tree_count or 100,
         tree_count=tree_count,
         prediction_masks=tuple(prediction_mask or ()),
-        block_shape=block_shape or distributed_block_roi,
+        block_shape=block_shape or distributed_block_roi or ("256" if distributed else None),  # ilastik: 256
         object_inputs=_object_inputs(prediction_maps, segmentation_image, label_image, atlas),
         table_filename=table_filename,
         table_only=table_only,
+        distributed=distributed,
     )
     inputs = list(files or raw_data or [])
     # retraining computes features while it opens the project: on the chosen scheduler, started first

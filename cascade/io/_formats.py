@@ -32,6 +32,7 @@ class _Job:
     zarr_format: int | None
     slice_offset: int
     resume: str | None = None
+    blocks: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

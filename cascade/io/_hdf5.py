@@ -22,7 +22,7 @@ from ..errors import DataError, ExportError
 from ._atomic import atomic_files
 from ._internal import dataset_parts
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
-from ._sources import LazySource, store, to_dask
+from ._sources import LazySource, read_chunks, store, to_dask
 from ._store import active_client, aligned_block
 
 __all__ = [
@@ -97,7 +97,7 @@ def read_hdf5(external: str, internal: str | None) -> tuple[da.Array, str | None
         if ds.dtype.kind not in "biuf":
             raise DataError(f"{external}/{internal} has unsupported dtype {ds.dtype}")
         source = H5Source(external, internal, ds.shape, ds.dtype)
-        chunks = ds.chunks or "auto"
+        chunks = read_chunks(ds.chunks, ds.shape, ds.dtype) if ds.chunks else "auto"
         axes = _axes_of(ds)
     return to_dask(source, chunks), axes, internal
 

@@ -308,15 +308,19 @@ def write_n5(
     gzip_level: int | None,
     attrs: Mapping[str, Any],
     resume: str | None = None,
+    block: tuple[int, ...] | None = None,
 ) -> list[str]:
     """Write ``data`` as dataset ``internal`` of the N5 container ``path`` (created if missing).
 
     Blocks are about 512 KB with ``t = c = 1``, as ilastik's writer chooses them; each dask
-    chunk is one N5 block, so blocks are written in parallel.
+    chunk is one N5 block, so blocks are written in parallel. ``block`` sets the block shape instead
+    (ilastik's ``--distributed`` export stores its block roi).
     """
     parts = dataset_parts(internal, path, "N5")
     check_n5_target(path, internal)  # again here: nothing but an N5 dataset is ever replaced
-    block = aligned_block(block_shape(data.shape, axes, N5_BLOCK_BYTES, data.dtype.itemsize), data.chunks)
+    if block is None:
+        block = aligned_block(block_shape(data.shape, axes, N5_BLOCK_BYTES, data.dtype.itemsize), data.chunks)
+    block = tuple(min(b, n) for b, n in zip(block, data.shape, strict=True))
     computed = data.chunks
     data = rechunk(data, block)
 

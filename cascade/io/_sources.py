@@ -16,11 +16,17 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.array.core import normalize_chunks
 
 from ..errors import CascadeError, DataError
 from ._store import store_slabs
 
-__all__ = ["FunctionSource", "LazySource", "for_target", "one_line", "to_dask"]
+__all__ = ["FunctionSource", "LazySource", "for_target", "one_line", "read_chunks", "to_dask"]
+
+#: Stored chunks smaller than this are read several at a time (aligned multiples of about READ_BYTES):
+#: one dask task per 4x4 chunk made a 1000x1000 HDF5 file take 47 s instead of 2 s.
+MIN_READ_BYTES = 1 << 20
+READ_BYTES = 4 << 20
 
 
 def one_line(err: BaseException) -> str:
@@ -149,6 +155,29 @@ class FunctionSource(LazySource):
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         return (*super().__dask_tokenize__(), getattr(self.reader, "__qualname__", repr(self.reader)))
+
+
+def read_chunks(stored: tuple[int, ...], shape: tuple[int, ...], dtype: np.dtype[Any]) -> Any:
+    """The dask chunks to read a chunked file by: its stored chunks, or aligned multiples of small ones.
+
+    Parameters
+    ----------
+    stored : tuple of int
+        The file's chunk shape, one edge per axis.
+    shape : tuple of int
+        The array's shape.
+    dtype : numpy.dtype
+        The array's dtype.
+
+    Returns
+    -------
+    tuple
+        ``stored`` when a chunk holds at least ``MIN_READ_BYTES``; else dask's ``"auto"`` chunks
+        of about ``READ_BYTES`` whose edges are multiples of the stored ones.
+    """
+    if int(np.prod(stored, dtype=np.int64)) * dtype.itemsize >= MIN_READ_BYTES:
+        return stored
+    return normalize_chunks("auto", shape, limit=READ_BYTES, dtype=dtype, previous_chunks=stored)
 
 
 def to_dask(source: LazySource, chunks: Any, name: str | None = None) -> da.Array:

@@ -11,6 +11,8 @@ so zarr is imported only for those. Both give the same chunks: one per page, str
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import threading
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ import dask.array as da
 import numpy as np
 import tifffile
 
+from ..errors import DataError
 from ._meta import valid_axes
 from ._sources import LazySource, to_dask
 
@@ -155,14 +158,49 @@ def open_tiff(path: str, *, use_zarr: bool = False) -> _PageReader | _ZarrReader
         An object with ``shape``, ``dtype``, ``chunks``, ``tif``, ``__getitem__`` and
         ``close``.
     """
-    tif = tifffile.TiffFile(path)
+    with _logged() as logged:
+        tif = tifffile.TiffFile(path)
+        try:
+            series = tif.series[0]
+            lead = None if use_zarr else _page_dims(series)
+            damage = [text for text in logged if _DAMAGE in text]
+            if damage:
+                raise DataError(f"{path}: truncated or damaged TIFF ({damage[0].split('> ')[-1]})")
+            return _ZarrReader(tif) if lead is None else _PageReader(tif, series, lead)
+        except BaseException:
+            tif.close()
+            raise
+
+
+#: What tifffile logs when a page lies beyond the end of the file (a truncated file).
+_DAMAGE = "invalid page offset"
+
+
+class _ThisThread(logging.Filter):
+    """Takes tifffile's log records of one thread into ``seen``, off stderr."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.seen: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if threading.get_ident() != self.thread:
+            return True
+        self.seen.append(record.getMessage())
+        return False
+
+
+@contextlib.contextmanager
+def _logged() -> Iterator[list[str]]:
+    """The messages tifffile logs on this thread inside the block (they are not printed)."""
+    log = logging.getLogger("tifffile")
+    taken = _ThisThread()
+    log.addFilter(taken)
     try:
-        series = tif.series[0]
-        lead = None if use_zarr else _page_dims(series)
-        return _ZarrReader(tif) if lead is None else _PageReader(tif, series, lead)
-    except BaseException:
-        tif.close()
-        raise
+        yield taken.seen
+    finally:
+        log.removeFilter(taken)
 
 
 class TiffSource(LazySource):

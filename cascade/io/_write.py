@@ -43,7 +43,14 @@ def _n5(job: _Job, spec: _Format) -> list[str]:
     gzip = spec.compressed if job.compression is None else bool(job.compression)
     level = 1 if gzip else None
     return write_n5(
-        job.data, job.path, job.internal_path, job.axes, gzip_level=level, attrs=job.attrs, resume=job.resume
+        job.data,
+        job.path,
+        job.internal_path,
+        job.axes,
+        gzip_level=level,
+        attrs=job.attrs,
+        resume=job.resume,
+        block=job.blocks,
     )
 
 
@@ -127,6 +134,7 @@ def write_image(
     zarr_format: int | None = None,
     slice_offset: int = 0,
     resume: str | None = None,
+    blocks: tuple[int, ...] | None = None,
 ) -> list[str]:
     """Write ``data`` to ``path`` in an ilastik export format, chunk by chunk.
 
@@ -164,6 +172,10 @@ def write_image(
         the export then becomes resumable: an interrupted run leaves a hidden
         ``.<name>.resume`` folder, and running the same job again writes only the blocks that
         are missing. Other formats ignore it.
+    blocks : tuple of int, optional
+        n5 only: the block shape stored (one edge per axis of ``data``), as ilastik's
+        ``--distributed`` export stores its block roi; default: blocks of about 512 KB with
+        ``t = c = 1``, as ilastik's writer chooses them. Other formats ignore it.
 
     Returns
     -------
@@ -178,7 +190,7 @@ def write_image(
         If ``axes`` does not fit ``data``.
     """
     job, spec = _job(data, path, format, axes, internal_path, compression, attrs, zarr_format, slice_offset)
-    job = dataclasses.replace(job, resume=resume)
+    job = dataclasses.replace(job, resume=resume, blocks=blocks)
     outputs = _run_check(job, spec)
     if is_url(job.path):  # an object store has no folders to create and no file locks
         return _WRITERS[spec.kind](job, spec)

@@ -33,7 +33,7 @@ from ._remote import (
     zarr_options,
 )
 from ._resume import ResumeState, resumable_dir, store_resumable
-from ._sources import LazySource, for_target, store, to_dask
+from ._sources import LazySource, for_target, read_chunks, store, to_dask
 from ._store import aligned_block
 
 __all__ = [
@@ -190,7 +190,10 @@ def read_zarr(
     if axes is None:
         axes = _array_axes(array)
     source = ZarrSource(external, internal, array.shape, array.dtype)
-    return to_dask(source, array.shards or array.chunks), axes, internal
+    stored = array.shards or array.chunks
+    # a remote store is read one stored chunk per task (a block fetches only its own chunks)
+    chunks = stored if is_url(external) else read_chunks(stored, array.shape, array.dtype)
+    return to_dask(source, chunks), axes, internal
 
 
 def create_zarr_array(
