@@ -5,7 +5,8 @@ Rows (each measurement in its own process, so that memory and allocator state ar
 1. the same 2-stage prediction of a uint8 volume (30 trees, 64^3 blocks, zarr out) through the
    ``cascade`` command, ``--scheduler local`` (2 workers x 1 thread) against ``--scheduler threads``
    (2 threads), whole process (start-up, cluster start, compute, write);
-2. ilastik's 2D default features (49 channels) of a 2048^2 image: cascade on 1 thread against
+2. ilastik's 2D default features (49 channels) of a 2048^2 image, in the blocks ``compute_features``
+   gives by default (512^2; 64^3 in 3D): cascade on 1 thread against
    fastfilters2 with glibc tuned (``MALLOC_MMAP_THRESHOLD_`` raised), in a subprocess that may die
    (fastfilters2 crashes on some AVX-512 machines: the row then says so);
 3. the same features: cascade on 2 threads against 1;

@@ -36,13 +36,13 @@ def run_cascade(shape: tuple[int, ...], threads: int) -> tuple[float, int]:
     sel = FeatureSelection.ilastik_default()
     image = _image(shape)[..., None]
     axes = "yxc" if len(shape) == 2 else "zyxc"
-    chunks = (256, 256, 1) if len(shape) == 2 else (64, 64, 64, 1)
     compute_features(image[tuple(slice(0, 48) for _ in shape)], sel, axes=axes).compute(scheduler="sync")
 
     def discard(block: np.ndarray) -> np.ndarray:
         return np.zeros((1,) * block.ndim, np.float32)
 
-    feats = compute_features(image, sel, axes=axes, chunks=chunks)
+    # the blocks a user gets: compute_features' default (feature_chunks: 512^2 in 2D, 64^3 in 3D)
+    feats = compute_features(image, sel, axes=axes)
     small = feats.map_blocks(discard, chunks=(1,) * feats.ndim, dtype=np.float32)
     start = time.perf_counter()
     with dask.config.set(scheduler="threads", num_workers=threads):
