@@ -73,3 +73,26 @@ def stop_when_done(proc: subprocess.Popen[str], done: Path, blocks: int, seconds
         proc.send_signal(signal.SIGSTOP)
         if done.is_dir() and len(list(done.iterdir())) >= blocks:
             break
+
+
+#: A ``python -c`` prefix that runs ``python -m cascade ARGS`` with SIGINT unblocked and at its default
+#: disposition, as a terminal's Ctrl-C finds it; a test runner's worker may pass on a blocked or ignored
+#: SIGINT (both survive ``exec``), and Python then never raises KeyboardInterrupt.
+CTRL_C_READY = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'cascade', *sys.argv[1:]])",
+]
+
+
+def sigint_state(pid: int) -> str:
+    """The blocked / ignored / caught signal masks of a process (Linux), for an assertion message."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "(no /proc status)"
+    return " ".join(
+        line.replace("\t", "") for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt"))
+    )

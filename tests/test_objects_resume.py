@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from helpers import stop_when_done
+from helpers import CTRL_C_READY, sigint_state, stop_when_done
 
 from cascade.io import open_image
 
@@ -50,17 +50,23 @@ def test_interrupted_object_run_resumes(data_dir: Path, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".cascade-scratch-*"))  # removed after a complete run
     command = _command(data_dir, f"{tmp_path}/out")
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env
+        [*CTRL_C_READY, *command[3:]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     done = tmp_path / ".out.zarr.resume" / ".cascade-resume" / "done"
     # the small blocks make the writing long enough (1344 blocks) to be interrupted in the middle
     stop_when_done(proc, done, 2, 300)
     assert proc.poll() is None, "the run finished within one 50 ms slice"
     written = len(list(done.iterdir()))
+    signals = sigint_state(proc.pid)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGCONT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, f"{err} | {out} | {signals}"
     assert not (tmp_path / "out.zarr").exists()  # nothing looks complete
     (scratch,) = tmp_path.glob(".cascade-scratch-*")
     assert list(scratch.glob("*.zarr"))  # the object labels, kept for the next run

@@ -15,7 +15,7 @@ import pytest
 import tifffile
 import zarr
 from dask.array.core import normalize_chunks
-from helpers import blobs, sparse, stop_when_done
+from helpers import CTRL_C_READY, blobs, sigint_state, sparse, stop_when_done
 
 from cascade.io import open_image, write_image
 from cascade.io._meta import block_shape
@@ -135,17 +135,23 @@ def test_interrupted_cli_run_resumes(tmp_path: Path) -> None:
     assert reference.returncode == 0, reference.stderr
     assert not list(tmp_path.glob(".cascade-scratch-*"))  # removed after a complete run
     proc = subprocess.Popen(
-        predict, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env
+        [*CTRL_C_READY, *predict[len(run) :]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     done = tmp_path / ".out.zarr.resume" / ".cascade-resume" / "done"
     # once two output blocks are done it is interrupted from the stopped state, so it cannot
     # finish between the check and the Ctrl-C
     stop_when_done(proc, done, 2, 120)
     assert proc.poll() is None, "the run finished within one 50 ms slice"
+    signals = sigint_state(proc.pid)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGCONT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, f"{err} | {out} | {signals}"
     assert not (tmp_path / "out.zarr").exists()
     # stage 1 was complete in the scratch folder, kept for the next run
     (scratch,) = tmp_path.glob(".cascade-scratch-*")
