@@ -5,11 +5,12 @@ sources), :mod:`.plan` (one input: open, check, build the lazy graph, write), :m
 (across inputs: distinct outputs, nothing overwritten, fingerprints), :mod:`.run` (:func:`run_batch`).
 """
 
-from .options import BatchOptions, block_chunks, parse_block_shape, with_project_settings
+from .options import ILASTIK_BLOCK_ROI, BatchOptions, block_chunks, parse_block_shape, with_project_settings
 from .run import run_batch
 from .sources import ExportSource, resolve_sources, source_array, source_names
 
 __all__ = [
+    "ILASTIK_BLOCK_ROI",
     "BatchOptions",
     "ExportSource",
     "block_chunks",

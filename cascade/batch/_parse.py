@@ -8,7 +8,17 @@ from typing import Any
 
 from ..errors import DataError, ExportError
 
-__all__ = ["block_chunks", "check_block_count", "input_axes_fields", "parse_block_shape", "parse_input_axes"]
+__all__ = [
+    "ILASTIK_BLOCK_ROI",
+    "block_chunks",
+    "check_block_count",
+    "input_axes_fields",
+    "parse_block_shape",
+    "parse_input_axes",
+]
+
+#: ilastik's ``--distributed_block_roi`` default: x, y and z blocks of 256 (t 1, all channels).
+ILASTIK_BLOCK_ROI = 256
 
 #: More blocks than this cannot be planned: dask's graph alone would need tens of GiB (a
 #: dataset declaring 10^7 x 10^7 pixels ran out of memory, or hung, while its graph was built).

@@ -15,11 +15,19 @@ from ..io import (
     parse_range,
 )
 from ..pipeline import Cascade
-from ._parse import block_chunks, check_block_count, input_axes_fields, parse_block_shape, parse_input_axes
+from ._parse import (
+    ILASTIK_BLOCK_ROI,
+    block_chunks,
+    check_block_count,
+    input_axes_fields,
+    parse_block_shape,
+    parse_input_axes,
+)
 from .sources import ExportSource, resolve_sources
 
 __all__ = [
     "DEFAULT_FILENAME_FORMAT",
+    "ILASTIK_BLOCK_ROI",
     "BatchOptions",
     "block_chunks",
     "check_block_count",

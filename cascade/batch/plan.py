@@ -23,7 +23,7 @@ from ..io import (
 from ..pipeline import Cascade, StageResult, predict
 from ..progress import progress_label
 from .checks import _export_target, _slice_offset
-from .options import BatchOptions, block_chunks, check_block_count
+from .options import ILASTIK_BLOCK_ROI, BatchOptions, block_chunks, check_block_count
 from .sources import ExportSource, source_array
 
 #: ilastik's input roles of Pixel Classification and Autocontext: Raw Data, Prediction Mask.
@@ -137,7 +137,7 @@ def _stored_blocks(prepared: PreparedExport, options: BatchOptions) -> tuple[int
     if not options.distributed:
         return None
     roi = dict(options.block_shape or {})
-    default = {"t": 1, "x": 256, "y": 256, "z": 256}
+    default = {"t": 1, "x": ILASTIK_BLOCK_ROI, "y": ILASTIK_BLOCK_ROI, "z": ILASTIK_BLOCK_ROI}
     return tuple(
         size if key == "c" else min(size, (roi[key] or size) if key in roi else default[key])
         for key, size in zip(prepared.axes, prepared.data.shape, strict=True)

@@ -182,7 +182,7 @@ def predict(
             note = f"--distributed writes n5 (as ilastik): --output_format {output_format} ignored"
             typer.echo(f"cascade: note: {note}", err=True)
     prepare_workers(scheduler, profile, cluster_option)  # a local cluster's workers warm up meanwhile
-    from ..batch import BatchOptions, run_batch
+    from ..batch import ILASTIK_BLOCK_ROI, BatchOptions, run_batch
 
     options = BatchOptions.from_text(  # every option parsed and checked before anything starts
         export_sources=_export_sources(
@@ -208,7 +208,7 @@ def predict(
         retrain_trees=tree_count or 100,
         tree_count=tree_count,
         prediction_masks=tuple(prediction_mask or ()),
-        block_shape=block_shape or distributed_block_roi or ("256" if distributed else None),  # ilastik: 256
+        block_shape=block_shape or distributed_block_roi or (str(ILASTIK_BLOCK_ROI) if distributed else None),
         object_inputs=_object_inputs(prediction_maps, segmentation_image, label_image, atlas),
         table_filename=table_filename,
         table_only=table_only,
