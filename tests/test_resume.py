@@ -208,3 +208,36 @@ def test_resume_with_several_zarr_chunks_per_block(tmp_path: Path) -> None:
     assert for_target(blocks, (32, 16, 64, 2)) is blocks
     assert for_target(blocks, (128, 64, 64, 1)).chunks == ((128,), (64, 64), (64,), (1, 1))
     assert for_target(blocks, (48, 64, 64, 2)).chunks[0] == (48, 48, 32)
+
+
+@pytest.mark.parametrize("resume", ["job-1", None])
+def test_failed_zarr_store_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resume: str | None
+) -> None:
+    """One chunk of a block fails (disk full) while its sibling chunk is still being written: zarr
+    raises at once and lets the sibling finish later, which must not recreate the removed output."""
+    import asyncio
+    import errno
+
+    from zarr.storage import LocalStore
+
+    from cascade.errors import ExportError
+
+    original = LocalStore.set
+
+    async def set_slowly(self: LocalStore, key: str, value: object) -> None:
+        if key.startswith("exported_data/") and not key.endswith("zarr.json"):
+            if key.endswith("/1") or key.endswith(".1"):  # channel 1 of a block: the disk is full
+                raise OSError(errno.ENOSPC, "No space left on device")
+            await asyncio.sleep(0.8)  # channel 0: still writing when the error is raised
+        await original(self, key, value)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalStore, "set", set_slowly)
+    target = tmp_path / "out.zarr"
+    with dask.config.set(scheduler="synchronous"), pytest.raises(ExportError, match="disk is full"):
+        write_image(_channels([], None), str(target), format="zarr", axes="zyxc", resume=resume)
+    assert list(tmp_path.iterdir()) == []
+    import time
+
+    time.sleep(1.0)  # the sibling writes are over by now: still nothing
+    assert list(tmp_path.iterdir()) == []

@@ -232,7 +232,7 @@ def check_name(final: str) -> None:
         )
 
 
-def _remove_settled(path: str, quiet: float = 0.3, most: float = 3.0) -> None:
+def remove_settled(path: str, quiet: float = 0.3, most: float = 3.0) -> None:
     """Remove ``path`` and keep removing it until it has stayed absent for ``quiet`` seconds.
 
     After a failed write, a store may still finish writes it had started concurrently (zarr
@@ -315,7 +315,7 @@ def _cleanup_on_error(temps: Sequence[str], final: str) -> Iterator[None]:
         yield
     except BaseException as err:
         for temp in temps:
-            _remove_settled(temp)
+            remove_settled(temp)
         if isinstance(err, OSError) and not isinstance(err, CascadeError):
             raise export_error(err, final) from err
         raise

@@ -22,7 +22,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import CascadeError, ExportError
-from ._atomic import DISK_FULL, export_error, remove, replace_dir, stem, umask
+from ._atomic import DISK_FULL, export_error, remove, remove_settled, replace_dir, stem, umask
 from ._store import store_slabs
 
 __all__ = [
@@ -121,11 +121,11 @@ def resumable_dir(final: str, fingerprint: str) -> Iterator[tuple[str, bool]]:
         remove(os.path.join(work, _STATE))
         replace_dir(work, final)
     except CascadeError:
-        remove(work)  # bad input or output: nothing worth resuming
+        remove_settled(work)  # bad input or output: nothing worth resuming
         raise
     except OSError as err:
         if err.errno in DISK_FULL:  # a full disk keeps nothing; other errors keep the blocks
-            remove(work)
+            remove_settled(work)
         raise export_error(err, final) from err
 
 

@@ -12,6 +12,7 @@ was chunked in (``compute_chunks``), so no block of features is computed twice.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 import math
@@ -176,8 +177,34 @@ def store_slabs(
         written = _store_boxes(source, gate, boxes, grid, edges, lock, skip, label)
     except BaseException:
         gate.close()  # no write after the failure: the caller removes the partial output next
+        settle_zarr_writes()
         raise
     return written, total
+
+
+def settle_zarr_writes(timeout: float = 60.0) -> None:
+    """Wait for the chunk writes zarr still runs after a failed store (at most ``timeout`` s).
+
+    zarr 3 writes the chunks of one region concurrently on its own IO thread
+    (``asyncio.gather``): when one chunk fails, the call raises at once while its siblings keep
+    writing, and a late write recreates the folders of an output just removed. Nothing to do
+    when zarr is not loaded or its loop is not running.
+    """
+    sync = sys.modules.get("zarr.core.sync")
+    loops = getattr(sync, "loop", None)
+    loop = loops[0] if isinstance(loops, list) and loops else None
+    if not isinstance(loop, asyncio.AbstractEventLoop) or not loop.is_running():
+        return
+
+    async def others() -> None:
+        pending = asyncio.all_tasks() - {asyncio.current_task()}
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    try:
+        asyncio.run_coroutine_threadsafe(others(), loop).result(timeout + 1.0)
+    except Exception:  # a loop closing meanwhile: the caller's removal still retries
+        return
 
 
 class _Gate:
