@@ -14,6 +14,10 @@ options, joined with ``+`` (e.g. ``pseudo+bal``):
 - ``cc``: extra context features: the size of the pixel's connected component of each class's
   probability thresholded at 0.3, 0.5, 0.7 (log2, capped at 256 pixels), so isolated specks of
   false membrane and small holes in thick membrane can be told from the membrane network and cells.
+- ``line``: extra context features: grey openings of the membrane probability by straight lines of
+  9, 17 and 33 px in 8 orientations, the largest over the orientations per length (a pixel on a long
+  membrane keeps its probability, a speck shorter than the line loses it), and the closings by the
+  same lines, the smallest over the orientations (a gap in a membrane shorter than the line is filled).
 - ``mfX`` (e.g. ``mf30``): stage 2+ forests use max_features = X % of the features (not sqrt).
 - ``treesN``: stage 2+ forests have N trees.
 - ``dense``: an oracle, not a protocol: stage 2+ trains on the dense ground truth of the
@@ -107,6 +111,27 @@ def component_sizes(probs: np.ndarray, cap: int = 256) -> np.ndarray:
     return np.stack(parts, axis=-1).astype(np.float32)
 
 
+def line_footprint(length: int, angle: float) -> np.ndarray:
+    """A straight line of ``length`` pixels through the centre of a square footprint."""
+    half = length // 2
+    fp = np.zeros((length, length), bool)
+    t = np.linspace(-half, half, 4 * length)
+    fp[np.rint(half + t * np.sin(angle)).astype(int), np.rint(half + t * np.cos(angle)).astype(int)] = True
+    return fp
+
+
+def line_openings(probs: np.ndarray, lengths: tuple[int, ...] = (9, 17, 33)) -> np.ndarray:
+    """``line``: per length, the max over 8 orientations of the opening of p(membrane) by a line,
+    and the min over them of its closing."""
+    p = probs[..., 0].astype(np.float32)
+    parts = []
+    for length in lengths:
+        fps = [line_footprint(length, np.pi * a / 8) for a in range(8)]
+        parts.append(np.max([ndimage.grey_opening(p, footprint=fp, mode="mirror") for fp in fps], axis=0))
+        parts.append(np.min([ndimage.grey_closing(p, footprint=fp, mode="mirror") for fp in fps], axis=0))
+    return np.stack(parts, axis=-1).astype(np.float32)
+
+
 def context(probs: np.ndarray, opts: set[str]) -> np.ndarray:
     """Stage k+1's extra features from stage k's probabilities (y, x, 2) of one slice."""
     as_uint8 = np.floor(np.float32(255) * probs).astype(np.uint8)
@@ -116,6 +141,8 @@ def context(probs: np.ndarray, opts: set[str]) -> np.ndarray:
         parts.append(distance_maps(probs))
     if "cc" in opts:
         parts.append(component_sizes(probs))
+    if "line" in opts:
+        parts.append(line_openings(probs))
     return np.concatenate(parts, axis=-1)
 
 

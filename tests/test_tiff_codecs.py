@@ -63,6 +63,7 @@ def test_compressed_multipage_tiff(
     tmp_path: Path, codec: str, layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_codec(codec)
+    monkeypatch.setattr("cascade.io._tiff.MIN_READ_BYTES", 0)  # tile by tile, as for huge pages
     dtype = "uint8" if codec == "jpeg" else "uint16"  # JPEG in TIFF is 8 bit
     a = _image((3, 96, 80), dtype)
     path = tmp_path / "img.tif"
@@ -100,6 +101,7 @@ def test_compressed_multipage_tiff(
 def test_jpeg_rgb_tiff(tmp_path: Path, layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """RGB JPEG (YCbCr-subsampled, the usual slide-scanner layout) reads as ``yxc``, tile by tile."""
     require_codec("jpeg")
+    monkeypatch.setattr("cascade.io._tiff.MIN_READ_BYTES", 0)  # tile by tile, as for huge pages
     a = _image((64, 96, 3), "uint8")
     path = tmp_path / "rgb.tif"
     tifffile.imwrite(path, a, compression="jpeg", photometric="rgb", **LAYOUTS[layout])
