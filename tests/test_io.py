@@ -216,6 +216,20 @@ def test_zarr_tiny_storage_chunks_are_read_several_at_a_time(tmp_path: Path) -> 
 # --- n5 ----------------------------------------------------------------------------------
 
 
+def test_n5_tiny_blocks_are_read_several_at_a_time(tmp_path: Path) -> None:
+    """A local N5 stored in 8x8 blocks is read in aligned multiples of them, not one task per block."""
+    a = _volume((300, 400), "uint16")
+    write_image(
+        da.from_array(a, chunks=(8, 8)), str(tmp_path / "tiny"), format="n5", axes="yx", blocks=(8, 8)
+    )
+    with open(tmp_path / "tiny.n5" / "exported_data" / "attributes.json") as fh:
+        assert json.load(fh)["blockSize"] == [8, 8]
+    img = open_image(str(tmp_path / "tiny.n5/exported_data"))
+    assert img.data.npartitions < 10  # 1900 stored blocks
+    assert all(edge % 8 == 0 for axis in img.data.chunks for edge in axis[:-1])
+    np.testing.assert_array_equal(img.data.compute(), a)
+
+
 @pytest.mark.parametrize("fmt", ["n5", "compressed n5"])
 def test_n5_round_trip(tmp_path: Path, fmt: str) -> None:
     a = _volume((2, 30, 40), "uint16")
@@ -230,7 +244,7 @@ def test_n5_round_trip(tmp_path: Path, fmt: str) -> None:
     assert attrs["compression"]["type"] == ("gzip" if fmt == "compressed n5" else "raw")
     img = open_image(files[0])
     assert (img.axes, img.axes_guessed, img.nickname) == ("tyx", False, "out")
-    assert img.data.chunks[0] == (1, 1)
+    assert img.data.chunks == ((2,), (30,), (40,))  # small blocks: read together
     np.testing.assert_array_equal(img.data.compute(), a)
     np.testing.assert_array_equal(
         open_image(files[0] + "/exported_data").data[1, 5:25, 3:33].compute(), a[1, 5:25, 3:33]
@@ -251,8 +265,11 @@ def _n5_block(data: np.ndarray, *, mode: int = 0, compress: str = "gzip") -> byt
 
 
 @pytest.mark.parametrize("compress", ["gzip", "zlib", "raw"])
-def test_n5_reader_on_hand_made_fixture(tmp_path: Path, compress: str) -> None:
+def test_n5_reader_on_hand_made_fixture(
+    tmp_path: Path, compress: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A 5 x 7 int32 dataset (C order, y x) in blocks of 3 x 4 with one block missing."""
+    monkeypatch.setattr("cascade.io._sources.MIN_READ_BYTES", 0)  # block by block, as large blocks are
     a = np.arange(35, dtype=np.int32).reshape(5, 7) - 10
     root = tmp_path / "hand.n5"
     ds = root / "volume" / "raw"

@@ -19,7 +19,7 @@ from ._n5 import N5Source, list_n5_datasets, n5_attributes
 from ._numpy import read_npy, read_npz
 from ._paths import Member, expand_path, make_nickname
 from ._remote import is_url, join, probe, remote_error, remote_exists
-from ._sources import one_line, to_dask
+from ._sources import one_line, read_chunks, to_dask
 from ._tiff import read_tiff
 
 __all__ = ["READ_FORMATS", "Image", "open_image"]
@@ -142,7 +142,8 @@ def _read_n5(external: str, internal: str | None) -> tuple[da.Array, str | None,
     keys = valid_axes(list(reversed(axes)), source.ndim) if isinstance(axes, list) else None
     if keys is None:
         keys = valid_axes(keys_from_axistags(attrs.get("axistags")), source.ndim)
-    return to_dask(source, source.block), keys, internal
+    chunks = source.block if is_url(external) else read_chunks(source.block, source.shape, source.dtype)
+    return to_dask(source, chunks), keys, internal
 
 
 def _read_one(member: Member, scale: str | int | None, *, in_stack: bool) -> tuple[da.Array, str | None, str]:
