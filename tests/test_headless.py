@@ -358,7 +358,7 @@ ERRORS: dict[str, tuple[str, str]] = {
     "read-fails-midway-n5": (
         "--output_format 'compressed n5' --block-shape 16 "
         "--export_source 'Simple Segmentation Stage 1' $WS/bad.n5/raw",
-        "bad.n5/raw: buffer is smaller than requested size",
+        "bad.n5/raw/3/3: damaged N5 block: it holds 28 bytes, not the 256 bytes its header says",
     ),
 }
 

@@ -299,6 +299,54 @@ def test_n5_reader_on_hand_made_fixture(
     assert open_image(str(root) + "/volume/raw").nickname == "hand-volume-raw"
 
 
+_HEADER = struct.pack(">HH2I", 0, 2, 4, 3)  # a 3 x 4 block (dims are stored x first)
+
+
+@pytest.mark.parametrize(
+    ("block", "compression", "message"),
+    [
+        (_HEADER + gzip.compress(bytes(10)), "gzip", "holds 10 bytes, not the 48 bytes its header says"),
+        (_HEADER + gzip.compress(bytes(2**26)), "gzip", "holds more than the 48 bytes"),  # 64 MB of zeros
+        (_HEADER + zlib.compress(bytes(2**26)), "zlib", "holds more than the 48 bytes"),
+        (_HEADER + bytes(49), "raw", "holds more than the 48 bytes"),
+        (struct.pack(">HH2I", 0, 2, 100000, 100000) + gzip.compress(bytes(48)), "gzip", "100000x100000, the"),
+        (struct.pack(">HH3I", 0, 3, 4, 3, 1) + gzip.compress(bytes(48)), "gzip", "says 1x3x4, the dataset's"),
+        (b"\0\0", "gzip", "truncated N5 block (no header)"),
+        (struct.pack(">HH", 0, 2) + b"\0", "gzip", "its header is cut short"),
+        (_HEADER + b"garbage" * 10, "gzip", "damaged N5 block (Error -3"),
+        (_HEADER + b"garbage" * 10, "zlib", "damaged N5 block (Error -3"),
+    ],
+    ids=[
+        "short",
+        "gzip-bomb",
+        "zlib-bomb",
+        "raw-long",
+        "huge-dims",
+        "3d",
+        "no-header",
+        "cut-header",
+        "gzip",
+        "zlib",
+    ],
+)
+def test_n5_damaged_or_hostile_block_is_refused(
+    tmp_path: Path, block: bytes, compression: str, message: str
+) -> None:
+    """A block file that disagrees with its header or the dataset is named in one line; a block that
+    decompresses to far more than its header says is never decompressed whole (a gzip bomb)."""
+    ds = tmp_path / "bad.n5" / "raw"
+    ds.mkdir(parents=True)
+    codec = {"type": "raw"} if compression == "raw" else {"type": "gzip", "useZlib": compression == "zlib"}
+    attrs = {"dimensions": [4, 3], "blockSize": [4, 3], "dataType": "int32", "compression": codec}
+    (ds / "attributes.json").write_text(json.dumps(attrs))
+    (ds / "0").mkdir()
+    (ds / "0" / "0").write_bytes(block)
+    img = open_image(str(ds.parent) + "/raw")
+    with pytest.raises(DataError, match=r"cannot read .*bad\.n5/raw/0/0: ") as err:
+        img.data.compute()
+    assert message in str(err.value)
+
+
 # --- zarr and OME-Zarr ---------------------------------------------------------------------
 
 

@@ -10,13 +10,10 @@ as 0. N5 stores at ``http(s)://`` and ``s3://`` URLs are read block by block thr
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import itertools
 import json
 import lzma
 import os
-import struct
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -28,9 +25,10 @@ from ..errors import DataError, ExportError
 from ._atomic import atomic_dir, make_temp_file, remove, remove_stale
 from ._internal import check_inside, dataset_parts
 from ._meta import axistags_json, block_shape
+from ._n5block import decode_block, encode_block
 from ._remote import filesystem, is_url, join, read_bytes
 from ._resume import ResumeState, resumable_dir, store_resumable
-from ._sources import LazySource, rechunk, store
+from ._sources import LazySource, one_line, rechunk, store
 from ._store import aligned_block
 
 __all__ = [
@@ -111,36 +109,6 @@ def _compression(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": attrs.get("compressionType", "raw")}
 
 
-def _decompress(payload: bytes, compression: Mapping[str, Any]) -> bytes:
-    kind = compression.get("type", "raw")
-    if kind == "raw":
-        return payload
-    if kind == "gzip":
-        return zlib.decompress(payload) if compression.get("useZlib") else gzip.decompress(payload)
-    if kind == "bzip2":
-        return bz2.decompress(payload)
-    if kind == "xz":
-        return lzma.decompress(payload)
-    if kind in ("blosc", "zstd"):
-        import numcodecs
-
-        codec = numcodecs.Blosc() if kind == "blosc" else numcodecs.Zstd()
-        return bytes(codec.decode(payload))
-    raise DataError(f"unsupported N5 compression {kind!r}; supported are raw, gzip, bzip2, xz, blosc, zstd")
-
-
-def decode_block(raw: bytes, dtype: np.dtype, compression: Mapping[str, Any]) -> np.ndarray:
-    """Decode one N5 block file into a C-order array of the big-endian ``dtype``."""
-    mode, ndim = struct.unpack(">HH", raw[:4])
-    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    offset = 4 + 4 * ndim + (4 if mode == 1 else 0)
-    if mode not in (0, 1):
-        raise DataError(f"unsupported N5 block mode {mode} (object blocks cannot be read)")
-    count = int(np.prod(dims))
-    data = np.frombuffer(_decompress(raw[offset:], compression), dtype=dtype, count=count)
-    return data.reshape(dims[::-1])
-
-
 class N5Source(LazySource):
     """Lazy reader of one N5 dataset directory, in C axis order."""
 
@@ -161,10 +129,16 @@ class N5Source(LazySource):
         return None
 
     def _block(self, grid: tuple[int, ...]) -> np.ndarray | None:
-        raw = _read_file(join(self.directory, *(str(i) for i in reversed(grid))))
+        path = join(self.directory, *(str(i) for i in reversed(grid)))
+        raw = _read_file(path)
         if raw is None:
             return None
-        return decode_block(raw, self.big_endian, self.compression)
+        try:
+            return decode_block(raw, self.big_endian, self.compression, self.block)
+        except DataError as err:
+            raise DataError(f"cannot read {path}: {err}") from None
+        except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as err:
+            raise DataError(f"cannot read {path}: damaged N5 block ({one_line(err)})") from None
 
     def _read(self, handle: Any, index: tuple[slice, ...]) -> np.ndarray:
         bounds = [s.indices(n)[:2] for s, n in zip(index, self.shape, strict=True)]
@@ -230,15 +204,10 @@ class N5Target:
         if any(a % bs for a, bs in zip(starts, self.block, strict=True)):
             raise ExportError(f"cannot write {self.directory}: a write is not aligned to the N5 blocks")
         grid = [a // bs for a, bs in zip(starts, self.block, strict=True)]
-        dims = value.shape[::-1]
-        header = struct.pack(f">HH{len(dims)}I", 0, len(dims), *dims)
-        payload = np.ascontiguousarray(value, dtype=self.dtype).tobytes()
-        if self.gzip_level is not None:
-            payload = gzip.compress(payload, compresslevel=self.gzip_level, mtime=0)
         path = os.path.join(self.directory, *(str(i) for i in reversed(grid)))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as fh:
-            fh.write(header + payload)
+            fh.write(encode_block(value, self.dtype, self.gzip_level))
 
 
 def create_n5_dataset(
