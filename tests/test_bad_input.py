@@ -10,7 +10,9 @@ stderr without a traceback, the words that name the problem, and that no file ap
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import h5py
@@ -124,6 +126,33 @@ def test_truncated_multipage_tiff_is_refused_in_one_line(run_dir: Path) -> None:
     before = files(run_dir)
     done = cascade("--headless", "--project=p.cascade", "--input_axes=tyx", "cut.tif", cwd=run_dir)
     refused(done, "cut.tif", "truncated or damaged")
+    assert files(run_dir) == before
+
+
+def _png(width: int, height: int, pixels: bytes) -> bytes:
+    """A grayscale 8-bit PNG of ``width`` x ``height`` whose IDAT holds ``pixels`` (compressed)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(pixels))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_png_declaring_billions_of_pixels_is_refused_in_one_line(run_dir: Path) -> None:
+    """A 2 KB PNG declaring 40000 x 40000 pixels (a decompression bomb: PNGs are decoded whole) is
+    refused by Pillow's pixel limit, in one line naming the file and what to do, not with imageio's
+    "an unknown error occurred while initializing plugin"."""
+    (run_dir / "bomb.png").write_bytes(_png(40000, 40000, bytes(40001 * 50)))
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "bomb.png", cwd=run_dir)
+    line = refused(done, "bomb.png", "1600000000 pixels", "TIFF, HDF5, N5 or zarr")
+    assert "plugin" not in line
     assert files(run_dir) == before
 
 

@@ -13,7 +13,7 @@ from types import ModuleType
 import dask.array as da
 import numpy as np
 
-from ..errors import ExportError
+from ..errors import DataError, ExportError
 from ._sources import FunctionSource, to_dask
 
 __all__ = ["FLAT_FORMATS", "check_flat", "read_flat", "read_flat_url", "write_flat"]
@@ -38,16 +38,40 @@ def _iio() -> ModuleType:
     return imageio.v3
 
 
+def _too_large(err: BaseException, path: str) -> None:
+    """Raise :class:`DataError` if ``err`` is Pillow refusing a decompression bomb (imageio hides it
+    behind "an unknown error occurred while initializing plugin")."""
+    cause = err.__cause__ or err
+    if type(cause).__name__ == "DecompressionBombError":
+        raise DataError(
+            f"cannot read {path}: {cause} These files are decoded whole, in memory: store an image "
+            "this large as TIFF, HDF5, N5 or zarr"
+        ) from None
+
+
 def _imread(path: str) -> np.ndarray:
     # an open file and one plugin: imageio leaks handles when it tries every plugin on a bad file
     with open(path, "rb") as fh:
-        return np.asarray(_iio().imread(fh, index=0, extension=os.path.splitext(path)[1], plugin="pillow"))
+        try:
+            image = _iio().imread(fh, index=0, extension=os.path.splitext(path)[1], plugin="pillow")
+        except Exception as err:
+            _too_large(err, path)
+            raise
+    return np.asarray(image)
 
 
 def read_flat(path: str) -> tuple[da.Array, str]:
-    """Open a 2D image file lazily as one dask chunk; axes ``yx`` or ``yxc``."""
+    """Open a 2D image file lazily as one dask chunk; axes ``yx`` or ``yxc``.
+
+    Pillow's limit on pixels (``PIL.Image.MAX_IMAGE_PIXELS``, 89 million, refused past twice that)
+    holds: a few MB of PNG can declare billions of pixels.
+    """
     with open(path, "rb") as fh:
-        props = _iio().improps(fh, index=0, extension=os.path.splitext(path)[1], plugin="pillow")
+        try:
+            props = _iio().improps(fh, index=0, extension=os.path.splitext(path)[1], plugin="pillow")
+        except Exception as err:
+            _too_large(err, path)
+            raise
     shape = tuple(int(n) for n in props.shape)
     source = FunctionSource(path, _imread, shape, props.dtype)
     return to_dask(source, shape), "yx" if len(shape) == 2 else "yxc"
@@ -84,7 +108,12 @@ def _imread_url(url: str) -> np.ndarray:
     if raw is None:
         raise FileNotFoundError(url)
     extension = os.path.splitext(url)[1]
-    return np.asarray(_iio().imread(io.BytesIO(raw), index=0, extension=extension, plugin="pillow"))
+    try:
+        image = _iio().imread(io.BytesIO(raw), index=0, extension=extension, plugin="pillow")
+    except Exception as err:
+        _too_large(err, url)
+        raise
+    return np.asarray(image)
 
 
 def read_flat_url(url: str) -> tuple[da.Array, str]:
