@@ -489,6 +489,21 @@ def test_tiff_small_strips_are_read_in_whole_pages(tmp_path: Path) -> None:
     np.testing.assert_array_equal(img.data[1, 1000:1100].compute(), big[1, 1000:1100])
 
 
+def test_large_uncompressed_tiff_pages_are_read_in_bands_of_rows(tmp_path: Path) -> None:
+    """An uncompressed page of 20 MB (ImageJ's and tifffile's default layout: one strip) is read in
+    bands of about 16 MB of rows, not as one chunk: memory follows the chunk, not the page."""
+    a = np.random.default_rng(0).integers(0, 255, (2, 5000, 4000), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "big.tif", a, metadata={"axes": "ZYX"})
+    img = open_image(str(tmp_path / "big.tif"))
+    assert img.data.chunks == ((1, 1), (4194, 806), (4000,))
+    np.testing.assert_array_equal(img.data.compute(), a)
+    np.testing.assert_array_equal(img.data[1, 4190:4200:3, 7:9].compute(), a[1, 4190:4200:3, 7:9])
+    tifffile.imwrite(tmp_path / "ij.tif", a, imagej=True)
+    img = open_image(str(tmp_path / "ij.tif"))
+    assert img.data.chunks[1] == (4194, 806)
+    np.testing.assert_array_equal(img.data[:, 4000:4400].compute(), a[:, 4000:4400])
+
+
 def test_tiff_axes_from_metadata(tmp_path: Path) -> None:
     a = _volume((2, 3, 2, 8, 9), "uint8")
     tifffile.imwrite(tmp_path / "ij.tif", a, imagej=True, metadata={"axes": "TZCYX"})

@@ -27,6 +27,9 @@ from ..errors import DataError
 from ._meta import valid_axes
 from ._sources import MIN_READ_BYTES, READ_BYTES, LazySource, to_dask
 
+#: Uncompressed pages larger than this are read in bands of rows of about this size.
+BAND_BYTES = 4 * READ_BYTES
+
 __all__ = ["TiffSource", "read_tiff", "write_tiff_2d", "write_tiff_pages"]
 
 _BIGTIFF_BYTES = 2**32 - 2**25
@@ -52,7 +55,12 @@ class _PageReader:
         self.lead = lead
         self.shape: tuple[int, ...] = tuple(series.shape)
         self.dtype = np.dtype(series.dtype)
-        self.chunks: tuple[int, ...] = (1,) * lead + self.shape[lead:]
+        page = self.shape[lead:]
+        rows = page[0] if page else 1
+        if series.dataoffset is not None and page:  # uncompressed: any rows can be read alone
+            row_bytes = math.prod(page[1:]) * self.dtype.itemsize
+            rows = min(rows, max(1, BAND_BYTES // max(row_bytes, 1)))
+        self.chunks: tuple[int, ...] = (1,) * lead + (rows,) * bool(page) + page[1:]
         self.lock = threading.RLock()
 
     def __getitem__(self, index: tuple[slice, ...]) -> np.ndarray:
@@ -60,30 +68,38 @@ class _PageReader:
         picked = [range(n)[i] for n, i in zip(self.shape, index, strict=True)]
         out = np.empty(tuple(len(r) for r in picked), self.dtype)
         grid, within = self.shape[: self.lead], index[self.lead :]
+        band = slice(None)  # the rows read from each page; ``within`` then picks in them
+        if within and within[0].step in (None, 1):
+            band, within = within[0], (slice(None), *within[1:])
         for position in np.ndindex(*out.shape[: self.lead]):
             where = tuple(r[i] for r, i in zip(picked[: self.lead], position, strict=True))
             number = int(np.ravel_multi_index(where, grid)) if grid else 0
-            out[position] = self._page(number)[within]
+            out[position] = self._page(number, band)[within]
         return out
 
-    def _page(self, number: int) -> np.ndarray:
-        """Page ``number`` of the series, shaped as the trailing dimensions of the series."""
+    def _page(self, number: int, band: slice = slice(None)) -> np.ndarray:
+        """Rows ``band`` of page ``number`` of the series, shaped as the series' trailing dimensions."""
         page_shape = self.shape[self.lead :]
         keyframe = self.series.keyframe
         if self.series.dataoffset is not None:  # contiguous: pages need not have IFDs of their own
-            count = math.prod(page_shape)
-            offset = self.series.dataoffset + number * count * self.dtype.itemsize
+            if not page_shape:  # one pixel per page
+                page_shape, band = (1,), slice(None)
+            start, stop, _ = band.indices(page_shape[0])
+            row = math.prod(page_shape[1:])
+            first = number * math.prod(page_shape) + start * row
             with self.lock:
                 data = self.tif.filehandle.read_array(
-                    self.tif.byteorder + self.dtype.char, count=count, offset=offset
+                    self.tif.byteorder + self.dtype.char,
+                    count=(stop - start) * row,
+                    offset=self.series.dataoffset + first * self.dtype.itemsize,
                 )
-            return data.reshape(page_shape)
+            return data.reshape((stop - start, *page_shape[1:])[: len(self.shape) - self.lead])
         with self.lock:
             page = self.series[number]
         if page is None:  # a missing page reads as the fill value, as in tifffile's zarr store
-            return np.full(page_shape, keyframe.nodata, self.dtype)
+            return np.full(page_shape, keyframe.nodata, self.dtype)[band]
         image: np.ndarray = page.asarray(lock=self.lock, maxworkers=1)
-        return image.reshape(page_shape)
+        return image.reshape(page_shape)[band]
 
     def close(self) -> None:
         """Close the file."""
