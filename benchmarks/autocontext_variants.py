@@ -19,7 +19,8 @@ forest. Stage k+1 sees the raw features plus features computed on stage k's prob
     the labels outside fold f.
   * ``lib-cross-fit``, ``lib-oob``, ``lib-in-sample``: not this module's re-implementation but
     the library itself, ``cascade.training.fit(mode=...)`` and ``cascade.pipeline.predict``
-    (:func:`run_library`; modifiers are ignored).
+    (:func:`run_library`; modifiers are ignored); ``lib-default`` is what ``cascade train`` gives
+    (cross-fit, and the exported probabilities following the training images' class shares).
 
 - modifiers, joined with ``+``: ``wide`` (features on the probabilities at scales up to 20,
   not only up to 10), ``all`` (the probabilities of all earlier stages, not only the last),
@@ -49,7 +50,7 @@ FEEDS = (
     "oob",
     "xfit-image",
     "xfit-block",
-    *(f"lib-{m}" for m in ("cross-fit", "oob", "in-sample")),
+    *(f"lib-{m}" for m in ("cross-fit", "oob", "in-sample", "default")),
 )
 MODIFIERS = ("wide", "all", "offsets", "balanced", "lean")
 #: short names for the variants a user asks for most
@@ -399,7 +400,8 @@ def run_library(
     seed: int,
 ) -> list[dict[int, np.ndarray]]:
     """Like :func:`run_cascade`, with the library: ``fit(mode=mode)`` on 2D slices, then ``predict``
-    (the forests' own probabilities: ``prior="labels"``, as the study's re-implementation)."""
+    (the forests' own probabilities, ``prior="labels"``, as the study's re-implementation; mode
+    ``"default"``: ``cascade train``'s defaults)."""
     import dask
 
     from cascade.pipeline import Stage, predict
@@ -408,7 +410,9 @@ def run_library(
     images = [TrainingImage(raw[i][..., None], "yxc", (labels[i],) * stages) for i in sorted(labels)]
     plan = [Stage(FeatureSelection.ilastik_default(), class_names)] * stages
     with dask.config.set(scheduler="synchronous"):
-        model = fit(images, plan, trees=trees, seed=seed, mode=mode, prior="labels", n_jobs=1)  # type: ignore[arg-type]
+        prior = "images" if mode == "default" else "labels"
+        mode = "cross-fit" if mode == "default" else mode
+        model = fit(images, plan, trees=trees, seed=seed, mode=mode, prior=prior, n_jobs=1)  # type: ignore[arg-type]
         out: list[dict[int, np.ndarray]] = [{} for _ in range(stages)]
         for i in test:
             for k, result in enumerate(predict(model, raw[i][..., None], axes="yxc")):
