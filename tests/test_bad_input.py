@@ -9,6 +9,7 @@ stderr without a traceback, the words that name the problem, and that no file ap
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import struct
 import subprocess
@@ -19,6 +20,7 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
+import zarr
 from helpers import blobs, cascade, sparse
 
 from cascade.axes import internal_axes, to_internal
@@ -430,3 +432,21 @@ def test_help_still_works(run_dir: Path, command: list[str]) -> None:
     done = cascade(*command, "--help", cwd=run_dir)
     assert done.returncode == 0, done.stderr
     assert "Usage" in done.stdout and done.stderr == ""
+
+
+def test_zarr_chunk_bomb_is_refused_in_one_line(run_dir: Path) -> None:
+    """A zarr chunk of 64x64 whose 4 KB file inflates to 4 MiB is refused naming the chunk file and
+    nothing is written (a 1 GiB gzip bomb in one chunk took 2.3 GB of memory before zarr refused)."""
+    array = zarr.create_array(
+        str(run_dir / "bomb.zarr"),
+        shape=(64, 64),
+        chunks=(64, 64),
+        dtype="uint8",
+        compressors=[zarr.codecs.GzipCodec()],
+    )
+    array[:] = 1
+    (run_dir / "bomb.zarr" / "c" / "0" / "0").write_bytes(gzip.compress(bytes(4 << 20), compresslevel=9))
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "bomb.zarr", cwd=run_dir)
+    refused(done, "bomb.zarr/c/0/0", "decompresses to more than the 4096 bytes")
+    assert files(run_dir) == before

@@ -13,6 +13,7 @@ from pathlib import Path
 import dask.array as da
 import h5py
 import imageio.v3 as iio
+import numcodecs
 import numpy as np
 import pytest
 import tifffile
@@ -841,3 +842,64 @@ def test_failing_chunk_keeps_existing_container(tmp_path: Path, fmt: str) -> Non
         write_image(_failing(a + 1, (2, 3, 8)), str(tmp_path / "c"), format=fmt, axes="zyx")
     assert _listing(tmp_path) == before
     np.testing.assert_array_equal(open_image(path).data.compute(), a)
+
+
+# --- hostile zarr chunks ------------------------------------------------------------------------
+
+
+def _zarr_with_chunk(path: Path, zarr_format: int, compressor: str | None, payload: bytes) -> str:
+    """A 128x128 uint8 zarr in 64x64 chunks whose first chunk file holds ``payload``."""
+    compressors = None if compressor is None else [zarr.codecs.GzipCodec()]
+    if zarr_format == 2 and compressor is not None:
+        compressors = [numcodecs.GZip()]
+    array = zarr.create_array(
+        str(path),
+        shape=(128, 128),
+        chunks=(64, 64),
+        dtype="uint8",
+        zarr_format=zarr_format,
+        compressors=compressors,
+    )
+    array[:] = 1
+    first = path / ("0.0" if zarr_format == 2 else "c/0/0")
+    first.write_bytes(payload)
+    return str(path)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_zarr_chunk_decompressing_past_its_size_is_refused_unread(tmp_path: Path, zarr_format: int) -> None:
+    """A 4 KiB chunk whose 4 KiB file holds 4 MiB of gzip is refused naming the chunk file; nothing
+    past a chunk's size is decompressed (a 1 GiB bomb took zarr 2.3 GB before it refused)."""
+    bomb = gzip.compress(bytes(4 << 20), compresslevel=9)
+    assert len(bomb) < 8192  # no larger than a compressed chunk may be
+    path = _zarr_with_chunk(tmp_path / "bomb.zarr", zarr_format, "gzip", bomb)
+    with pytest.raises(DataError, match=r"damaged zarr chunk .*bomb.zarr/.*0.*more than the 4096 bytes"):
+        open_image(path).data.compute()
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("compressor", [None, "gzip"])
+def test_zarr_chunk_shorter_than_a_chunk_is_refused_naming_it(
+    tmp_path: Path, zarr_format: int, compressor: str | None
+) -> None:
+    short = bytes(100) if compressor is None else gzip.compress(bytes(100))
+    path = _zarr_with_chunk(tmp_path / "short.zarr", zarr_format, compressor, short)
+    with pytest.raises(DataError, match=r"damaged zarr chunk .*short.zarr/.*0.*100 bytes, not the 4096"):
+        open_image(path).data.compute()
+
+
+def test_zarr_chunk_linked_outside_the_store_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(bytes(range(256)) * 16)  # exactly one chunk's 4096 bytes
+    path = _zarr_with_chunk(tmp_path / "s.zarr", 2, None, bytes(4096))
+    (tmp_path / "s.zarr" / "0.0").unlink()
+    (tmp_path / "s.zarr" / "0.0").symlink_to(secret)
+    with pytest.raises(
+        DataError, match=r"refusing zarr chunk .*s.zarr/0.0: it is a link to .*secret.bin, outside"
+    ):
+        open_image(path).data.compute()
+    inside = tmp_path / "s.zarr" / "kept.bin"
+    inside.write_bytes(bytes(4096))
+    (tmp_path / "s.zarr" / "0.0").unlink()
+    (tmp_path / "s.zarr" / "0.0").symlink_to(inside)  # a link within the store is read
+    assert int(open_image(path).data.sum().compute()) == 3 * 4096

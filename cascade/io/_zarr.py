@@ -16,6 +16,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import zarr
+from zarr.storage import LocalStore
 
 from ..errors import DataError, ExportError
 from ._atomic import atomic_dir, remove_stale
@@ -35,6 +36,7 @@ from ._remote import (
 from ._resume import ResumeState, resumable_dir, store_resumable
 from ._sources import LazySource, for_target, read_chunks, store, to_dask
 from ._store import aligned_block
+from ._zarrguard import GuardedStore, chunk_guard
 
 __all__ = [
     "ZarrSource",
@@ -53,7 +55,11 @@ class ZarrSource(LazySource):
     """Lazy reader of one zarr array (the array object itself holds no file handle)."""
 
     def _open(self) -> Any:
-        return zarr.open_array(store=self.path, path=self.key or "", mode="r", **zarr_options(self.path))
+        array = zarr.open_array(store=self.path, path=self.key or "", mode="r", **zarr_options(self.path))
+        if is_url(self.path):
+            return array
+        guarded = GuardedStore(LocalStore(self.path, read_only=True), chunk_guard(array))
+        return zarr.open_array(store=guarded, path=self.key or "", mode="r")
 
     def _read(self, handle: Any, index: tuple[slice, ...]) -> np.ndarray:
         return np.asarray(handle[index])
