@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import struct
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import tifffile
 import zarr
 
 from cascade.errors import AxesError, CascadeError, DataError, ExportError
-from cascade.io import FORMATS, Image, make_nickname, open_image, output_path, split_path, write_image
+from cascade.io import FORMATS, Image, _npz, make_nickname, open_image, output_path, split_path, write_image
 from cascade.io._meta import block_shape, guess_axes
 from cascade.io._tiff import TiffSource
 
@@ -903,3 +904,50 @@ def test_zarr_chunk_linked_outside_the_store_is_refused(tmp_path: Path) -> None:
     (tmp_path / "s.zarr" / "0.0").unlink()
     (tmp_path / "s.zarr" / "0.0").symlink_to(inside)  # a link within the store is read
     assert int(open_image(path).data.sum().compute()) == 3 * 4096
+
+
+# --- hostile npz archives -----------------------------------------------------------------------
+
+
+def test_npz_is_listed_from_member_headers_and_never_unpickled(tmp_path: Path) -> None:
+    """A pickled (object) member no longer stops the one image of an archive being picked (it failed
+    with "Object arrays cannot be loaded"), and is refused in one line when named."""
+    a = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48)
+    np.savez(tmp_path / "p.npz", image=a, meta=np.array([[{"x": 1}] * 3] * 3, dtype=object))
+    np.testing.assert_array_equal(open_image(str(tmp_path / "p.npz")).data.compute(), a)
+    with pytest.raises(DataError, match=r"p.npz/meta: it is an object array, which cascade never unpickles"):
+        open_image(str(tmp_path / "p.npz/meta"))
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", ["<u2", ">u2", ">f8"])
+def test_npz_stored_members_are_memory_mapped_in_any_layout(tmp_path: Path, order: str, dtype: str) -> None:
+    a = np.asarray(np.arange(40 * 30).reshape(40, 30) * 7 % 1000, dtype=dtype, order=order)
+    np.savez(tmp_path / "s.npz", a=a)
+    np.savez_compressed(tmp_path / "c.npz", a=a)
+    stored, compressed = open_image(str(tmp_path / "s.npz/a")), open_image(str(tmp_path / "c.npz/a"))
+    np.testing.assert_array_equal(stored.data.compute(), a)
+    np.testing.assert_array_equal(compressed.data.compute(), a)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(stored.data)).compute(), a)
+    member = _npz._members(str(tmp_path / "s.npz"))["a"]
+    assert isinstance(_npz.NpzSource(str(tmp_path / "s.npz"), "a", member)._open(), np.memmap)
+
+
+def test_compressed_npz_member_too_large_to_inflate_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compressed member is read whole (npz cannot be sliced): past the limit it is refused before
+    anything is inflated (a 0.9 MB archive took 2.1 GB: its member was read twice)."""
+    monkeypatch.setattr(_npz, "NPZ_INFLATE_BYTES", 4000)
+    np.savez_compressed(tmp_path / "z.npz", a=np.zeros((64, 64), np.uint8))
+    with pytest.raises(DataError, match=r"z.npz/a: a compressed member of 4096 bytes .* numpy.save"):
+        open_image(str(tmp_path / "z.npz"))
+
+
+def test_npz_member_whose_header_lies_about_its_size_is_refused(tmp_path: Path) -> None:
+    header = "{'descr': '|u1', 'fortran_order': False, 'shape': (100000, 100000), }".ljust(117) + "\n"
+    member = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(1000)
+    with zipfile.ZipFile(tmp_path / "l.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.npy", member)
+    with pytest.raises(DataError, match=r"damaged .*l.npz/a: its header declares \(100000, 100000\) uint8"):
+        open_image(str(tmp_path / "l.npz"))

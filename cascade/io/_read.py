@@ -16,7 +16,8 @@ from ._flat import FLAT_FORMATS, read_flat, read_flat_url
 from ._hdf5 import list_h5_datasets, pick_single, read_hdf5
 from ._meta import guess_axes, keys_from_axistags, valid_axes
 from ._n5 import N5Source, list_n5_datasets, n5_attributes
-from ._numpy import read_npy, read_npz
+from ._npz import read_npz
+from ._numpy import read_npy
 from ._paths import Member, expand_path, make_nickname
 from ._remote import is_url, join, probe, remote_error, remote_exists
 from ._sources import one_line, read_chunks, to_dask
