@@ -450,3 +450,15 @@ def test_zarr_chunk_bomb_is_refused_in_one_line(run_dir: Path) -> None:
     done = cascade("--headless", "--project=p.cascade", "bomb.zarr", cwd=run_dir)
     refused(done, "bomb.zarr/c/0/0", "decompresses to more than the 4096 bytes")
     assert files(run_dir) == before
+
+
+@pytest.mark.parametrize(("value", "ndim"), [(5, 0), (np.arange(100), 1), (np.zeros((2,) * 6, np.uint8), 6)])
+def test_dataset_of_too_few_or_many_dimensions_is_refused_naming_it(
+    run_dir: Path, value: object, ndim: int
+) -> None:
+    with h5py.File(run_dir / "odd.h5", "w") as f:
+        f["d"] = value
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "odd.h5/d", cwd=run_dir)
+    refused(done, "cannot read odd.h5/d", f"2 to 5 dimensions, this data has {ndim}")
+    assert files(run_dir) == before

@@ -342,10 +342,13 @@ def open_image(
     parts: list[tuple[da.Array, str]] = []
     guessed = False
     fmt = ""
-    for member in members:
+    for member, name in zip(members, names, strict=True):
         data, member_axes, fmt = _read_guarded(member, scale, in_stack=is_stack)
         if member_axes is None:
-            member_axes, guessed = guess_axes(data.shape), True
+            try:
+                member_axes, guessed = guess_axes(data.shape), True
+            except DataError as err:
+                raise DataError(f"cannot read {name}: {err}") from err
         parts.append((data, member_axes))
     data, found_axes = _stack(parts, names, stack_along) if is_stack else parts[0]
     if axes is not None:
