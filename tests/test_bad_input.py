@@ -462,3 +462,22 @@ def test_dataset_of_too_few_or_many_dimensions_is_refused_naming_it(
     done = cascade("--headless", "--project=p.cascade", "odd.h5/d", cwd=run_dir)
     refused(done, "cannot read odd.h5/d", f"2 to 5 dimensions, this data has {ndim}")
     assert files(run_dir) == before
+
+
+def test_hdf5_dataset_needing_a_missing_filter_plugin_is_refused_before_reading(run_dir: Path) -> None:
+    """A dataset compressed with a filter whose plugin is not installed (here lzf renumbered to the
+    unregistered id 32099) is refused naming the filter; it failed per chunk with HDF5's "can't open
+    directory (/usr/local/lib/plugin)"."""
+    with h5py.File(run_dir / "f.h5", "w") as f:
+        f.create_dataset(
+            "d", data=np.tile(np.arange(64, dtype=np.uint8), (64, 1)), chunks=(32, 32), compression="lzf"
+        )
+    data = bytearray((run_dir / "f.h5").read_bytes())
+    at = data.find(b"lzf\0") - 8  # the filter pipeline message: id (2 bytes), name length, flags, ...
+    assert data[at : at + 2] == (32000).to_bytes(2, "little")
+    data[at : at + 2] = (32099).to_bytes(2, "little")
+    (run_dir / "f.h5").write_bytes(bytes(data))
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "f.h5/d", cwd=run_dir)
+    refused(done, "cannot read f.h5/d", "HDF5 filter 32099 (lzf)", "not available", "HDF5_PLUGIN_PATH")
+    assert files(run_dir) == before

@@ -78,6 +78,22 @@ def _axes_of(ds: h5py.Dataset) -> str | None:
     return axes
 
 
+def _check_filters(ds: h5py.Dataset, where: str) -> None:
+    """Refuse a dataset compressed with an HDF5 filter that is not available (a plugin not installed).
+
+    Its chunks would fail to read one by one, with HDF5's "can't open directory" of its plugin folder.
+    """
+    plist = ds.id.get_create_plist()
+    for i in range(plist.get_nfilters()):
+        code, _, _, name = plist.get_filter(i)
+        if not h5py.h5z.filter_avail(code):
+            label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+            raise DataError(
+                f"cannot read {where}: it is compressed with HDF5 filter {code} ({label or 'unnamed'}), "
+                "which is not available; install its plugin and set HDF5_PLUGIN_PATH"
+            )
+
+
 def read_hdf5(external: str, internal: str | None) -> tuple[da.Array, str | None, str]:
     """Open one dataset of an HDF5 file lazily.
 
@@ -96,6 +112,7 @@ def read_hdf5(external: str, internal: str | None) -> tuple[da.Array, str | None
             raise DataError(f"{external} has no dataset {internal!r}; datasets: {found}")
         if ds.dtype.kind not in "biuf":
             raise DataError(f"{external}/{internal} has unsupported dtype {ds.dtype}")
+        _check_filters(ds, f"{external}/{internal}")
         source = H5Source(external, internal, ds.shape, ds.dtype)
         chunks = read_chunks(ds.chunks, ds.shape, ds.dtype) if ds.chunks else "auto"
         axes = _axes_of(ds)
