@@ -951,3 +951,18 @@ def test_npz_member_whose_header_lies_about_its_size_is_refused(tmp_path: Path) 
         archive.writestr("a.npy", member)
     with pytest.raises(DataError, match=r"damaged .*l.npz/a: its header declares \(100000, 100000\) uint8"):
         open_image(str(tmp_path / "l.npz"))
+
+
+@pytest.mark.parametrize(
+    ("zarr_format", "dtype"),
+    [(2, str), (3, str), (2, "complex64"), (3, "complex64"), (2, [("a", "u1"), ("b", "f4")])],
+)
+def test_zarr_of_a_non_image_dtype_is_refused_naming_it(
+    tmp_path: Path, zarr_format: int, dtype: object
+) -> None:
+    """Strings failed as dask's "Can not use auto rechunking with object dtype"; each is now named."""
+    zarr.create_array(
+        str(tmp_path / "s.zarr"), shape=(8, 8), chunks=(8, 8), dtype=dtype, zarr_format=zarr_format
+    )
+    with pytest.raises(DataError, match=r"s.zarr has unsupported dtype"):
+        open_image(str(tmp_path / "s.zarr"))

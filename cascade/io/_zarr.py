@@ -193,6 +193,8 @@ def read_zarr(
         axes = valid_axes(_parent_ome_axes(external, internal), array.ndim)
     if not isinstance(array, zarr.Array):
         raise DataError(f"{where}: {internal!r} is not a zarr array")
+    if np.dtype(array.dtype).kind not in "biuf":
+        raise DataError(f"{where} has unsupported dtype {array.dtype}")
     if axes is None:
         axes = _array_axes(array)
     source = ZarrSource(external, internal, array.shape, array.dtype)
