@@ -481,3 +481,13 @@ def test_hdf5_dataset_needing_a_missing_filter_plugin_is_refused_before_reading(
     done = cascade("--headless", "--project=p.cascade", "f.h5/d", cwd=run_dir)
     refused(done, "cannot read f.h5/d", "HDF5 filter 32099 (lzf)", "not available", "HDF5_PLUGIN_PATH")
     assert files(run_dir) == before
+
+
+def test_zarr_declaring_a_trillion_pixels_is_refused_before_planning(run_dir: Path) -> None:
+    """10^6 x 10^6 pixels in chunks of 64 (nothing stored: zarr reads the fill value) are 3.8 million
+    blocks of 512^2: refused in one line; planning them took 6 GB in 90 s and had not finished."""
+    zarr.create_array(str(run_dir / "vast.zarr"), shape=(10**6, 10**6), chunks=(64, 64), dtype="uint8")
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "vast.zarr", cwd=run_dir)
+    refused(done, "vast.zarr", "(1000000, 1000000", "blocks", "--block-shape")
+    assert files(run_dir) == before
