@@ -127,6 +127,20 @@ def test_probability_conversion_matches_ilastik() -> None:
     assert convert_probabilities(p, np.float32).dtype == np.float32
 
 
+def test_probability_conversion_for_signed_raw_is_ilastiks_overflowing_one() -> None:
+    """ilastik stacks ``((max - min) * p - min).astype(dtype)``: past the signed type's range, and
+    numpy's cast (x86) wraps int8/int16 and gives int32/int64 their minimum. cascade mapped p
+    onto the range instead (int8 p=0.5: 0, ilastik -1; int32: a ramp, ilastik a constant)."""
+    p = np.array([0.0, 0.1, 0.3, 0.5, 0.7, 0.999, 1.0], np.float32)
+    assert convert_probabilities(p, np.int8).tolist() == [-128, -103, -52, -1, 50, 126, 127]
+    assert convert_probabilities(p, np.int16).tolist() == [-32768, -26215, -13108, -1, 13106, 32701, 32767]
+    for dtype in (np.int32, np.int64):
+        converted = convert_probabilities(p, dtype)
+        assert converted.dtype == dtype and converted.tolist() == [np.iinfo(dtype).min] * 7
+    lazy = convert_probabilities(da.from_array(p, chunks=3), np.int16)
+    assert np.array_equal(lazy.compute(), convert_probabilities(p, np.int16))
+
+
 def test_corrupt_and_foreign_projects(tmp_path: Path) -> None:
     bad = tmp_path / "bad.cascade"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))

@@ -134,9 +134,10 @@ class StageResult:
 def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> ArrayT:
     """Probabilities converted to the raw dtype, as ilastik stacks them for the next stage.
 
-    Unsigned integers: ``floor((max - min) * p) + min`` (uint8: ``floor(255 p)``). Signed
-    integers map [0, 1] onto the type's full range the same way (ilastik's own formula
-    overflows there). Any other dtype (float, bool): ``p`` cast to it, as ilastik's
+    Unsigned integers: ``floor((max - min) * p)`` in float32 (uint8: ``floor(255 p)``). Signed
+    integers get ilastik's ``(max - min) * p - min``, which overflows the type, as numpy casts it
+    on x86: int8 and int16 wrap (int8: ``floor(255 p) - 128``), int32 and int64 are all the
+    type's minimum. Any other dtype (float, bool): ``p`` cast to it, as ilastik's
     ``DtypeConvertFunction`` does.
 
     Parameters
@@ -156,12 +157,16 @@ def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> 
         coerced: ArrayT = probabilities.astype(dtype)
         return coerced
     info = np.iinfo(dtype)
-    span = np.float32(float(info.max) - float(info.min))
-    scaled = probabilities * span
-    if info.min != 0:
-        scaled = scaled + np.float32(info.min)
-    integers: ArrayT = scaled.astype(dtype)
-    return integers
+    scaled = probabilities * np.float32(float(info.max) - float(info.min))
+    if info.min == 0:
+        unsigned: ArrayT = scaled.astype(dtype)
+        return unsigned
+    shifted = scaled + np.float32(-float(info.min))  # in [2^(bits-1), 3 * 2^(bits-1)): out of range
+    if dtype.itemsize <= 2:  # x86 truncates to int32, keeping the low bits: a wrap
+        wrapped: ArrayT = shifted.astype(np.int32).astype(dtype)
+        return wrapped
+    lowest: ArrayT = (probabilities * 0).astype(dtype) + dtype.type(info.min)  # x86's "integer indefinite"
+    return lowest
 
 
 def segmentation(probabilities: da.Array) -> da.Array:
