@@ -514,3 +514,59 @@ def test_unsupported_node_type(tmp_path: Path) -> None:
 
 def test_directory(tmp_path: Path) -> None:
     _one_line_error(tmp_path, "is a directory")
+
+
+# --- hostile label blocks -----------------------------------------------------------------------
+
+_BLOCK = "PixelClassification/LabelSets/labels000/block0000"  # (38, 65, 1) uint8 at [26:64,36:101,0:1]
+
+
+def _with_block(tmp_path: Path, data_dir: Path, data: Any, block_slice: str, **options: Any) -> Path:
+    """PixelClass.ilp (a 128x128 lane) with its label block replaced."""
+    path = tmp_path / "p.ilp"
+    path.write_bytes((data_dir / "ilp/ilastik__ilastik/api_projects/PixelClass.ilp").read_bytes())
+    with h5py.File(path, "r+") as f:
+        axistags = f[_BLOCK].attrs["axistags"]
+        del f[_BLOCK]
+        ds = f.create_dataset(_BLOCK, data=data, **options)
+        ds.attrs["axistags"], ds.attrs["blockSlice"] = axistags, block_slice
+    return path
+
+
+def test_label_block_declaring_a_huge_region_is_refused_unread(tmp_path: Path, data_dir: Path) -> None:
+    """A 10^5 x 10^5 block (a few KB of empty gzip chunks) in a 128 x 128 lane: refused before it is
+    read; reading it took 10 GB on every predict (labels are read when the project is opened)."""
+    options = {"shape": (100000, 100000, 1), "dtype": "u1", "chunks": (1000, 1000, 1), "compression": "gzip"}
+    path = _with_block(tmp_path, data_dir, None, "[0:100000,0:100000,0:1]", **options)
+    with pytest.raises(
+        ProjectError, match=r"block0000: label block at y=0:100000 lies outside the image \(y=128"
+    ):
+        read_ilp(path)
+
+
+@pytest.mark.parametrize(
+    ("block_slice", "named"), [("[126:164,36:101,0:1]", "y=126:164"), ("[-12:26,36:101,0:1]", "y=-12:26")]
+)
+def test_label_block_outside_the_image_is_refused(
+    tmp_path: Path, data_dir: Path, block_slice: str, named: str
+) -> None:
+    path = _with_block(tmp_path, data_dir, np.ones((38, 65, 1), np.uint8), block_slice)
+    with pytest.raises(ProjectError, match=f"label block at {named} lies outside the image"):
+        read_ilp(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (np.full((38, 65, 1), 258, np.int64), r"label values 258..258 outside ilastik's 0..255"),
+        (np.full((38, 65, 1), 1.5, np.float32), r"label block of dtype float32"),
+        (np.ones((38, 65), np.uint8), r"label block of shape \(38, 65\) does not fit its blockSlice"),
+    ],
+)
+def test_label_block_of_a_wrong_dtype_or_ndim_is_refused(
+    tmp_path: Path, data_dir: Path, data: Any, words: str
+) -> None:
+    """258 wrapped silently to class 2 and 1.5 was truncated to 1; both are refused now."""
+    path = _with_block(tmp_path, data_dir, data, "[26:64,36:101,0:1]")
+    with pytest.raises(ProjectError, match=words):
+        read_ilp(path)
