@@ -570,3 +570,21 @@ def test_label_block_of_a_wrong_dtype_or_ndim_is_refused(
     path = _with_block(tmp_path, data_dir, data, "[26:64,36:101,0:1]")
     with pytest.raises(ProjectError, match=words):
         read_ilp(path)
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("topology", "i4"), ("parameters", "f8")])
+def test_tree_array_declaring_more_than_the_file_stores_is_refused_unread(
+    tmp_path: Path, data_dir: Path, name: str, dtype: str
+) -> None:
+    """A tree array of 10^10 entries whose chunks were never written (a few KB of file) failed as
+    "out of memory; use fewer --threads"; it is refused naming the dataset before anything is read."""
+    path = tmp_path / "p.ilp"
+    path.write_bytes((data_dir / "ilp/ilastik__ilastik/api_projects/PixelClass.ilp").read_bytes())
+    key = f"PixelClassification/ClassifierForests/Forest0000/Tree_00/{name}"
+    with h5py.File(path, "r+") as f:
+        del f[key]
+        f.create_dataset(key, shape=(10**10,), dtype=dtype, chunks=(10**6,), compression="gzip")
+    with pytest.raises(
+        ProjectError, match=f"Tree_00/{name}: damaged dataset: it declares \\(10000000000,\\)"
+    ):
+        read_ilp(path)
