@@ -966,3 +966,25 @@ def test_zarr_of_a_non_image_dtype_is_refused_naming_it(
     )
     with pytest.raises(DataError, match=r"s.zarr has unsupported dtype"):
         open_image(str(tmp_path / "s.zarr"))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("path", ["nothere", "", "/abs/0"])
+def test_ome_zarr_naming_a_missing_scale_is_refused_naming_it(
+    tmp_path: Path, zarr_format: int, path: str
+) -> None:
+    """A multiscales entry naming no array of the image failed as "cannot read x.ome.zarr: 'nothere'"."""
+    group = zarr.open_group(str(tmp_path / "x.ome.zarr"), mode="w", zarr_format=zarr_format)
+    group.create_array("0", shape=(16, 16), chunks=(16, 16), dtype="uint8")
+    axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    scale = [{"type": "scale", "scale": [1.0, 1.0]}]
+    multiscales = [
+        {"version": "0.4", "axes": axes, "datasets": [{"path": path, "coordinateTransformations": scale}]}
+    ]
+    group.attrs.update(
+        {"multiscales": multiscales} if zarr_format == 2 else {"ome": {"multiscales": multiscales}}
+    )
+    with pytest.raises(
+        DataError, match=f"x.ome.zarr: its OME-Zarr multiscales metadata names '{path.strip('/')}', which"
+    ):
+        open_image(str(tmp_path / "x.ome.zarr"))

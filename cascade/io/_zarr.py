@@ -23,6 +23,7 @@ from ._atomic import atomic_dir, remove_stale
 from ._hdf5 import pick_single
 from ._internal import check_inside, dataset_parts
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
+from ._omemeta import multiscales_of, ome_axes, ome_scales, parent_ome_axes, pick_scale
 from ._remote import (
     filesystem,
     is_url,
@@ -68,49 +69,6 @@ class ZarrSource(LazySource):
         return None
 
 
-def multiscales_of(attrs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The OME ``multiscales`` list of group attributes (v0.4 top level, v0.5 under ``ome``)."""
-    ome = attrs.get("ome")
-    found = ome.get("multiscales") if isinstance(ome, Mapping) else attrs.get("multiscales")
-    return [m for m in found or [] if isinstance(m, Mapping)]
-
-
-def ome_scales(location: str) -> list[str]:
-    """The scale paths of the OME-Zarr image at ``location`` (empty if it is none or unreadable)."""
-    try:
-        group = zarr.open_group(store=location, mode="r", **zarr_options(location))
-        multiscales = multiscales_of(group.attrs.asdict())
-    except Exception:  # not an OME-Zarr image: no scales to suggest
-        return []
-    datasets = multiscales[0].get("datasets", []) if multiscales else []
-    return [str(d.get("path", "")).strip("/") for d in datasets if isinstance(d, Mapping)]
-
-
-def _ome_axes(multiscale: Mapping[str, Any]) -> list[str]:
-    return [
-        str(a.get("name", "") if isinstance(a, Mapping) else a).lower() for a in multiscale.get("axes", [])
-    ]
-
-
-def _parent_ome_axes(external: str, internal: str | None) -> list[str] | None:
-    if internal:  # the parent group is in the same store
-        store_root = external
-        path, name = posixpath.split(internal.strip("/"))
-    elif is_url(external):
-        store_root, name = external.rstrip("/").rsplit("/", 1)
-        path = ""
-    else:
-        (store_root, name), path = os.path.split(os.path.normpath(external)), ""
-    try:
-        group = zarr.open_group(store=store_root, path=path, mode="r", **zarr_options(store_root))
-    except Exception:  # not a zarr group: no OME metadata
-        return None
-    for multiscale in multiscales_of(group.attrs.asdict()):
-        if any(str(d.get("path", "")).strip("/") == name for d in multiscale.get("datasets", [])):
-            return _ome_axes(multiscale)
-    return None
-
-
 def _array_axes(array: Any) -> str | None:
     attrs = array.attrs.asdict()
     candidates = [
@@ -124,25 +82,6 @@ def _array_axes(array: Any) -> str | None:
             if axes is not None:
                 return axes
     return None
-
-
-def _pick_scale(group: Any, multiscale: Mapping[str, Any], scale: str | int | None, where: str) -> str:
-    paths = [str(d.get("path", "")).strip("/") for d in multiscale.get("datasets", [])]
-    if not paths:
-        raise DataError(f"{where}: the OME-Zarr multiscales metadata lists no datasets")
-    if scale is None:
-        return paths[0]
-    if isinstance(scale, int) and not isinstance(scale, bool):
-        if not -len(paths) <= scale < len(paths):
-            raise DataError(
-                f"{where}: scale {scale} out of range; it has {len(paths)} scales: {', '.join(paths)}"
-            )
-        return paths[scale]
-    if str(scale) in paths:
-        return str(scale)
-    if str(scale).isdigit() and int(scale) < len(paths):
-        return paths[int(scale)]
-    raise DataError(f"{where}: no scale {scale!r}; scales are {', '.join(paths)}")
 
 
 def _member_arrays(group: Any, where: str) -> list[str]:
@@ -174,9 +113,9 @@ def read_zarr(
     if isinstance(node, zarr.Group):
         multiscales = multiscales_of(node.attrs.asdict())
         if multiscales:
-            name = _pick_scale(node, multiscales[0], scale, where)
+            name = pick_scale(node, multiscales[0], scale, where)
             array = node[name]
-            axes = valid_axes(_ome_axes(multiscales[0]), getattr(array, "ndim", 0))
+            axes = valid_axes(ome_axes(multiscales[0]), getattr(array, "ndim", 0))
         else:
             if scale is not None:
                 raise DataError(
@@ -190,7 +129,7 @@ def read_zarr(
         if scale is not None:
             raise DataError(f"{where}: scale={scale!r} needs an OME-Zarr image root, this is one array")
         array = node
-        axes = valid_axes(_parent_ome_axes(external, internal), array.ndim)
+        axes = valid_axes(parent_ome_axes(external, internal), array.ndim)
     if not isinstance(array, zarr.Array):
         raise DataError(f"{where}: {internal!r} is not a zarr array")
     if np.dtype(array.dtype).kind not in "biuf":
