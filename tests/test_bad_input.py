@@ -491,3 +491,20 @@ def test_zarr_declaring_a_trillion_pixels_is_refused_before_planning(run_dir: Pa
     done = cascade("--headless", "--project=p.cascade", "vast.zarr", cwd=run_dir)
     refused(done, "vast.zarr", "(1000000, 1000000", "blocks", "--block-shape")
     assert files(run_dir) == before
+
+
+@pytest.mark.parametrize(
+    ("link", "words"),
+    [
+        (h5py.ExternalLink("/nonexistent/raw.h5", "data"), "external link to /nonexistent/raw.h5:data"),
+        (h5py.SoftLink("/gone"), "a link to /gone, which does not exist"),
+    ],
+)
+def test_hdf5_dangling_link_is_refused_naming_its_target(run_dir: Path, link: object, words: str) -> None:
+    """A dataset that is a link to a missing file or path was reported as "has no dataset 'd'; datasets: none"."""
+    with h5py.File(run_dir / "links.h5", "w") as f:
+        f["d"] = link
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "links.h5/d", cwd=run_dir)
+    refused(done, "cannot read links.h5/d", words)
+    assert files(run_dir) == before

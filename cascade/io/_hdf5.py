@@ -78,6 +78,23 @@ def _axes_of(ds: h5py.Dataset) -> str | None:
     return axes
 
 
+def _check_link(f: h5py.File, internal: str, external: str) -> None:
+    """Name a dangling soft or external link at ``internal`` (HDF5 just reports nothing there)."""
+    try:
+        link = f.get(internal, getlink=True)
+    except (KeyError, ValueError, OSError):  # a parent group is missing: nothing to name
+        return
+    if isinstance(link, h5py.ExternalLink):
+        raise DataError(
+            f"cannot read {external}/{internal}: it is an external link to {link.filename}:{link.path}, "
+            "which cannot be opened"
+        )
+    if isinstance(link, h5py.SoftLink):
+        raise DataError(
+            f"cannot read {external}/{internal}: it is a link to {link.path}, which does not exist"
+        )
+
+
 def _check_filters(ds: h5py.Dataset, where: str) -> None:
     """Refuse a dataset compressed with an HDF5 filter that is not available (a plugin not installed).
 
@@ -107,6 +124,8 @@ def read_hdf5(external: str, internal: str | None) -> tuple[da.Array, str | None
         if internal is None:
             internal = pick_single(list_h5_datasets(f), external)
         ds = f.get(internal)
+        if ds is None:
+            _check_link(f, internal, external)
         if not isinstance(ds, h5py.Dataset):
             found = ", ".join(list_h5_datasets(f)) or "none"
             raise DataError(f"{external} has no dataset {internal!r}; datasets: {found}")
