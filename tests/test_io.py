@@ -24,6 +24,7 @@ from cascade.errors import AxesError, CascadeError, DataError, ExportError
 from cascade.io import FORMATS, Image, _npz, make_nickname, open_image, output_path, split_path, write_image
 from cascade.io._meta import block_shape, guess_axes
 from cascade.io._tiff import TiffSource
+from cascade.io._zarr import ZarrSource
 
 RNG = np.random.default_rng(42)
 
@@ -988,3 +989,43 @@ def test_ome_zarr_naming_a_missing_scale_is_refused_naming_it(
         DataError, match=f"x.ome.zarr: its OME-Zarr multiscales metadata names '{path.strip('/')}', which"
     ):
         open_image(str(tmp_path / "x.ome.zarr"))
+
+
+def _shard_with_bomb(path: Path) -> str:
+    """A 512x512 uint8 zarr of one shard holding four 256x256 gzip chunks, the first a 16 MiB bomb."""
+    array = zarr.create_array(
+        str(path), shape=(512, 512), chunks=(256, 256), shards=(512, 512), dtype="uint8",
+        compressors=[zarr.codecs.GzipCodec()],
+    )  # fmt: skip
+    array[:] = 1
+    shard = path / "c" / "0" / "0"
+    data = shard.read_bytes()
+    index = np.frombuffer(data[-(4 * 16 + 4) : -4], "<u8").reshape(4, 2)
+    chunks = [data[int(o) : int(o) + int(n)] for o, n in index]
+    chunks[0] = gzip.compress(bytes(16 << 20), compresslevel=9)
+    offsets = np.cumsum([0] + [len(c) for c in chunks[:-1]])
+    table = np.array([[o, len(c)] for o, c in zip(offsets, chunks)], "<u8").tobytes()
+    shard.write_bytes(b"".join(chunks) + table + bytes(numcodecs.CRC32C().encode(table))[-4:])
+    return str(path)
+
+
+@pytest.mark.parametrize("region", [(slice(None), slice(None)), (slice(10, 20), slice(30, 40))])
+def test_sharded_zarr_chunk_bomb_is_refused_unread(tmp_path: Path, region: tuple[slice, slice]) -> None:
+    """An inner chunk of a shard inflating past its 64 KiB (16 MiB of gzip) is refused naming the shard,
+    read whole or one inner chunk at a time; a 1 GiB one took zarr 2.3 GB before it refused."""
+    path = _shard_with_bomb(tmp_path / "s.zarr")
+    with pytest.raises(
+        DataError, match=r"damaged zarr chunk .*s.zarr/c/0/0 at byte 0: it decompresses to more than"
+    ):
+        open_image(path).data[region].compute()
+    with pytest.raises(DataError, match=r"s.zarr/c/0/0 at byte 0: it decompresses to more than"):
+        ZarrSource(path, None, (512, 512), np.uint8)[
+            region
+        ]  # a part of a shard: its inner chunks fetched alone
+    assert ZarrSource(path, None, (512, 512), np.uint8)[300:310, 300:310].tolist() == [[1] * 10] * 10
+    a = (np.arange(300 * 200) % 251).reshape(300, 200).astype(np.uint16)
+    intact = zarr.create_array(
+        str(tmp_path / "ok.zarr"), shape=a.shape, chunks=(32, 32), shards=(128, 64), dtype="u2"
+    )
+    intact[:] = a  # intact shards read as before, whole or in part
+    np.testing.assert_array_equal(open_image(str(tmp_path / "ok.zarr")).data[region].compute(), a[region])

@@ -95,30 +95,97 @@ def _codec_kind(name: str) -> str | None:
     return _KINDS.get(name.lower())
 
 
-def chunk_guard(array: Any) -> ChunkGuard | None:
+def _inner_guard(codecs: Any, expected: int) -> ChunkGuard | None:
+    """The check of chunks stored with v3 ``codecs`` (``bytes`` then at most one compressor)."""
+    names = [type(codec).__name__ for codec in codecs]
+    if not names or names[0] != "BytesCodec" or len(names) > 2:
+        return None
+    kind = "raw" if len(names) == 1 else _codec_kind(names[1].removesuffix("Codec"))
+    return None if kind is None else ChunkGuard(kind, expected)
+
+
+@dataclass(frozen=True)
+class ShardGuard:
+    """How to check a v3 shard: its inner chunks' check, their count and the index's size and place."""
+
+    inner: ChunkGuard
+    count: int
+    index_size: int
+    index_at_start: bool
+
+    @property
+    def max_file(self) -> int:
+        """The largest a shard file can be."""
+        return self.count * self.inner.max_file + self.index_size
+
+    def inner_ranges(self, data: bytes) -> list[tuple[int, int]]:
+        """The (offset, length) of every stored inner chunk of the whole shard ``data``."""
+        index = data[: self.index_size] if self.index_at_start else data[len(data) - self.index_size :]
+        pairs = np.frombuffer(index[: 16 * self.count], "<u8").reshape(-1, 2)
+        empty = np.iinfo(np.uint64).max
+        return [(int(o), int(n)) for o, n in pairs if not (o == empty and n == empty)]
+
+
+def _shard_guard(codec: Any, dtype: np.dtype[Any]) -> ShardGuard | None:
+    inner = _inner_guard(codec.codecs, int(np.prod(codec.chunk_shape, dtype=np.int64)) * dtype.itemsize)
+    index = [type(c).__name__ for c in codec.index_codecs]
+    if inner is None or index not in (["BytesCodec"], ["BytesCodec", "Crc32cCodec"]):
+        return None
+    return ShardGuard(inner, 0, 4 * len(index) - 4, str(codec.index_location.value) == "start")
+
+
+def chunk_guard(array: Any) -> ChunkGuard | ShardGuard | None:
     """How the chunks of ``array`` (an opened ``zarr.Array``) are checked, or None if they cannot be.
 
-    Checked are plain chunks of a fixed-size dtype, stored raw or with one of gzip, zlib, zstd,
-    blosc, bz2 or lzma (v2: no filters; v3: ``bytes`` then at most one of those codecs).
+    Checked are chunks of a fixed-size dtype, stored raw or with one of gzip, zlib, zstd, blosc,
+    bz2 or lzma (v2: no filters; v3: ``bytes`` then at most one of those codecs, or shards of
+    such chunks with a ``bytes`` (and ``crc32c``) index).
     """
     dtype = np.dtype(array.dtype)
     if dtype.hasobject or dtype.itemsize == 0:
         return None
-    expected = int(np.prod(array.chunks, dtype=np.int64)) * dtype.itemsize
     metadata = array.metadata
+    expected = int(np.prod(array.chunks, dtype=np.int64)) * dtype.itemsize
     if metadata.zarr_format == 2:
-        if metadata.filters:
-            return None
         compressor = metadata.compressor
         kind = "raw" if compressor is None else _codec_kind(str(getattr(compressor, "codec_id", "")))
-        return None if kind is None else ChunkGuard(kind, expected)
-    names = [type(codec).__name__ for codec in metadata.codecs]
-    if not names or names[0] != "BytesCodec" or len(names) > 2:
+        return None if kind is None or metadata.filters else ChunkGuard(kind, expected)
+    if [type(c).__name__ for c in metadata.codecs] != ["ShardingCodec"]:
+        return _inner_guard(metadata.codecs, expected)
+    shard = _shard_guard(metadata.codecs[0], dtype)
+    if shard is None:
         return None
-    if len(names) == 1:
-        return ChunkGuard("raw", expected)
-    kind = _codec_kind(names[1].removesuffix("Codec"))
-    return None if kind is None else ChunkGuard(kind, expected)
+    count = int(np.prod(array.shards, dtype=np.int64)) // int(np.prod(array.chunks, dtype=np.int64))
+    return ShardGuard(shard.inner, count, 16 * count + shard.index_size, shard.index_at_start)
+
+
+def _check_decoded(guard: ChunkGuard, data: bytes, name: str) -> None:
+    size = guard.decoded_size(data)
+    if size is not None and size != guard.expected:
+        what = "more than" if size > guard.expected else f"{size} bytes, not"
+        raise DataError(
+            f"damaged zarr chunk {name}: it decompresses to {what} the {guard.expected} bytes of a chunk"
+        )
+
+
+def _check_shard(guard: ShardGuard, data: bytes, byte_range: Any, name: str) -> None:
+    """Check what was read of a shard: the whole of it, its index, or one inner chunk."""
+    if byte_range is None:
+        if len(data) < guard.index_size:
+            raise DataError(f"damaged zarr shard {name}: shorter than its index")
+        for offset, length in guard.inner_ranges(data):
+            if offset + length > len(data):
+                raise DataError(f"damaged zarr shard {name}: its index points past its end")
+            _check_decoded(guard.inner, data[offset : offset + length], f"{name} at byte {offset}")
+        return
+    start = getattr(byte_range, "start", None)
+    is_index = (
+        (start == 0 and len(data) == guard.index_size)
+        if guard.index_at_start
+        else not hasattr(byte_range, "end")
+    )
+    if not is_index:
+        _check_decoded(guard.inner, data, f"{name} at byte {start}")
 
 
 class GuardedStore(WrapperStore[LocalStore]):
@@ -128,11 +195,11 @@ class GuardedStore(WrapperStore[LocalStore]):
     ----------
     store : zarr.storage.LocalStore
         The store read.
-    guard : ChunkGuard
-        The array's chunk check (:func:`chunk_guard`).
+    guard : ChunkGuard or ShardGuard, optional
+        The array's chunk check (:func:`chunk_guard`); None: only where chunk files lead is checked.
     """
 
-    def __init__(self, store: LocalStore, guard: ChunkGuard | None = None) -> None:
+    def __init__(self, store: LocalStore, guard: ChunkGuard | ShardGuard | None = None) -> None:
         super().__init__(store)
         self.guard = guard
         self.root = os.path.realpath(str(store.root))
@@ -152,9 +219,9 @@ class GuardedStore(WrapperStore[LocalStore]):
         if os.path.commonpath([real, self.root]) != self.root:
             raise DataError(f"refusing zarr chunk {name}: it is a link to {real}, outside the store")
         if self.guard is not None and size > self.guard.max_file:
+            kind = "chunk" if isinstance(self.guard, ChunkGuard) else "shard"
             raise DataError(
-                f"damaged zarr chunk {name}: the file holds {size} bytes, more than a chunk "
-                f"({self.guard.expected} bytes) can"
+                f"damaged zarr {kind} {name}: the file holds {size} bytes, more than a {kind} can"
             )
         return name
 
@@ -165,12 +232,10 @@ class GuardedStore(WrapperStore[LocalStore]):
         name = self._check_file(key)
         found = await self._store.get(key, prototype, byte_range)
         guard = self.guard
-        if found is None or name is None or guard is None or byte_range is not None:
+        if found is None or name is None or guard is None:
             return found
-        size = guard.decoded_size(found.to_bytes())
-        if size is not None and size != guard.expected:
-            what = "more than" if size > guard.expected else f"{size} bytes, not"
-            raise DataError(
-                f"damaged zarr chunk {name}: it decompresses to {what} the {guard.expected} bytes of a chunk"
-            )
+        if isinstance(guard, ShardGuard):
+            _check_shard(guard, found.to_bytes(), byte_range, name)
+        elif byte_range is None:
+            _check_decoded(guard, found.to_bytes(), name)
         return found
