@@ -1029,3 +1029,22 @@ def test_sharded_zarr_chunk_bomb_is_refused_unread(tmp_path: Path, region: tuple
     )
     intact[:] = a  # intact shards read as before, whole or in part
     np.testing.assert_array_equal(open_image(str(tmp_path / "ok.zarr")).data[region].compute(), a[region])
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_zarr_declaring_an_empty_chunk_edge_is_refused_naming_it(tmp_path: Path, zarr_format: int) -> None:
+    """Chunks of (0, 8) failed as "integer division or modulo by zero"."""
+    zarr.create_array(
+        str(tmp_path / "e.zarr"), shape=(16, 16), chunks=(8, 8), dtype="uint8", zarr_format=zarr_format
+    )
+    name = tmp_path / "e.zarr" / (".zarray" if zarr_format == 2 else "zarr.json")
+    meta = json.loads(name.read_text())
+    if zarr_format == 2:
+        meta["chunks"] = [0, 8]
+    else:
+        meta["chunk_grid"]["configuration"]["chunk_shape"] = [0, 8]
+    name.write_text(json.dumps(meta))
+    with pytest.raises(
+        DataError, match=r"e.zarr: damaged zarr metadata: chunk shape \(0, 8\) has an empty edge"
+    ):
+        open_image(str(tmp_path / "e.zarr"))

@@ -138,6 +138,10 @@ def read_zarr(
         axes = _array_axes(array)
     source = ZarrSource(external, internal, array.shape, array.dtype)
     stored = array.shards or array.chunks
+    if any(int(edge) < 1 for edge in array.chunks):
+        raise DataError(
+            f"{where}: damaged zarr metadata: chunk shape {tuple(array.chunks)} has an empty edge"
+        )
     # a remote store is read one stored chunk per task (a block fetches only its own chunks)
     chunks = stored if is_url(external) else read_chunks(stored, array.shape, array.dtype)
     return to_dask(source, chunks), axes, internal
