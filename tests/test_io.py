@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
 import os
@@ -10,6 +11,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import h5py
@@ -1048,3 +1050,35 @@ def test_zarr_declaring_an_empty_chunk_edge_is_refused_naming_it(tmp_path: Path,
         DataError, match=r"e.zarr: damaged zarr metadata: chunk shape \(0, 8\) has an empty edge"
     ):
         open_image(str(tmp_path / "e.zarr"))
+
+
+@pytest.mark.parametrize(
+    ("codec", "payload"),
+    [
+        (numcodecs.LZ4(), numcodecs.LZ4().encode(bytes(1 << 20))),
+        (numcodecs.BZ2(), bz2.compress(bytes(1 << 20))),
+        (numcodecs.Zstd(), numcodecs.Zstd(level=19).encode(bytes(1 << 20))),
+        (numcodecs.Blosc(), numcodecs.Blosc().encode(bytes(1 << 20))),
+    ],
+    ids=["lz4", "bz2", "zstd", "blosc"],
+)
+def test_zarr_v2_chunk_bomb_of_every_compressor_is_refused(
+    tmp_path: Path, codec: Any, payload: bytes
+) -> None:
+    """Each numcodecs compressor's 1 MiB chunk in a 4 KiB chunk's place is refused before zarr
+    allocates it (LZ4 allocates the size its header declares)."""
+    assert len(payload) < 8192
+    array = zarr.create_array(
+        str(tmp_path / "b.zarr"),
+        shape=(128, 128),
+        chunks=(64, 64),
+        dtype="uint8",
+        zarr_format=2,
+        compressors=[codec],
+    )
+    array[:] = 1
+    (tmp_path / "b.zarr" / "0.0").write_bytes(bytes(payload))
+    with pytest.raises(
+        DataError, match=r"damaged zarr chunk .*b.zarr/0.0: it decompresses to more than the 4096"
+    ):
+        open_image(str(tmp_path / "b.zarr")).data.compute()

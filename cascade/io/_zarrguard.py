@@ -34,6 +34,7 @@ _KINDS = {
     "blosc": "blosc",
     "bz2": "bz2",
     "lzma": "lzma",
+    "lz4": "lz4",
 }
 
 
@@ -60,6 +61,8 @@ class ChunkGuard:
             return len(data)
         if self.kind == "inflate":
             return _inflated(data, limit)
+        if self.kind == "lz4":  # numcodecs' LZ4 leads with the decoded size, and allocates it
+            return int.from_bytes(data[:4], "little") if len(data) >= 4 else 0
         if self.kind in ("bz2", "lzma"):
             inflater = bz2.BZ2Decompressor() if self.kind == "bz2" else lzma.LZMADecompressor()
             return len(inflater.decompress(data, max_length=limit))
@@ -138,7 +141,7 @@ def chunk_guard(array: Any) -> ChunkGuard | ShardGuard | None:
     """How the chunks of ``array`` (an opened ``zarr.Array``) are checked, or None if they cannot be.
 
     Checked are chunks of a fixed-size dtype, stored raw or with one of gzip, zlib, zstd, blosc,
-    bz2 or lzma (v2: no filters; v3: ``bytes`` then at most one of those codecs, or shards of
+    bz2, lzma or lz4 (v2: no filters; v3: ``bytes`` then at most one of those codecs, or shards of
     such chunks with a ``bytes`` (and ``crc32c``) index).
     """
     dtype = np.dtype(array.dtype)
