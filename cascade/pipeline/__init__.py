@@ -134,11 +134,13 @@ class StageResult:
 def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> ArrayT:
     """Probabilities converted to the raw dtype, as ilastik stacks them for the next stage.
 
-    Unsigned integers: ``floor((max - min) * p)`` in float32 (uint8: ``floor(255 p)``). Signed
-    integers get ilastik's ``(max - min) * p - min``, which overflows the type, as numpy casts it
-    on x86: int8 and int16 wrap (int8: ``floor(255 p) - 128``), int32 and int64 are all the
-    type's minimum. Any other dtype (float, bool): ``p`` cast to it, as ilastik's
-    ``DtypeConvertFunction`` does.
+    ilastik computes ``((max - min) * p - min).astype(dtype)`` under numpy 1 (its conda package
+    pins numpy < 1.27), whose value-based casting computes it in float32 for 8- and 16-bit types
+    and in float64 for 32- and 64-bit ones, cast as numpy casts on x86. Unsigned: uint8
+    ``floor(255 p)``, uint32 ``floor((2^32 - 1) p)`` in float64, uint64 0 at p = 1 (2^64 wraps).
+    Signed: the result overflows the type: int8 and int16 wrap (int8: ``floor(255 p) - 128``),
+    int32 and int64 are all the type's minimum. Any other dtype (float, bool): ``p`` cast to it,
+    as ilastik's ``DtypeConvertFunction`` does.
 
     Parameters
     ----------
@@ -157,6 +159,12 @@ def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> 
         coerced: ArrayT = probabilities.astype(dtype)
         return coerced
     info = np.iinfo(dtype)
+    if info.min == 0 and dtype.itemsize >= 4:  # numpy 1 promotes uint32(max) * float32 to float64
+        wide = probabilities.astype(np.float64) * float(info.max)
+        if dtype.itemsize == 8:  # float64(2^64 - 1) is 2^64: p = 1 wraps to 0, as the x86 cast gives
+            wide = wide * (wide < 2.0**64)
+        unsigned_wide: ArrayT = wide.astype(dtype)
+        return unsigned_wide
     scaled = probabilities * np.float32(float(info.max) - float(info.min))
     if info.min == 0:
         unsigned: ArrayT = scaled.astype(dtype)
