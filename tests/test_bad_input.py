@@ -508,3 +508,15 @@ def test_hdf5_dangling_link_is_refused_naming_its_target(run_dir: Path, link: ob
     done = cascade("--headless", "--project=p.cascade", "links.h5/d", cwd=run_dir)
     refused(done, "cannot read links.h5/d", words)
     assert files(run_dir) == before
+
+
+def test_hdf5_gzip_chunk_bomb_is_refused_in_one_line(run_dir: Path) -> None:
+    """A 64x64 chunk whose 4 KB of deflate inflate to 4 MiB: HDF5 inflated all of it and kept the
+    chunk's first bytes without an error (a 1 GiB one took 2.3 GB and exited 0); now refused."""
+    with h5py.File(run_dir / "bomb.h5", "w") as f:
+        ds = f.create_dataset("d", data=np.ones((128, 128), np.uint8), chunks=(64, 64), compression="gzip")
+        ds.id.write_direct_chunk((64, 0), zlib.compress(bytes(4 << 20), 9))
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "bomb.h5/d", cwd=run_dir)
+    refused(done, "damaged HDF5 chunk at (64, 0) of bomb.h5/d", "a chunk is 4096 bytes", "more than that")
+    assert files(run_dir) == before

@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import pickle
+import re
 import struct
 import zipfile
 import zlib
@@ -1082,3 +1083,31 @@ def test_zarr_v2_chunk_bomb_of_every_compressor_is_refused(
         DataError, match=r"damaged zarr chunk .*b.zarr/0.0: it decompresses to more than the 4096"
     ):
         open_image(str(tmp_path / "b.zarr")).data.compute()
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_hdf5_gzip_chunks_are_checked_and_read_unchanged(tmp_path: Path, shuffle: bool) -> None:
+    """Intact gzip (and shuffled) chunks read as before, edge and unwritten chunks included; a chunk
+    inflating to less than a chunk, or damaged, is refused naming its corner."""
+    a = (np.arange(100 * 70) % 1000).reshape(100, 70).astype(np.uint16)
+    with h5py.File(tmp_path / "g.h5", "w") as f:
+        ds = f.create_dataset(
+            "d", shape=a.shape, dtype=a.dtype, chunks=(32, 32), compression="gzip", shuffle=shuffle
+        )
+        ds[:64] = a[:64]  # the chunks of rows 64.. are never written: the fill value, 0
+    expected = np.concatenate([a[:64], np.zeros_like(a[64:])])
+    np.testing.assert_array_equal(open_image(str(tmp_path / "g.h5/d")).data.compute(), expected)
+    for n, (corner, payload, words) in enumerate(
+        [
+            ((32, 32), zlib.compress(bytes(100)), "it inflates to 100 bytes"),
+            ((0, 64), b"no deflate", "its gzip data is damaged"),
+        ]
+    ):
+        damaged = tmp_path / f"g{n}.h5"
+        damaged.write_bytes((tmp_path / "g.h5").read_bytes())
+        with h5py.File(damaged, "r+") as f:
+            f["d"].id.write_direct_chunk(corner, payload)
+        with pytest.raises(
+            DataError, match=re.escape(f"chunk at {corner} of {damaged}/d: a chunk is 2048 bytes; {words}")
+        ):
+            open_image(f"{damaged}/d").data.compute()

@@ -20,6 +20,7 @@ from dask.utils import SerializableLock
 
 from ..errors import DataError, ExportError
 from ._atomic import atomic_files
+from ._h5guard import check_chunks, deflate_chunk_bytes
 from ._internal import dataset_parts
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
 from ._sources import LazySource, read_chunks, store, to_dask
@@ -67,7 +68,11 @@ class H5Source(LazySource):
         return h5py.File(self.path, "r", locking=False)
 
     def _read(self, handle: Any, index: tuple[slice, ...]) -> np.ndarray:
-        return np.asarray(handle[self.key][index])
+        ds = handle[self.key]
+        size = deflate_chunk_bytes(ds)
+        if size is not None:  # HDF5 would inflate a chunk whole, however large, and keep its start
+            check_chunks(ds, index, size, f"{self.path}/{self.key}")
+        return np.asarray(ds[index])
 
 
 def _axes_of(ds: h5py.Dataset) -> str | None:
