@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cascade.errors import ProjectError
+from cascade.errors import DataError, ProjectError
 from cascade.forest.packed import PackedForest
 from cascade.project import IlpProject, describe_ilp, read_ilp, read_lane_data
 from cascade.project._ilp_lanes import split_internal_path
@@ -586,5 +587,17 @@ def test_tree_array_declaring_more_than_the_file_stores_is_refused_unread(
         f.create_dataset(key, shape=(10**10,), dtype=dtype, chunks=(10**6,), compression="gzip")
     with pytest.raises(
         ProjectError, match=f"Tree_00/{name}: damaged dataset: it declares \\(10000000000,\\)"
+    ):
+        read_ilp(path)
+
+
+def test_label_block_with_a_gzip_bomb_chunk_is_refused_uninflated(tmp_path: Path, data_dir: Path) -> None:
+    """HDF5 inflated a label block's chunk whole, however large, and kept its start without an error."""
+    options = {"chunks": (38, 65, 1), "compression": "gzip"}
+    path = _with_block(tmp_path, data_dir, np.ones((38, 65, 1), np.uint8), "[26:64,36:101,0:1]", **options)
+    with h5py.File(path, "r+") as f:
+        f[_BLOCK].id.write_direct_chunk((0, 0, 0), zlib.compress(bytes(8 << 20), 9))
+    with pytest.raises(
+        DataError, match=r"damaged HDF5 chunk at \(0, 0, 0\) of .*block0000: a chunk is 2470 bytes"
     ):
         read_ilp(path)

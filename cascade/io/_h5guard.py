@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["check_chunks", "deflate_chunk_bytes"]
+__all__ = ["check_chunks", "deflate_chunk_bytes", "read_checked"]
 
 _DEFLATE = h5py.h5z.FILTER_DEFLATE
 _SHUFFLE = h5py.h5z.FILTER_SHUFFLE
@@ -80,3 +80,29 @@ def _deflate_position(ds: h5py.Dataset) -> int:
     plist = ds.id.get_create_plist()
     codes = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
     return codes.index(_DEFLATE)
+
+
+def read_checked(ds: h5py.Dataset, where: str) -> np.ndarray:
+    """The whole of ``ds``, its gzip chunks checked first (see :func:`check_chunks`).
+
+    Parameters
+    ----------
+    ds : h5py.Dataset
+        A dataset read whole (a label block, a tree array of a project).
+    where : str
+        Its name in messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        Its data.
+
+    Raises
+    ------
+    DataError
+        A chunk inflating past or short of its size, or damaged.
+    """
+    size = deflate_chunk_bytes(ds)
+    if size is not None:
+        check_chunks(ds, tuple(slice(None) for _ in ds.shape), size, where)
+    return np.asarray(ds[()])

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from ..errors import ProjectError
+from ..io import read_hdf5_checked
 
 __all__ = ["feature_name", "numbered", "read_stored", "text", "texts"]
 
@@ -81,4 +82,4 @@ def read_stored(ds: h5py.Dataset, where: str) -> np.ndarray:
                 f"{where}: damaged dataset: it declares {ds.shape} {ds.dtype} ({declared} bytes) "
                 f"but the file stores {stored} bytes of it"
             )
-    return np.asarray(ds[()])
+    return read_hdf5_checked(ds, where)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..axes import INTERNAL_ORDER
 from ..errors import ProjectError
+from ..io import read_hdf5_checked
 from ._h5 import numbered, text
 from ._ilp_lanes import IlpLane, parse_axistags
 
@@ -137,7 +138,7 @@ def _read_block(ds: h5py.Dataset, lane: IlpLane | None, version: str, where: str
     _check_place(slices, axes, lane, where)
     if ds.dtype.kind not in "iub":
         raise ProjectError(f"{where}: label block of dtype {ds.dtype}; labels are integers (ilastik's uint8)")
-    data = np.asarray(ds[()])
+    data = read_hdf5_checked(ds, where)
     if data.size and (int(data.min()) < 0 or int(data.max()) > 255):
         raise ProjectError(
             f"{where}: label values {int(data.min())}..{int(data.max())} outside ilastik's 0..255"
