@@ -24,6 +24,9 @@ options, joined with ``+`` (e.g. ``pseudo+bal``):
   training slices (a random subsample of ``--dense-rows`` pixels); ``dense1``: stage 1 too.
 - ``prior``: the test probabilities re-weighted from the labels' class shares to the test
   images' own, estimated by EM (Saerens et al. 2002); the decision only, not stage k+1's input.
+- ``priortrain``: as ``prior``, but the images' class shares are estimated (EM) on the training
+  slices' own stage-k probabilities (the final forest of each stage predicting them), so a library
+  could store them at training time; the test probabilities are re-weighted per pixel (no second pass).
 - ``hgb``: stage 2+ is scikit-learn's ``HistGradientBoostingClassifier`` (200 iterations), not a
   random forest: whether the ceiling is the model or the features (not a cascade mode).
 - ``base``: nothing added (the default).
@@ -271,7 +274,8 @@ def run(
     labs = [labels[i] for i in train_ids]
     ctx: dict[int, np.ndarray | None] = dict.fromkeys([*train_ids, *test])
     fed: list[np.ndarray] = []
-    out = []
+    out: list[dict[int, np.ndarray]] = []
+    shown: list[dict[int, np.ndarray]] = []  # priortrain: the re-weighted test probabilities
     for k in range(args.stages):
 
         def feats(i: int) -> np.ndarray:
@@ -288,6 +292,11 @@ def run(
         fit: Any = (lambda x_, y_, seed_, w_=None: Boosted(x_, y_, seed_, w_)) if boosted else None
         forest = fit(x, y, s, w) if fit else train(x, y, trees=n_trees, seed=s, max_features=mf, weight=w)
         out.append({i: predict(forest, feats(i)) for i in test})
+        if "priortrain" in opts:
+            shares = np.bincount(np.concatenate([lab[lab > 0] for lab in labs]), minlength=3)[1:]
+            seen = np.concatenate([predict(forest, f).reshape(-1, 2) for f in tf])
+            weights = em_weights(seen, shares / shares.sum())
+            shown.append({i: reweighted(q, weights) for i, q in out[-1].items()})  # the feed stays as is
         if k == args.stages - 1:
             break
         # cross-fitted feed of the training slices (xfit-block, labels only decide the folds' rows)
@@ -314,7 +323,24 @@ def run(
             ctx[i] = context(p, opts)
         for i in test:
             ctx[i] = context(out[-1][i], opts)
-    return out
+    return shown or out
+
+
+def em_weights(probs: np.ndarray, label_share: np.ndarray, rounds: int = 100) -> np.ndarray:
+    """Per-class weights image share / label share, the image shares by EM (Saerens et al. 2002)."""
+    p = probs.astype(np.float64)
+    share = label_share.astype(np.float64)
+    for _ in range(rounds):
+        q = p * (share / label_share)
+        q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-12)
+        share = q.mean(axis=0)
+    return share / label_share
+
+
+def reweighted(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Probabilities (..., C) multiplied by per-class ``weights`` and normalised."""
+    q = probs * weights.astype(np.float32)
+    return (q / np.maximum(q.sum(axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def prior_shift(probs: dict[int, np.ndarray], label_share: float, rounds: int = 50) -> dict[int, np.ndarray]:

@@ -398,7 +398,8 @@ def run_library(
     trees: int,
     seed: int,
 ) -> list[dict[int, np.ndarray]]:
-    """Like :func:`run_cascade`, with the library: ``fit(mode=mode)`` on 2D slices, then ``predict``."""
+    """Like :func:`run_cascade`, with the library: ``fit(mode=mode)`` on 2D slices, then ``predict``
+    (the forests' own probabilities: ``prior="labels"``, as the study's re-implementation)."""
     import dask
 
     from cascade.pipeline import Stage, predict
@@ -407,7 +408,7 @@ def run_library(
     images = [TrainingImage(raw[i][..., None], "yxc", (labels[i],) * stages) for i in sorted(labels)]
     plan = [Stage(FeatureSelection.ilastik_default(), class_names)] * stages
     with dask.config.set(scheduler="synchronous"):
-        model = fit(images, plan, trees=trees, seed=seed, mode=mode, n_jobs=1)  # type: ignore[arg-type]
+        model = fit(images, plan, trees=trees, seed=seed, mode=mode, prior="labels", n_jobs=1)  # type: ignore[arg-type]
         out: list[dict[int, np.ndarray]] = [{} for _ in range(stages)]
         for i in test:
             for k, result in enumerate(predict(model, raw[i][..., None], axes="yxc")):

@@ -161,7 +161,7 @@ def _damage(path: Path, how: str) -> None:
         elif how == "forest array":
             del group["forest/left"]
         elif how == "newer":
-            f.attrs["schema_version"] = 3
+            f.attrs["schema_version"] = 4
 
 
 @pytest.mark.parametrize(
@@ -174,7 +174,7 @@ def _damage(path: Path, how: str) -> None:
         ("forest classes", "forest arrays are inconsistent"),
         ("block shape", "'block_shape' field is malformed"),
         ("forest array", "damaged or incomplete"),
-        ("newer", "schema version 3 is newer"),
+        ("newer", "schema version 4 is newer"),
     ],
 )
 def test_damaged_object_stage_is_one_project_error(tmp_path: Path, how: str, message: str) -> None:

@@ -58,6 +58,15 @@ def train(
             help="How stage k+1 sees stage k in training: cross-fit (default), oob, in-sample (ilastik's).",
         ),
     ] = "cross-fit",
+    prior: Annotated[
+        str,
+        typer.Option(
+            "--prior",
+            parser=one_of("images", "labels"),
+            help="Class shares the exported probabilities follow: images (default: estimated on the "
+            "training images) or labels (the forest's own, as ilastik's).",
+        ),
+    ] = "images",
     object_labels: Annotated[
         list[str] | None,
         typer.Option(
@@ -132,7 +141,9 @@ def train(
         parsed = load_spec(spec)
     elif raw_data and (labels or object_labels):
         n = stages if labels else 0
-        parsed = simple_spec(raw_data, labels or [], n, features, classes, input_axes, trees, seed, training)
+        parsed = simple_spec(
+            raw_data, labels or [], n, features, classes, input_axes, trees, seed, training, prior
+        )
     else:
         raise CascadeError(
             "nothing to train on: give a spec YAML or --raw_data IMG with --labels and/or --object_labels"

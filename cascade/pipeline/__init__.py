@@ -19,12 +19,12 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ..axes import ArrayT
 from ..errors import CascadeError, DataError
 from ..features import FeatureSelection, compute_features, overlap_depths
 from ..forest import PackedForest, predict_proba
 from ..io import keep_once
 from ._blocks import stage_probabilities
+from ._outputs import convert_probabilities, reweighted, segmentation, uncertainty
 
 __all__ = [
     "Cascade",
@@ -32,6 +32,7 @@ __all__ = [
     "StageResult",
     "convert_probabilities",
     "predict",
+    "reweighted",
     "segmentation",
     "uncertainty",
 ]
@@ -49,11 +50,18 @@ class Stage:
         One name per class; class k (label value k) is output channel k-1.
     forest : PackedForest or None
         The trained forest (None until trained).
+    class_weights : tuple of float or None
+        Per class, the training images' share of the class over its share of the labels
+        (``cascade train --prior images``): the stage's probabilities are multiplied by them and
+        normalised before they are exported, so a class labelled more than it occurs (scribbles
+        on thin structures) is not over-called. The next stage reads the forest's own
+        probabilities. None (ilastik projects): the forest's probabilities as they are.
     """
 
     selection: FeatureSelection
     class_names: tuple[str, ...]
     forest: PackedForest | None = None
+    class_weights: tuple[float, ...] | None = None
 
     @property
     def n_classes(self) -> int:
@@ -131,95 +139,6 @@ class StageResult:
         return uncertainty(self.probabilities)
 
 
-def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> ArrayT:
-    """Probabilities converted to the raw dtype, as ilastik stacks them for the next stage.
-
-    ilastik computes ``((max - min) * p - min).astype(dtype)`` under numpy 1 (its conda package
-    pins numpy < 1.27), whose value-based casting computes it in float32 for 8- and 16-bit types
-    and in float64 for 32- and 64-bit ones, cast as numpy casts on x86. Unsigned: uint8
-    ``floor(255 p)``, uint32 ``floor((2^32 - 1) p)`` in float64, uint64 0 at p = 1 (2^64 wraps).
-    Signed: the result overflows the type: int8 and int16 wrap (int8: ``floor(255 p) - 128``),
-    int32 and int64 are all the type's minimum. Any other dtype (float, bool): ``p`` cast to it,
-    as ilastik's ``DtypeConvertFunction`` does.
-
-    Parameters
-    ----------
-    probabilities : numpy or dask array
-        Probabilities in [0, 1], float32.
-    dtype : numpy dtype or str
-        The raw image's dtype.
-
-    Returns
-    -------
-    numpy or dask array
-        The converted probabilities (same kind as given).
-    """
-    dtype = np.dtype(dtype)
-    if not np.issubdtype(dtype, np.integer):  # ilastik coerces every other dtype (float, bool)
-        coerced: ArrayT = probabilities.astype(dtype)
-        return coerced
-    info = np.iinfo(dtype)
-    if info.min == 0 and dtype.itemsize >= 4:  # numpy 1 promotes uint32(max) * float32 to float64
-        wide = probabilities.astype(np.float64) * float(info.max)
-        if dtype.itemsize == 8:  # float64(2^64 - 1) is 2^64: p = 1 wraps to 0, as the x86 cast gives
-            wide = wide * (wide < 2.0**64)
-        unsigned_wide: ArrayT = wide.astype(dtype)
-        return unsigned_wide
-    scaled = probabilities * np.float32(float(info.max) - float(info.min))
-    if info.min == 0:
-        unsigned: ArrayT = scaled.astype(dtype)
-        return unsigned
-    shifted = scaled + np.float32(-float(info.min))  # in [2^(bits-1), 3 * 2^(bits-1)): out of range
-    if dtype.itemsize <= 2:  # x86 truncates to int32, keeping the low bits: a wrap
-        wrapped: ArrayT = shifted.astype(np.int32).astype(dtype)
-        return wrapped
-    lowest: ArrayT = (probabilities * 0).astype(dtype) + dtype.type(info.min)  # x86's "integer indefinite"
-    return lowest
-
-
-def segmentation(probabilities: da.Array) -> da.Array:
-    """uint8 argmax + 1 over the channel axis (ties go to the first class), keeping a c axis of 1.
-
-    Parameters
-    ----------
-    probabilities : dask array
-        Probabilities with classes on the last axis.
-
-    Returns
-    -------
-    dask array
-        The labels, uint8.
-    """
-    labels: da.Array = (da.argmax(probabilities, axis=-1)[..., None] + 1).astype(np.uint8)
-    return labels
-
-
-def uncertainty(probabilities: da.Array) -> da.Array:
-    """1 - (largest - second largest probability), float32, with a c axis of 1.
-
-    Parameters
-    ----------
-    probabilities : dask array
-        Probabilities with classes on the last axis.
-
-    Returns
-    -------
-    dask array
-        The uncertainty, float32.
-    """
-
-    def margin(block: np.ndarray) -> np.ndarray:
-        if block.shape[-1] < 2:
-            return np.zeros(block.shape[:-1] + (1,), np.float32)
-        top = np.partition(block, block.shape[-1] - 2, axis=-1)[..., -2:]
-        return (np.float32(1) - (top[..., 1:] - top[..., :1])).astype(np.float32)
-
-    margins: da.Array = da.map_blocks(
-        margin, probabilities, chunks=probabilities.chunks[:-1] + ((1,),), dtype=np.float32
-    )
-    return margins
-
-
 def _predict_block(block: np.ndarray, forest: PackedForest) -> np.ndarray:
     flat = block.reshape(-1, block.shape[-1])
     return predict_proba(forest, flat).reshape(*block.shape[:-1], forest.n_outputs)
@@ -293,7 +212,9 @@ def predict(
         label = f"stage {k + 1}"
         if scratch is not None and k in keep:
             probabilities = keep_once(probabilities, scratch, region=regions[k], label=label)
-        results.append(StageResult(features, probabilities, stage_input))
+        weights = stage.class_weights
+        shown = probabilities if weights is None else reweighted(probabilities, weights)
+        results.append(StageResult(features, shown, stage_input))  # the next stage reads ``probabilities``
         # ilastik converts to the dtype of the image being processed (the lane's raw data)
         read = probabilities
         if scratch is not None and k not in keep and k + 1 < len(chain):  # store what stage k+1 reads

@@ -68,6 +68,9 @@ def describe_cascade(
             lines.append("  forest: not trained")
         else:
             lines.append(_forest_line(stage.forest))
+        if stage.class_weights is not None:
+            weights = ", ".join(f"{c}={w:.3g}" for c, w in zip(stage.class_names, stage.class_weights))
+            lines.append(f"  class weights (images' share / labels' share): {weights}")
     if objects is not None:
         lines += _object_lines(objects)
     for key, value in sorted(cascade.provenance.items()):

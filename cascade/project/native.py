@@ -1,10 +1,12 @@
 """cascade's own project file (``.cascade``): a versioned HDF5 layout with no pickles.
 
-Layout (schema version 1; version 2 adds the object stage ``/objects``, see ``_native_objects``)::
+Layout (schema version 1; version 2 adds the object stage ``/objects``, see ``_native_objects``;
+version 3 the stages' ``class_weights``)::
 
     /                      attrs: format="cascade-project", schema_version, raw_channels,
                                   raw_dtype, spatial_axes, provenance (JSON text)
-    /stages/stage00        attrs: class_names (JSON), feature_ids (JSON), scales, compute_in_2d
+    /stages/stage00        attrs: class_names (JSON), feature_ids (JSON), scales, compute_in_2d,
+                                  class_weights (float64, one per class; optional)
                            selection_matrix (bool, features x scales)
     /stages/stage00/forest feature, threshold, left, right, value, roots; attr n_features
     /stages/stage00/labels/image000   coords (n, ndim) int32, values (n,) uint8;
@@ -48,8 +50,10 @@ __all__ = [
 #: Largest label value (class number) a project stores: labels are uint8, as in ilastik.
 MAX_LABEL = 255
 FORMAT = "cascade-project"
-#: Version 2 adds the object stage (``/objects``); a project without one is still written as version 1.
-SCHEMA_VERSION = 2
+#: Version 2 adds the object stage (``/objects``), version 3 the stages' class weights; a project
+#: is written with the oldest version that holds it (an older cascade then refuses what it would
+#: compute differently).
+SCHEMA_VERSION = 3
 _T = TypeVar("_T")
 
 #: Per stage, per image: (coords (n, ndim), values (n,), image shape, source description).
@@ -108,7 +112,7 @@ def save_cascade(
         with h5_file(str(partial), "w") as f:
             f.attrs.update(
                 format=FORMAT,
-                schema_version=SCHEMA_VERSION if objects is not None else 1,
+                schema_version=_schema_version(cascade, objects),
                 raw_channels=cascade.raw_channels,
                 raw_dtype=cascade.raw_dtype,
                 spatial_axes=cascade.spatial_axes,
@@ -161,6 +165,12 @@ def is_cascade_project(path: str | Path) -> bool:
     return _peek(path, lambda f: True)
 
 
+def _schema_version(cascade: Cascade, objects: ObjectStage | None) -> int:
+    if any(stage.class_weights is not None for stage in cascade.stages):
+        return 3
+    return 2 if objects is not None else 1
+
+
 def _write_stage(group: h5py.Group, stage: Stage) -> None:
     sel = stage.selection
     group.attrs.update(
@@ -170,6 +180,8 @@ def _write_stage(group: h5py.Group, stage: Stage) -> None:
         compute_in_2d=np.asarray(sel.compute_in_2d, bool),
     )
     group.create_dataset("selection_matrix", data=np.asarray(sel.matrix, bool))
+    if stage.class_weights is not None:
+        group.attrs["class_weights"] = np.asarray(stage.class_weights, np.float64)
     if stage.forest is not None:
         write_forest(group.create_group("forest"), stage.forest)
 
@@ -322,7 +334,15 @@ def _read_stage(group: h5py.Group) -> Stage:
     forest = None
     if "forest" in group:
         forest = read_forest(group["forest"], len(class_names))
-    return Stage(selection=selection, class_names=class_names, forest=forest)
+    weights = None
+    if "class_weights" in group.attrs:
+        stored = np.asarray(group.attrs["class_weights"], np.float64).ravel()
+        if stored.shape != (len(class_names),) or not np.all(np.isfinite(stored) & (stored > 0)):
+            raise ProjectError(
+                f"{group.name}: class_weights must be {len(class_names)} positive numbers, one per class"
+            )
+        weights = tuple(float(w) for w in stored)
+    return Stage(selection=selection, class_names=class_names, forest=forest, class_weights=weights)
 
 
 def read_labels(path: str | Path) -> list[list[SparseLabels]]:

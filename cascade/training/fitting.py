@@ -39,6 +39,7 @@ from ..forest import MAX_SEED, MAX_TREES, predict_proba, train_forest
 from ..pipeline import Cascade, Stage, convert_probabilities
 from ..project import MAX_LABEL
 from .crossfit import BLOCK, HeldOut, fold_grid, row_folds, train_held_out
+from .prior import PRIORS, Prior, class_weights, pick_tiles
 
 __all__ = ["TrainingImage", "fit"]
 
@@ -77,6 +78,7 @@ class _Context:
     raw_dtype: np.dtype[Any]
     mode: TrainingMode
     seed: int = 0
+    prior: Prior = "images"
     oob: list[dict[int, tuple[np.ndarray, np.ndarray]]] = field(default_factory=list)
     held: list[HeldOut | None] = field(default_factory=list)
 
@@ -201,6 +203,7 @@ def fit(
     trees: int = 100,
     seed: int = 0,
     mode: TrainingMode = "cross-fit",
+    prior: Prior = "images",
     n_jobs: int | None = None,
     provenance: dict[str, Any] | None = None,
 ) -> Cascade:
@@ -219,6 +222,10 @@ def fit(
     mode : {"cross-fit", "oob", "in-sample"}
         How stage k's predictions at its own training pixels reach stage k+1 (module docs);
         ``"in-sample"`` is ilastik's.
+    prior : {"images", "labels"}
+        ``"images"``: each stage's exported probabilities are corrected from its labels' class
+        shares to those of the training images (:mod:`.prior`); ``"labels"``: the forest's
+        own, as ilastik's.
     n_jobs : int, optional
         Threads for forest training (default: all cores).
     provenance : dict, optional
@@ -238,6 +245,8 @@ def fit(
         raise CascadeError("no training images given")
     if mode not in TRAINING_MODES:
         raise CascadeError(f"training mode must be one of {', '.join(TRAINING_MODES)}; got {mode!r}")
+    if prior not in PRIORS:
+        raise CascadeError(f"prior must be one of {', '.join(PRIORS)}; got {prior!r}")
     _check_options(stages, trees, seed)
     first = images[0]
     spatial = "".join(k for k in first.axes if k in "zyx")
@@ -248,7 +257,7 @@ def fit(
             raise DataError("training images must share channel count and dtype")
     pairs = _split_time(images, len(stages))
     _check_sizes(stages, images)
-    ctx = _Context([raw for raw, _ in pairs], list(stages), np.dtype(first.raw.dtype), mode, seed)
+    ctx = _Context([raw for raw, _ in pairs], list(stages), np.dtype(first.raw.dtype), mode, seed, prior)
     for k in range(len(stages)):
         _fit_stage(ctx, k, [labels[k] for _, labels in pairs], trees, seed + k, n_jobs)
     return Cascade(
@@ -364,3 +373,18 @@ def _fit_stage(ctx: _Context, k: int, labels: list[Any], trees: int, seed: int, 
     ctx.stages[k] = replace(stage, forest=forest)
     ctx.oob.append(oob)
     ctx.held.append(held)
+    if ctx.prior == "images":
+        ctx.stages[k] = replace(ctx.stages[k], class_weights=_image_weights(ctx, k, y))
+
+
+def _image_weights(ctx: _Context, k: int, y: np.ndarray) -> tuple[float, ...]:
+    """Stage ``k``'s class weights: the training images' class shares over its labels' (:mod:`.prior`)."""
+    tasks = []
+    for image, raw in enumerate(ctx.raws):
+        spatial = tuple(raw.shape[:-1])
+        tile = tuple(min(t, n) for t, n in zip(_tile_shape(len(spatial)), spatial))
+        for lo, hi in pick_tiles(spatial, tile, ctx.seed + 7919 * image + k):
+            tasks.append(delayed(_region_probabilities)(ctx, image, k, lo, hi))
+    found = compute(*tasks)
+    n_classes = ctx.stages[k].n_classes
+    return class_weights(np.concatenate([p.reshape(-1, n_classes) for p in found]), y, n_classes)

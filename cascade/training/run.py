@@ -6,6 +6,7 @@ import dataclasses
 import os
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -16,7 +17,8 @@ from ..objects import ThresholdSettings
 from ..pipeline import Cascade, Stage
 from ..project import MAX_LABEL, SparseLabels, is_cascade_project, save_cascade
 from ._object_spec import ObjectSpec, object_feature_selection, object_features_file
-from .fitting import fit
+from .fitting import TrainingMode, fit
+from .prior import Prior
 from .spec import ImageSpec, TrainingSpec, _selection, load_training_images
 
 __all__ = ["check_project_target", "run_training", "simple_spec", "with_simple_objects"]
@@ -32,6 +34,7 @@ def simple_spec(
     trees: int,
     seed: int,
     training: str,
+    prior: str = "images",
 ) -> TrainingSpec:
     """The spec of ``cascade train --raw_data ... --labels ...``: same labels for every stage.
 
@@ -55,6 +58,8 @@ def simple_spec(
         Seed of the forests.
     training : str
         ``"cross-fit"``, ``"oob"`` or ``"in-sample"`` (see :func:`cascade.training.fit`).
+    prior : str
+        ``"images"`` or ``"labels"`` (see :func:`cascade.training.fit`).
 
     Returns
     -------
@@ -81,6 +86,7 @@ def simple_spec(
         trees=trees,
         seed=seed,
         training=training,
+        prior=prior,
     )
 
 
@@ -250,13 +256,23 @@ def _train(spec: TrainingSpec, project: str | Path) -> str:
         "seed": spec.seed,
         "trees": spec.trees,
         "training": spec.training,
+        "prior": spec.prior,
     }
     sparse: list[list[SparseLabels | None]] = []
     cascade = None
     if spec.stages:
         images, sparse = load_training_images(spec)
-        mode = spec.training
-        cascade = fit(images, spec.stages, trees=spec.trees, seed=spec.seed, mode=mode, provenance=provenance)  # type: ignore[arg-type]
+        mode = cast("TrainingMode", spec.training)  # both validated with the spec
+        prior = cast("Prior", spec.prior)
+        cascade = fit(
+            images,
+            spec.stages,
+            trees=spec.trees,
+            seed=spec.seed,
+            mode=mode,
+            prior=prior,
+            provenance=provenance,
+        )
     trained = None
     if spec.objects is not None:
         from .objects import train_object_stage

@@ -13,6 +13,7 @@ Example (see ``configs/train-example.yaml``)::
         features: configs/features/em-membranes.yaml
     forest: {trees: 100, seed: 0}
     training: cross-fit                # or oob, or in-sample (ilastik's behaviour)
+    prior: images                      # or labels: the forest's own class shares (ilastik's)
 
 Relative paths are taken relative to the spec file. Unknown keys (a typo such as ``tress:``)
 are refused, naming the valid ones; every stage needs at least two classes, as in ilastik.
@@ -36,6 +37,7 @@ from ..pipeline import Stage
 from ..project import MAX_LABEL, SparseLabels
 from ._object_spec import ObjectSpec, parse_object_spec
 from .fitting import TRAINING_MODES, TrainingImage
+from .prior import PRIORS
 
 __all__ = ["TrainingSpec", "load_spec", "load_training_images", "parse_spec"]
 
@@ -61,6 +63,7 @@ class TrainingSpec:
     seed: int = 0
     training: str = "cross-fit"
     objects: ObjectSpec | None = None
+    prior: str = "images"
 
 
 def _selection(value: Any, base: Path) -> FeatureSelection:
@@ -80,7 +83,7 @@ def _resolve(path: str, base: Path) -> str:
 
 
 _KEYS = {
-    "the training spec": ("images", "stages", "objects", "forest", "training"),
+    "the training spec": ("images", "stages", "objects", "forest", "training", "prior"),
     "stage": ("classes", "features"),
     "image": ("raw", "input_axes", "labels", "object_input", "object_labels"),
     "forest": ("trees", "seed"),
@@ -176,10 +179,13 @@ def parse_spec(spec: Mapping[str, Any], base: Path) -> TrainingSpec:
     training = str(spec.get("training", TRAINING_MODES[0]))
     if training not in TRAINING_MODES:
         raise CascadeError(f"training must be one of {', '.join(TRAINING_MODES)}; got {training!r}")
+    prior = str(spec.get("prior", PRIORS[0]))
+    if prior not in PRIORS:
+        raise CascadeError(f"prior must be one of {', '.join(PRIORS)}; got {prior!r}")
     trees = _whole(forest.get("trees", 100), "forest trees", 1, MAX_TREES)
     # stage k trains with seed + k, the object stage with seed + len(stages)
     seed = _whole(forest.get("seed", 0), "forest seed", 0, MAX_SEED - max(len(stages) - (objects is None), 0))
-    return TrainingSpec(tuple(images), tuple(stages), trees, seed, training, objects)
+    return TrainingSpec(tuple(images), tuple(stages), trees, seed, training, objects, prior)
 
 
 def _check_object_images(images: Sequence[ImageSpec], objects: ObjectSpec | None) -> None:
