@@ -9,6 +9,7 @@ stderr without a traceback, the words that name the problem, and that no file ap
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import struct
 import subprocess
@@ -19,6 +20,7 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
+import zarr
 from helpers import blobs, cascade, sparse
 
 from cascade.axes import internal_axes, to_internal
@@ -430,3 +432,91 @@ def test_help_still_works(run_dir: Path, command: list[str]) -> None:
     done = cascade(*command, "--help", cwd=run_dir)
     assert done.returncode == 0, done.stderr
     assert "Usage" in done.stdout and done.stderr == ""
+
+
+def test_zarr_chunk_bomb_is_refused_in_one_line(run_dir: Path) -> None:
+    """A zarr chunk of 64x64 whose 4 KB file inflates to 4 MiB is refused naming the chunk file and
+    nothing is written (a 1 GiB gzip bomb in one chunk took 2.3 GB of memory before zarr refused)."""
+    array = zarr.create_array(
+        str(run_dir / "bomb.zarr"),
+        shape=(64, 64),
+        chunks=(64, 64),
+        dtype="uint8",
+        compressors=[zarr.codecs.GzipCodec()],
+    )
+    array[:] = 1
+    (run_dir / "bomb.zarr" / "c" / "0" / "0").write_bytes(gzip.compress(bytes(4 << 20), compresslevel=9))
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "bomb.zarr", cwd=run_dir)
+    refused(done, "bomb.zarr/c/0/0", "decompresses to more than the 4096 bytes")
+    assert files(run_dir) == before
+
+
+@pytest.mark.parametrize(("value", "ndim"), [(5, 0), (np.arange(100), 1), (np.zeros((2,) * 6, np.uint8), 6)])
+def test_dataset_of_too_few_or_many_dimensions_is_refused_naming_it(
+    run_dir: Path, value: object, ndim: int
+) -> None:
+    with h5py.File(run_dir / "odd.h5", "w") as f:
+        f["d"] = value
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "odd.h5/d", cwd=run_dir)
+    refused(done, "cannot read odd.h5/d", f"2 to 5 dimensions, this data has {ndim}")
+    assert files(run_dir) == before
+
+
+def test_hdf5_dataset_needing_a_missing_filter_plugin_is_refused_before_reading(run_dir: Path) -> None:
+    """A dataset compressed with a filter whose plugin is not installed (here lzf renumbered to the
+    unregistered id 32099) is refused naming the filter; it failed per chunk with HDF5's "can't open
+    directory (/usr/local/lib/plugin)"."""
+    with h5py.File(run_dir / "f.h5", "w") as f:
+        f.create_dataset(
+            "d", data=np.tile(np.arange(64, dtype=np.uint8), (64, 1)), chunks=(32, 32), compression="lzf"
+        )
+    data = bytearray((run_dir / "f.h5").read_bytes())
+    at = data.find(b"lzf\0") - 8  # the filter pipeline message: id (2 bytes), name length, flags, ...
+    assert data[at : at + 2] == (32000).to_bytes(2, "little")
+    data[at : at + 2] = (32099).to_bytes(2, "little")
+    (run_dir / "f.h5").write_bytes(bytes(data))
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "f.h5/d", cwd=run_dir)
+    refused(done, "cannot read f.h5/d", "HDF5 filter 32099 (lzf)", "not available", "HDF5_PLUGIN_PATH")
+    assert files(run_dir) == before
+
+
+def test_zarr_declaring_a_trillion_pixels_is_refused_before_planning(run_dir: Path) -> None:
+    """10^6 x 10^6 pixels in chunks of 64 (nothing stored: zarr reads the fill value) are 3.8 million
+    blocks of 512^2: refused in one line; planning them took 6 GB in 90 s and had not finished."""
+    zarr.create_array(str(run_dir / "vast.zarr"), shape=(10**6, 10**6), chunks=(64, 64), dtype="uint8")
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "vast.zarr", cwd=run_dir)
+    refused(done, "vast.zarr", "(1000000, 1000000", "blocks", "--block-shape")
+    assert files(run_dir) == before
+
+
+@pytest.mark.parametrize(
+    ("link", "words"),
+    [
+        (h5py.ExternalLink("/nonexistent/raw.h5", "data"), "external link to /nonexistent/raw.h5:data"),
+        (h5py.SoftLink("/gone"), "a link to /gone, which does not exist"),
+    ],
+)
+def test_hdf5_dangling_link_is_refused_naming_its_target(run_dir: Path, link: object, words: str) -> None:
+    """A dataset that is a link to a missing file or path was reported as "has no dataset 'd'; datasets: none"."""
+    with h5py.File(run_dir / "links.h5", "w") as f:
+        f["d"] = link
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "links.h5/d", cwd=run_dir)
+    refused(done, "cannot read links.h5/d", words)
+    assert files(run_dir) == before
+
+
+def test_hdf5_gzip_chunk_bomb_is_refused_in_one_line(run_dir: Path) -> None:
+    """A 64x64 chunk whose 4 KB of deflate inflate to 4 MiB: HDF5 inflated all of it and kept the
+    chunk's first bytes without an error (a 1 GiB one took 2.3 GB and exited 0); now refused."""
+    with h5py.File(run_dir / "bomb.h5", "w") as f:
+        ds = f.create_dataset("d", data=np.ones((128, 128), np.uint8), chunks=(64, 64), compression="gzip")
+        ds.id.write_direct_chunk((64, 0), zlib.compress(bytes(4 << 20), 9))
+    before = files(run_dir)
+    done = cascade("--headless", "--project=p.cascade", "bomb.h5/d", cwd=run_dir)
+    refused(done, "damaged HDF5 chunk at (64, 0) of bomb.h5/d", "a chunk is 4096 bytes", "more than that")
+    assert files(run_dir) == before

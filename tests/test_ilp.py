@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cascade.errors import ProjectError
+from cascade.errors import DataError, ProjectError
 from cascade.forest.packed import PackedForest
 from cascade.project import IlpProject, describe_ilp, read_ilp, read_lane_data
 from cascade.project._ilp_lanes import split_internal_path
@@ -514,3 +515,89 @@ def test_unsupported_node_type(tmp_path: Path) -> None:
 
 def test_directory(tmp_path: Path) -> None:
     _one_line_error(tmp_path, "is a directory")
+
+
+# --- hostile label blocks -----------------------------------------------------------------------
+
+_BLOCK = "PixelClassification/LabelSets/labels000/block0000"  # (38, 65, 1) uint8 at [26:64,36:101,0:1]
+
+
+def _with_block(tmp_path: Path, data_dir: Path, data: Any, block_slice: str, **options: Any) -> Path:
+    """PixelClass.ilp (a 128x128 lane) with its label block replaced."""
+    path = tmp_path / "p.ilp"
+    path.write_bytes((data_dir / "ilp/ilastik__ilastik/api_projects/PixelClass.ilp").read_bytes())
+    with h5py.File(path, "r+") as f:
+        axistags = f[_BLOCK].attrs["axistags"]
+        del f[_BLOCK]
+        ds = f.create_dataset(_BLOCK, data=data, **options)
+        ds.attrs["axistags"], ds.attrs["blockSlice"] = axistags, block_slice
+    return path
+
+
+def test_label_block_declaring_a_huge_region_is_refused_unread(tmp_path: Path, data_dir: Path) -> None:
+    """A 10^5 x 10^5 block (a few KB of empty gzip chunks) in a 128 x 128 lane: refused before it is
+    read; reading it took 10 GB on every predict (labels are read when the project is opened)."""
+    options = {"shape": (100000, 100000, 1), "dtype": "u1", "chunks": (1000, 1000, 1), "compression": "gzip"}
+    path = _with_block(tmp_path, data_dir, None, "[0:100000,0:100000,0:1]", **options)
+    with pytest.raises(
+        ProjectError, match=r"block0000: label block at y=0:100000 lies outside the image \(y=128"
+    ):
+        read_ilp(path)
+
+
+@pytest.mark.parametrize(
+    ("block_slice", "named"), [("[126:164,36:101,0:1]", "y=126:164"), ("[-12:26,36:101,0:1]", "y=-12:26")]
+)
+def test_label_block_outside_the_image_is_refused(
+    tmp_path: Path, data_dir: Path, block_slice: str, named: str
+) -> None:
+    path = _with_block(tmp_path, data_dir, np.ones((38, 65, 1), np.uint8), block_slice)
+    with pytest.raises(ProjectError, match=f"label block at {named} lies outside the image"):
+        read_ilp(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (np.full((38, 65, 1), 258, np.int64), r"label values 258..258 outside ilastik's 0..255"),
+        (np.full((38, 65, 1), 1.5, np.float32), r"label block of dtype float32"),
+        (np.ones((38, 65), np.uint8), r"label block of shape \(38, 65\) does not fit its blockSlice"),
+    ],
+)
+def test_label_block_of_a_wrong_dtype_or_ndim_is_refused(
+    tmp_path: Path, data_dir: Path, data: Any, words: str
+) -> None:
+    """258 wrapped silently to class 2 and 1.5 was truncated to 1; both are refused now."""
+    path = _with_block(tmp_path, data_dir, data, "[26:64,36:101,0:1]")
+    with pytest.raises(ProjectError, match=words):
+        read_ilp(path)
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("topology", "i4"), ("parameters", "f8")])
+def test_tree_array_declaring_more_than_the_file_stores_is_refused_unread(
+    tmp_path: Path, data_dir: Path, name: str, dtype: str
+) -> None:
+    """A tree array of 10^10 entries whose chunks were never written (a few KB of file) failed as
+    "out of memory; use fewer --threads"; it is refused naming the dataset before anything is read."""
+    path = tmp_path / "p.ilp"
+    path.write_bytes((data_dir / "ilp/ilastik__ilastik/api_projects/PixelClass.ilp").read_bytes())
+    key = f"PixelClassification/ClassifierForests/Forest0000/Tree_00/{name}"
+    with h5py.File(path, "r+") as f:
+        del f[key]
+        f.create_dataset(key, shape=(10**10,), dtype=dtype, chunks=(10**6,), compression="gzip")
+    with pytest.raises(
+        ProjectError, match=f"Tree_00/{name}: damaged dataset: it declares \\(10000000000,\\)"
+    ):
+        read_ilp(path)
+
+
+def test_label_block_with_a_gzip_bomb_chunk_is_refused_uninflated(tmp_path: Path, data_dir: Path) -> None:
+    """HDF5 inflated a label block's chunk whole, however large, and kept its start without an error."""
+    options = {"chunks": (38, 65, 1), "compression": "gzip"}
+    path = _with_block(tmp_path, data_dir, np.ones((38, 65, 1), np.uint8), "[26:64,36:101,0:1]", **options)
+    with h5py.File(path, "r+") as f:
+        f[_BLOCK].id.write_direct_chunk((0, 0, 0), zlib.compress(bytes(8 << 20), 9))
+    with pytest.raises(
+        DataError, match=r"damaged HDF5 chunk at \(0, 0, 0\) of .*block0000: a chunk is 2470 bytes"
+    ):
+        read_ilp(path)

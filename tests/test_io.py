@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
 import os
 import pickle
+import re
 import struct
+import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import h5py
 import imageio.v3 as iio
+import numcodecs
 import numpy as np
 import pytest
 import tifffile
 import zarr
 
 from cascade.errors import AxesError, CascadeError, DataError, ExportError
-from cascade.io import FORMATS, Image, make_nickname, open_image, output_path, split_path, write_image
+from cascade.io import FORMATS, Image, _npz, make_nickname, open_image, output_path, split_path, write_image
 from cascade.io._meta import block_shape, guess_axes
 from cascade.io._tiff import TiffSource
+from cascade.io._zarr import ZarrSource
 
 RNG = np.random.default_rng(42)
 
@@ -841,3 +847,267 @@ def test_failing_chunk_keeps_existing_container(tmp_path: Path, fmt: str) -> Non
         write_image(_failing(a + 1, (2, 3, 8)), str(tmp_path / "c"), format=fmt, axes="zyx")
     assert _listing(tmp_path) == before
     np.testing.assert_array_equal(open_image(path).data.compute(), a)
+
+
+# --- hostile zarr chunks ------------------------------------------------------------------------
+
+
+def _zarr_with_chunk(path: Path, zarr_format: int, compressor: str | None, payload: bytes) -> str:
+    """A 128x128 uint8 zarr in 64x64 chunks whose first chunk file holds ``payload``."""
+    compressors = None if compressor is None else [zarr.codecs.GzipCodec()]
+    if zarr_format == 2 and compressor is not None:
+        compressors = [numcodecs.GZip()]
+    array = zarr.create_array(
+        str(path),
+        shape=(128, 128),
+        chunks=(64, 64),
+        dtype="uint8",
+        zarr_format=zarr_format,
+        compressors=compressors,
+    )
+    array[:] = 1
+    first = path / ("0.0" if zarr_format == 2 else "c/0/0")
+    first.write_bytes(payload)
+    return str(path)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_zarr_chunk_decompressing_past_its_size_is_refused_unread(tmp_path: Path, zarr_format: int) -> None:
+    """A 4 KiB chunk whose 4 KiB file holds 4 MiB of gzip is refused naming the chunk file; nothing
+    past a chunk's size is decompressed (a 1 GiB bomb took zarr 2.3 GB before it refused)."""
+    bomb = gzip.compress(bytes(4 << 20), compresslevel=9)
+    assert len(bomb) < 8192  # no larger than a compressed chunk may be
+    path = _zarr_with_chunk(tmp_path / "bomb.zarr", zarr_format, "gzip", bomb)
+    with pytest.raises(DataError, match=r"damaged zarr chunk .*bomb.zarr/.*0.*more than the 4096 bytes"):
+        open_image(path).data.compute()
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("compressor", [None, "gzip"])
+def test_zarr_chunk_shorter_than_a_chunk_is_refused_naming_it(
+    tmp_path: Path, zarr_format: int, compressor: str | None
+) -> None:
+    short = bytes(100) if compressor is None else gzip.compress(bytes(100))
+    path = _zarr_with_chunk(tmp_path / "short.zarr", zarr_format, compressor, short)
+    with pytest.raises(DataError, match=r"damaged zarr chunk .*short.zarr/.*0.*100 bytes, not the 4096"):
+        open_image(path).data.compute()
+
+
+def test_zarr_chunk_linked_outside_the_store_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(bytes(range(256)) * 16)  # exactly one chunk's 4096 bytes
+    path = _zarr_with_chunk(tmp_path / "s.zarr", 2, None, bytes(4096))
+    (tmp_path / "s.zarr" / "0.0").unlink()
+    (tmp_path / "s.zarr" / "0.0").symlink_to(secret)
+    with pytest.raises(
+        DataError, match=r"refusing zarr chunk .*s.zarr/0.0: it is a link to .*secret.bin, outside"
+    ):
+        open_image(path).data.compute()
+    inside = tmp_path / "s.zarr" / "kept.bin"
+    inside.write_bytes(bytes(4096))
+    (tmp_path / "s.zarr" / "0.0").unlink()
+    (tmp_path / "s.zarr" / "0.0").symlink_to(inside)  # a link within the store is read
+    assert int(open_image(path).data.sum().compute()) == 3 * 4096
+
+
+# --- hostile npz archives -----------------------------------------------------------------------
+
+
+def test_npz_is_listed_from_member_headers_and_never_unpickled(tmp_path: Path) -> None:
+    """A pickled (object) member no longer stops the one image of an archive being picked (it failed
+    with "Object arrays cannot be loaded"), and is refused in one line when named."""
+    a = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48)
+    np.savez(tmp_path / "p.npz", image=a, meta=np.array([[{"x": 1}] * 3] * 3, dtype=object))
+    np.testing.assert_array_equal(open_image(str(tmp_path / "p.npz")).data.compute(), a)
+    with pytest.raises(DataError, match=r"p.npz/meta: it is an object array, which cascade never unpickles"):
+        open_image(str(tmp_path / "p.npz/meta"))
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", ["<u2", ">u2", ">f8"])
+def test_npz_stored_members_are_memory_mapped_in_any_layout(tmp_path: Path, order: str, dtype: str) -> None:
+    a = np.asarray(np.arange(40 * 30).reshape(40, 30) * 7 % 1000, dtype=dtype, order=order)
+    np.savez(tmp_path / "s.npz", a=a)
+    np.savez_compressed(tmp_path / "c.npz", a=a)
+    stored, compressed = open_image(str(tmp_path / "s.npz/a")), open_image(str(tmp_path / "c.npz/a"))
+    np.testing.assert_array_equal(stored.data.compute(), a)
+    np.testing.assert_array_equal(compressed.data.compute(), a)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(stored.data)).compute(), a)
+    member = _npz._members(str(tmp_path / "s.npz"))["a"]
+    assert isinstance(_npz.NpzSource(str(tmp_path / "s.npz"), "a", member)._open(), np.memmap)
+
+
+def test_compressed_npz_member_too_large_to_inflate_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compressed member is read whole (npz cannot be sliced): past the limit it is refused before
+    anything is inflated (a 0.9 MB archive took 2.1 GB: its member was read twice)."""
+    monkeypatch.setattr(_npz, "NPZ_INFLATE_BYTES", 4000)
+    np.savez_compressed(tmp_path / "z.npz", a=np.zeros((64, 64), np.uint8))
+    with pytest.raises(DataError, match=r"z.npz/a: a compressed member of 4096 bytes .* numpy.save"):
+        open_image(str(tmp_path / "z.npz"))
+
+
+def test_npz_member_whose_header_lies_about_its_size_is_refused(tmp_path: Path) -> None:
+    header = "{'descr': '|u1', 'fortran_order': False, 'shape': (100000, 100000), }".ljust(117) + "\n"
+    member = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(1000)
+    with zipfile.ZipFile(tmp_path / "l.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.npy", member)
+    with pytest.raises(DataError, match=r"damaged .*l.npz/a: its header declares \(100000, 100000\) uint8"):
+        open_image(str(tmp_path / "l.npz"))
+
+
+@pytest.mark.parametrize(
+    ("zarr_format", "dtype"),
+    [(2, str), (3, str), (2, "complex64"), (3, "complex64"), (2, [("a", "u1"), ("b", "f4")])],
+)
+def test_zarr_of_a_non_image_dtype_is_refused_naming_it(
+    tmp_path: Path, zarr_format: int, dtype: object
+) -> None:
+    """Strings failed as dask's "Can not use auto rechunking with object dtype"; each is now named."""
+    zarr.create_array(
+        str(tmp_path / "s.zarr"), shape=(8, 8), chunks=(8, 8), dtype=dtype, zarr_format=zarr_format
+    )
+    with pytest.raises(DataError, match=r"s.zarr has unsupported dtype"):
+        open_image(str(tmp_path / "s.zarr"))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("path", ["nothere", "", "/abs/0"])
+def test_ome_zarr_naming_a_missing_scale_is_refused_naming_it(
+    tmp_path: Path, zarr_format: int, path: str
+) -> None:
+    """A multiscales entry naming no array of the image failed as "cannot read x.ome.zarr: 'nothere'"."""
+    group = zarr.open_group(str(tmp_path / "x.ome.zarr"), mode="w", zarr_format=zarr_format)
+    group.create_array("0", shape=(16, 16), chunks=(16, 16), dtype="uint8")
+    axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    scale = [{"type": "scale", "scale": [1.0, 1.0]}]
+    multiscales = [
+        {"version": "0.4", "axes": axes, "datasets": [{"path": path, "coordinateTransformations": scale}]}
+    ]
+    group.attrs.update(
+        {"multiscales": multiscales} if zarr_format == 2 else {"ome": {"multiscales": multiscales}}
+    )
+    with pytest.raises(
+        DataError, match=f"x.ome.zarr: its OME-Zarr multiscales metadata names '{path.strip('/')}', which"
+    ):
+        open_image(str(tmp_path / "x.ome.zarr"))
+
+
+def _shard_with_bomb(path: Path) -> str:
+    """A 512x512 uint8 zarr of one shard holding four 256x256 gzip chunks, the first a 16 MiB bomb."""
+    array = zarr.create_array(
+        str(path), shape=(512, 512), chunks=(256, 256), shards=(512, 512), dtype="uint8",
+        compressors=[zarr.codecs.GzipCodec()],
+    )  # fmt: skip
+    array[:] = 1
+    shard = path / "c" / "0" / "0"
+    data = shard.read_bytes()
+    index = np.frombuffer(data[-(4 * 16 + 4) : -4], "<u8").reshape(4, 2)
+    chunks = [data[int(o) : int(o) + int(n)] for o, n in index]
+    chunks[0] = gzip.compress(bytes(16 << 20), compresslevel=9)
+    offsets = np.cumsum([0] + [len(c) for c in chunks[:-1]])
+    table = np.array([[o, len(c)] for o, c in zip(offsets, chunks)], "<u8").tobytes()
+    shard.write_bytes(b"".join(chunks) + table + bytes(numcodecs.CRC32C().encode(table))[-4:])
+    return str(path)
+
+
+@pytest.mark.parametrize("region", [(slice(None), slice(None)), (slice(10, 20), slice(30, 40))])
+def test_sharded_zarr_chunk_bomb_is_refused_unread(tmp_path: Path, region: tuple[slice, slice]) -> None:
+    """An inner chunk of a shard inflating past its 64 KiB (16 MiB of gzip) is refused naming the shard,
+    read whole or one inner chunk at a time; a 1 GiB one took zarr 2.3 GB before it refused."""
+    path = _shard_with_bomb(tmp_path / "s.zarr")
+    with pytest.raises(
+        DataError, match=r"damaged zarr chunk .*s.zarr/c/0/0 at byte 0: it decompresses to more than"
+    ):
+        open_image(path).data[region].compute()
+    with pytest.raises(DataError, match=r"s.zarr/c/0/0 at byte 0: it decompresses to more than"):
+        ZarrSource(path, None, (512, 512), np.uint8)[
+            region
+        ]  # a part of a shard: its inner chunks fetched alone
+    assert ZarrSource(path, None, (512, 512), np.uint8)[300:310, 300:310].tolist() == [[1] * 10] * 10
+    a = (np.arange(300 * 200) % 251).reshape(300, 200).astype(np.uint16)
+    intact = zarr.create_array(
+        str(tmp_path / "ok.zarr"), shape=a.shape, chunks=(32, 32), shards=(128, 64), dtype="u2"
+    )
+    intact[:] = a  # intact shards read as before, whole or in part
+    np.testing.assert_array_equal(open_image(str(tmp_path / "ok.zarr")).data[region].compute(), a[region])
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_zarr_declaring_an_empty_chunk_edge_is_refused_naming_it(tmp_path: Path, zarr_format: int) -> None:
+    """Chunks of (0, 8) failed as "integer division or modulo by zero"."""
+    zarr.create_array(
+        str(tmp_path / "e.zarr"), shape=(16, 16), chunks=(8, 8), dtype="uint8", zarr_format=zarr_format
+    )
+    name = tmp_path / "e.zarr" / (".zarray" if zarr_format == 2 else "zarr.json")
+    meta = json.loads(name.read_text())
+    if zarr_format == 2:
+        meta["chunks"] = [0, 8]
+    else:
+        meta["chunk_grid"]["configuration"]["chunk_shape"] = [0, 8]
+    name.write_text(json.dumps(meta))
+    with pytest.raises(
+        DataError, match=r"e.zarr: damaged zarr metadata: chunk shape \(0, 8\) has an empty edge"
+    ):
+        open_image(str(tmp_path / "e.zarr"))
+
+
+@pytest.mark.parametrize(
+    ("codec", "payload"),
+    [
+        (numcodecs.LZ4(), numcodecs.LZ4().encode(bytes(1 << 20))),
+        (numcodecs.BZ2(), bz2.compress(bytes(1 << 20))),
+        (numcodecs.Zstd(), numcodecs.Zstd(level=19).encode(bytes(1 << 20))),
+        (numcodecs.Blosc(), numcodecs.Blosc().encode(bytes(1 << 20))),
+    ],
+    ids=["lz4", "bz2", "zstd", "blosc"],
+)
+def test_zarr_v2_chunk_bomb_of_every_compressor_is_refused(
+    tmp_path: Path, codec: Any, payload: bytes
+) -> None:
+    """Each numcodecs compressor's 1 MiB chunk in a 4 KiB chunk's place is refused before zarr
+    allocates it (LZ4 allocates the size its header declares)."""
+    assert len(payload) < 8192
+    array = zarr.create_array(
+        str(tmp_path / "b.zarr"),
+        shape=(128, 128),
+        chunks=(64, 64),
+        dtype="uint8",
+        zarr_format=2,
+        compressors=[codec],
+    )
+    array[:] = 1
+    (tmp_path / "b.zarr" / "0.0").write_bytes(bytes(payload))
+    with pytest.raises(
+        DataError, match=r"damaged zarr chunk .*b.zarr/0.0: it decompresses to more than the 4096"
+    ):
+        open_image(str(tmp_path / "b.zarr")).data.compute()
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_hdf5_gzip_chunks_are_checked_and_read_unchanged(tmp_path: Path, shuffle: bool) -> None:
+    """Intact gzip (and shuffled) chunks read as before, edge and unwritten chunks included; a chunk
+    inflating to less than a chunk, or damaged, is refused naming its corner."""
+    a = (np.arange(100 * 70) % 1000).reshape(100, 70).astype(np.uint16)
+    with h5py.File(tmp_path / "g.h5", "w") as f:
+        ds = f.create_dataset(
+            "d", shape=a.shape, dtype=a.dtype, chunks=(32, 32), compression="gzip", shuffle=shuffle
+        )
+        ds[:64] = a[:64]  # the chunks of rows 64.. are never written: the fill value, 0
+    expected = np.concatenate([a[:64], np.zeros_like(a[64:])])
+    np.testing.assert_array_equal(open_image(str(tmp_path / "g.h5/d")).data.compute(), expected)
+    for n, (corner, payload, words) in enumerate(
+        [
+            ((32, 32), zlib.compress(bytes(100)), "it inflates to 100 bytes"),
+            ((0, 64), b"no deflate", "its gzip data is damaged"),
+        ]
+    ):
+        damaged = tmp_path / f"g{n}.h5"
+        damaged.write_bytes((tmp_path / "g.h5").read_bytes())
+        with h5py.File(damaged, "r+") as f:
+            f["d"].id.write_direct_chunk(corner, payload)
+        with pytest.raises(
+            DataError, match=re.escape(f"chunk at {corner} of {damaged}/d: a chunk is 2048 bytes; {words}")
+        ):
+            open_image(f"{damaged}/d").data.compute()

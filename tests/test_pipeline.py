@@ -127,6 +127,35 @@ def test_probability_conversion_matches_ilastik() -> None:
     assert convert_probabilities(p, np.float32).dtype == np.float32
 
 
+def test_probability_conversion_for_signed_raw_is_ilastiks_overflowing_one() -> None:
+    """ilastik stacks ``((max - min) * p - min).astype(dtype)``: past the signed type's range, and
+    numpy's cast (x86) wraps int8/int16 and gives int32/int64 their minimum. cascade mapped p
+    onto the range instead (int8 p=0.5: 0, ilastik -1; int32: a ramp, ilastik a constant)."""
+    p = np.array([0.0, 0.1, 0.3, 0.5, 0.7, 0.999, 1.0], np.float32)
+    assert convert_probabilities(p, np.int8).tolist() == [-128, -103, -52, -1, 50, 126, 127]
+    assert convert_probabilities(p, np.int16).tolist() == [-32768, -26215, -13108, -1, 13106, 32701, 32767]
+    for dtype in (np.int32, np.int64):
+        converted = convert_probabilities(p, dtype)
+        assert converted.dtype == dtype and converted.tolist() == [np.iinfo(dtype).min] * 7
+    lazy = convert_probabilities(da.from_array(p, chunks=3), np.int16)
+    assert np.array_equal(lazy.compute(), convert_probabilities(p, np.int16))
+
+
+def test_probability_conversion_for_wide_unsigned_raw_is_ilastiks_float64_one() -> None:
+    """ilastik's numpy 1 computes ``(2^32 - 1) * p`` in float64 (value-based casting); cascade's
+    float32 gave 2147483648 for p = 0.5 (ilastik 2147483647) and 0 for p = 1, with a RuntimeWarning
+    on stderr. Values from numpy 1.26.4 running ilastik's expression."""
+    p = np.array([0.0, 0.1, 0.3, 0.5, 0.7, 0.999, 1.0], np.float32)
+    expected32 = [0, 429496735, 1288490239, 2147483647, 3006477055, 4290672383, 4294967295]
+    assert convert_probabilities(p, np.uint32).tolist() == expected32
+    expected64 = [0, 1844674434858745856, 5534023442015191040, 9223372036854775808]
+    expected64 += [12912720631694360576, 18428297567130353664, 0]
+    assert convert_probabilities(p, np.uint64).tolist() == expected64
+    assert convert_probabilities(p, np.uint16).tolist() == [0, 6553, 19660, 32767, 45874, 65469, 65535]
+    lazy = convert_probabilities(da.from_array(p, chunks=3), np.uint32)
+    assert np.array_equal(lazy.compute(), expected32)
+
+
 def test_corrupt_and_foreign_projects(tmp_path: Path) -> None:
     bad = tmp_path / "bad.cascade"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))

@@ -20,9 +20,11 @@ __all__ = [
 #: ilastik's ``--distributed_block_roi`` default: x, y and z blocks of 256 (t 1, all channels).
 ILASTIK_BLOCK_ROI = 256
 
-#: More blocks than this cannot be planned: dask's graph alone would need tens of GiB (a
-#: dataset declaring 10^7 x 10^7 pixels ran out of memory, or hung, while its graph was built).
-MAX_BLOCKS = 10**8
+#: More blocks than this cannot be planned: planning holds about 9 KiB of graph per block and
+#: takes 140 us per block (measured: 65536 blocks, 755 MB and 9 s), so 2^20 blocks need ~9 GiB
+#: and 2.5 minutes before a pixel is computed. A zarr declaring 10^6 x 10^6 pixels (3.8 million
+#: blocks of 512^2, under the former limit of 10^8) took 6 GB in 90 s and was still planning.
+MAX_BLOCKS = 2**20
 
 
 def parse_input_axes(text: str) -> tuple[str | None, ...]:

@@ -39,6 +39,7 @@ from ._atomic import (
     make_temp_file,
     remove_if_empty,
 )
+from ._h5guard import read_checked as read_hdf5_checked
 from ._hdf5 import h5_file
 from ._internal import dataset_parts
 from ._lock import hold_locks, lock_path, output_lock
@@ -102,6 +103,7 @@ __all__ = [
     "parse_range",
     "placeholders",
     "prepare_export",
+    "read_hdf5_checked",
     "remove_if_empty",
     "resumable_blocks",
     "spill",

@@ -20,6 +20,7 @@ from dask.utils import SerializableLock
 
 from ..errors import DataError, ExportError
 from ._atomic import atomic_files
+from ._h5guard import check_chunks, deflate_chunk_bytes
 from ._internal import dataset_parts
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
 from ._sources import LazySource, read_chunks, store, to_dask
@@ -67,7 +68,11 @@ class H5Source(LazySource):
         return h5py.File(self.path, "r", locking=False)
 
     def _read(self, handle: Any, index: tuple[slice, ...]) -> np.ndarray:
-        return np.asarray(handle[self.key][index])
+        ds = handle[self.key]
+        size = deflate_chunk_bytes(ds)
+        if size is not None:  # HDF5 would inflate a chunk whole, however large, and keep its start
+            check_chunks(ds, index, size, f"{self.path}/{self.key}")
+        return np.asarray(ds[index])
 
 
 def _axes_of(ds: h5py.Dataset) -> str | None:
@@ -76,6 +81,39 @@ def _axes_of(ds: h5py.Dataset) -> str | None:
         labels = [dim.label for dim in ds.dims]
         axes = valid_axes(labels, ds.ndim) if all(labels) else None
     return axes
+
+
+def _check_link(f: h5py.File, internal: str, external: str) -> None:
+    """Name a dangling soft or external link at ``internal`` (HDF5 just reports nothing there)."""
+    try:
+        link = f.get(internal, getlink=True)
+    except (KeyError, ValueError, OSError):  # a parent group is missing: nothing to name
+        return
+    if isinstance(link, h5py.ExternalLink):
+        raise DataError(
+            f"cannot read {external}/{internal}: it is an external link to {link.filename}:{link.path}, "
+            "which cannot be opened"
+        )
+    if isinstance(link, h5py.SoftLink):
+        raise DataError(
+            f"cannot read {external}/{internal}: it is a link to {link.path}, which does not exist"
+        )
+
+
+def _check_filters(ds: h5py.Dataset, where: str) -> None:
+    """Refuse a dataset compressed with an HDF5 filter that is not available (a plugin not installed).
+
+    Its chunks would fail to read one by one, with HDF5's "can't open directory" of its plugin folder.
+    """
+    plist = ds.id.get_create_plist()
+    for i in range(plist.get_nfilters()):
+        code, _, _, name = plist.get_filter(i)
+        if not h5py.h5z.filter_avail(code):
+            label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+            raise DataError(
+                f"cannot read {where}: it is compressed with HDF5 filter {code} ({label or 'unnamed'}), "
+                "which is not available; install its plugin and set HDF5_PLUGIN_PATH"
+            )
 
 
 def read_hdf5(external: str, internal: str | None) -> tuple[da.Array, str | None, str]:
@@ -91,11 +129,14 @@ def read_hdf5(external: str, internal: str | None) -> tuple[da.Array, str | None
         if internal is None:
             internal = pick_single(list_h5_datasets(f), external)
         ds = f.get(internal)
+        if ds is None:
+            _check_link(f, internal, external)
         if not isinstance(ds, h5py.Dataset):
             found = ", ".join(list_h5_datasets(f)) or "none"
             raise DataError(f"{external} has no dataset {internal!r}; datasets: {found}")
         if ds.dtype.kind not in "biuf":
             raise DataError(f"{external}/{internal} has unsupported dtype {ds.dtype}")
+        _check_filters(ds, f"{external}/{internal}")
         source = H5Source(external, internal, ds.shape, ds.dtype)
         chunks = read_chunks(ds.chunks, ds.shape, ds.dtype) if ds.chunks else "auto"
         axes = _axes_of(ds)

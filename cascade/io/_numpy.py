@@ -1,4 +1,4 @@
-"""NumPy ``.npy`` (memory-mapped, lazy) and ``.npz`` input; ``.npy`` output, chunk-wise plain writes."""
+"""NumPy ``.npy`` input (memory-mapped, lazy) and output (chunk-wise plain writes); ``.npz`` is ``_npz``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import dask.array as da
 import numpy as np
 
 from ..errors import DataError
-from ._hdf5 import pick_single
 from ._sources import LazySource, store, to_dask
 
-__all__ = ["NpySource", "NpyTarget", "read_npy", "read_npz", "store_npy"]
+__all__ = ["NpySource", "NpyTarget", "read_npy", "store_npy"]
 
 
 class NpySource(LazySource):
@@ -28,20 +27,6 @@ class NpySource(LazySource):
         return None
 
 
-class NpzSource(LazySource):
-    """Reader of one array of an ``.npz`` archive (read whole: npz cannot be memory-mapped)."""
-
-    def _open(self) -> Any:
-        with np.load(self.path, allow_pickle=False) as archive:
-            return archive[self.key]
-
-    def _read(self, handle: Any, index: tuple[slice, ...]) -> np.ndarray:
-        return np.asarray(handle[index])
-
-    def _close(self, handle: Any) -> None:
-        return None
-
-
 def read_npy(path: str) -> tuple[da.Array, None]:
     """Open an ``.npy`` file lazily (dask's automatic chunks)."""
     array = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -50,19 +35,6 @@ def read_npy(path: str) -> tuple[da.Array, None]:
     source = NpySource(path, None, array.shape, array.dtype)
     del array
     return to_dask(source, "auto"), None
-
-
-def read_npz(path: str, key: str | None) -> tuple[da.Array, None, str]:
-    """Open one array of an ``.npz`` archive (the only one if ``key`` is None)."""
-    with np.load(path, allow_pickle=False) as archive:
-        names = sorted(archive.files)
-        if key is None:
-            key = pick_single([n for n in names if archive[n].ndim in range(2, 6)], path)
-        if key not in names:
-            raise DataError(f"{path} has no array {key!r}; arrays: {', '.join(names) or 'none'}")
-        shape, dtype = archive[key].shape, archive[key].dtype
-    source = NpzSource(path, key, shape, dtype)
-    return to_dask(source, shape), None, key
 
 
 class NpyTarget:

@@ -16,7 +16,8 @@ from ._flat import FLAT_FORMATS, read_flat, read_flat_url
 from ._hdf5 import list_h5_datasets, pick_single, read_hdf5
 from ._meta import guess_axes, keys_from_axistags, valid_axes
 from ._n5 import N5Source, list_n5_datasets, n5_attributes
-from ._numpy import read_npy, read_npz
+from ._npz import read_npz
+from ._numpy import read_npy
 from ._paths import Member, expand_path, make_nickname
 from ._remote import is_url, join, probe, remote_error, remote_exists
 from ._sources import one_line, read_chunks, to_dask
@@ -341,10 +342,13 @@ def open_image(
     parts: list[tuple[da.Array, str]] = []
     guessed = False
     fmt = ""
-    for member in members:
+    for member, name in zip(members, names, strict=True):
         data, member_axes, fmt = _read_guarded(member, scale, in_stack=is_stack)
         if member_axes is None:
-            member_axes, guessed = guess_axes(data.shape), True
+            try:
+                member_axes, guessed = guess_axes(data.shape), True
+            except DataError as err:
+                raise DataError(f"cannot read {name}: {err}") from err
         parts.append((data, member_axes))
     data, found_axes = _stack(parts, names, stack_along) if is_stack else parts[0]
     if axes is not None:

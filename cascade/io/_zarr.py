@@ -16,12 +16,14 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import zarr
+from zarr.storage import LocalStore
 
 from ..errors import DataError, ExportError
 from ._atomic import atomic_dir, remove_stale
 from ._hdf5 import pick_single
 from ._internal import check_inside, dataset_parts
 from ._meta import axistags_json, block_shape, keys_from_axistags, valid_axes
+from ._omemeta import multiscales_of, ome_axes, ome_scales, parent_ome_axes, pick_scale
 from ._remote import (
     filesystem,
     is_url,
@@ -35,6 +37,7 @@ from ._remote import (
 from ._resume import ResumeState, resumable_dir, store_resumable
 from ._sources import LazySource, for_target, read_chunks, store, to_dask
 from ._store import aligned_block
+from ._zarrguard import GuardedStore, chunk_guard
 
 __all__ = [
     "ZarrSource",
@@ -53,56 +56,17 @@ class ZarrSource(LazySource):
     """Lazy reader of one zarr array (the array object itself holds no file handle)."""
 
     def _open(self) -> Any:
-        return zarr.open_array(store=self.path, path=self.key or "", mode="r", **zarr_options(self.path))
+        array = zarr.open_array(store=self.path, path=self.key or "", mode="r", **zarr_options(self.path))
+        if is_url(self.path):
+            return array
+        guarded = GuardedStore(LocalStore(self.path, read_only=True), chunk_guard(array))
+        return zarr.open_array(store=guarded, path=self.key or "", mode="r")
 
     def _read(self, handle: Any, index: tuple[slice, ...]) -> np.ndarray:
         return np.asarray(handle[index])
 
     def _close(self, handle: Any) -> None:
         return None
-
-
-def multiscales_of(attrs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The OME ``multiscales`` list of group attributes (v0.4 top level, v0.5 under ``ome``)."""
-    ome = attrs.get("ome")
-    found = ome.get("multiscales") if isinstance(ome, Mapping) else attrs.get("multiscales")
-    return [m for m in found or [] if isinstance(m, Mapping)]
-
-
-def ome_scales(location: str) -> list[str]:
-    """The scale paths of the OME-Zarr image at ``location`` (empty if it is none or unreadable)."""
-    try:
-        group = zarr.open_group(store=location, mode="r", **zarr_options(location))
-        multiscales = multiscales_of(group.attrs.asdict())
-    except Exception:  # not an OME-Zarr image: no scales to suggest
-        return []
-    datasets = multiscales[0].get("datasets", []) if multiscales else []
-    return [str(d.get("path", "")).strip("/") for d in datasets if isinstance(d, Mapping)]
-
-
-def _ome_axes(multiscale: Mapping[str, Any]) -> list[str]:
-    return [
-        str(a.get("name", "") if isinstance(a, Mapping) else a).lower() for a in multiscale.get("axes", [])
-    ]
-
-
-def _parent_ome_axes(external: str, internal: str | None) -> list[str] | None:
-    if internal:  # the parent group is in the same store
-        store_root = external
-        path, name = posixpath.split(internal.strip("/"))
-    elif is_url(external):
-        store_root, name = external.rstrip("/").rsplit("/", 1)
-        path = ""
-    else:
-        (store_root, name), path = os.path.split(os.path.normpath(external)), ""
-    try:
-        group = zarr.open_group(store=store_root, path=path, mode="r", **zarr_options(store_root))
-    except Exception:  # not a zarr group: no OME metadata
-        return None
-    for multiscale in multiscales_of(group.attrs.asdict()):
-        if any(str(d.get("path", "")).strip("/") == name for d in multiscale.get("datasets", [])):
-            return _ome_axes(multiscale)
-    return None
 
 
 def _array_axes(array: Any) -> str | None:
@@ -118,25 +82,6 @@ def _array_axes(array: Any) -> str | None:
             if axes is not None:
                 return axes
     return None
-
-
-def _pick_scale(group: Any, multiscale: Mapping[str, Any], scale: str | int | None, where: str) -> str:
-    paths = [str(d.get("path", "")).strip("/") for d in multiscale.get("datasets", [])]
-    if not paths:
-        raise DataError(f"{where}: the OME-Zarr multiscales metadata lists no datasets")
-    if scale is None:
-        return paths[0]
-    if isinstance(scale, int) and not isinstance(scale, bool):
-        if not -len(paths) <= scale < len(paths):
-            raise DataError(
-                f"{where}: scale {scale} out of range; it has {len(paths)} scales: {', '.join(paths)}"
-            )
-        return paths[scale]
-    if str(scale) in paths:
-        return str(scale)
-    if str(scale).isdigit() and int(scale) < len(paths):
-        return paths[int(scale)]
-    raise DataError(f"{where}: no scale {scale!r}; scales are {', '.join(paths)}")
 
 
 def _member_arrays(group: Any, where: str) -> list[str]:
@@ -168,9 +113,9 @@ def read_zarr(
     if isinstance(node, zarr.Group):
         multiscales = multiscales_of(node.attrs.asdict())
         if multiscales:
-            name = _pick_scale(node, multiscales[0], scale, where)
+            name = pick_scale(node, multiscales[0], scale, where)
             array = node[name]
-            axes = valid_axes(_ome_axes(multiscales[0]), getattr(array, "ndim", 0))
+            axes = valid_axes(ome_axes(multiscales[0]), getattr(array, "ndim", 0))
         else:
             if scale is not None:
                 raise DataError(
@@ -184,13 +129,19 @@ def read_zarr(
         if scale is not None:
             raise DataError(f"{where}: scale={scale!r} needs an OME-Zarr image root, this is one array")
         array = node
-        axes = valid_axes(_parent_ome_axes(external, internal), array.ndim)
+        axes = valid_axes(parent_ome_axes(external, internal), array.ndim)
     if not isinstance(array, zarr.Array):
         raise DataError(f"{where}: {internal!r} is not a zarr array")
+    if np.dtype(array.dtype).kind not in "biuf":
+        raise DataError(f"{where} has unsupported dtype {array.dtype}")
     if axes is None:
         axes = _array_axes(array)
     source = ZarrSource(external, internal, array.shape, array.dtype)
     stored = array.shards or array.chunks
+    if any(int(edge) < 1 for edge in array.chunks):
+        raise DataError(
+            f"{where}: damaged zarr metadata: chunk shape {tuple(array.chunks)} has an empty edge"
+        )
     # a remote store is read one stored chunk per task (a block fetches only its own chunks)
     chunks = stored if is_url(external) else read_chunks(stored, array.shape, array.dtype)
     return to_dask(source, chunks), axes, internal

@@ -16,10 +16,13 @@ __all__ = ["convert_probabilities", "reweighted", "segmentation", "uncertainty"]
 def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> ArrayT:
     """Probabilities converted to the raw dtype, as ilastik stacks them for the next stage.
 
-    Unsigned integers: ``floor((max - min) * p) + min`` (uint8: ``floor(255 p)``). Signed
-    integers map [0, 1] onto the type's full range the same way (ilastik's own formula
-    overflows there). Any other dtype (float, bool): ``p`` cast to it, as ilastik's
-    ``DtypeConvertFunction`` does.
+    ilastik computes ``((max - min) * p - min).astype(dtype)`` under numpy 1 (its conda package
+    pins numpy < 1.27), whose value-based casting computes it in float32 for 8- and 16-bit types
+    and in float64 for 32- and 64-bit ones, cast as numpy casts on x86. Unsigned: uint8
+    ``floor(255 p)``, uint32 ``floor((2^32 - 1) p)`` in float64, uint64 0 at p = 1 (2^64 wraps).
+    Signed: the result overflows the type: int8 and int16 wrap (int8: ``floor(255 p) - 128``),
+    int32 and int64 are all the type's minimum. Any other dtype (float, bool): ``p`` cast to it,
+    as ilastik's ``DtypeConvertFunction`` does.
 
     Parameters
     ----------
@@ -38,12 +41,22 @@ def convert_probabilities(probabilities: ArrayT, dtype: np.dtype[Any] | str) -> 
         coerced: ArrayT = probabilities.astype(dtype)
         return coerced
     info = np.iinfo(dtype)
-    span = np.float32(float(info.max) - float(info.min))
-    scaled = probabilities * span
-    if info.min != 0:
-        scaled = scaled + np.float32(info.min)
-    integers: ArrayT = scaled.astype(dtype)
-    return integers
+    if info.min == 0 and dtype.itemsize >= 4:  # numpy 1 promotes uint32(max) * float32 to float64
+        wide = probabilities.astype(np.float64) * float(info.max)
+        if dtype.itemsize == 8:  # float64(2^64 - 1) is 2^64: p = 1 wraps to 0, as the x86 cast gives
+            wide = wide * (wide < 2.0**64)
+        unsigned_wide: ArrayT = wide.astype(dtype)
+        return unsigned_wide
+    scaled = probabilities * np.float32(float(info.max) - float(info.min))
+    if info.min == 0:
+        unsigned: ArrayT = scaled.astype(dtype)
+        return unsigned
+    shifted = scaled + np.float32(-float(info.min))  # in [2^(bits-1), 3 * 2^(bits-1)): out of range
+    if dtype.itemsize <= 2:  # x86 truncates to int32, keeping the low bits: a wrap
+        wrapped: ArrayT = shifted.astype(np.int32).astype(dtype)
+        return wrapped
+    lowest: ArrayT = (probabilities * 0).astype(dtype) + dtype.type(info.min)  # x86's "integer indefinite"
+    return lowest
 
 
 def reweighted(probabilities: ArrayT, weights: Sequence[float]) -> ArrayT:

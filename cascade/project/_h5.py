@@ -1,4 +1,4 @@
-"""Small helpers for reading ilastik's HDF5 values: strings stored as bytes, numbered keys."""
+"""Small helpers for reading ilastik's HDF5 values: strings stored as bytes, numbered keys, whole datasets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import h5py
 import numpy as np
 
-__all__ = ["feature_name", "numbered", "text", "texts"]
+from ..errors import ProjectError
+from ..io import read_hdf5_checked
+
+__all__ = ["feature_name", "numbered", "read_stored", "text", "texts"]
 
 
 def text(value: Any) -> str:
@@ -43,3 +47,39 @@ def numbered(keys: Sequence[str], prefix: str) -> list[str]:
     pattern = re.compile(re.escape(prefix) + r"(\d+)$")
     found = [(int(m.group(1)), k) for k in keys if (m := pattern.match(k))]
     return [k for _, k in sorted(found)]
+
+
+#: HDF5's deflate expands at most ~1032 to 1: a dataset declaring more bytes than this many per
+#: byte it stores is damaged or hostile (its chunks were never written, or hold a bomb).
+MAX_EXPANSION = 1100
+
+
+def read_stored(ds: h5py.Dataset, where: str) -> np.ndarray:
+    """The whole of ``ds``, refused unread if it declares far more data than the file stores.
+
+    Parameters
+    ----------
+    ds : h5py.Dataset
+        A dataset of a project (tree arrays, labels).
+    where : str
+        Its name in messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        Its data.
+
+    Raises
+    ------
+    ProjectError
+        If it declares over 1 MiB and more than ``MAX_EXPANSION`` times the bytes stored.
+    """
+    declared = int(ds.size) * ds.dtype.itemsize
+    if declared > 1 << 20:
+        stored = int(ds.id.get_storage_size())
+        if declared > MAX_EXPANSION * stored:
+            raise ProjectError(
+                f"{where}: damaged dataset: it declares {ds.shape} {ds.dtype} ({declared} bytes) "
+                f"but the file stores {stored} bytes of it"
+            )
+    return read_hdf5_checked(ds, where)

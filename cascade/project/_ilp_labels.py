@@ -16,6 +16,7 @@ import numpy as np
 
 from ..axes import INTERNAL_ORDER
 from ..errors import ProjectError
+from ..io import read_hdf5_checked
 from ._h5 import numbered, text
 from ._ilp_lanes import IlpLane, parse_axistags
 
@@ -107,19 +108,40 @@ def guess_block_axes(n_axes: int, lane: IlpLane | None, version: str) -> str | N
     return None
 
 
+def _check_place(slices: tuple[slice, ...], axes: str, lane: IlpLane | None, where: str) -> None:
+    """Refuse a blockSlice that is empty, negative or reaches past the lane's image."""
+    sizes = dict(zip(lane.axes, lane.shape, strict=True)) if lane and lane.axes and lane.shape else {}
+    if len(sizes) != len(lane.shape if lane and lane.shape else ()):
+        sizes = {}
+    for key, part in zip(axes, slices, strict=True):
+        size = sizes.get(key) if key != "c" else None
+        if part.start < 0 or part.stop <= part.start or (size is not None and part.stop > size):
+            raise ProjectError(
+                f"{where}: label block at {key}={part.start}:{part.stop} lies outside the image "
+                f"({', '.join(f'{k}={n}' for k, n in sizes.items()) or 'size unknown'})"
+            )
+
+
 def _read_block(ds: h5py.Dataset, lane: IlpLane | None, version: str, where: str) -> LabelBlock:
+    """One label block, checked against its blockSlice and the lane's image before it is read."""
     try:
         slices = parse_block_slice(text(ds.attrs["blockSlice"]))
     except (KeyError, ValueError) as err:
         raise ProjectError(f"{where}: label block without a readable 'blockSlice' ({err})") from err
     axes = parse_axistags(ds.attrs["axistags"]) if "axistags" in ds.attrs else None
     axes = axes or guess_block_axes(len(slices), lane, version)
-    data = np.asarray(ds[()])
     extents = tuple(s.stop - s.start for s in slices)
-    if axes is None or len(axes) != len(slices) or data.shape != extents:
+    if axes is None or len(axes) != len(slices) or ds.shape != extents:
         raise ProjectError(
-            f"{where}: label block of shape {data.shape} does not fit its blockSlice {extents} "
-            f"/ axes {axes!r}"
+            f"{where}: label block of shape {ds.shape} does not fit its blockSlice {extents} / axes {axes!r}"
+        )
+    _check_place(slices, axes, lane, where)
+    if ds.dtype.kind not in "iub":
+        raise ProjectError(f"{where}: label block of dtype {ds.dtype}; labels are integers (ilastik's uint8)")
+    data = read_hdf5_checked(ds, where)
+    if data.size and (int(data.min()) < 0 or int(data.max()) > 255):
+        raise ProjectError(
+            f"{where}: label values {int(data.min())}..{int(data.max())} outside ilastik's 0..255"
         )
     return LabelBlock(slices=slices, axes=axes, data=data.astype(np.uint8, copy=False))
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ProjectError
 from ..forest import PackedForest
-from ._h5 import numbered
+from ._h5 import numbered, read_stored
 
 __all__ = ["LEAF_NODE", "SPLIT_NODE", "float32_thresholds", "read_vigra_forests"]
 
@@ -155,13 +155,17 @@ def read_vigra_forests(
     n_features: set[int] = set()
     for forest_key in numbered(list(group.keys()), "Forest"):
         forest = group[forest_key]
-        labels = forest["_ext_param/labels"][()] if "_ext_param/labels" in forest else known_labels
+        labels = known_labels
+        if "_ext_param/labels" in forest:
+            labels = read_stored(forest["_ext_param/labels"], f"{where}/{forest_key}/_ext_param/labels")
         channels = _label_channels(labels, n_outputs, f"{where}/{forest_key}")
         for tree_key in numbered(list(forest.keys()), "Tree_"):
             tree_where = f"{where}/{forest_key}/{tree_key}"
             # one path lookup per dataset: each h5py lookup costs as much as a small read
-            topology = forest[f"{tree_key}/topology"][()]
-            parameters = np.asarray(forest[f"{tree_key}/parameters"][()], dtype=np.float64)
+            topology = read_stored(forest[f"{tree_key}/topology"], f"{tree_where}/topology")
+            parameters = read_stored(forest[f"{tree_key}/parameters"], f"{tree_where}/parameters").astype(
+                np.float64
+            )
             parts.append(_convert_tree(topology, parameters, channels, n_outputs, tree_where))
             n_features.add(int(topology[0]))
     if not parts:
