@@ -124,7 +124,13 @@ def retrain_ilp(project: IlpProject, *, trees: int = 100, seed: int = 0) -> Casc
     template = cascade_from_ilp(project)
     stages = [dataclasses.replace(stage, forest=None) for stage in template.stages]
     images = ilp_training_images(project)
-    trained = fit(
-        images, stages, trees=trees, seed=seed, mode="in-sample", provenance=dict(template.provenance)
+    trained = fit(  # ilastik's way: in-sample, and the forest's own class shares
+        images,
+        stages,
+        trees=trees,
+        seed=seed,
+        mode="in-sample",
+        prior="labels",
+        provenance=dict(template.provenance),
     )
     return dataclasses.replace(trained, provenance={**template.provenance, "retrained": True})
