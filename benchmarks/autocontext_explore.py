@@ -60,6 +60,8 @@ from isbi_autocontext import DATA, append, draw_labels, load  # noqa: E402
 
 from cascade.features import FeatureSelection  # noqa: E402
 from cascade.forest import PackedForest, pack_sklearn, predict_proba  # noqa: E402
+from cascade.pipeline import reweighted  # noqa: E402
+from cascade.training.prior import em_shares  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "accuracy-explore.md"
 
@@ -295,7 +297,8 @@ def run(
         if "priortrain" in opts:
             shares = np.bincount(np.concatenate([lab[lab > 0] for lab in labs]), minlength=3)[1:]
             seen = np.concatenate([predict(forest, f).reshape(-1, 2) for f in tf])
-            weights = em_weights(seen, shares / shares.sum())
+            label_shares = shares / shares.sum()
+            weights = em_shares(seen, label_shares) / label_shares  # the library's EM, not clipped
             shown.append({i: reweighted(q, weights) for i, q in out[-1].items()})  # the feed stays as is
         if k == args.stages - 1:
             break
@@ -324,23 +327,6 @@ def run(
         for i in test:
             ctx[i] = context(out[-1][i], opts)
     return shown or out
-
-
-def em_weights(probs: np.ndarray, label_share: np.ndarray, rounds: int = 100) -> np.ndarray:
-    """Per-class weights image share / label share, the image shares by EM (Saerens et al. 2002)."""
-    p = probs.astype(np.float64)
-    share = label_share.astype(np.float64)
-    for _ in range(rounds):
-        q = p * (share / label_share)
-        q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-12)
-        share = q.mean(axis=0)
-    return share / label_share
-
-
-def reweighted(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Probabilities (..., C) multiplied by per-class ``weights`` and normalised."""
-    q = probs * weights.astype(np.float32)
-    return (q / np.maximum(q.sum(axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def prior_shift(probs: dict[int, np.ndarray], label_share: float, rounds: int = 50) -> dict[int, np.ndarray]:

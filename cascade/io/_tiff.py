@@ -255,10 +255,10 @@ def read_tiff(path: str, *, keep_open: bool = True) -> tuple[da.Array, str | Non
     finally:
         reader.close()
     source = TiffSource(path, None, shape, dtype, keep_open=keep_open)
-    return to_dask(source, read_chunks(chunks, shape, dtype.itemsize)), axes
+    return to_dask(source, strips_to_chunks(chunks, shape, dtype.itemsize)), axes
 
 
-def read_chunks(stored: tuple[int, ...], shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+def strips_to_chunks(stored: tuple[int, ...], shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     """The chunk to read a TIFF by: ``stored`` (a page, strip or tile), or whole multiples of it.
 
     A small chunk is grown along the last axis first, then the one before, up to about
@@ -267,9 +267,9 @@ def read_chunks(stored: tuple[int, ...], shape: tuple[int, ...], itemsize: int) 
 
     Examples
     --------
-    >>> read_chunks((1, 2, 2048), (32, 2048, 2048), 2)
+    >>> strips_to_chunks((1, 2, 2048), (32, 2048, 2048), 2)
     (1, 1024, 2048)
-    >>> read_chunks((1, 512, 512), (100, 512, 512), 1)
+    >>> strips_to_chunks((1, 512, 512), (100, 512, 512), 1)
     (16, 512, 512)
     """
     if math.prod(stored) * itemsize >= MIN_READ_BYTES:
